@@ -1,0 +1,187 @@
+"""``load_cxr``: one entry point that reads a chest radiograph from any supported file.
+
+Formats are recognised by content, not by extension: DICOM (with or without preamble), PNG,
+JPEG, TIFF, NIfTI, NRRD and MetaImage. Every returned image is float32 ``H x W`` with air dark.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dicom.reader import MAX_PIXELS, MAX_SIDE, read_dicom_image
+from .errors import (
+    ColourImageError,
+    CorruptFileError,
+    FileNotFoundInputError,
+    ImplausibleDimensionsError,
+    MultiFrameError,
+    TruncatedFileError,
+    UnreadableFileError,
+    UnrecognizedFormatError,
+)
+
+__all__ = ["detect_format", "load_cxr"]
+
+_PIL_FORMATS = {"png", "jpeg", "tiff"}
+_ITK_FORMATS = {"nifti", "nrrd", "metaimage"}
+
+
+def detect_format(path: str | Path) -> str:
+    """Return ``dicom``, ``png``, ``jpeg``, ``tiff``, ``nifti``, ``nrrd``, ``metaimage`` or ``unknown``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as err:
+        raise UnreadableFileError(f"cannot be opened for reading ({err.strerror or err})", path) from err
+    name = path.name.lower()
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head.startswith(b"NRRD"):
+        return "nrrd"
+    if name.endswith((".mha", ".mhd")) or head.lstrip().startswith((b"ObjectType", b"NDims")):
+        return "metaimage"
+    if len(head) >= 348 and head[344:347] in (b"n+1", b"ni1", b"n+2"):
+        return "nifti"
+    if head.startswith(b"\x1f\x8b") and name.endswith(".nii.gz"):
+        try:
+            with gzip.open(path, "rb") as handle:
+                inner = handle.read(348)
+        except (OSError, EOFError) as err:
+            raise TruncatedFileError(f"the gzip stream is damaged or truncated ({err})", path) from err
+        if inner[344:347] in (b"n+1", b"ni1", b"n+2"):
+            return "nifti"
+    return "dicom_candidate"
+
+
+def _check_size(shape: tuple[int, ...], path: Path) -> None:
+    rows, cols = int(shape[0]), int(shape[1])
+    if rows < 2 or cols < 2 or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
+        raise ImplausibleDimensionsError(
+            f"the image announces {rows} x {cols} pixels, outside the accepted 2..{MAX_SIDE} per side; "
+            "refusing to allocate memory for it", path)
+
+
+def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if pixels.ndim == 2:
+        return pixels.astype(np.float32)
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        rgb = pixels[..., :3].astype(np.float32)
+        return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if pixels.ndim == 3 and pixels.shape[2] in (1, 2):
+        return pixels[..., 0].astype(np.float32)
+    raise ColourImageError(f"pixel array of shape {pixels.shape} is not a single greyscale image", path)
+
+
+def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            _check_size((img.height, img.width), path)
+            if getattr(img, "n_frames", 1) > 1:
+                raise MultiFrameError(f"a multi-page {fmt.upper()} ({img.n_frames} pages); one image is expected", path)
+            mode = img.mode
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img.load()
+            if mode == "P":
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            elif mode in ("LA", "PA"):
+                img = img.convert("L")
+            elif mode in ("CMYK", "YCbCr"):
+                img = img.convert("RGB")
+            pixels = np.asarray(img)
+    except (UnidentifiedImageError, SyntaxError) as err:
+        raise CorruptFileError(f"the {fmt.upper()} data cannot be decoded ({err})", path) from err
+    except OSError as err:
+        if "truncated" in str(err).lower() or isinstance(err, EOFError):
+            raise TruncatedFileError(f"the {fmt.upper()} file is truncated ({err}); re-export it", path) from err
+        raise CorruptFileError(f"the {fmt.upper()} data cannot be decoded ({err})", path) from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImplausibleDimensionsError(f"refused as a decompression bomb ({err})", path) from err
+    image = _to_grey(pixels, path)
+    return image, {"format": fmt, "mode": mode}
+
+
+def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
+    import SimpleITK as sitk
+
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        size = reader.GetSize()
+        if len(size) > 2 and any(s > 1 for s in size[2:]):
+            raise MultiFrameError(f"a volume of size {size}; one 2D radiograph is expected", path)
+        _check_size((size[1], size[0]), path)
+        img = reader.Execute()
+    except RuntimeError as err:
+        raise CorruptFileError(f"the {fmt} file cannot be read ({str(err).strip().splitlines()[-1]})", path) from err
+    pixels = sitk.GetArrayFromImage(img)
+    if img.GetNumberOfComponentsPerPixel() == 1:
+        pixels = pixels.reshape(pixels.shape[-2:])
+    else:
+        pixels = pixels.reshape(pixels.shape[-3:])
+    spacing = img.GetSpacing()
+    meta = {"format": fmt, "pixel_spacing": [float(spacing[1]), float(spacing[0])],
+            "pixel_spacing_source": f"{fmt} header"}
+    return _to_grey(pixels, path), meta
+
+
+def load_cxr(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read one chest radiograph.
+
+    Args:
+        path: a DICOM file (any transfer syntax pydicom decodes with the pylibjpeg plugins), a PNG,
+            JPEG or TIFF image (colour converted to grey), or a 2D NIfTI, NRRD or MetaImage file.
+
+    Returns:
+        ``(image, meta)``. ``image`` is float32 ``H x W`` in the source pixel grid with air dark and
+        bone bright. ``meta`` always has ``source_path``, ``format``, ``original_shape``,
+        ``pixel_spacing`` (row, column mm or None) and ``pixel_spacing_source``; DICOM adds modality,
+        SOP Instance / Series / Study UIDs, photometric interpretation, transfer syntax, view position
+        and body part.
+
+    Raises:
+        PilletGANError: a subclass naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundInputError("no such file", path)
+    if not path.is_file():
+        raise FileNotFoundInputError("not a regular file", path)
+    if not os.access(path, os.R_OK):
+        raise UnreadableFileError("permission denied: the file cannot be read", path)
+    if path.stat().st_size == 0:
+        raise TruncatedFileError("the file is empty (0 bytes)", path)
+    fmt = detect_format(path)
+    if fmt in ("dicom", "dicom_candidate"):
+        return read_dicom_image(path)
+    if fmt in _PIL_FORMATS:
+        image, meta = _read_pil(path, fmt)
+    elif fmt in _ITK_FORMATS:
+        image, meta = _read_itk(path, fmt)
+    else:  # pragma: no cover - detect_format returns only the names above
+        raise UnrecognizedFormatError("unsupported format", path)
+    if not np.isfinite(image).all():
+        raise CorruptFileError("the image holds non-finite values", path)
+    base = {"source_path": str(path.resolve()), "original_shape": [int(image.shape[0]), int(image.shape[1])],
+            "pixel_spacing": None, "pixel_spacing_source": None, "modality": None,
+            "sop_instance_uid": None, "series_instance_uid": None, "study_instance_uid": None,
+            "photometric_interpretation": None, "transfer_syntax": None, "view_position": None,
+            "body_part": None}
+    base.update(meta)
+    return image, base

@@ -1,0 +1,40 @@
+"""The preprocessing chain shared by training, inference, the bundle and the Slicer module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monai.transforms import Compose, ScaleIntensityRangePercentilesd
+
+from .geometry import SquarePadResized
+from .io import LoadCXRd
+
+__all__ = ["DEFAULT_PERCENTILES", "cxr_preprocessing", "intensity_normalization"]
+
+#: Robust intensity window: these percentiles of each image map to the ends of the output range.
+DEFAULT_PERCENTILES = (0.5, 99.5)
+
+
+def intensity_normalization(keys: str | Sequence[str] = "image", margin: float = 1.0,
+                            percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> ScaleIntensityRangePercentilesd:
+    """Map each image's robust percentiles to ``[-margin, margin]`` and clip.
+
+    ``margin < 1`` (margin-safe normalization) keeps pixels off the asymptotes of a ``tanh`` output,
+    so a generator can reproduce every input value exactly.
+    """
+    if not 0 < margin <= 1:
+        raise ValueError(f"margin must lie in (0, 1], got {margin}")
+    return ScaleIntensityRangePercentilesd(keys, lower=percentiles[0], upper=percentiles[1],
+                                           b_min=-margin, b_max=margin, clip=True)
+
+
+def cxr_preprocessing(size: int = 256, keys: str | Sequence[str] = "image", margin: float = 1.0,
+                      load: bool = True) -> Compose:
+    """Load (optional), normalize to ``[-margin, margin]``, pad to square and resize to ``size``.
+
+    The square pad + resize is invertible: ``Invertd`` or :class:`CXRGeometry` maps outputs back.
+    Padding takes the darkest value, ``-margin``, like air.
+    """
+    transforms = [LoadCXRd(keys)] if load else []
+    transforms += [intensity_normalization(keys, margin), SquarePadResized(keys, size, pad_value=-margin)]
+    return Compose(transforms)

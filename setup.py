@@ -1,0 +1,58 @@
+"""Install PilletGANLib and the ``pilletgan`` command."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = {}
+exec((HERE / "PilletGANLib" / "version.py").read_text(), VERSION)
+
+setup(
+    name="pilletgan",
+    version=VERSION["__version__"],
+    description="Pneumonia localization on chest X-rays with PILLET-GAN (Fixed-Point GAN + lesion traversal attention)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["PilletGANLib", "PilletGANLib.*"]),
+    include_package_data=True,
+    package_data={"PilletGANLib": ["assets/*", "assets/**/*"]},
+    install_requires=[
+        "torch>=2.8,<2.15",
+        "monai>=1.6,<1.7",
+        "pytorch-ignite>=0.5,<0.6",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "pydicom>=3.0,<4",
+        "pylibjpeg>=2.0",
+        "pylibjpeg-openjpeg>=2.3",
+        "pylibjpeg-libjpeg>=2.1",
+        "highdicom>=0.23",
+        "SimpleITK>=2.3",
+        "nibabel>=5.0",
+        "pillow>=10.0",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "tensorboard>=2.14",
+        "matplotlib>=3.8",
+        "pynrrd>=1.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "ruff>=0.6",
+            "onnx>=1.16",
+            "onnxruntime>=1.18",
+            "onnxscript>=0.1",
+            "slicerio>=1.0",
+        ],
+    },
+    entry_points={"console_scripts": ["pilletgan=PilletGANLib.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+        "Intended Audience :: Science/Research",
+    ],
+)
