@@ -1,0 +1,169 @@
+"""The manifest: one CSV format for every training and evaluation dataset.
+
+Columns: ``image`` (path, absolute or relative to the CSV), ``label`` (``healthy``/``disease``),
+optional ``patient_id``, ``split`` (``train``/``val``/``test``), ``x,y,width,height`` (one box in
+source pixels per row; several rows per image = several boxes, as in RSNA) and ``mask`` (path to a
+lesion mask aligned with the image). Rows of the same image are merged into one
+:class:`ManifestRecord`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["LABELS", "SPLITS", "ManifestRecord", "read_manifest", "write_manifest", "select_split"]
+
+LABELS = ("healthy", "disease")
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("image", "label", "patient_id", "split", "x", "y", "width", "height", "mask")
+
+
+@dataclass
+class ManifestRecord:
+    """One image of a manifest, with all its boxes as ``(n, 4)`` ``x1, y1, x2, y2`` source pixels."""
+
+    image: Path
+    label: str
+    patient_id: str | None = None
+    split: str | None = None
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    mask: Path | None = None
+
+    @property
+    def is_disease(self) -> bool:
+        return self.label == "disease"
+
+    @property
+    def key(self) -> str:
+        """Stem of the image file name, used to name per-image outputs and saved maps."""
+        name = self.image.name
+        for suffix in (".nii.gz", ".seg.nrrd"):
+            if name.lower().endswith(suffix):
+                return name[: -len(suffix)]
+        return self.image.stem
+
+
+def _float_or_none(value: str | None, column: str, where: str) -> float | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise DataError(f"{where}: column '{column}' holds '{value}', not a number") from err
+    if not math.isfinite(number):
+        return None
+    return number
+
+
+def read_manifest(path: str | os.PathLike, check_files: bool = False) -> list[ManifestRecord]:
+    """Read a manifest CSV; image order is the order of first appearance.
+
+    Raises :class:`DataError` naming the row for a missing column, an unknown label or split,
+    a partial or negative box, or (with ``check_files``) an image that does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("manifest not found", path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or [])
+        for required in ("image", "label"):
+            if required not in columns:
+                raise DataError(f"the manifest has no '{required}' column (columns: {sorted(columns)})", path)
+        records: dict[str, ManifestRecord] = {}
+        boxes: dict[str, list[list[float]]] = {}
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            image_text = (row.get("image") or "").strip()
+            if not image_text:
+                raise DataError(f"{where}: empty 'image'")
+            image = Path(image_text) if os.path.isabs(image_text) else (path.parent / image_text)
+            label = (row.get("label") or "").strip().lower()
+            if label not in LABELS:
+                raise DataError(f"{where}: label '{row.get('label')}' is not one of {LABELS}")
+            split = (row.get("split") or "").strip().lower() or None
+            if split is not None and split not in SPLITS:
+                raise DataError(f"{where}: split '{row.get('split')}' is not one of {SPLITS}")
+            box = [_float_or_none(row.get(c), c, where) for c in ("x", "y", "width", "height")]
+            key = str(image)
+            if key not in records:
+                mask_text = (row.get("mask") or "").strip()
+                mask = None
+                if mask_text:
+                    mask = Path(mask_text) if os.path.isabs(mask_text) else (path.parent / mask_text)
+                records[key] = ManifestRecord(image=image, label=label,
+                                              patient_id=(row.get("patient_id") or "").strip() or None,
+                                              split=split, mask=mask)
+                boxes[key] = []
+            elif records[key].label != label:
+                raise DataError(f"{where}: image {image_text} appears with labels '{records[key].label}' and '{label}'")
+            if all(v is None for v in box):
+                continue
+            if any(v is None for v in box):
+                raise DataError(f"{where}: a box needs all of x, y, width, height (got {box})")
+            x, y, w, h = box
+            if w <= 0 or h <= 0:
+                raise DataError(f"{where}: box width and height must be positive (got {w} x {h})")
+            boxes[key].append([x, y, x + w, y + h])
+    for key, record in records.items():
+        record.boxes = np.asarray(boxes[key], dtype=np.float64).reshape(-1, 4)
+        if check_files and not record.image.is_file():
+            raise DataError(f"image listed in the manifest does not exist: {record.image}", path)
+    if not records:
+        raise DataError("the manifest lists no images", path)
+    return list(records.values())
+
+
+def write_manifest(records: Iterable[ManifestRecord], path: str | os.PathLike, relative: bool = True) -> Path:
+    """Write records as a manifest CSV (one row per box, one row for images without boxes).
+
+    Paths are written relative to the CSV's folder when ``relative`` and possible. The file is
+    written to a temporary name and renamed when complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: Path | None) -> str:
+        if p is None:
+            return ""
+        if relative:
+            try:
+                return os.path.relpath(Path(p).resolve(), path.parent.resolve())
+            except ValueError:
+                return str(p)
+        return str(p)
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        for record in records:
+            base = [rel(record.image), record.label, record.patient_id or "", record.split or ""]
+            mask = rel(record.mask)
+            if len(record.boxes) == 0:
+                writer.writerow([*base, "", "", "", "", mask])
+            for x1, y1, x2, y2 in np.asarray(record.boxes).reshape(-1, 4):
+                writer.writerow([*base, f"{x1:.3f}", f"{y1:.3f}", f"{x2 - x1:.3f}", f"{y2 - y1:.3f}", mask])
+    os.replace(tmp, path)
+    return path
+
+
+def select_split(records: Sequence[ManifestRecord], split: str | None) -> list[ManifestRecord]:
+    """Records of one split (all records when ``split`` is None)."""
+    if split is None:
+        return list(records)
+    if split not in SPLITS:
+        raise DataError(f"split '{split}' is not one of {SPLITS}")
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        raise DataError(f"the manifest has no images in split '{split}'")
+    return chosen

@@ -1,0 +1,132 @@
+"""From a radiograph and its healed twin to a lesion heat map, a score, a mask and boxes.
+
+Network-grid steps (batched, torch): difference ``|healed - x|``, Gaussian smoothing, gating by
+the valid (unpadded) area, an inner border margin and optionally lung fields, the detection score
+(mean of the top-k % of the gated map) and scaling to [0, 1]. Source-grid steps (numpy): the
+threshold, small components removed, connected components to scored boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import GaussianSmooth
+from scipy import ndimage
+
+from ..transforms.geometry import CXRGeometry
+from .result import LesionBox
+
+__all__ = ["LocalizationConfig", "border_gate", "connected_boxes", "difference_maps", "heat_from_difference",
+           "detection_scores", "clean_mask"]
+
+
+@dataclass
+class LocalizationConfig:
+    """How a difference map becomes a heat map, score, mask and boxes.
+
+    Attributes:
+        smoothing_sigma: Gaussian sigma in network pixels at 256 px (scaled with the network size).
+        border_fraction: width of the image border (fraction of the side) ignored by the map.
+        lung_gate: multiply the map by an estimated lung-field mask computed at inference time.
+        top_percent: the detection score is the mean of this top percentage of the gated map.
+        heat_scale: difference value that maps to heat 1.0 (calibrated on validation images).
+        threshold: heat value above which a pixel is lesion (calibrated on healthy validation images).
+        min_component_fraction: components smaller than this fraction of the image are dropped.
+    """
+
+    smoothing_sigma: float = 2.0
+    border_fraction: float = 0.03
+    lung_gate: bool = False
+    top_percent: float = 1.0
+    heat_scale: float = 1.0
+    threshold: float = 0.5
+    min_component_fraction: float = 0.002
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> LocalizationConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in known})
+
+
+def border_gate(size: int, border_fraction: float, geometry: CXRGeometry | None = None) -> torch.Tensor:
+    """``size x size`` float gate: 1 inside the image (minus a border margin), 0 on padding and border."""
+    gate = torch.ones(size, size)
+    if geometry is not None:
+        gate *= torch.from_numpy(geometry.valid_mask()).float()
+        rows = torch.nonzero(gate.sum(1) > 0).flatten()
+        cols = torch.nonzero(gate.sum(0) > 0).flatten()
+        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    else:
+        top, bottom, left, right = 0, size, 0, size
+    margin_r = int(round((bottom - top) * border_fraction))
+    margin_c = int(round((right - left) * border_fraction))
+    inner = torch.zeros(size, size)
+    inner[top + margin_r: bottom - margin_r, left + margin_c: right - margin_c] = 1
+    return gate * inner
+
+
+def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
+                    gates: torch.Tensor | None = None) -> torch.Tensor:
+    """Smoothed, gated ``|healed - images|`` for a batch ``(B, 1, N, N)``; gates broadcast as ``(B, 1, N, N)``."""
+    diff = (healed.float() - images.float()).abs()
+    sigma = config.smoothing_sigma * images.shape[-1] / 256
+    if sigma > 0:
+        smooth = GaussianSmooth(sigma=sigma)
+        diff = torch.stack([smooth(d) for d in diff])
+    if gates is not None:
+        diff = diff * gates.to(diff.device, diff.dtype)
+    return diff
+
+
+def detection_scores(diff: torch.Tensor, top_percent: float, gates: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the top ``top_percent`` % of each map's gated pixels, shape ``(B,)``."""
+    flat = diff.flatten(1)
+    counts = (gates.flatten(1) > 0).sum(1) if gates is not None else torch.full((flat.shape[0],), flat.shape[1])
+    scores = []
+    for values, count in zip(flat, counts, strict=True):
+        k = max(1, int(round(int(count) * top_percent / 100)))
+        scores.append(values.topk(k).values.mean())
+    return torch.stack(scores)
+
+
+def heat_from_difference(diff: np.ndarray, heat_scale: float) -> np.ndarray:
+    """Scale a difference map to a heat map in [0, 1]."""
+    return np.clip(diff / max(heat_scale, 1e-8), 0.0, 1.0).astype(np.float32)
+
+
+def clean_mask(heatmap: np.ndarray, threshold: float, min_component_fraction: float) -> np.ndarray:
+    """``heatmap >= threshold`` without connected components smaller than the given image fraction."""
+    mask = heatmap >= threshold
+    if not mask.any():
+        return mask
+    labels, count = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= max(1, int(min_component_fraction * heatmap.size))
+    keep[0] = False
+    return keep[labels]
+
+
+def connected_boxes(mask: np.ndarray, heatmap: np.ndarray,
+                    pixel_spacing: tuple[float, float] | list[float] | None = None) -> list[LesionBox]:
+    """One box per connected component of ``mask``, scored by the component's peak heat, best first."""
+    labels, count = ndimage.label(mask)
+    boxes = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        rows, cols = region
+        component = labels[region] == index
+        peak = float(heatmap[region][component].max())
+        y1, y2, x1, x2 = rows.start, rows.stop, cols.start, cols.stop
+        mm = None
+        if pixel_spacing:
+            sr, sc = float(pixel_spacing[0]), float(pixel_spacing[1])
+            mm = (x1 * sc, y1 * sr, x2 * sc, y2 * sr)
+        boxes.append(LesionBox(float(x1), float(y1), float(x2), float(y2), peak, int(component.sum()), mm))
+    return sorted(boxes, key=lambda b: -b.score)

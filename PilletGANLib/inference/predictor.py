@@ -1,0 +1,229 @@
+"""The predictor: radiograph files in, :class:`LesionResult` out, in the source pixel grid."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import ModelError, PilletGANError
+from ..model_store import load_model
+from ..reading import load_cxr
+from ..transforms.geometry import CXRGeometry
+from ..transforms.pipeline import intensity_normalization
+from .lesion_map import (
+    LocalizationConfig,
+    border_gate,
+    clean_mask,
+    connected_boxes,
+    detection_scores,
+    difference_maps,
+    heat_from_difference,
+)
+from .result import LesionResult
+
+__all__ = ["PreparedImage", "Predictor", "prepare_image", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; anything else is passed to ``torch.device``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device '{device}' was requested but CUDA is not available on this machine")
+    return resolved
+
+
+@dataclass
+class PreparedImage:
+    """A radiograph read and preprocessed for the network, with what is needed to map back."""
+
+    image: np.ndarray
+    meta: dict[str, Any]
+    network_input: torch.Tensor
+    geometry: CXRGeometry
+
+
+def prepare_image(image: np.ndarray, meta: dict[str, Any], size: int, margin: float) -> PreparedImage:
+    """Normalize to ``[-margin, margin]`` by robust percentiles, pad to square and resize to ``size``."""
+    normalize = intensity_normalization("image", margin)
+    tensor = normalize({"image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]})["image"]
+    geometry = CXRGeometry(int(image.shape[0]), int(image.shape[1]), size)
+    network_input = geometry.image_to_network(torch.as_tensor(tensor).float(), pad_value=-margin)
+    return PreparedImage(image, meta, network_input, geometry)
+
+
+class _PathDataset(Dataset):
+    """Reads and prepares files in DataLoader workers; a failure travels as the error object."""
+
+    def __init__(self, paths: Sequence[Path], size: int, margin: float) -> None:
+        self.paths, self.size, self.margin = list(paths), size, margin
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Path, PreparedImage | PilletGANError]:
+        path = self.paths[index]
+        try:
+            image, meta = load_cxr(path)
+            return path, prepare_image(image, meta, self.size, self.margin)
+        except PilletGANError as err:
+            return path, err
+
+
+def _keep_list(batch: list) -> list:
+    return batch
+
+
+class Predictor:
+    """Runs a PILLET-GAN generator towards the Healthy domain and turns the difference into results.
+
+    Args:
+        generator: a ``PilletGenerator`` (weights loaded).
+        card: the model card (``network``, ``preprocessing``, ``localization``, ...).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+        bf16: run the network under bfloat16 autocast.
+        batch_size: images per forward pass.
+        num_workers: worker processes that read and preprocess files.
+    """
+
+    def __init__(self, generator: torch.nn.Module, card: dict[str, Any], device: str | torch.device = "auto",
+                 bf16: bool = False, batch_size: int = 8, num_workers: int = 0) -> None:
+        self.device = resolve_device(device)
+        self.generator = generator.to(self.device).eval()
+        self.card = card
+        preprocessing = card.get("preprocessing", {})
+        self.image_size = int(preprocessing.get("image_size", 256))
+        self.margin = float(preprocessing.get("margin", 1.0))
+        self.healthy_index = int(card.get("healthy_index", 0))
+        self.localization = LocalizationConfig.from_dict(card.get("localization"))
+        self.bf16 = bf16
+        self.batch_size = max(1, int(batch_size))
+        self.num_workers = max(0, int(num_workers))
+        self.model_info = {"model_name": card.get("name", "PilletGAN"), "model_sha256": card.get("sha256"),
+                           "model_version": card.get("version"), "model_path": card.get("path")}
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Predictor:
+        """Load a model (``.pt`` + ``.json`` card, checksum checked); ``None`` is the shipped default."""
+        from ..networks import PilletGenerator
+
+        state, card, weights = load_model(path)
+        try:
+            generator = PilletGenerator(**card["network"])
+            generator.load_state_dict(state)
+        except (TypeError, RuntimeError) as err:
+            raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
+        card = {**card, "path": str(weights)}
+        return cls(generator, card, **kwargs)
+
+    # -- network -------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Healed images ``(B, 1, N, N)`` and attention maps for a batch of network inputs."""
+        images = images.to(self.device)
+        target = torch.full((images.shape[0],), self.healthy_index, dtype=torch.long, device=self.device)
+        with self._autocast():
+            healed, attention = self.generator(images, target)
+        return healed.float(), [a.float() for a in attention]
+
+    def _gates(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
+        gates = []
+        for item in prepared:
+            gate = border_gate(self.image_size, self.localization.border_fraction, item.geometry)
+            if self.localization.lung_gate:
+                from ..transforms.lungs import estimate_lung_mask
+
+                lungs = estimate_lung_mask(item.network_input[0].numpy())
+                gate = gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
+            gates.append(gate)
+        return torch.stack(gates)[:, None]
+
+    # -- results -------------------------------------------------------------------------------
+    def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
+        """Results for already prepared images (one forward pass per ``batch_size``)."""
+        results: list[LesionResult] = []
+        for start in range(0, len(prepared), self.batch_size):
+            chunk = prepared[start: start + self.batch_size]
+            images = torch.stack([p.network_input for p in chunk])
+            healed, attention = self.translate(images)
+            gates = self._gates(chunk).to(healed.device)
+            diff = difference_maps(images.to(healed.device), healed, self.localization, gates)
+            scores = detection_scores(diff, self.localization.top_percent, gates)
+            for index, item in enumerate(chunk):
+                results.append(self._to_source(item, healed[index], diff[index], float(scores[index]),
+                                               [a[index] for a in attention]))
+        return results
+
+    def _to_source(self, item: PreparedImage, healed: torch.Tensor, diff: torch.Tensor, score: float,
+                   attention: Sequence[torch.Tensor]) -> LesionResult:
+        geometry = item.geometry
+        difference = geometry.map_to_source(diff[0].cpu().numpy())
+        heatmap = heat_from_difference(difference, self.localization.heat_scale)
+        mask = clean_mask(heatmap, self.localization.threshold, self.localization.min_component_fraction)
+        boxes = connected_boxes(mask, heatmap, item.meta.get("pixel_spacing"))
+        attention_maps = []
+        for att in attention:
+            full = torch.nn.functional.interpolate(att[None].float(), size=(self.image_size,) * 2, mode="bilinear",
+                                                   align_corners=False)[0, 0]
+            attention_maps.append(geometry.map_to_source(full.cpu().numpy()).clip(0, 1))
+        return LesionResult(
+            image=item.image,
+            healed=geometry.map_to_source(healed[0].cpu().numpy()),
+            difference=difference,
+            heatmap=heatmap,
+            score=score,
+            threshold=self.localization.threshold,
+            mask=mask,
+            boxes=boxes,
+            attention=attention_maps,
+            meta={**item.meta, **self.model_info},
+        )
+
+    def predict_array(self, image: np.ndarray, meta: dict[str, Any] | None = None) -> LesionResult:
+        """Result for an image already in memory (``H x W``, air dark)."""
+        meta = dict(meta or {})
+        meta.setdefault("original_shape", list(image.shape))
+        return self.predict_prepared([prepare_image(image, meta, self.image_size, self.margin)])[0]
+
+    def predict_path(self, path: str | os.PathLike) -> LesionResult:
+        """Read one file and predict; raises the reader's :class:`PilletGANError` for a bad file."""
+        image, meta = load_cxr(path)
+        return self.predict_array(image, meta)
+
+    def predict_paths(self, paths: Iterable[str | os.PathLike], progress: bool = False
+                      ) -> Iterator[tuple[Path, LesionResult | PilletGANError]]:
+        """Yield ``(path, result or error)`` in input order; files are read by worker processes."""
+        paths = [Path(p) for p in paths]
+        loader = DataLoader(_PathDataset(paths, self.image_size, self.margin), batch_size=self.batch_size,
+                            num_workers=self.num_workers, collate_fn=_keep_list)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(paths), unit="image", desc="inference")
+        for batch in loader:
+            good = [(path, item) for path, item in batch if isinstance(item, PreparedImage)]
+            results = iter(self.predict_prepared([item for _, item in good]))
+            for path, item in batch:
+                yield path, (next(results) if isinstance(item, PreparedImage) else item)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()

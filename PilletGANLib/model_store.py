@@ -1,0 +1,113 @@
+"""Model files: a generator state dict (``.pt``) plus its card (``.json`` beside it).
+
+The card holds what is needed to use the weights — network configuration, preprocessing,
+localization settings with the calibrated threshold — the SHA-256 of the weights, which the loader
+checks before loading anything, and the training record. Weights load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelError
+
+__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "default_model_path", "load_model", "read_card", "save_model",
+           "sha256_file"]
+
+#: Environment variable that overrides the shipped default model.
+DEFAULT_MODEL_ENV = "PILLETGAN_MODEL"
+_BUNDLE_MODEL = Path("bundle") / "PilletGAN_CXR" / "models" / "model.pt"
+CARD_FORMAT = "pilletgan-model-card"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def card_path_for(weights: str | os.PathLike) -> Path:
+    """The card of ``model.pt`` is ``model.json`` in the same folder."""
+    return Path(weights).with_suffix(".json")
+
+
+def default_model_path() -> Path:
+    """The shipped model: ``$PILLETGAN_MODEL``, else the bundle's ``models/model.pt`` in the source tree
+    (editable installs, the Slicer module), else the copy installed under ``<prefix>/share/pilletgan``."""
+    override = os.environ.get(DEFAULT_MODEL_ENV)
+    if override:
+        return Path(override)
+    candidates = [Path(__file__).resolve().parents[1] / "Resources" / _BUNDLE_MODEL,
+                  Path(sys.prefix) / "share" / "pilletgan" / _BUNDLE_MODEL]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ModelError("the default model is not installed (looked in "
+                     + ", ".join(str(c) for c in candidates) + "); pass --model PATH or set "
+                     f"{DEFAULT_MODEL_ENV}")
+
+
+def read_card(weights: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the card beside ``weights``."""
+    card_path = card_path_for(weights)
+    if not card_path.is_file():
+        raise ModelError(f"no model card {card_path.name} beside the weights; a PilletGAN model is a .pt state dict "
+                         "with its .json card (network configuration, calibration, SHA-256)", weights)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"the model card cannot be read ({err})", card_path) from err
+    for key in ("network", "sha256"):
+        if key not in card:
+            raise ModelError(f"the model card lacks '{key}'", card_path)
+    return card
+
+
+def load_model(weights: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"
+               ) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """Return ``(state_dict, card, path)`` after checking the weights' SHA-256 against the card.
+
+    ``weights=None`` loads the shipped default model.
+    """
+    path = Path(weights) if weights is not None else default_model_path()
+    if not path.is_file():
+        raise ModelError("model file not found", path)
+    card = read_card(path)
+    actual = sha256_file(path)
+    if actual != card["sha256"]:
+        raise ModelError(f"checksum mismatch: the weights have SHA-256 {actual} but the card expects {card['sha256']}; "
+                         "the file is damaged or not the model the card describes — refusing to load it", path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad archives
+        raise ModelError(f"the weights cannot be loaded safely ({type(err).__name__}: {err})", path) from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError("the file is not a generator state dict", path)
+    return state, card, path
+
+
+def save_model(state_dict: dict[str, torch.Tensor], card: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``path`` (state dict) and its card with the SHA-256 filled in; both written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
+    os.replace(tmp, path)
+    full_card = {"format": CARD_FORMAT, **card, "sha256": sha256_file(path), "weights_file": path.name}
+    card_path = card_path_for(path)
+    tmp_card = card_path.with_name(card_path.name + ".tmp")
+    tmp_card.write_text(json.dumps(full_card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp_card, card_path)
+    return path

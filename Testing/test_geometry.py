@@ -1,0 +1,79 @@
+"""Square pad + resize and its exact inverse back onto the source pixel grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.transforms import Invertd
+
+from PilletGANLib.transforms import CXRGeometry, SquarePadResize, cxr_preprocessing
+
+
+@pytest.mark.parametrize("shape", [(1955, 1841), (1024, 1024), (64, 64), (480, 1200), (2500, 2048)])
+@pytest.mark.parametrize("size", [64, 256, 512])
+def test_random_boxes_round_trip(shape: tuple[int, int], size: int) -> None:
+    rng = np.random.default_rng(0)
+    rows, cols = shape
+    geometry = CXRGeometry(rows, cols, size)
+    corners = np.sort(rng.uniform(0, [cols, rows, cols, rows], size=(200, 4)).reshape(200, 2, 2), axis=1)
+    boxes = corners.transpose(0, 2, 1).reshape(200, 4)[:, [0, 2, 1, 3]]  # x1, y1, x2, y2
+    back = geometry.boxes_to_source(geometry.boxes_to_network(boxes))
+    assert np.abs(back - boxes).max() < 1.0
+
+
+def test_network_box_lands_on_source_content(dicom_dir: Path) -> None:
+    """A bright square painted into a real image is found at the same place after the round trip."""
+    from PilletGANLib import load_cxr
+
+    image, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
+    rows, cols = image.shape
+    x1, y1, x2, y2 = 700, 900, 1100, 1300
+    bright = float(image.max()) * 2
+    image[y1:y2, x1:x2] = bright
+    geometry = CXRGeometry(rows, cols, 256)
+    net = geometry.image_to_network(torch.from_numpy(image)[None])[0].numpy()
+    ys, xs = np.nonzero(net > bright * 0.999)  # network pixels fully inside the square
+    network_box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=float)
+    source_box = geometry.boxes_to_source(network_box)[0]
+    step = 1 / geometry.scale  # one network pixel in source pixels
+    assert np.abs(source_box - [x1, y1, x2, y2]).max() <= step
+
+
+def test_pad_is_symmetric_and_valid_mask_matches() -> None:
+    geometry = CXRGeometry(100, 60, 100)
+    assert geometry.pad == (0, 0, 20, 20)
+    valid = geometry.valid_mask()
+    assert valid[:, :20].sum() == 0 and valid[:, 20:80].all() and valid[:, 80:].sum() == 0
+
+
+def test_map_to_source_has_source_shape_and_identity_at_scale_one() -> None:
+    geometry = CXRGeometry(64, 64, 64)
+    array = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    np.testing.assert_allclose(geometry.map_to_source(array), array)
+    wide = CXRGeometry(300, 500, 128)
+    assert wide.map_to_source(np.zeros((128, 128), np.float32)).shape == (300, 500)
+
+
+def test_size_must_be_multiple_of_four() -> None:
+    with pytest.raises(ValueError, match="multiple of 4"):
+        SquarePadResize(250)
+
+
+def test_invertd_brings_a_map_back_to_the_source_grid(dicom_dir: Path) -> None:
+    preprocessing = cxr_preprocessing(128)
+    data = preprocessing({"image": str(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")})
+    image = data["image"]
+    assert tuple(image.shape) == (1, 128, 128)
+    assert float(image.min()) >= -1 and float(image.max()) <= 1
+    data["heat"] = image.clone()
+    restored = Invertd(keys="heat", transform=preprocessing, orig_keys="image", nearest_interp=False)(data)["heat"]
+    assert tuple(restored.shape) == (1, 1024, 1024)
+
+
+def test_margin_safe_normalization_keeps_values_inside(dicom_dir: Path) -> None:
+    data = cxr_preprocessing(64, margin=0.9)({"image": str(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")})
+    assert float(data["image"].min()) == pytest.approx(-0.9, abs=1e-4)
+    assert float(data["image"].max()) == pytest.approx(0.9, abs=1e-4)
