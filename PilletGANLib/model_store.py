@@ -89,7 +89,7 @@ def load_model(weights: str | os.PathLike | None = None, map_location: str | tor
                          "the file is damaged or not the model the card describes — refusing to load it", path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad archives
+    except Exception as err:
         raise ModelError(f"the weights cannot be loaded safely ({type(err).__name__}: {err})", path) from err
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

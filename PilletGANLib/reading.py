@@ -131,10 +131,8 @@ def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
     except RuntimeError as err:
         raise CorruptFileError(f"the {fmt} file cannot be read ({str(err).strip().splitlines()[-1]})", path) from err
     pixels = sitk.GetArrayFromImage(img)
-    if img.GetNumberOfComponentsPerPixel() == 1:
-        pixels = pixels.reshape(pixels.shape[-2:])
-    else:
-        pixels = pixels.reshape(pixels.shape[-3:])
+    keep = 2 if img.GetNumberOfComponentsPerPixel() == 1 else 3
+    pixels = pixels.reshape(pixels.shape[-keep:])
     spacing = img.GetSpacing()
     meta = {"format": fmt, "pixel_spacing": [float(spacing[1]), float(spacing[0])],
             "pixel_spacing_source": f"{fmt} header"}

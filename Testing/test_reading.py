@@ -134,7 +134,7 @@ def test_image_files_read_grey(shared_data: Path, tmp_path: Path) -> None:
     Image.fromarray(np.asarray(Image.open(jpg))).save(tiff)
     np.testing.assert_array_equal(load_cxr(tiff)[0], load_cxr(jpg)[0])
     png16 = tmp_path / "sixteen.png"
-    Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 9)).save(png16)
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 9).save(png16)
     assert load_cxr(png16)[0].max() == (64 * 64 - 1) * 9
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["LABELS", "SPLITS", "ManifestRecord", "read_manifest", "write_manifest", "select_split"]
+__all__ = ["LABELS", "SPLITS", "ManifestRecord", "read_manifest", "select_split", "write_manifest"]
 
 LABELS = ("healthy", "disease")
 SPLITS = ("train", "val", "test")

@@ -43,6 +43,7 @@ _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Objec
                         "Raw Data", "Waveform", "Segmentation", "Registration", "Media Storage Directory")
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
+_NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
 
@@ -63,9 +64,9 @@ def read_dicom_header(path: str | Path) -> Dataset:
     try:
         ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
     except Exception as err:
-        raise UnrecognizedFormatError("not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)", path) from err
+        raise UnrecognizedFormatError(_NOT_DICOM, path) from err
     if "SOPClassUID" not in ds and "Modality" not in ds:
-        raise UnrecognizedFormatError("not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)", path)
+        raise UnrecognizedFormatError(_NOT_DICOM, path)
     return ds
 
 

@@ -1,8 +1,15 @@
 """Inference: from a radiograph to its healed twin, lesion map, score, mask and boxes."""
 
 from .lesion_map import LocalizationConfig
-from .predictor import PreparedImage, Predictor, prepare_image, resolve_device
+from .predictor import Predictor, PreparedImage, prepare_image, resolve_device
 from .result import LesionBox, LesionResult
 
-__all__ = ["LesionBox", "LesionResult", "LocalizationConfig", "PreparedImage", "Predictor", "prepare_image",
-           "resolve_device"]
+__all__ = [
+           "LesionBox",
+           "LesionResult",
+           "LocalizationConfig",
+           "Predictor",
+           "PreparedImage",
+           "prepare_image",
+           "resolve_device",
+]

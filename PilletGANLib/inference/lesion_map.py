@@ -19,8 +19,15 @@ from scipy import ndimage
 from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
-__all__ = ["LocalizationConfig", "border_gate", "connected_boxes", "difference_maps", "heat_from_difference",
-           "detection_scores", "clean_mask"]
+__all__ = [
+    "LocalizationConfig",
+    "border_gate",
+    "clean_mask",
+    "connected_boxes",
+    "detection_scores",
+    "difference_maps",
+    "heat_from_difference",
+]
 
 
 @dataclass
@@ -64,8 +71,8 @@ def border_gate(size: int, border_fraction: float, geometry: CXRGeometry | None 
         top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
     else:
         top, bottom, left, right = 0, size, 0, size
-    margin_r = int(round((bottom - top) * border_fraction))
-    margin_c = int(round((right - left) * border_fraction))
+    margin_r = round((bottom - top) * border_fraction)
+    margin_c = round((right - left) * border_fraction)
     inner = torch.zeros(size, size)
     inner[top + margin_r: bottom - margin_r, left + margin_c: right - margin_c] = 1
     return gate * inner
@@ -77,8 +84,7 @@ def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: Localiza
     diff = (healed.float() - images.float()).abs()
     sigma = config.smoothing_sigma * images.shape[-1] / 256
     if sigma > 0:
-        smooth = GaussianSmooth(sigma=sigma)
-        diff = torch.stack([smooth(d) for d in diff])
+        diff = torch.as_tensor(GaussianSmooth(sigma=sigma)(diff[:, 0]))[:, None]  # batch as channels
     if gates is not None:
         diff = diff * gates.to(diff.device, diff.dtype)
     return diff
@@ -90,7 +96,7 @@ def detection_scores(diff: torch.Tensor, top_percent: float, gates: torch.Tensor
     counts = (gates.flatten(1) > 0).sum(1) if gates is not None else torch.full((flat.shape[0],), flat.shape[1])
     scores = []
     for values, count in zip(flat, counts, strict=True):
-        k = max(1, int(round(int(count) * top_percent / 100)))
+        k = max(1, round(int(count) * top_percent / 100))
         scores.append(values.topk(k).values.mean())
     return torch.stack(scores)
 
@@ -115,7 +121,7 @@ def clean_mask(heatmap: np.ndarray, threshold: float, min_component_fraction: fl
 def connected_boxes(mask: np.ndarray, heatmap: np.ndarray,
                     pixel_spacing: tuple[float, float] | list[float] | None = None) -> list[LesionBox]:
     """One box per connected component of ``mask``, scored by the component's peak heat, best first."""
-    labels, count = ndimage.label(mask)
+    labels, _ = ndimage.label(mask)
     boxes = []
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
         if region is None:

@@ -30,7 +30,7 @@ from .lesion_map import (
 )
 from .result import LesionResult
 
-__all__ = ["PreparedImage", "Predictor", "prepare_image", "resolve_device"]
+__all__ = ["Predictor", "PreparedImage", "prepare_image", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ class Predictor:
             healed, attention = self.generator(images, target)
         return healed.float(), [a.float() for a in attention]
 
-    def _gates(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
+    def gates(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
+        """Per-image gate ``(B, 1, N, N)``: valid area minus border, times the lung mask when enabled."""
         gates = []
         for item in prepared:
             gate = border_gate(self.image_size, self.localization.border_fraction, item.geometry)
@@ -156,16 +157,22 @@ class Predictor:
         return torch.stack(gates)[:, None]
 
     # -- results -------------------------------------------------------------------------------
+    def network_maps(self, prepared: Sequence[PreparedImage]
+                     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
+        images = torch.stack([p.network_input for p in prepared])
+        healed, attention = self.translate(images)
+        gates = self.gates(prepared).to(healed.device)
+        diff = difference_maps(images.to(healed.device), healed, self.localization, gates)
+        scores = detection_scores(diff, self.localization.top_percent, gates)
+        return healed, attention, diff, scores
+
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
         """Results for already prepared images (one forward pass per ``batch_size``)."""
         results: list[LesionResult] = []
         for start in range(0, len(prepared), self.batch_size):
             chunk = prepared[start: start + self.batch_size]
-            images = torch.stack([p.network_input for p in chunk])
-            healed, attention = self.translate(images)
-            gates = self._gates(chunk).to(healed.device)
-            diff = difference_maps(images.to(healed.device), healed, self.localization, gates)
-            scores = detection_scores(diff, self.localization.top_percent, gates)
+            healed, attention, diff, scores = self.network_maps(chunk)
             for index, item in enumerate(chunk):
                 results.append(self._to_source(item, healed[index], diff[index], float(scores[index]),
                                                [a[index] for a in attention]))

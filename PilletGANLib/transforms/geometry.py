@@ -168,7 +168,8 @@ class SquarePadResized(MapTransform, InvertibleTransform):
         modes = [mode] * len(self.keys) if isinstance(mode, str) else list(mode)
         if len(modes) != len(self.keys):
             raise ValueError(f"got {len(modes)} modes for {len(self.keys)} keys")
-        self.transforms = {key: SquarePadResize(size, m, pad_value, inverse_mode) for key, m in zip(self.keys, modes, strict=True)}
+        self.transforms = {key: SquarePadResize(size, m, pad_value, inverse_mode)
+                           for key, m in zip(self.keys, modes, strict=True)}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

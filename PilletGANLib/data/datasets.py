@@ -1,0 +1,84 @@
+"""Cached MONAI datasets of preprocessed radiographs with their lesion truth at network resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.transforms import Compose, MapTransform
+
+from ..reading import load_cxr
+from ..transforms.geometry import CXRGeometry
+from ..transforms.pipeline import cxr_preprocessing
+from .manifest import ManifestRecord
+
+__all__ = ["LesionTruthd", "build_dataset", "record_to_item", "training_transforms"]
+
+
+def record_to_item(record: ManifestRecord) -> dict[str, Any]:
+    """The dictionary a dataset item starts from."""
+    return {"image": str(record.image), "label": 1 if record.is_disease else 0,
+            "boxes": np.asarray(record.boxes, dtype=np.float32).reshape(-1, 4),
+            "mask_path": str(record.mask) if record.mask else "", "key": record.key}
+
+
+class LesionTruthd(MapTransform):
+    """Rasterize the lesion truth (boxes and/or a mask file) onto the network grid of ``image_key``.
+
+    Writes ``(1, N, N)`` float ``lesion`` (1 inside a box or the mask), ``valid`` (1 where the
+    network pixel lies inside the source image, 0 on padding) and ``has_truth`` (bool); removes the
+    variable-length ``boxes`` so that items collate.
+    """
+
+    def __init__(self, keys: KeysCollection = "lesion", image_key: str = "image") -> None:
+        super().__init__(keys)
+        self.image_key = image_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        geometry = CXRGeometry(**d[self.image_key].meta["cxr_geometry"])
+        size = geometry.size
+        truth = np.zeros((size, size), dtype=np.float32)
+        boxes = np.asarray(d.pop("boxes", np.zeros((0, 4))), dtype=np.float64).reshape(-1, 4)
+        centres = np.arange(size) + 0.5
+        for x1, y1, x2, y2 in geometry.boxes_to_network(boxes):
+            rows = (centres >= y1) & (centres < y2)
+            cols = (centres >= x1) & (centres < x2)
+            truth[np.ix_(rows, cols)] = 1.0
+        mask_path = d.get("mask_path") or ""
+        if mask_path:
+            mask, _ = load_cxr(mask_path)
+            if mask.shape != (geometry.rows, geometry.cols):
+                from ..errors import DataError
+
+                raise DataError(f"lesion mask of shape {mask.shape} does not match its image "
+                                f"({geometry.rows} x {geometry.cols})", mask_path)
+            grid = geometry.image_to_network(torch.from_numpy((mask > 0).astype(np.float32))[None], pad_value=0.0)
+            truth = np.maximum(truth, (grid[0].numpy() >= 0.5).astype(np.float32))
+        for key in self.keys:
+            d[key] = torch.from_numpy(truth)[None]
+        d["valid"] = torch.from_numpy(geometry.valid_mask().astype(np.float32))[None]
+        d["has_truth"] = bool(len(boxes) or mask_path)
+        return d
+
+
+def training_transforms(image_size: int, margin: float) -> Compose:
+    """Load, normalize, pad + resize, and rasterize the truth: everything before caching."""
+    return Compose([cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")])
+
+
+def build_dataset(records: Sequence[ManifestRecord], image_size: int, margin: float = 1.0,
+                  cache: bool = True, cache_dir: str | None = None, num_workers: int = 0,
+                  progress: bool = True) -> Dataset:
+    """A dataset of preprocessed items: in-memory cache, on-disk cache (``cache_dir``) or none."""
+    items = [record_to_item(r) for r in records]
+    transform = training_transforms(image_size, margin)
+    if cache_dir:
+        return PersistentDataset(items, transform=transform, cache_dir=cache_dir)
+    if cache:
+        return CacheDataset(items, transform=transform, num_workers=num_workers or None, progress=progress)
+    return Dataset(items, transform=transform)

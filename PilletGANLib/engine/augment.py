@@ -1,0 +1,38 @@
+"""Light, batch-level augmentation driven by an explicit generator (reproducible per iteration)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["augment_batch"]
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float = 5.0,
+                  max_scale: float = 0.05, max_shift: float = 0.03, max_gamma: float = 0.1,
+                  pad_value: float = -1.0) -> torch.Tensor:
+    """Small random rotation, scale, shift and contrast (gamma) per image; values stay in range.
+
+    Lesion maps are not augmented along, so the truth used for validation is never touched.
+    """
+    batch = images.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(batch, generator=generator) * 2 - 1) * limit
+
+    angle = uniform(math.radians(max_rotation_deg))
+    scale = 1 + uniform(max_scale)
+    shift_x, shift_y = uniform(max_shift * 2), uniform(max_shift * 2)
+    gamma = torch.exp(uniform(max_gamma))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+    theta = theta.to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    low, high = pad_value, float(images.max())
+    shifted = images - low
+    warped = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + low
+    span = max(high - low, 1e-6)
+    unit = ((warped - low) / span).clamp(0, 1)
+    return unit.pow(gamma.to(images.device, images.dtype).view(-1, 1, 1, 1)) * span + low

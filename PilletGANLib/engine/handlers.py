@@ -1,0 +1,86 @@
+"""Ignite handlers of a PILLET-GAN run: stopping at an iteration count, resumable sampling, image grids."""
+
+from __future__ import annotations
+
+import torch
+from ignite.engine import Engine, Events
+from torch.utils.tensorboard import SummaryWriter
+
+from .sampling import BalancedBatchSampler
+
+__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "image_grid"]
+
+
+class StopAtIteration:
+    """Terminate the run when ``engine.state.iteration`` reaches ``iterations`` (the run's total)."""
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations = iterations
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.STARTED, self._check_done)
+
+    def _check_done(self, engine: Engine) -> None:
+        if engine.state.iteration >= self.iterations:
+            engine.terminate()
+
+    def __call__(self, engine: Engine) -> None:
+        if engine.state.iteration >= self.iterations:
+            engine.terminate()
+
+
+class ResumeSampler:
+    """Point the balanced sampler at the engine's iteration when a run starts (after a checkpoint load)."""
+
+    def __init__(self, sampler: BalancedBatchSampler) -> None:
+        self.sampler = sampler
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        self.sampler.start_iteration = engine.state.iteration
+
+
+def image_grid(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Stack rows of ``(B, 1, H, W)`` maps (each scaled to [0, 1]) into one ``(1, rows*H, B*W)`` image."""
+    lines = []
+    for row in rows:
+        row = row.detach().float().cpu()
+        lines.append(torch.cat(list(row[:, 0]), dim=1))
+    return torch.cat(lines, dim=0)[None].clamp(0, 1)
+
+
+class ImageGridHandler:
+    """Every ``interval`` iterations, log input / healed / difference / attention of fixed images.
+
+    The grid's rows: the inputs, their translation to Healthy, ``|difference|`` (scaled so 1.0 is
+    white) and each attention map, for a fixed set of validation images (healthy and disease).
+    """
+
+    def __init__(self, writer: SummaryWriter, images: torch.Tensor, generator_fn, interval: int,
+                 healthy_index: int = 0, tag: str = "images/input_healed_difference_attention") -> None:
+        self.writer, self.images, self.generator_fn = writer, images, generator_fn
+        self.interval, self.healthy_index, self.tag = interval, healthy_index, tag
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    @torch.no_grad()
+    def __call__(self, engine: Engine) -> None:
+        generator = self.generator_fn()
+        was_training = generator.training
+        generator.eval()
+        device = next(generator.parameters()).device
+        images = self.images.to(device)
+        target = torch.full((images.shape[0],), self.healthy_index, dtype=torch.long, device=device)
+        healed, attention = generator(images, target)
+        generator.train(was_training)
+        size = images.shape[-2:]
+        rows = [(images + 1) / 2, (healed.float() + 1) / 2, (healed.float() - images).abs()]
+        rows += [torch.nn.functional.interpolate(a.float(), size=size, mode="bilinear", align_corners=False)
+                 for a in attention]
+        self.writer.add_image(self.tag, image_grid(rows), engine.state.iteration)
+        self.writer.flush()

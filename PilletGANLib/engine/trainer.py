@@ -1,0 +1,164 @@
+"""``PilletGANTrainer``: a MONAI trainer whose iteration is the Fixed-Point GAN / PILLET-GAN update."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from monai.engines import Trainer
+from monai.engines.utils import default_prepare_batch
+
+from ..losses import PilletGANLoss
+from .augment import augment_batch
+from .distributed import average_gradients
+
+__all__ = ["PilletGANTrainer", "iteration_seed"]
+
+
+def iteration_seed(seed: int, iteration: int, rank: int = 0) -> int:
+    """The RNG seed of one iteration: every random draw depends only on (seed, iteration, rank)."""
+    return (seed * 1_000_003 + iteration * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+class PilletGANTrainer(Trainer):
+    """Critic update every iteration, generator update every ``n_critic`` iterations.
+
+    Critic: ``D(G(x, c_t)) - D(x) + lambda_cls CE(D_cls(x), c) + lambda_gp GP``. Generator:
+    adversarial and classification terms on ``G(x, c_t)`` and on the same-domain translation
+    ``G(x, c)`` (Fixed-Point GAN), cycle ``|x - G(G(x, c_t), c)|``, conditional identity
+    ``|x - G(x, c)|`` and, for LTA, the sparsity of the same-domain attention maps. Target domains
+    are drawn at random (so half the translations stay in the image's own domain, as in Fixed-Point
+    GAN). Every random draw of iteration ``i`` is seeded from ``(seed, i, rank)``, which makes a
+    resumed run identical to an uninterrupted one.
+
+    Args:
+        device: training device.
+        max_epochs: epochs of ``epoch_length`` iterations (the run stops earlier at ``max_iterations``).
+        train_data_loader: yields dicts with ``image`` ``(B, 1, N, N)`` and ``label`` ``(B,)``.
+        generator, discriminator: the networks (gradients averaged across ranks under torchrun).
+        g_optimizer, d_optimizer: their optimizers.
+        loss: the weighted objectives.
+        max_iterations: total critic iterations of the run.
+        n_critic: critic iterations per generator update.
+        ema_generator: a copy of the generator kept as an exponential moving average (or None).
+        ema_decay: EMA decay per generator update.
+        lr_decay_start: fraction of ``max_iterations`` after which both learning rates decay linearly to 0.
+        bf16: bfloat16 autocast for the forward passes.
+        channels_last: channels-last memory format for the inputs.
+        augment: light random geometry/contrast augmentation of the real images.
+        seed, rank: seeding of the per-iteration random draws.
+    """
+
+    def __init__(self, device: torch.device | str, max_epochs: int, train_data_loader: Iterable,
+                 generator: torch.nn.Module, discriminator: torch.nn.Module,
+                 g_optimizer: torch.optim.Optimizer, d_optimizer: torch.optim.Optimizer,
+                 loss: PilletGANLoss | None = None, max_iterations: int | None = None, n_critic: int = 5,
+                 ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
+                 lr_decay_start: float = 0.5, bf16: bool = False, channels_last: bool = False,
+                 augment: bool = True, seed: int = 0, rank: int = 0, num_domains: int = 2,
+                 epoch_length: int | None = None, prepare_batch: Callable = default_prepare_batch,
+                 train_handlers: Sequence | None = None, non_blocking: bool = False) -> None:
+        super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
+                         epoch_length=epoch_length, non_blocking=non_blocking, prepare_batch=prepare_batch,
+                         handlers=train_handlers, decollate=False)
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.loss = loss or PilletGANLoss()
+        self.max_iterations = max_iterations
+        self.n_critic = n_critic
+        self.ema_generator = ema_generator
+        self.ema_decay = ema_decay
+        self.lr_decay_start = lr_decay_start
+        self.bf16, self.channels_last, self.augment = bf16, channels_last, augment
+        self.seed, self.rank, self.num_domains = seed, rank, num_domains
+        self.base_lrs = ([g["lr"] for g in g_optimizer.param_groups], [g["lr"] for g in d_optimizer.param_groups])
+        self.last_generator_terms: dict[str, float] = {}
+
+    def _autocast(self):
+        if self.bf16:
+            return torch.autocast(device_type=torch.device(self.state.device).type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _set_learning_rates(self, iteration: int) -> None:
+        """Linear decay to 0 over the last ``1 - lr_decay_start`` of the run (constant before)."""
+        if not self.max_iterations:
+            return
+        start = self.lr_decay_start * self.max_iterations
+        remaining = (self.max_iterations - iteration) / max(1.0, self.max_iterations - start)
+        factor = 1.0 if iteration <= start else max(0.0, remaining)
+        for optimizer, base in zip((self.g_optimizer, self.d_optimizer), self.base_lrs, strict=True):
+            for group, lr in zip(optimizer.param_groups, base, strict=True):
+                group["lr"] = lr * factor
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema = decay * ema + (1 - decay) * generator`` for parameters; buffers copied."""
+        if self.ema_generator is None:
+            return
+        source = self.generator
+        for ema_p, p in zip(self.ema_generator.parameters(), source.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1 - self.ema_decay)
+        for ema_b, b in zip(self.ema_generator.buffers(), source.buffers(), strict=True):
+            ema_b.copy_(b)
+
+    def _iteration(self, engine: Trainer, batchdata: dict[str, Any]) -> dict[str, Any]:
+        iteration = engine.state.iteration  # 1-based, already incremented by ignite
+        torch.manual_seed(iteration_seed(self.seed, iteration, self.rank))
+        images, labels = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
+        labels = labels.long().view(-1)
+        if self.augment:
+            images = augment_batch(images, torch.Generator().manual_seed(iteration_seed(self.seed, iteration, self.rank)))
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        targets = labels[torch.randperm(labels.shape[0], device=labels.device)]
+        self._set_learning_rates(iteration)
+
+        # critic
+        self.generator.train()
+        self.discriminator.train()
+        with self._autocast():
+            with torch.no_grad():
+                fake, _ = self.generator(images, targets)
+            d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.float())
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_total.backward()
+        average_gradients(self.discriminator)
+        self.d_optimizer.step()
+        output: dict[str, Any] = {f"D/{k}": float(v) for k, v in d_terms.items()}
+
+        # generator
+        if iteration % self.n_critic == 0:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(False)
+            with self._autocast():
+                fake, _ = self.generator(images, targets)
+                same, same_attention = self.generator(images, labels)
+                reconstructed, _ = self.generator(fake, labels)
+                g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
+                                                            fake, reconstructed, same, same_attention)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            g_total.backward()
+            average_gradients(self.generator)
+            self.g_optimizer.step()
+            for p in self.discriminator.parameters():
+                p.requires_grad_(True)
+            self.update_ema()
+            self.last_generator_terms = {f"G/{k}": float(v) for k, v in g_terms.items()}
+        output.update(self.last_generator_terms)
+        output["lr"] = self.g_optimizer.param_groups[0]["lr"]
+        return output
+
+    def generator_for_export(self) -> torch.nn.Module:
+        """The EMA generator when kept, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+
+def make_ema(generator: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of the generator for the moving average."""
+    ema = copy.deepcopy(generator).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema

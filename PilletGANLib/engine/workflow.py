@@ -1,0 +1,252 @@
+"""``train``: one call that builds data, networks, trainer, validation and handlers, runs, and exports.
+
+Used by ``pilletgan train`` and the MONAI bundle's ``train.json``. Under ``torchrun`` every rank
+runs it; rank 0 alone logs, validates, checkpoints and exports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import DataLoader, list_data_collate
+from monai.handlers import CheckpointLoader, CheckpointSaver, StatsHandler, TensorBoardStatsHandler, ValidationHandler
+from torch.utils.tensorboard import SummaryWriter
+
+from ..data.datasets import build_dataset
+from ..data.manifest import ManifestRecord, read_manifest
+from ..errors import ConfigurationError, DataError
+from ..inference.calibration import calibrate
+from ..inference.lesion_map import LocalizationConfig
+from ..inference.predictor import Predictor, PreparedImage
+from ..losses import PilletGANLoss
+from ..model_store import save_model
+from ..networks import PatchDiscriminator, PilletGenerator
+from ..transforms.geometry import CXRGeometry
+from ..version import __version__
+from .config import TrainingConfig
+from .distributed import DistributedContext, broadcast_parameters, setup_distributed
+from .evaluator import LocalizationEvaluator
+from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration
+from .sampling import BalancedBatchSampler
+from .trainer import PilletGANTrainer, make_ema
+
+__all__ = ["find_resume_checkpoint", "split_records", "train"]
+
+logger = logging.getLogger(__name__)
+CONFIG_FILE = "config.json"
+
+
+def split_records(records: list[ManifestRecord], seed: int = 0) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
+    """Training and validation records; without a ``split`` column, split by patient (15 % validation)."""
+    if all(r.split is None for r in records):
+        from ..data.splits import assign_splits
+
+        records = assign_splits(records, val_fraction=0.15, seed=seed)
+    train = [r for r in records if r.split == "train"]
+    val = [r for r in records if r.split == "val"]
+    if not train:
+        raise DataError("the manifest has no training images (split 'train')")
+    return train, val
+
+
+def find_resume_checkpoint(run_dir: Path) -> Path:
+    """The newest checkpoint of a run that loads (a file cut short by a crash is skipped)."""
+    candidates = sorted(run_dir.glob("checkpoint*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - a damaged checkpoint is skipped, the next one tried
+            logger.warning("skipping unreadable checkpoint %s (%s)", path, err)
+            continue
+        if isinstance(state, dict) and "trainer" in state:
+            return path
+    raise ConfigurationError(f"--resume: no loadable checkpoint in {run_dir}")
+
+
+def _device(ctx: DistributedContext) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", ctx.local_rank)
+    return torch.device("cpu")
+
+
+def _prepared_from_item(item: dict[str, Any]) -> PreparedImage:
+    image = torch.as_tensor(item["image"]).float()
+    geometry = CXRGeometry(**image.meta["cxr_geometry"]) if hasattr(image, "meta") else \
+        CXRGeometry(image.shape[-2], image.shape[-1], image.shape[-1])
+    return PreparedImage(image=None, meta={}, network_input=image.as_subclass(torch.Tensor), geometry=geometry)
+
+
+def _model_card(config: TrainingConfig, localization: LocalizationConfig, training: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "PilletGAN",
+        "version": __version__,
+        "method": "PILLET-GAN" if config.attention == "lta" else "Fixed-Point GAN",
+        "network": config.network_kwargs(),
+        "preprocessing": {"image_size": config.image_size, "margin": config.margin,
+                          "percentiles": [0.5, 99.5], "pad": "square, symmetric, darkest value"},
+        "domains": ["healthy", "disease"],
+        "healthy_index": 0,
+        "localization": localization.to_dict(),
+        "training": training,
+    }
+
+
+def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: TrainingConfig,
+          resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train PILLET-GAN (or Fixed-Point GAN with ``attention='none'``) and export the model.
+
+    Writes to ``run_dir``: ``config.json``, TensorBoard events, checkpoints (``checkpoint_*.pt``:
+    generator, discriminator, EMA, both optimizers, trainer state), ``best.pt`` (generator by the
+    validation metric ``best_metric``), ``model.pt`` + ``model.json`` (the exported, calibrated model)
+    and ``run.json``. Returns the run summary.
+    """
+    start_time = time.time()
+    run_dir = Path(run_dir)
+    ctx = setup_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(ctx)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    records = read_manifest(manifest, check_files=True)
+    train_records, val_records = split_records(records, config.seed)
+    if config.val_max_images and len(val_records) > config.val_max_images:
+        val_records = val_records[: config.val_max_images]
+    show = progress and ctx.is_main
+    train_ds = build_dataset(train_records, config.image_size, config.margin, cache_dir=config.cache_dir,
+                             num_workers=config.num_workers, progress=show)
+    sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
+                                   config.seed, ctx.rank)
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
+                              collate_fn=list_data_collate, persistent_workers=config.num_workers > 0)
+
+    torch.manual_seed(config.seed)
+    generator = PilletGenerator(**config.network_kwargs()).to(device)
+    discriminator = PatchDiscriminator(**config.discriminator_kwargs()).to(device)
+    if config.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
+    broadcast_parameters(generator)
+    broadcast_parameters(discriminator)
+    g_optimizer = torch.optim.Adam(generator.parameters(), config.lr_g, betas=(config.beta1, config.beta2))
+    d_optimizer = torch.optim.Adam(discriminator.parameters(), config.lr_d, betas=(config.beta1, config.beta2))
+    ema = make_ema(generator) if config.ema_decay > 0 else None
+    loss = PilletGANLoss(lambda_gp=config.lambda_gp, lambda_cls=config.lambda_cls, lambda_rec=config.lambda_rec,
+                         lambda_id=config.lambda_id, lambda_att=config.lambda_att)
+
+    epoch_length = max(1, min(config.iterations, len(train_ds) // config.batch_size or 1))
+    trainer = PilletGANTrainer(device=device, max_epochs=math.ceil(config.iterations / epoch_length),
+                               train_data_loader=train_loader, epoch_length=epoch_length, generator=generator,
+                               discriminator=discriminator, g_optimizer=g_optimizer, d_optimizer=d_optimizer,
+                               loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
+                               ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
+                               bf16=config.amp, channels_last=config.channels_last, augment=config.augment,
+                               seed=config.seed, rank=ctx.rank)
+    save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
+                                 "d_optimizer": d_optimizer, "trainer": trainer}
+    if ema is not None:
+        save_dict["ema"] = ema
+    if resume:
+        CheckpointLoader(load_path=str(find_resume_checkpoint(run_dir)), load_dict=save_dict,
+                         map_location=device).attach(trainer)
+    ResumeSampler(sampler).attach(trainer)
+    StopAtIteration(config.iterations).attach(trainer)
+
+    export_generator = ema if ema is not None else generator
+    localization = LocalizationConfig.from_dict(config.localization)
+    evaluator = None
+    writer = None
+    if ctx.is_main:
+        writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        CheckpointSaver(str(run_dir), save_dict, save_final=True, final_filename="checkpoint_final.pt",
+                        epoch_level=False, save_interval=config.checkpoint_interval, n_saved=2).attach(trainer)
+        StatsHandler(name="PilletGAN.train", iteration_log=config.log_interval, output_transform=lambda out: out,
+                     tag_name="loss").attach(trainer)
+        TensorBoardStatsHandler(summary_writer=writer, iteration_log=config.log_interval,
+                                output_transform=lambda out: out).attach(trainer)
+        if val_records:
+            val_ds = build_dataset(val_records, config.image_size, config.margin, cache_dir=config.cache_dir,
+                                   num_workers=config.num_workers, progress=show)
+            val_loader = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, num_workers=0,
+                                    collate_fn=list_data_collate)
+            evaluator = LocalizationEvaluator(
+                device, val_loader, export_generator, localization, key_metric=config.best_metric, bf16=config.amp,
+                val_handlers=[
+                    StatsHandler(name="PilletGAN.val", iteration_log=False),
+                    TensorBoardStatsHandler(summary_writer=writer, iteration_log=False,
+                                            global_epoch_transform=lambda _: trainer.state.iteration),
+                    CheckpointSaver(str(run_dir), {"generator": export_generator}, save_key_metric=True,
+                                    key_metric_filename="best.pt"),
+                ])
+            ValidationHandler(interval=config.val_interval, validator=evaluator, epoch_level=False).attach(trainer)
+            grid_items = [val_ds[i] for i in _grid_indices(val_records)]
+            if grid_items:
+                ImageGridHandler(writer, torch.stack([torch.as_tensor(g["image"]).as_subclass(torch.Tensor)
+                                                      for g in grid_items]),
+                                 lambda: export_generator, config.image_log_interval).attach(trainer)
+
+    trainer.run()
+    summary: dict[str, Any] = {"iterations": trainer.state.iteration, "rank": ctx.rank,
+                               "world_size": ctx.world_size}
+    if ctx.is_main:
+        data = {"manifest": str(Path(manifest).resolve()), "train_images": len(train_records),
+                "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
+        summary.update(_export(trainer, config, evaluator, val_ds if val_records else None, val_records,
+                               run_dir, localization, data, device, ctx, start_time))
+        writer.close()
+    ctx.barrier()
+    ctx.close()
+    return summary
+
+
+def _grid_indices(records: list[ManifestRecord], per_class: int = 2) -> list[int]:
+    healthy = [i for i, r in enumerate(records) if not r.is_disease][:per_class]
+    disease = [i for i, r in enumerate(records) if r.is_disease and len(r.boxes)][:per_class]
+    return healthy + disease
+
+
+def _export(trainer: PilletGANTrainer, config: TrainingConfig, evaluator: LocalizationEvaluator | None,
+            val_ds, val_records: list[ManifestRecord], run_dir: Path, localization: LocalizationConfig,
+            data: dict[str, Any], device: torch.device, ctx: DistributedContext,
+            start_time: float) -> dict[str, Any]:
+    """Pick EMA or raw generator by the validation metric, calibrate on healthy images, write model + run.json."""
+    candidates = {"ema": trainer.ema_generator, "generator": trainer.generator}
+    candidates = {k: v for k, v in candidates.items() if v is not None}
+    validation: dict[str, dict[str, float]] = {}
+    chosen = "ema" if "ema" in candidates else "generator"
+    if evaluator is not None:
+        for name, network in candidates.items():
+            evaluator.generator = network
+            evaluator.run()
+            validation[name] = {k: float(v) for k, v in evaluator.state.metrics.items()}
+        chosen = max(validation, key=lambda k: (validation[k].get(config.best_metric, 0.0), k == "ema"))
+    network = candidates[chosen]
+    calibration: dict[str, Any] = {}
+    card = _model_card(config, localization, {})
+    predictor = Predictor(network, card, device=device, batch_size=config.batch_size)
+    healthy = [_prepared_from_item(val_ds[i]) for i, r in enumerate(val_records) if not r.is_disease] if val_ds else []
+    if healthy:
+        calibration = calibrate(predictor, healthy, config.calibration_percentile)
+    else:
+        logger.warning("no healthy validation images: the mask threshold keeps its default %.3f", localization.threshold)
+    training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "device": str(device),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),
+                "data": data, "exported": chosen, "validation": validation,
+                "calibration": calibration}
+    card = _model_card(config, predictor.localization, training)
+    save_model(network.state_dict(), card, run_dir / "model.pt")
+    summary = {"model": str(run_dir / "model.pt"), "exported": chosen, "validation": validation,
+               "calibration": calibration, "wall_time_s": training["wall_time_s"]}
+    (run_dir / "run.json").write_text(json.dumps({**summary, "config": config.to_dict()}, indent=2) + "\n",
+                                      encoding="utf-8")
+    return summary
