@@ -1,0 +1,170 @@
+"""PILLET-GAN training losses: WGAN-GP, domain classification, cycle, identity and attention sparsity.
+
+One function per term, each with its formula, and :class:`PilletGANLoss`, which weights and combines
+them into the critic and generator objectives of Fixed-Point GAN (plus the LTA sparsity term). The
+critic is a module returning ``(realness, logits)``, like :class:`~PilletGANLib.networks.PatchDiscriminator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "PilletGANLoss",
+    "attention_sparsity_loss",
+    "critic_adversarial_loss",
+    "cycle_loss",
+    "domain_classification_loss",
+    "generator_adversarial_loss",
+    "gradient_penalty",
+    "identity_loss",
+]
+
+Critic = Callable[[torch.Tensor], "torch.Tensor | tuple[torch.Tensor, ...]"]
+
+
+def _realness(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The realness scores of a critic that returns them alone or first in a tuple."""
+    return output[0] if isinstance(output, tuple | list) else output
+
+
+def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: ``mean_i (||d D(x_hat_i) / d x_hat_i||_2 - 1)^2`` with ``x_hat = a * real + (1 - a) * fake``.
+
+    ``a ~ U(0, 1)`` is drawn per sample; ``D`` is the summed realness output of ``critic`` at the
+    interpolates (its first output when it returns a tuple). The graph is kept so the penalty can be
+    back-propagated into the critic. Inputs are detached: the penalty trains the critic only.
+    """
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    realness = _realness(critic(interpolates))
+    (gradient,) = torch.autograd.grad(realness, interpolates, grad_outputs=torch.ones_like(realness),
+                                      create_graph=True)
+    norm = gradient.float().flatten(1).norm(2, dim=1)
+    return ((norm - 1) ** 2).mean()
+
+
+def critic_adversarial_loss(real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+    """Wasserstein critic loss ``mean(D(fake)) - mean(D(real))``."""
+    return fake_out.float().mean() - real_out.float().mean()
+
+
+def generator_adversarial_loss(fake_out: torch.Tensor) -> torch.Tensor:
+    """Wasserstein generator loss ``-mean(D(fake))``."""
+    return -fake_out.float().mean()
+
+
+def domain_classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy ``mean_i -log softmax(logits_i)[c_i]`` against indices ``(B,)`` or class probabilities ``(B, K)``."""
+    if target.is_floating_point():
+        return F.cross_entropy(logits.float(), target.float())
+    return F.cross_entropy(logits.float(), target.long())
+
+
+def cycle_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+    """Cycle reconstruction ``mean |x - G(G(x, c_target), c_original)|``."""
+    return (x.float() - x_rec.float()).abs().mean()
+
+
+def identity_loss(x: torch.Tensor, x_same: torch.Tensor) -> torch.Tensor:
+    """Conditional identity (Fixed-Point GAN) ``mean |x - G(x, c_original)|``: same-domain translation changes nothing."""
+    return (x.float() - x_same.float()).abs().mean()
+
+
+def attention_sparsity_loss(maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Attention sparsity ``(1 / L) sum_l mean(A_l)`` over the ``L`` maps of a same-domain translation (0 when ``L = 0``).
+
+    Translating into the domain the image already has should mine nothing, so its maps are pushed to 0.
+    """
+    if not maps:
+        return torch.zeros(())
+    return torch.stack([m.float().mean() for m in maps]).mean()
+
+
+@dataclass
+class PilletGANLoss:
+    """Weighted critic and generator objectives of PILLET-GAN (Fixed-Point GAN's weights by default).
+
+    One training iteration, with ``c`` the images' own domains and ``c_t`` the target domains::
+
+        fake, _ = G(x, c_t)
+        d_total, d_terms = loss.critic_loss(D, x, c, fake)           # every iteration
+        # every n_critic iterations:
+        fake, _ = G(x, c_t)
+        same, same_maps = G(x, c)
+        rec, _ = G(fake, c)
+        g_total, g_terms = loss.generator_loss(D, x, c, c_t, fake, rec, same, same_maps)
+        # Fixed-Point GAN's full objective also passes same_reconstructed=G(same, c)[0]
+
+    Both methods return ``(total, terms)`` where ``terms`` maps every term's name (and ``"total"``) to
+    its detached unweighted value, ready for logging.
+
+    Attributes:
+        lambda_gp: weight of the gradient penalty.
+        lambda_cls: weight of domain classification (critic on real images, generator on fakes).
+        lambda_rec: weight of the cycle loss.
+        lambda_id: weight of the conditional identity loss.
+        lambda_att: weight of the attention sparsity loss (LTA only).
+        same_domain_adversarial: also apply the adversarial and classification terms to the same-domain
+            translation ``G(x, c)``, as Fixed-Point GAN does.
+    """
+
+    lambda_gp: float = 10.0
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_id: float = 10.0
+    lambda_att: float = 0.1
+    same_domain_adversarial: bool = True
+
+    def critic_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor,
+                    fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``D(fake) - D(real) + lambda_cls * CE(D_cls(real), c) + lambda_gp * GP``; ``fake`` is detached here."""
+        real_out, real_logits = critic(real)
+        fake_out, _ = critic(fake.detach())
+        terms = {
+            "adversarial": critic_adversarial_loss(real_out, fake_out),
+            "classification": domain_classification_loss(real_logits, real_domain),
+            "gradient_penalty": gradient_penalty(critic, real, fake),
+        }
+        total = terms["adversarial"] + self.lambda_cls * terms["classification"] + self.lambda_gp * terms["gradient_penalty"]
+        return total, self._detached(terms, total)
+
+    def generator_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor, target_domain: torch.Tensor,
+                       fake: torch.Tensor, reconstructed: torch.Tensor, same: torch.Tensor,
+                       same_attention: Sequence[torch.Tensor] = (),
+                       same_reconstructed: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Generator objective.
+
+        ``-D(fake) + lambda_cls * CE(D_cls(fake), c_t) + lambda_rec * |x - rec| + lambda_id * |x - same|
+        + lambda_att * mean(A_same)``, plus ``-D(same) + lambda_cls * CE(D_cls(same), c)`` when
+        ``same_domain_adversarial`` and ``lambda_rec * |x - G(same, c)|`` when ``same_reconstructed``
+        is given (Fixed-Point GAN's full objective has both). ``fake = G(x, c_t)``,
+        ``reconstructed = G(fake, c)``, ``same = G(x, c)`` and ``same_attention`` its attention maps.
+        """
+        fake_out, fake_logits = critic(fake)
+        terms = {
+            "adversarial": generator_adversarial_loss(fake_out),
+            "classification": domain_classification_loss(fake_logits, target_domain),
+            "cycle": cycle_loss(real, reconstructed),
+            "identity": identity_loss(real, same),
+            "attention_sparsity": attention_sparsity_loss(same_attention).to(real.device),
+        }
+        total = (terms["adversarial"] + self.lambda_cls * terms["classification"] + self.lambda_rec * terms["cycle"]
+                 + self.lambda_id * terms["identity"] + self.lambda_att * terms["attention_sparsity"])
+        if self.same_domain_adversarial:
+            same_out, same_logits = critic(same)
+            terms["same_adversarial"] = generator_adversarial_loss(same_out)
+            terms["same_classification"] = domain_classification_loss(same_logits, real_domain)
+            total = total + terms["same_adversarial"] + self.lambda_cls * terms["same_classification"]
+        if same_reconstructed is not None:
+            terms["same_cycle"] = cycle_loss(real, same_reconstructed)
+            total = total + self.lambda_rec * terms["same_cycle"]
+        return total, self._detached(terms, total)
+
+    @staticmethod
+    def _detached(terms: dict[str, torch.Tensor], total: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {**{name: value.detach() for name, value in terms.items()}, "total": total.detach()}

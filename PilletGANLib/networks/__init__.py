@@ -1,0 +1,26 @@
+"""PILLET-GAN networks: generator with lesion traversal attention, PatchGAN critic, deployment wrapper."""
+
+from .attention import FUSIONS, LesionTraversalAttention
+from .blocks import InputStatsInstanceNorm2d, ResidualBlock
+from .conditioning import domain_one_hot, tile_domain
+from .discriminator import PatchDiscriminator
+from .generator import ATTENTIONS, OUTPUTS, PilletGenerator, attention_positions, default_attention_positions
+from .translator import HealthyTranslator, export_onnx, export_torchscript
+
+__all__ = [
+    "ATTENTIONS",
+    "FUSIONS",
+    "OUTPUTS",
+    "HealthyTranslator",
+    "InputStatsInstanceNorm2d",
+    "LesionTraversalAttention",
+    "PatchDiscriminator",
+    "PilletGenerator",
+    "ResidualBlock",
+    "attention_positions",
+    "default_attention_positions",
+    "domain_one_hot",
+    "export_onnx",
+    "export_torchscript",
+    "tile_domain",
+]
