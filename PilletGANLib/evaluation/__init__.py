@@ -1,0 +1,7 @@
+"""Evaluation: score a model or saved maps, and the floor maps, with one harness; write the report."""
+
+from .floors import FLOORS, lung_prior_map, random_map
+from .harness import PredictionLike, evaluate
+from .maps import MapPrediction, SavedMaps
+
+__all__ = ["FLOORS", "MapPrediction", "PredictionLike", "SavedMaps", "evaluate", "lung_prior_map", "random_map"]

@@ -1,0 +1,132 @@
+"""Per-method metric accumulation, one image at a time, in memory that does not grow with image size.
+
+Only what the metrics need is kept: the detection score and label of each image, a pixel histogram
+for the pixel AUROC (:class:`~PilletGANLib.metrics.PixelAUROC`), per-image localization numbers
+and the predicted boxes. Full-resolution maps are dropped after each image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.manifest import ManifestRecord
+from ..errors import DataError
+from ..metrics import (
+    DICE_TOP_FRACTION,
+    PixelAUROC,
+    boxes_to_mask,
+    detection_auc,
+    dice,
+    froc,
+    iou,
+    pointing_game,
+    rsna_map,
+    top_fraction_mask,
+)
+from .maps import read_array
+
+__all__ = ["METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
+
+#: Keys of the metrics every method reports (``metrics.json`` and its ``floors`` entries).
+METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc")
+
+
+@dataclass
+class ImageScores:
+    """One row of ``per_image.csv``; localization fields are None where the image has no truth."""
+
+    key: str
+    image: str
+    label: str
+    score: float
+    pointing_hit: bool | None
+    dice: float | None
+    dice_top15: float | None
+    iou: float | None
+    n_boxes_pred: int
+    n_boxes_true: int
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def box_arrays(boxes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 4)`` boxes and ``(n,)`` scores from objects with ``x1, y1, x2, y2, score`` attributes or keys."""
+    rows = []
+    for box in boxes:
+        get = box.get if isinstance(box, Mapping) else lambda name, b=box: getattr(b, name)
+        rows.append([float(get(name)) for name in ("x1", "y1", "x2", "y2", "score")])
+    array = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    return array[:, :4], array[:, 4]
+
+
+def truth_mask(record: ManifestRecord, shape: tuple[int, int]) -> np.ndarray | None:
+    """Lesion truth of a disease image: its pixel mask when the manifest gives one, else its boxes.
+
+    None for healthy images and for disease images with neither mask nor boxes.
+    """
+    if not record.is_disease:
+        return None
+    if record.mask is not None:
+        mask = read_array(record.mask) > 0
+        if mask.shape != tuple(shape):
+            raise DataError(f"mask is {mask.shape[0]} x {mask.shape[1]} but image {record.image} is "
+                            f"{shape[0]} x {shape[1]} (rows x cols)", record.mask)
+        return mask
+    if len(record.boxes):
+        return boxes_to_mask(record.boxes, shape)
+    return None
+
+
+class MetricAccumulator:
+    """Collects one method's predictions over a dataset and computes :data:`METRIC_KEYS`."""
+
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+        self.labels: list[bool] = []
+        self.pixels = PixelAUROC()
+        self.localized: list[ImageScores] = []
+        self.predictions: list[tuple[np.ndarray, np.ndarray]] = []
+        self.truth_boxes: list[np.ndarray] = []
+
+    def add(self, record: ManifestRecord, heatmap: np.ndarray, score: float, mask: np.ndarray | None,
+            boxes: np.ndarray, box_scores: np.ndarray, truth: np.ndarray | None) -> ImageScores:
+        """Score one image. ``truth`` is :func:`truth_mask` of the record (None: no localization metrics)."""
+        self.scores.append(float(score))
+        self.labels.append(record.is_disease)
+        self.predictions.append((np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(box_scores).ravel()))
+        self.truth_boxes.append(np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4))
+        row = ImageScores(key=record.key, image=str(record.image), label=record.label, score=float(score),
+                          pointing_hit=None, dice=None, dice_top15=None, iou=None,
+                          n_boxes_pred=len(self.predictions[-1][0]), n_boxes_true=len(record.boxes))
+        if truth is not None:
+            self.pixels.update(heatmap, truth)
+            row.pointing_hit = pointing_game(heatmap, truth)
+            row.dice_top15 = dice(top_fraction_mask(heatmap, DICE_TOP_FRACTION), truth)
+            if mask is not None:
+                row.dice, row.iou = dice(mask, truth), iou(mask, truth)
+            self.localized.append(row)
+        return row
+
+    def _mean(self, name: str) -> float | None:
+        values = [getattr(row, name) for row in self.localized]
+        if not values or any(v is None for v in values):
+            return None
+        return float(np.mean(values))
+
+    def results(self) -> dict[str, Any]:
+        """The metrics under :data:`METRIC_KEYS`; None where the data cannot give one."""
+        return {
+            "detection_auc": detection_auc(self.scores, self.labels) if self.scores else None,
+            "pointing_game": self._mean("pointing_hit"),
+            "pixel_auroc": self.pixels.compute(),
+            "dice": self._mean("dice"),
+            "iou": self._mean("iou"),
+            "dice_top15": self._mean("dice_top15"),
+            "rsna_map": rsna_map(self.predictions, self.truth_boxes),
+            "froc": froc(self.predictions, self.truth_boxes),
+        }

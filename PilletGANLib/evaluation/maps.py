@@ -1,0 +1,123 @@
+"""Saved lesion maps from any method, scored by the evaluation harness instead of a model.
+
+A maps folder holds one map per image, named by the image file's stem (``ManifestRecord.key``):
+``<stem>.npy``, ``<stem>.nii.gz`` or a (16-bit) ``<stem>.png``, ``rows x cols`` in the source image's
+pixel grid, higher = more likely lesion. An optional ``<stem>.json`` may give ``score`` (the
+detection score; default: the map's maximum) and ``boxes`` (a list of ``{"x1", "y1", "x2", "y2",
+"score"}`` in source pixels, as ``pilletgan infer`` writes them). Saved maps carry no mask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..data.manifest import ManifestRecord
+from ..errors import DataError
+from ..reading import load_cxr
+
+__all__ = ["MAP_SUFFIXES", "MapPrediction", "SavedMaps", "find_map", "read_array"]
+
+#: File name endings of saved maps, in the order they are looked for.
+MAP_SUFFIXES = (".npy", ".nii.gz", ".png")
+_BOX_KEYS = ("x1", "y1", "x2", "y2", "score")
+
+
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """A 2-D array from ``.npy`` (numpy) or any file SimpleITK reads (NIfTI, PNG, NRRD, ...), as float64.
+
+    Arrays come out ``rows x cols``; singleton axes are dropped. Raises DataError naming the file when
+    it cannot be read, is not 2-D or holds non-finite values.
+    """
+    path = Path(path)
+    try:
+        if path.name.lower().endswith(".npy"):
+            array = np.load(path, allow_pickle=False)
+        else:
+            array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DataError(f"cannot be read as a map or mask ({err})", path) from err
+    array = np.squeeze(np.asarray(array))
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise DataError(f"expected one 2-D grey array, found {array.dtype} with shape {array.shape}", path)
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise DataError("holds NaN or infinite values", path)
+    return array
+
+
+def find_map(maps_dir: str | os.PathLike, key: str) -> Path:
+    """The one map file of image ``key`` in ``maps_dir``; DataError when there is none or more than one."""
+    maps_dir = Path(maps_dir)
+    found = [maps_dir / f"{key}{suffix}" for suffix in MAP_SUFFIXES if (maps_dir / f"{key}{suffix}").is_file()]
+    if not found:
+        names = ", ".join(f"{key}{suffix}" for suffix in MAP_SUFFIXES)
+        raise DataError(f"no saved map for image '{key}' (looked for {names})", maps_dir)
+    if len(found) > 1:
+        raise DataError(f"several maps for image '{key}': {', '.join(p.name for p in found)}; keep one", maps_dir)
+    return found[0]
+
+
+@dataclass
+class MapPrediction:
+    """A saved map in the shape the harness expects of a prediction (no mask)."""
+
+    image: np.ndarray
+    heatmap: np.ndarray
+    score: float
+    mask: np.ndarray | None = None
+    boxes: list[dict[str, float]] = field(default_factory=list)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot be read as JSON ({err})", path) from err
+    if not isinstance(content, dict):
+        raise DataError("expected a JSON object with 'score' and/or 'boxes'", path)
+    score = content.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)):
+        raise DataError(f"'score' must be a finite number, got {score!r}", path)
+    boxes = content.get("boxes") or []
+    if not isinstance(boxes, list):
+        raise DataError("'boxes' must be a list", path)
+    for box in boxes:
+        if not isinstance(box, dict) or not all(isinstance(box.get(k), (int, float)) for k in _BOX_KEYS):
+            raise DataError(f"each box needs numeric {', '.join(_BOX_KEYS)}, got {box!r}", path)
+    return content
+
+
+class SavedMaps:
+    """Callable ``record -> MapPrediction`` over a folder of saved maps (see the module docstring)."""
+
+    def __init__(self, maps_dir: str | os.PathLike) -> None:
+        self.maps_dir = Path(maps_dir)
+        if not self.maps_dir.is_dir():
+            raise DataError("maps folder not found", self.maps_dir)
+
+    def info(self) -> dict[str, str]:
+        """Description of the method for ``metrics.json``."""
+        return {"kind": "saved maps", "maps_dir": str(self.maps_dir.resolve())}
+
+    def __call__(self, record: ManifestRecord) -> MapPrediction:
+        path = find_map(self.maps_dir, record.key)
+        heatmap = read_array(path)
+        image, _ = load_cxr(record.image)
+        if heatmap.shape != image.shape:
+            raise DataError(f"map is {heatmap.shape[0]} x {heatmap.shape[1]} but image {record.image} is "
+                            f"{image.shape[0]} x {image.shape[1]} (rows x cols); save maps in the source pixel grid",
+                            path)
+        sidecar = _read_sidecar(self.maps_dir / f"{record.key}.json")
+        score = sidecar.get("score")
+        boxes = [{k: float(box[k]) for k in _BOX_KEYS} for box in sidecar.get("boxes") or []]
+        return MapPrediction(image=image, heatmap=heatmap, score=float(heatmap.max() if score is None else score), boxes=boxes)

@@ -1,0 +1,186 @@
+"""Report files of an evaluation: ``metrics.json``, ``per_image.csv`` and ``index.html``.
+
+Every file is written to a temporary name in its folder and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from .accumulator import ImageScores
+
+__all__ = ["PerImageCSV", "atomic_output", "rate_label", "write_index", "write_json"]
+
+#: Metric rows of the HTML table: (key in the metrics dict, label, what it measures).
+_TABLE_ROWS = (
+    ("detection_auc", "Detection ROC AUC", "image score, disease vs healthy (all images)"),
+    ("pointing_game", "Pointing game", "map maximum inside the truth (disease images with truth)"),
+    ("pixel_auroc", "Pixel AUROC", "all pixels of disease images with truth, pooled"),
+    ("dice", "Dice (mask)", "predicted mask vs truth; n/a without a mask"),
+    ("iou", "IoU (mask)", "predicted mask vs truth; n/a without a mask"),
+    ("dice_top15", "Dice (top 15 %)", "map's top 15 % of pixels vs truth"),
+    ("rsna_map", "RSNA mAP", "predicted boxes, IoU 0.40-0.75 (all images)"),
+    ("froc", "FROC mean sensitivity", "box centre inside a truth box; 1/8 to 8 FP per image"),
+)
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` when the block completes, else delete it."""
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON (NaN refused; paths and other objects as strings)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+class PerImageCSV:
+    """``per_image.csv`` written row by row to a temporary file, renamed by :meth:`close`."""
+
+    COLUMNS = tuple(f.name for f in fields(ImageScores))
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._tmp = _tmp_path(self.path)
+        self._handle = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._writer = csv.DictWriter(self._handle, fieldnames=self.COLUMNS)
+        self._writer.writeheader()
+
+    def write(self, row: ImageScores) -> None:
+        values = row.to_row()
+        values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
+        self._writer.writerow({k: "" if v is None else v for k, v in values.items()})
+
+    def close(self, complete: bool = True) -> None:
+        """Rename the finished file into place (``complete``) or delete it."""
+        self._handle.close()
+        if complete:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PerImageCSV:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(complete=kind is None)
+
+
+def rate_label(rate: float) -> str:
+    """A false-positive rate as people write it: ``1/8``, ``1``, ``4``."""
+    return f"{rate:g}" if rate >= 1 else f"1/{round(1 / rate)}"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):  # FROC
+        value = value.get("mean_sensitivity")
+    if value is None:
+        return '<td class="na" title="the data cannot give this metric">n/a</td>'
+    return f"<td>{value:.3f}</td>"
+
+
+def _info_table(info: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
+    return f"<table>{rows}</table>"
+
+
+def _froc_table(methods: Mapping[str, Mapping[str, Any]]) -> str:
+    results = {name: m.get("froc") for name, m in methods.items()}
+    rates = next((r["fp_rates"] for r in results.values() if r), None)
+    if rates is None:
+        return "<p>No truth boxes: no FROC.</p>"
+    head = "".join(f"<th>{rate_label(r)}</th>" for r in rates)
+    rows = ""
+    for name, result in results.items():
+        if result:
+            cells = "".join(f"<td>{s:.3f}</td>" for s in result["sensitivities"])
+        else:
+            cells = '<td class="na">n/a</td>' * len(rates)
+        rows += f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
+    return f"<table><tr><th>FP per image</th>{head}</tr>{rows}</table>"
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+td.na { color: #999; }
+.note { color: #555; font-size: 0.9em; max-width: 60em; }
+figure { display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }
+img { max-width: 100%; border: 1px solid #ddd; }
+"""
+
+# Marks the body with how many figures decoded, so a headless browser can check the page rendered.
+_IMAGES_LOADED_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
+});
+"""
+
+
+def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], path: str | os.PathLike) -> Path:
+    """Write ``index.html``: the metrics of the model beside the floors, counts, and the figures.
+
+    ``figures`` are ``(file name relative to the page, caption)``.
+    """
+    methods = {"model": metrics, **metrics.get("floors", {})}
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in methods)
+    rows = "".join(
+        f'<tr><th title="{html.escape(hint)}">{html.escape(label)}</th>'
+        f'{"".join(_cell(m.get(key)) for m in methods.values())}</tr>'
+        for key, label, hint in _TABLE_ROWS)
+    images = "".join(
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
+        "</figcaption></figure>" for name, caption in figures)
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>PilletGAN evaluation</title><style>{_STYLE}</style></head>
+<body>
+<h1>PilletGAN evaluation</h1>
+<h2>Metrics</h2>
+<table><tr><th>metric</th>{head}</tr>{rows}</table>
+<p class="note">Floors are scored by the same code as the model: a smooth random map and a fixed two-lung prior
+(two Gaussians over the usual lung positions). Their mask is their top 15 % of pixels and their boxes its connected
+components, so their Dice equals their Dice (top 15 %). A model localizes only where it beats the lung prior.
+Truth: the manifest's pixel mask where it gives one, else its boxes. n/a: the data cannot give the metric.</p>
+<h2>FROC sensitivity</h2>
+{_froc_table(methods)}
+<h2>Counts</h2>
+{_info_table(metrics.get("counts", {}))}
+<h2>Model</h2>
+{_info_table(metrics.get("model", {}))}
+<h2>Data</h2>
+{_info_table(metrics.get("data", {}))}
+<h2>Figures</h2>
+{images}
+<script>{_IMAGES_LOADED_SCRIPT}</script>
+</body>
+</html>
+"""
+    with atomic_output(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return Path(path)
