@@ -1,5 +1,26 @@
 """DICOM input and output: reading radiographs, finding them in exports, writing results."""
 
-from .reader import read_dicom_header, read_dicom_image
+from .discovery import DicomInstance, DiscoveryResult, SelectionRules, SkipKind, SkippedFile, discover
+from .reader import check_decodable, check_radiograph_header, read_dicom_header, read_dicom_image
+from .seg import Algorithm, seg_instance_uid, seg_series_uid, write_heatmap_seg, write_lesion_seg
+from .uids import safe_uid_name, uid_path
 
-__all__ = ["read_dicom_header", "read_dicom_image"]
+__all__ = [
+    "Algorithm",
+    "DicomInstance",
+    "DiscoveryResult",
+    "SelectionRules",
+    "SkipKind",
+    "SkippedFile",
+    "check_decodable",
+    "check_radiograph_header",
+    "discover",
+    "read_dicom_header",
+    "read_dicom_image",
+    "safe_uid_name",
+    "seg_instance_uid",
+    "seg_series_uid",
+    "uid_path",
+    "write_heatmap_seg",
+    "write_lesion_seg",
+]

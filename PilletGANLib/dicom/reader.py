@@ -8,6 +8,7 @@ absurd dimensions is refused before anything is allocated.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,18 @@ def read_dicom_header(path: str | Path) -> Dataset:
     """
     path = Path(path)
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
     except InvalidDicomError:
         pass
     except (EOFError, ValueError, OSError, TypeError, KeyError, AttributeError, NotImplementedError) as err:
         raise _read_failure(path, err) from err
+    else:
+        if any("end of file" in str(w.message).lower() for w in caught):
+            raise TruncatedFileError("the file ends before the DICOM data it announces "
+                                     "(truncated copy or interrupted transfer); re-export it", path)
+        return ds
     try:
         ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
     except Exception as err:
@@ -79,11 +87,27 @@ def _read_failure(path: Path, err: Exception) -> Exception:
     return CorruptFileError(f"the DICOM data cannot be parsed ({type(err).__name__}: {err}); re-export the file", path)
 
 
-def _check_is_radiograph(ds: Dataset, path: Path) -> None:
+def _parsed_end(ds: Dataset) -> int | None:
+    """File offset where the last parsed element ends (None when it cannot be known)."""
+    if not len(ds):
+        return None
+    element = ds.get_item(max(ds.keys()))
+    offset, length = getattr(element, "value_tell", None), getattr(element, "length", None)
+    if offset is None or length is None or length == 0xFFFFFFFF:
+        return None
+    return int(offset) + int(length)
+
+
+def check_radiograph_header(ds: Dataset, path: Path) -> None:
+    """Refuse, from the header alone, anything that is not one greyscale projection image."""
     sop_name = UID(ds.SOPClassUID).name if "SOPClassUID" in ds else ""
     if any(word.lower() in sop_name.lower() for word in _NON_IMAGE_SOP_WORDS):
         raise NotAnImageError(f"a DICOM '{sop_name}' object holds no radiograph to analyse", path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        end = _parsed_end(ds)
+        if end is not None and end < path.stat().st_size:
+            raise TruncatedFileError("the file ends inside a DICOM element before its Pixel Data "
+                                     "(truncated copy or interrupted transfer); re-export it", path)
         kind = f"'{sop_name}' " if sop_name else ""
         raise MissingPixelDataError(f"this DICOM {kind}object has no Pixel Data element, so there is no image to read", path)
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
@@ -117,7 +141,8 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
 
-def _check_decodable(ds: Dataset, path: Path) -> None:
+def check_decodable(ds: Dataset, path: Path) -> None:
+    """Refuse pixel data that is cut short or that no installed decoder can read."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is None:
         return
@@ -223,8 +248,8 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """
     path = Path(path)
     header = read_dicom_header(path)
-    _check_is_radiograph(header, path)
-    _check_decodable(header, path)
+    check_radiograph_header(header, path)
+    check_decodable(header, path)
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as err:
