@@ -27,7 +27,7 @@ def record_to_item(record: ManifestRecord) -> dict[str, Any]:
 
 
 class LesionTruthd(MapTransform):
-    """Rasterize the lesion truth (boxes and/or a mask file) onto the network grid of ``image_key``.
+    """Rasterize the lesion truth (a mask file when given, else the boxes) onto the network grid of ``image_key``.
 
     Writes ``(1, N, N)`` float ``lesion`` (1 inside a box or the mask), ``valid`` (1 where the
     network pixel lies inside the source image, 0 on padding) and ``has_truth`` (bool); removes the
@@ -50,7 +50,8 @@ class LesionTruthd(MapTransform):
             cols = (centres >= x1) & (centres < x2)
             truth[np.ix_(rows, cols)] = 1.0
         mask_path = d.get("mask_path") or ""
-        if mask_path:
+        if mask_path:  # a pixel mask is the exact truth; boxes drawn from it would only blur it
+            truth[:] = 0.0
             mask, _ = load_cxr(mask_path)
             if mask.shape != (geometry.rows, geometry.cols):
                 from ..errors import DataError

@@ -1,0 +1,185 @@
+"""Manifest from the SIIM-FISABIO-RSNA COVID-19 Detection layout, original or pre-resized.
+
+Original layout: ``SRC/train_image_level.csv`` (``id`` = ``<image>_image``, ``boxes`` = a Python
+literal list of ``{'x', 'y', 'width', 'height'}`` dicts in the DICOM's pixels, ``StudyInstanceUID``)
++ ``SRC/train_study_level.csv`` (``id`` = ``<study>_study`` and the one-hot columns
+``Negative for Pneumonia``, ``Typical Appearance``, ``Indeterminate Appearance``,
+``Atypical Appearance``) + ``SRC/train/<study>/<series>/<image>.dcm``. The tables carry no patient
+id: the DICOM header's PatientID is read (header only) and the study id is used when it is empty
+or when ``patient_from_dicom`` is off. There are no folds in this layout.
+
+Pre-resized layout (``../shared/data/siim_covid_256``): ``SRC/images/<image_id>.jpg`` +
+``SRC/labels/image_labels.csv`` (``image_id``, ``patient_id``, ``fold``, ``study_label``, ...) +
+``SRC/labels/boxes_256.csv`` (``x1_256, y1_256, x2_256, y2_256`` on the 256 grid). Its patient-grouped
+folds can give the split (``split_by="fold"``).
+
+Labels in both: ``Negative for Pneumonia`` study and no box = healthy; ``Typical Appearance`` study
+with at least one box = disease; everything else (indeterminate, atypical, and images without box in
+a positive study, which are not negatives) is left out. The layout is detected from the files.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ...errors import ConfigurationError, DataError
+from ..manifest import ManifestRecord
+from ..splits import assign_splits, split_by_folds
+from .common import finish_build, index_images, read_table
+
+__all__ = ["SIIM_STUDY_CLASSES", "build_siim_covid_manifest", "detect_siim_layout"]
+
+SIIM_STUDY_CLASSES = ("Negative for Pneumonia", "Typical Appearance", "Indeterminate Appearance", "Atypical Appearance")
+_HEALTHY, _DISEASE = SIIM_STUDY_CLASSES[0], SIIM_STUDY_CLASSES[1]
+
+
+def detect_siim_layout(src: Path) -> str:
+    """``"original"`` or ``"resized"``; :class:`DataError` when ``src`` is neither."""
+    if (src / "labels" / "image_labels.csv").is_file() and (src / "images").is_dir():
+        return "resized"
+    if (src / "train_image_level.csv").is_file() and (src / "train_study_level.csv").is_file():
+        return "original"
+    raise DataError("not a SIIM-FISABIO-RSNA COVID-19 folder: expected train_image_level.csv + train_study_level.csv "
+                    "+ train/, or labels/image_labels.csv + labels/boxes_256.csv + images/", src)
+
+
+def _label(study_class: str, n_boxes: int) -> str | None:
+    if study_class == _HEALTHY and n_boxes == 0:
+        return "healthy"
+    if study_class == _DISEASE and n_boxes > 0:
+        return "disease"
+    return None
+
+
+def _skip_reason(study_class: str) -> str:
+    if study_class in (_HEALTHY, _DISEASE):
+        return f"'{study_class}' study {'with' if study_class == _HEALTHY else 'without'} opacity boxes"
+    return f"'{study_class}' study"
+
+
+def _study_classes(path: Path) -> dict[str, str]:
+    classes = {}
+    for line, row in enumerate(read_table(path, ("id", *SIIM_STUDY_CLASSES)), start=2):
+        hot = [name for name in SIIM_STUDY_CLASSES if row[name].strip() in ("1", "1.0")]
+        if len(hot) != 1:
+            raise DataError(f"line {line}: study {row['id']} needs exactly one class set to 1, got {hot}", path)
+        classes[row["id"].strip().removesuffix("_study")] = hot[0]
+    return classes
+
+
+def _literal_boxes(text: str, where: str) -> np.ndarray:
+    text = text.strip()
+    if not text or text.lower() == "nan":
+        return np.zeros((0, 4))
+    try:
+        items = ast.literal_eval(text)
+        boxes = [[float(b["x"]), float(b["y"]), float(b["x"]) + float(b["width"]), float(b["y"]) + float(b["height"])]
+                 for b in items]
+    except (ValueError, SyntaxError, TypeError, KeyError) as err:
+        raise DataError(f"{where}: cannot parse the boxes {text[:80]!r} ({err})") from err
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def _dicom_patient_id(path: Path) -> str | None:
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except (InvalidDicomError, OSError) as err:
+        raise DataError(f"cannot read the DICOM header for the patient id ({err})", path) from err
+    value = str(header.get("PatientID", "") or "").strip()
+    return value or None
+
+
+def _original(src: Path, patient_from_dicom: bool, skipped: Counter[str]) -> list[ManifestRecord]:
+    image_csv = src / "train_image_level.csv"
+    studies = _study_classes(src / "train_study_level.csv")
+    images = index_images(src / "train", suffixes=(".dcm",))
+    records = []
+    for line, row in enumerate(read_table(image_csv, ("id", "boxes", "StudyInstanceUID")), start=2):
+        image_id, study = row["id"].strip().removesuffix("_image"), row["StudyInstanceUID"].strip()
+        if study not in studies:
+            raise DataError(f"line {line}: study {study} of image {image_id} is not in train_study_level.csv", image_csv)
+        boxes = _literal_boxes(row["boxes"], f"{image_csv}:{line}")
+        label = _label(studies[study], len(boxes))
+        if label is None:
+            skipped[_skip_reason(studies[study])] += 1
+            continue
+        path = images.get(image_id)
+        if path is None:
+            skipped["listed in the table but not on disk"] += 1
+            continue
+        patient = (_dicom_patient_id(path) if patient_from_dicom else None) or study
+        records.append(ManifestRecord(image=path, label=label, patient_id=patient,
+                                      boxes=boxes if label == "disease" else np.zeros((0, 4))))
+    return records
+
+
+def _resized(src: Path, skipped: Counter[str]) -> tuple[list[ManifestRecord], list[int]]:
+    boxes_csv = src / "labels" / "boxes_256.csv"
+    columns = ("x1_256", "y1_256", "x2_256", "y2_256")
+    boxes: dict[str, list[list[float]]] = defaultdict(list)
+    for line, row in enumerate(read_table(boxes_csv, ("image_id", *columns)), start=2):
+        try:
+            boxes[row["image_id"].strip()].append([float(row[c]) for c in columns])
+        except ValueError as err:
+            raise DataError(f"line {line}: box coordinates must be numbers ({row})", boxes_csv) from err
+    images = index_images(src / "images")
+    labels_csv = src / "labels" / "image_labels.csv"
+    records, folds = [], []
+    for line, row in enumerate(read_table(labels_csv, ("image_id", "patient_id", "fold", "study_label")), start=2):
+        image_id = row["image_id"].strip()
+        study_class = row["study_label"].strip()
+        if study_class not in SIIM_STUDY_CLASSES:
+            raise DataError(f"line {line}: unknown study label '{study_class}'", labels_csv)
+        label = _label(study_class, len(boxes.get(image_id, [])))
+        if label is None:
+            skipped[_skip_reason(study_class)] += 1
+            continue
+        path = images.get(image_id)
+        if path is None:
+            skipped["listed in the table but not on disk"] += 1
+            continue
+        try:
+            folds.append(int(row["fold"]))
+        except ValueError as err:
+            raise DataError(f"line {line}: fold '{row['fold']}' is not an integer", labels_csv) from err
+        records.append(ManifestRecord(image=path, label=label, patient_id=row["patient_id"].strip() or None,
+                                      boxes=np.asarray(boxes.get(image_id, []), dtype=np.float64).reshape(-1, 4)))
+    return records, folds
+
+
+def build_siim_covid_manifest(src: str | Path, val_fraction: float = 0.15, test_fraction: float = 0.0, seed: int = 0,
+                              split_by: str = "patient", val_folds: Sequence[int] = (3,), test_folds: Sequence[int] = (),
+                              patient_from_dicom: bool = True, skipped: Counter[str] | None = None) -> list[ManifestRecord]:
+    """Build manifest records from a SIIM-FISABIO-RSNA COVID-19 folder (layout detected).
+
+    Args:
+        src: the competition folder, or a pre-resized copy such as ``siim_covid_256``.
+        val_fraction, test_fraction, seed: patient-level split (``split_by="patient"``).
+        split_by: ``"patient"`` (seeded patient split) or ``"fold"`` (the pre-resized copy's folds:
+            ``val_folds`` -> val, ``test_folds`` -> test, the rest train).
+        patient_from_dicom: original layout only: read PatientID from each DICOM header.
+        skipped: a counter that receives the number of images left out, per reason.
+    """
+    src = Path(src)
+    skipped = Counter() if skipped is None else skipped
+    if split_by not in ("patient", "fold"):
+        raise ConfigurationError(f"split_by must be 'patient' or 'fold', got '{split_by}'")
+    layout = detect_siim_layout(src)
+    if layout == "original":
+        if split_by == "fold":
+            raise ConfigurationError("the original SIIM layout has no folds: use split_by='patient'", src)
+        records = _original(src, patient_from_dicom, skipped)
+        folds: list[int] = []
+    else:
+        records, folds = _resized(src, skipped)
+    finish_build(records, skipped, src, "SIIM-FISABIO-RSNA COVID-19")
+    if split_by == "fold":
+        return split_by_folds(records, folds, val_folds, test_folds)
+    return assign_splits(records, val_fraction, test_fraction, seed)
