@@ -1,0 +1,55 @@
+"""``pilletgan infer INPUT... --out DIR [--model PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..outputs import DEFAULT_FORMATS, FORMATS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "infer", help="localize pneumonia on radiograph files and write maps, masks, overlays and records",
+        description="For each input: <stem>_heatmap.nii.gz, <stem>_mask.nii.gz, <stem>_heatmap.nrrd, <stem>.seg.nrrd, "
+                    "<stem>_overlay.png and <stem>.json in the source pixel grid. Exit code 1 when any input failed.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM or image files, or folders (walked)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    add_model_arguments(parser)
+    parser.add_argument("--formats", nargs="+", default=list(DEFAULT_FORMATS), choices=sorted(FORMATS),
+                        help="outputs to write (default: all)")
+    parser.set_defaults(func=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device``, ``--bf16``, ``--batch-size``, ``--workers``, ``--threshold`` (shared by commands)."""
+    parser.add_argument("--model", type=Path, help="model .pt with its .json card (default: the shipped model)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
+    parser.add_argument("--threshold", type=float, help="heat-map threshold for the mask (default: the calibrated one)")
+
+
+def load_predictor(args: argparse.Namespace):
+    """The predictor the model arguments describe."""
+    from ..inference import Predictor
+
+    predictor = Predictor.from_path(args.model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
+                                    num_workers=args.workers)
+    if args.threshold is not None:
+        predictor.localization.threshold = args.threshold
+    return predictor
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.files import infer_files
+    from ..inspection import expand_inputs
+
+    predictor = load_predictor(args)
+    summary = infer_files(list(expand_inputs(args.inputs)), args.out, predictor, args.formats)
+    for record in summary.written:
+        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}")
+    for record in summary.failed:
+        print(f"ERROR {record['input']}: {record['error']}: {record['reason']}")
+    return 0 if summary.ok else 1

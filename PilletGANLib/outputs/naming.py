@@ -1,0 +1,55 @@
+"""File names of the per-image outputs: one stem per input, one fixed suffix per output kind."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import PurePath
+
+__all__ = ["FORMATS", "RESULT_SUFFIXES", "output_stem", "result_file_names"]
+
+#: Output kind -> file-name suffix appended to the stem.
+RESULT_SUFFIXES: dict[str, str] = {
+    "heatmap_nifti": "_heatmap.nii.gz",
+    "mask_nifti": "_mask.nii.gz",
+    "heatmap_nrrd": "_heatmap.nrrd",
+    "seg_nrrd": ".seg.nrrd",
+    "overlay_png": "_overlay.png",
+    "json": ".json",
+}
+
+#: Format names accepted by ``write_result_files`` -> the output kinds each one writes.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "nifti": ("heatmap_nifti", "mask_nifti"),
+    "nrrd": ("heatmap_nrrd",),
+    "seg.nrrd": ("seg_nrrd",),
+    "png": ("overlay_png",),
+    "json": ("json",),
+}
+
+# Suffixes removed from an input file name to make its stem (longest first; case-insensitive).
+_INPUT_SUFFIXES = (".nii.gz", ".dicom", ".jpeg", ".tiff", ".nrrd", ".nhdr", ".nii", ".dcm", ".png", ".jpg",
+                   ".tif", ".mha", ".mhd")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def output_stem(path: str | os.PathLike) -> str:
+    """The stem that names the outputs of the input ``path``.
+
+    Known image suffixes (``.dcm``, ``.png``, ``.nii.gz``, ...) are removed; any other name is kept whole,
+    so DICOM files named by their UID (``1.2.840....``) keep every component. Characters other than
+    letters, digits, ``.``, ``_`` and ``-`` become ``_``, so the stem is always a plain file name.
+    """
+    name = PurePath(path).name
+    lower = name.lower()
+    for suffix in _INPUT_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    stem = _UNSAFE.sub("_", name).strip(".")
+    return stem or "image"
+
+
+def result_file_names(stem: str) -> dict[str, str]:
+    """Output kind -> file name for ``stem`` (see :data:`RESULT_SUFFIXES`)."""
+    return {kind: f"{stem}{suffix}" for kind, suffix in RESULT_SUFFIXES.items()}
