@@ -58,6 +58,11 @@ def setup_distributed(device_type: str = "cpu") -> DistributedContext:
         initialized_here = True
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
+    # ignite's handlers query the group lazily with a collective call; doing it here on every rank
+    # keeps rank-0-only handlers (checkpoints, logging) from waiting for ranks that never ask
+    import ignite.distributed as idist
+
+    idist.sync()
     return DistributedContext(rank, world_size, local_rank, initialized_here)
 
 

@@ -143,7 +143,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     loss = PilletGANLoss(lambda_gp=config.lambda_gp, lambda_cls=config.lambda_cls, lambda_rec=config.lambda_rec,
                          lambda_id=config.lambda_id, lambda_att=config.lambda_att)
 
-    epoch_length = max(1, min(config.iterations, len(train_ds) // config.batch_size or 1))
+    epoch_length = max(1, len(train_ds) // config.batch_size)  # one pass over the data, whatever the total
     trainer = PilletGANTrainer(device=device, max_epochs=math.ceil(config.iterations / epoch_length),
                                train_data_loader=train_loader, epoch_length=epoch_length, generator=generator,
                                discriminator=discriminator, g_optimizer=g_optimizer, d_optimizer=d_optimizer,
