@@ -30,3 +30,22 @@ def shared_data() -> Path:
 def dicom_dir() -> Path:
     """The folder of real chest radiograph DICOM files."""
     return require_shared_data("dicom")
+
+
+def make_tiny_model(path: Path, attention: str = "none", image_size: int = 32, seed: int = 0) -> Path:
+    """An untrained, tiny generator saved as a PilletGAN model (``.pt`` + checksummed ``.json`` card)."""
+    import torch
+
+    from PilletGANLib.model_store import save_model
+    from PilletGANLib.networks import PilletGenerator
+
+    torch.manual_seed(seed)
+    network = {"base_channels": 8, "num_res_blocks": 1, "attention": attention}
+    card = {"name": "tiny-untrained", "network": network, "preprocessing": {"image_size": image_size, "margin": 1.0}}
+    return save_model(PilletGenerator(**network).state_dict(), card, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained model (32 px), shared by tests that need any model rather than a good one."""
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import make_tiny_model
 from PIL import Image
 
 from PilletGANLib.cli import main
@@ -279,18 +280,9 @@ def test_lung_prior_points_inside_siim_opacity_boxes_far_more_than_a_random_map(
 
 
 # -- the model branch ------------------------------------------------------------------------------
-def _tiny_model(path: Path) -> Path:
-    from PilletGANLib.model_store import save_model
-    from PilletGANLib.networks import PilletGenerator
-
-    network = {"base_channels": 8, "num_res_blocks": 1, "attention": "none"}
-    card = {"name": "tiny-untrained", "network": network, "preprocessing": {"image_size": 32, "margin": 1.0}}
-    return save_model(PilletGenerator(**network).state_dict(), card, path)
-
-
 def test_evaluate_model_streams_batched_predictions_and_stops_on_a_bad_file(tmp_path, capsys):
     manifest, _ = _build_case(tmp_path)
-    model = _tiny_model(tmp_path / "tiny.pt")
+    model = make_tiny_model(tmp_path / "tiny.pt")
     out = tmp_path / "report"
     assert main(["evaluate", "--manifest", str(manifest), "--split", "test", "--model", str(model), "--out", str(out),
                  "--device", "cpu", "--batch-size", "3", "--no-progress", "--no-floors"]) == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_tiny_model
 from scipy import ndimage
 
 from PilletGANLib import load_cxr
@@ -459,12 +460,7 @@ def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp
     child process with the module's command line and environment, stream its log, load the result files."""
     import SimpleITK as sitk
 
-    from PilletGANLib.model_store import save_model
-    from PilletGANLib.networks import PilletGenerator
-
-    network = {"base_channels": 8, "num_res_blocks": 1, "attention": "none"}
-    card = {"name": "tiny-untrained", "network": network, "preprocessing": {"image_size": 32, "margin": 1.0}}
-    model = save_model(PilletGenerator(**network).state_dict(), card, tmp_path / "tiny.pt")
+    model = make_tiny_model(tmp_path / "tiny.pt")
 
     image, _ = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
     volume = sitk.GetImageFromArray(image[::8, ::6][np.newaxis].astype(np.int16))  # 128 x 171, as Slicer exports it
