@@ -1,0 +1,45 @@
+"""Headless batch over PACS exports: every chest radiograph to DICOM SEG, overlay and JSON; restartable, sharded.
+
+``run_batch`` is the entry point (``pilletgan batch`` and ``pilletgan demo`` call it); see ``docs/batch.md``.
+"""
+
+from .outputs import OUTPUT_NAMES, RESULT_NAME, OutputPlan, instance_folder, read_complete_record, remove_temporaries
+from .records import (
+    ERROR_SKIP_KINDS,
+    EXIT_FAILURES,
+    EXIT_NOT_STARTED,
+    EXIT_OK,
+    BatchSummary,
+    FileProblem,
+    InstanceRecord,
+    Status,
+)
+from .report import describe
+from .runner import check_run_paths, predictions, run_batch
+from .sharding import RankGroup, TorchrunEnvironment, device_for_rank, shard, torchrun_environment
+
+__all__ = [
+    "ERROR_SKIP_KINDS",
+    "EXIT_FAILURES",
+    "EXIT_NOT_STARTED",
+    "EXIT_OK",
+    "OUTPUT_NAMES",
+    "RESULT_NAME",
+    "BatchSummary",
+    "FileProblem",
+    "InstanceRecord",
+    "OutputPlan",
+    "RankGroup",
+    "Status",
+    "TorchrunEnvironment",
+    "check_run_paths",
+    "describe",
+    "device_for_rank",
+    "instance_folder",
+    "predictions",
+    "read_complete_record",
+    "remove_temporaries",
+    "run_batch",
+    "shard",
+    "torchrun_environment",
+]

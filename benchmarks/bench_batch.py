@@ -1,0 +1,162 @@
+"""Batch throughput: ``run_batch`` end to end over a built export, against the model alone, printed as JSON.
+
+Builds (in a temporary folder) an export of ``--n`` copies of the real radiographs in
+../shared/data/dicom, each with new Study/Series/SOP Instance UIDs (three instances per series, two
+series per study; pixels untouched, so JPEG and JPEG 2000 stay compressed), then:
+
+- ``end_to_end_instances_per_s``: instances / wall time of ``run_batch`` (discovery, decoding in
+  ``--workers`` processes, model, lesion maps back in the source grid, DICOM SEG, ``result.json``, reports);
+  ``inference_phase_instances_per_s`` leaves discovery and the reports out;
+- ``model_only_images_per_s``: ``Predictor.predict_prepared`` on inputs already read and preprocessed
+  (network + lesion maps, masks and boxes in the source grid), same device and batch size;
+- ``network_only_images_per_s``: the generator's forward pass alone on the same inputs.
+
+Model: ``--model PATH``; else the shipped default model when installed; else a randomly initialised
+generator of the default size (64 base channels, 6 residual blocks, LTA, 256 px) saved as a model file
+(``model_source`` in the JSON says which: throughput does not depend on the weights).
+
+    python benchmarks/bench_batch.py --n 24 --workers 2 --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pydicom
+import torch
+from pydicom.uid import generate_uid
+
+from PilletGANLib.batch import run_batch
+from PilletGANLib.errors import ModelError
+from PilletGANLib.inference import Predictor, prepare_image
+from PilletGANLib.model_store import default_model_path, save_model
+from PilletGANLib.networks import PilletGenerator
+from PilletGANLib.reading import load_cxr
+
+DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def build_export(root: Path, n: int) -> list[Path]:
+    """``n`` copies of the real radiographs with new UIDs, three per series and two series per study."""
+    sources = [pydicom.dcmread(path) for path in sorted(DICOM_DIR.glob("*.dcm"))]
+    written = []
+    for index, ds in zip(range(n), itertools.cycle(sources)):
+        if index % 6 == 0:
+            study = generate_uid()
+        if index % 3 == 0:
+            series = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        target = root / f"study{index // 6:04d}" / f"series{index // 3:04d}" / f"IM{index:05d}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target, enforce_file_format=True)
+        written.append(target)
+    return written
+
+
+def choose_model(given: Path | None, folder: Path) -> tuple[Path, str]:
+    if given is not None:
+        return given, "given"
+    try:
+        return default_model_path(), "shipped default"
+    except ModelError:
+        torch.manual_seed(0)
+        card = {"name": "random-init-default-size", "network": {},
+                "preprocessing": {"image_size": 256, "margin": 1.0}}
+        path = save_model(PilletGenerator().state_dict(), card, folder / "random_default.pt")
+        return path, "random init (default-size generator, 256 px): no shipped model installed"
+
+
+def images_per_second(step: Callable[[Sequence], object], items: Sequence, warmup: Sequence,
+                      device: torch.device) -> float:
+    """``len(items)`` / seconds of ``step(items)``, after one ``step(warmup)``."""
+    step(warmup)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step(items)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return len(items) / (time.perf_counter() - start)
+
+
+def translate_all(predictor: Predictor, inputs: torch.Tensor) -> None:
+    for start in range(0, len(inputs), predictor.batch_size):
+        predictor.translate(inputs[start: start + predictor.batch_size])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=24, help="instances in the export (default 24)")
+    parser.add_argument("--model", type=Path, default=None, help="model .pt with its card (default: see above)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
+    parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
+    args = parser.parse_args()
+    if not DICOM_DIR.is_dir():
+        raise SystemExit(f"real DICOM files not found at {DICOM_DIR} (../shared/data/dicom)")
+
+    with tempfile.TemporaryDirectory(prefix="bench_batch_") as scratch:
+        scratch = Path(scratch)
+        files = build_export(scratch / "export", args.n)
+        model, model_source = choose_model(args.model, scratch)
+        predictor = Predictor.from_path(model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
+                                        num_workers=args.workers)
+        start = time.perf_counter()
+        summary = run_batch(scratch / "export", scratch / "out", predictor, heatmap_seg=args.heatmap_seg, png=args.png,
+                            progress=False)
+        end_to_end_s = time.perf_counter() - start
+
+        prepared = [prepare_image(*load_cxr(path), predictor.image_size, predictor.margin) for path in files]
+        warmup = prepared[: args.batch_size]
+        model_rate = images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device)
+        inputs = torch.stack([p.network_input for p in prepared])
+        network_rate = images_per_second(lambda x: translate_all(predictor, x), inputs, inputs[: args.batch_size],
+                                         predictor.device)
+
+    print(json.dumps({
+        "benchmark": "batch",
+        "device": device_name(predictor.device),
+        "torch": torch.__version__,
+        "n": args.n,
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "bf16": args.bf16,
+        "image_size": predictor.image_size,
+        "outputs": ["seg"] + ["heatmap_seg"] * args.heatmap_seg + ["overlay"] * args.png,
+        "model_source": model_source,
+        "model_sha256": predictor.card.get("sha256"),
+        "succeeded": summary.succeeded,
+        "failed": summary.failed,
+        "end_to_end_s": round(end_to_end_s, 3),
+        "end_to_end_instances_per_s": round(args.n / end_to_end_s, 3),
+        "inference_phase_instances_per_s": round(summary.timings["instances_per_s"] or 0.0, 3),
+        "model_only_images_per_s": round(model_rate, 3),
+        "network_only_images_per_s": round(network_rate, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
