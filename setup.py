@@ -36,6 +36,7 @@ setup(
         "slicerio>=1.0",
         "tqdm>=4.60",
         "pyyaml>=6.0",
+        "fire>=0.5",
         "tensorboard>=2.14",
         "matplotlib>=3.8",
         "pynrrd>=1.0",

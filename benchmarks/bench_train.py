@@ -34,6 +34,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def run_variant(attention: str, args: argparse.Namespace, device: torch.device) -> dict:
     config = TrainingConfig(image_size=args.size, batch_size=args.batch_size, attention=attention,
                             base_channels=args.base_channels, num_res_blocks=args.num_res_blocks,
+                            disc_base_channels=args.disc_base_channels, disc_layers=args.disc_layers,
                             amp=args.amp, channels_last=args.channels_last, iterations=args.warmup + args.iterations)
     torch.manual_seed(0)
     generator = PilletGenerator(**config.network_kwargs()).to(device)
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--base-channels", type=int, default=64)
     parser.add_argument("--num-res-blocks", type=int, default=6)
+    parser.add_argument("--disc-base-channels", type=int, default=64)
+    parser.add_argument("--disc-layers", type=int, default=6)
     parser.add_argument("--n-critic", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=10, help="timed critic iterations")
     parser.add_argument("--warmup", type=int, default=2)
@@ -94,7 +97,8 @@ def main() -> None:
     results = [run_variant(attention, args, device) for attention in ("lta", "none")]
     print(json.dumps({"benchmark": "train", "device": device_name(device), "torch": torch.__version__,
                       "size": args.size, "batch_size": args.batch_size, "n_critic": args.n_critic,
-                      "base_channels": args.base_channels, "num_res_blocks": args.num_res_blocks, "amp": args.amp,
+                      "base_channels": args.base_channels, "num_res_blocks": args.num_res_blocks,
+                      "disc_base_channels": args.disc_base_channels, "disc_layers": args.disc_layers, "amp": args.amp,
                       "channels_last": args.channels_last, "results": results}, indent=2))
 
 

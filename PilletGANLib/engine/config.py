@@ -95,9 +95,11 @@ class TrainingConfig:
 
 
 def _coerce(name: str, text: str, current: Any) -> Any:
-    """Turn an override string into the type of the field's current value."""
-    if text.lower() in ("none", "null"):
+    """Turn an override string into the type of the field's current value (``null`` clears an optional one)."""
+    if text.lower() == "null" or (current is None and text.lower() == "none"):
         return None
+    if isinstance(current, str):
+        return text
     if isinstance(current, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
@@ -134,7 +136,7 @@ def parse_overrides(pairs: list[str] | None, base: dict[str, Any]) -> dict[str, 
         key, text = (s.strip() for s in pair.split("=", 1))
         if key.startswith("localization."):
             sub = key.split(".", 1)[1]
-            current = dict(out.get("localization") or LocalizationConfig().to_dict())
+            current = {**LocalizationConfig().to_dict(), **(out.get("localization") or {})}
             if sub not in current:
                 raise ConfigurationError(f"unknown localization setting '{sub}' (known: {sorted(current)})")
             current[sub] = _coerce(key, text, current[sub])

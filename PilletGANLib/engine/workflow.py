@@ -37,7 +37,7 @@ from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
 
-__all__ = ["find_resume_checkpoint", "split_records", "train"]
+__all__ = ["export_trained_model", "find_resume_checkpoint", "split_records", "train"]
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
@@ -200,7 +200,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     if ctx.is_main:
         data = {"manifest": str(Path(manifest).resolve()), "train_images": len(train_records),
                 "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
-        summary.update(_export(trainer, config, evaluator, val_ds if val_records else None, val_records,
+        summary.update(export_trained_model(trainer, config, evaluator, val_ds if val_records else None, val_records,
                                run_dir, localization, data, device, ctx, start_time))
         writer.close()
     ctx.barrier()
@@ -214,20 +214,27 @@ def _grid_indices(records: list[ManifestRecord], per_class: int = 2) -> list[int
     return healthy + disease
 
 
-def _export(trainer: PilletGANTrainer, config: TrainingConfig, evaluator: LocalizationEvaluator | None,
-            val_ds, val_records: list[ManifestRecord], run_dir: Path, localization: LocalizationConfig,
-            data: dict[str, Any], device: torch.device, ctx: DistributedContext,
-            start_time: float) -> dict[str, Any]:
-    """Pick EMA or raw generator by the validation metric, calibrate on healthy images, write model + run.json."""
+def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, evaluator: LocalizationEvaluator | None,
+                         val_ds, val_records: list[ManifestRecord], run_dir: Path, localization: LocalizationConfig,
+                         data: dict[str, Any], device: torch.device, ctx: DistributedContext,
+                         start_time: float) -> dict[str, Any]:
+    """Pick the EMA or the raw generator by the validation metric, calibrate on the healthy validation
+    images and write ``model.pt`` + ``model.json`` + ``run.json``.
+
+    Both candidates are scored by a copy of ``evaluator`` without its handlers, so the choice adds no
+    TensorBoard points and never touches ``best.pt``.
+    """
     candidates = {"ema": trainer.ema_generator, "generator": trainer.generator}
     candidates = {k: v for k, v in candidates.items() if v is not None}
     validation: dict[str, dict[str, float]] = {}
     chosen = "ema" if "ema" in candidates else "generator"
     if evaluator is not None:
+        scorer = LocalizationEvaluator(evaluator.state.device, evaluator.data_loader, evaluator.generator,
+                                       evaluator.localization, key_metric=config.best_metric, bf16=config.amp)
         for name, network in candidates.items():
-            evaluator.generator = network
-            evaluator.run()
-            validation[name] = {k: float(v) for k, v in evaluator.state.metrics.items()}
+            scorer.generator = network
+            scorer.run()
+            validation[name] = {k: float(v) for k, v in scorer.state.metrics.items()}
         chosen = max(validation, key=lambda k: (validation[k].get(config.best_metric, 0.0), k == "ema"))
     network = candidates[chosen]
     calibration: dict[str, Any] = {}

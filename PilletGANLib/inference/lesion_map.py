@@ -19,15 +19,8 @@ from scipy import ndimage
 from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
-__all__ = [
-    "LocalizationConfig",
-    "border_gate",
-    "clean_mask",
-    "connected_boxes",
-    "detection_scores",
-    "difference_maps",
-    "heat_from_difference",
-]
+__all__ = ["LocalizationConfig", "border_gate", "clean_mask", "connected_boxes", "detection_scores",
+           "difference_maps", "heat_from_difference", "localization_gate"]
 
 
 @dataclass
@@ -76,6 +69,20 @@ def border_gate(size: int, border_fraction: float, geometry: CXRGeometry | None 
     inner = torch.zeros(size, size)
     inner[top + margin_r: bottom - margin_r, left + margin_c: right - margin_c] = 1
     return gate * inner
+
+
+def localization_gate(network_image: np.ndarray | torch.Tensor, geometry: CXRGeometry,
+                      config: LocalizationConfig) -> torch.Tensor:
+    """``N x N`` gate of one network-grid image: valid area minus border, times the lung fields when
+    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph)."""
+    gate = border_gate(geometry.size, config.border_fraction, geometry)
+    if config.lung_gate:
+        from ..transforms.lungs import estimate_lung_mask
+
+        image = network_image.detach().cpu().numpy() if isinstance(network_image, torch.Tensor) else network_image
+        lungs = estimate_lung_mask(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size), hull=True)
+        gate = gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
+    return gate
 
 
 def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,

@@ -21,12 +21,12 @@ from ..transforms.geometry import CXRGeometry
 from ..transforms.pipeline import intensity_normalization
 from .lesion_map import (
     LocalizationConfig,
-    border_gate,
     clean_mask,
     connected_boxes,
     detection_scores,
     difference_maps,
     heat_from_difference,
+    localization_gate,
 )
 from .result import LesionResult
 
@@ -145,15 +145,7 @@ class Predictor:
 
     def gates(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
         """Per-image gate ``(B, 1, N, N)``: valid area minus border, times the lung mask when enabled."""
-        gates = []
-        for item in prepared:
-            gate = border_gate(self.image_size, self.localization.border_fraction, item.geometry)
-            if self.localization.lung_gate:
-                from ..transforms.lungs import estimate_lung_mask
-
-                lungs = estimate_lung_mask(item.network_input[0].numpy())
-                gate = gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
-            gates.append(gate)
+        gates = [localization_gate(item.network_input[0], item.geometry, self.localization) for item in prepared]
         return torch.stack(gates)[:, None]
 
     # -- results -------------------------------------------------------------------------------

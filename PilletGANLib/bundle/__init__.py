@@ -1,0 +1,26 @@
+"""Support for the MONAI bundle ``Resources/bundle/PilletGAN_CXR``: what its configs name as ``_target_``.
+
+The bundle's ``inference.json``, ``train.json`` and ``evaluate.json`` compose MONAI and PilletGANLib
+components; this package holds the few pieces MONAI's bundle tools need that the rest of the library
+does not: a single-input network, data lists, post-processing transforms, the model export at the end
+of training and the evaluation-report workflow.
+"""
+
+from .data import image_datalist, load_records, training_split
+from .evaluation import EvaluationReport
+from .network import BundleGenerator, load_weights
+from .training import export_model
+from .transforms import LesionDifferenced, LesionHeatMaskd, SaveSourceMapd
+
+__all__ = [
+    "BundleGenerator",
+    "EvaluationReport",
+    "LesionDifferenced",
+    "LesionHeatMaskd",
+    "SaveSourceMapd",
+    "export_model",
+    "image_datalist",
+    "load_records",
+    "load_weights",
+    "training_split",
+]

@@ -1,0 +1,62 @@
+"""Training configuration: defaults, files and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from PilletGANLib.engine.config import TrainingConfig, load_config
+from PilletGANLib.errors import ConfigurationError
+
+
+def test_flat_overrides_take_the_field_types() -> None:
+    config = load_config(overrides=["image_size=64", "batch_size=8", "iterations=30", "attention=none",
+                                    "base_channels=16", "num_res_blocks=2", "amp=true", "val_interval=5", "seed=3",
+                                    "lambda_id=2.5", "attention_at=[res1, up2]", "cache_dir=/tmp/cache"])
+    assert (config.image_size, config.batch_size, config.iterations, config.seed) == (64, 8, 30, 3)
+    assert config.attention == "none", "'none' is a value of attention, not a null"
+    assert config.amp is True and config.lambda_id == 2.5
+    assert config.attention_at == ["res1", "up2"] and config.cache_dir == "/tmp/cache"
+    assert load_config(overrides=["cache_dir=null"], base={"cache_dir": "/x"}).cache_dir is None
+
+
+def test_localization_overrides_and_file_then_set_order(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("image_size: 128\nbatch_size: 4\nlocalization:\n  lung_gate: true\n")
+    config = load_config(path, ["batch_size=6", "localization.top_percent=2.5"])
+    assert config.image_size == 128 and config.batch_size == 6
+    assert config.localization["lung_gate"] is True and config.localization["top_percent"] == 2.5
+    json_path = tmp_path / "config.json"
+    json_path.write_text(json.dumps({"iterations": 7}))
+    assert load_config(json_path).iterations == 7
+
+
+@pytest.mark.parametrize("override, message", [
+    ("image_size=250", "multiple of 4"),
+    ("batch_size=3", "even"),
+    ("attention=maybe", "'lta' or 'none'"),
+    ("iterations=many", "integer"),
+    ("amp=perhaps", "true or false"),
+    ("colour=blue", "unknown setting 'colour'"),
+    ("localization.blur=3", "unknown localization setting"),
+    ("image_size", "key=value"),
+])
+def test_bad_settings_are_refused_with_their_name(override: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(overrides=[override])
+
+
+def test_unknown_key_in_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"imagesize": 64}))
+    with pytest.raises(ConfigurationError, match="imagesize"):
+        load_config(path)
+
+
+def test_network_kwargs_follow_the_settings() -> None:
+    config = TrainingConfig(attention="none", base_channels=32, num_res_blocks=4, output="clamp_residual")
+    assert config.network_kwargs() == {"in_channels": 1, "num_domains": 2, "base_channels": 32, "num_res_blocks": 4,
+                                       "attention": "none", "fusion": "add", "output": "clamp_residual"}
+    assert config.discriminator_kwargs()["image_size"] == 256

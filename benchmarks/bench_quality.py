@@ -1,0 +1,72 @@
+"""Localization quality in one command: PILLET-GAN vs the Fixed-Point GAN baseline vs the floors, as JSON.
+
+Runs ``pilletgan evaluate`` (the same harness, the same code for every map) on a manifest split for the
+model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget)
+and the two floors (random map, two-lung prior), then prints the headline metrics of each. With
+``--train``, both models are first trained with ``pilletgan train`` and the given ``--set`` overrides.
+
+    python benchmarks/bench_quality.py --manifest siim.csv --split val \\
+        --model runs/lta/model.pt --baseline runs/none/model.pt --out quality/
+    python benchmarks/bench_quality.py --manifest siim.csv --split val --train --out quality/ \\
+        --set image_size=64 --set iterations=3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HEADLINE = ("detection_auc", "pointing_game", "dice", "dice_top15", "iou", "pixel_auroc", "rsna_map")
+
+
+def pilletgan(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "PilletGANLib.cli", *args], check=True)
+
+
+def headline(metrics: dict) -> dict:
+    return {key: metrics.get(key) for key in HEADLINE}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model", type=Path, help="PILLET-GAN model (default: the shipped model)")
+    parser.add_argument("--baseline", type=Path, help="Fixed-Point GAN model trained with the same budget")
+    parser.add_argument("--train", action="store_true", help="train both variants first (into OUT/runs)")
+    parser.add_argument("--set", action="append", default=[], help="training overrides with --train")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    models: dict[str, Path | None] = {"pillet_gan": args.model, "fixed_point_gan": args.baseline}
+    if args.train:
+        for name, attention in (("pillet_gan", "lta"), ("fixed_point_gan", "none")):
+            run_dir = args.out / "runs" / name
+            sets = [a for s in [*args.set, f"attention={attention}"] for a in ("--set", s)]
+            pilletgan("train", "--manifest", str(args.manifest), "--out", str(run_dir), "--no-progress", *sets)
+            models[name] = run_dir / "model.pt"
+
+    results: dict[str, dict] = {}
+    floors: dict = {}
+    for name, model in models.items():
+        if name == "fixed_point_gan" and model is None:
+            continue
+        report = args.out / name
+        command = ["evaluate", "--manifest", str(args.manifest), "--split", args.split, "--out", str(report),
+                   "--device", args.device, "--no-progress"]
+        if model is not None:
+            command += ["--model", str(model)]
+        pilletgan(*command)
+        metrics = json.loads((report / "metrics.json").read_text())
+        results[name] = {**headline(metrics), "model": metrics.get("model"), "counts": metrics.get("counts")}
+        floors = {k: headline(v) for k, v in (metrics.get("floors") or {}).items()}
+    print(json.dumps({"benchmark": "quality", "manifest": str(args.manifest), "split": args.split,
+                      "models": results, "floors": floors}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
