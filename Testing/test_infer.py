@@ -1,0 +1,82 @@
+"""``pilletgan infer`` and the predictor: every output, in the source pixel grid, at the right place."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+import torch
+
+from PilletGANLib import load_cxr
+from PilletGANLib.inference import Predictor
+from PilletGANLib.outputs import RESULT_SUFFIXES
+from PilletGANLib.transforms import CXRGeometry
+
+
+def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: Path, tiny_model: Path,
+                                                 tmp_path: Path) -> None:
+    rsna = sorted((shared_data / "rsna" / "images").glob("*.png"))[0]
+    inputs = [*sorted(dicom_dir.glob("*.dcm")), rsna]
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "infer", *map(str, inputs), "--out", str(out),
+                             "--model", str(tiny_model), "--threshold", "0.2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in inputs:
+        stem = path.stem
+        for suffix in RESULT_SUFFIXES.values():
+            assert (out / f"{stem}{suffix}").is_file(), f"{stem}{suffix} missing"
+        rows, cols = load_cxr(path)[0].shape
+        heat = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{stem}_heatmap.nii.gz")))
+        assert heat.reshape(-1, cols).shape == (rows, cols), f"{stem}: heat map {heat.shape} vs source {rows}x{cols}"
+        assert heat.min() >= 0 and heat.max() <= 1
+        segmentation = slicerio.read_segmentation(str(out / f"{stem}.seg.nrrd"))
+        segment = segmentation["segments"][0]
+        assert segment["name"] == "Lesion"
+        assert segment["terminology"]["category"][:2] == ["SCT", "49755003"]
+        assert segment["terminology"]["anatomicRegion"][:2] == ["SCT", "39607008"]
+        assert segmentation["voxels"].reshape(-1, cols).shape == (rows, cols)
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert (record["rows"], record["columns"]) == (rows, cols)
+        assert record["threshold"] == pytest.approx(0.2)
+    assert not list(out.glob(".*")), "temporary files left behind"
+
+
+class PaintedHealing(torch.nn.Module):
+    """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
+
+    def __init__(self, box: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.box = box
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x1, y1, x2, y2 = self.box
+        paint = torch.zeros_like(x)
+        paint[..., y1:y2, x1:x2] = 1.0
+        return x - paint, []
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "SIIM_CR_JPEG_BASELINE.dcm"])
+def test_network_box_lands_on_the_same_place_in_the_source(dicom_dir: Path, name: str) -> None:
+    size, box = 128, (40, 30, 80, 90)
+    card = {"preprocessing": {"image_size": size, "margin": 1.0},
+            "localization": {"smoothing_sigma": 0.0, "border_fraction": 0.0, "lung_gate": False, "heat_scale": 1.0,
+                             "threshold": 0.5, "min_component_fraction": 0.0}}
+    predictor = Predictor(PaintedHealing(box), card, device="cpu")
+    result = predictor.predict_path(dicom_dir / name)
+    rows, cols = result.heatmap.shape
+    assert (rows, cols) == load_cxr(dicom_dir / name)[0].shape
+    expected = CXRGeometry(rows, cols, size).boxes_to_source(np.array([box], dtype=float))[0]
+    assert len(result.boxes) == 1
+    found = np.array([result.boxes[0].x1, result.boxes[0].y1, result.boxes[0].x2, result.boxes[0].y2])
+    assert np.abs(found - expected).max() <= 1.0, (found, expected)
+    if result.meta.get("pixel_spacing"):
+        spacing = result.meta["pixel_spacing"]
+        assert result.boxes[0].mm[0] == pytest.approx(found[0] * spacing[1])

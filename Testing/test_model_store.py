@@ -1,0 +1,74 @@
+"""Model files: checksummed cards, safe loading, the default model lookup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from PilletGANLib.errors import ModelError
+from PilletGANLib.inference import Predictor
+from PilletGANLib.model_store import DEFAULT_MODEL_ENV, default_model_path, load_model, sha256_file
+
+
+def test_round_trip_and_checksum(tmp_path: Path) -> None:
+    path = make_tiny_model(tmp_path / "model.pt")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == sha256_file(path) and card["weights_file"] == "model.pt"
+    state, loaded_card, where = load_model(path)
+    assert where == path and loaded_card["network"]["base_channels"] == 8
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
+    path = make_tiny_model(tmp_path / "model.pt")
+    state = torch.load(path, weights_only=True)
+    first = next(iter(state))
+    state[first] = state[first] + 1  # a different model under the same card
+    torch.save(state, path)
+    with pytest.raises(ModelError, match="checksum mismatch") as caught:
+        Predictor.from_path(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_or_broken_card_is_refused(tmp_path: Path) -> None:
+    path = make_tiny_model(tmp_path / "model.pt")
+    card_path = path.with_suffix(".json")
+    card_path.write_text("{not json")
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_model(path)
+    card_path.unlink()
+    with pytest.raises(ModelError, match="no model card"):
+        load_model(path)
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "absent.pt")
+
+
+def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
+    """weights_only=True: a file that needs arbitrary unpickling is refused, not executed."""
+    path = tmp_path / "evil.pt"
+    torch.save({"weight": torch.zeros(1), "payload": Path("/")}, path)
+    card = {"network": {}, "sha256": sha256_file(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="cannot be loaded safely"):
+        load_model(path)
+
+
+def test_weights_that_do_not_fit_the_card(tmp_path: Path) -> None:
+    path = make_tiny_model(tmp_path / "model.pt")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["network"]["base_channels"] = 16
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="do not fit"):
+        Predictor.from_path(path)
+
+
+def test_default_model_path_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_tiny_model(tmp_path / "mine.pt")
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(path))
+    assert default_model_path() == path
+    assert Predictor.from_path(None).card["sha256"] == sha256_file(path)
