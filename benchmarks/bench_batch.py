@@ -24,7 +24,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pydicom
 import torch
+from bench_networks import device_name
 from pydicom.uid import generate_uid
 
 from PilletGANLib.batch import run_batch
@@ -42,17 +42,6 @@ from PilletGANLib.networks import PilletGenerator
 from PilletGANLib.reading import load_cxr
 
 DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def build_export(root: Path, n: int) -> list[Path]:
