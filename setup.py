@@ -1,5 +1,6 @@
 """Install PilletGANLib and the ``pilletgan`` command."""
 
+from glob import glob
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -17,8 +18,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["PilletGANLib", "PilletGANLib.*"]),
-    include_package_data=True,
-    package_data={"PilletGANLib": ["assets/*", "assets/**/*"]},
+    # the shipped default model, found by PilletGANLib.model_store.default_model_path() after a regular install
+    data_files=[("share/pilletgan/bundle/PilletGAN_CXR/models",
+                 sorted(glob("Resources/bundle/PilletGAN_CXR/models/model.*")))],
     install_requires=[
         "torch>=2.8,<2.15",
         "monai>=1.6,<1.7",
