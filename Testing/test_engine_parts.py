@@ -78,3 +78,19 @@ def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pi
     gates = predictor.gates(healthy)
     heat = np.clip(diff.numpy() / fitted["heat_scale"], 0, 1)[gates.numpy() > 0]
     assert 0.003 < (heat >= fitted["threshold"]).mean() < 0.03
+
+
+def test_removed_difference_keeps_only_brightness_the_healing_took_away() -> None:
+    from PilletGANLib.errors import ConfigurationError
+    from PilletGANLib.inference.lesion_map import LocalizationConfig, difference_maps
+
+    images = torch.zeros(1, 1, 8, 8)
+    healed = images.clone()
+    healed[..., :4] = -0.5  # darker where an opacity was removed
+    healed[..., 4:] = 0.25  # brighter elsewhere
+    absolute = difference_maps(images, healed, LocalizationConfig(smoothing_sigma=0.0))
+    removed = difference_maps(images, healed, LocalizationConfig(smoothing_sigma=0.0, difference="removed"))
+    assert torch.allclose(absolute[..., :4], torch.tensor(0.5)) and torch.allclose(absolute[..., 4:], torch.tensor(0.25))
+    assert torch.allclose(removed[..., :4], torch.tensor(0.5)) and torch.all(removed[..., 4:] == 0)
+    with pytest.raises(ConfigurationError, match="difference"):
+        LocalizationConfig(difference="squared")

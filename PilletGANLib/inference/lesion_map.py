@@ -16,6 +16,7 @@ import torch
 from monai.transforms import GaussianSmooth
 from scipy import ndimage
 
+from ..errors import ConfigurationError
 from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
@@ -23,11 +24,17 @@ __all__ = ["LocalizationConfig", "border_gate", "clean_mask", "connected_boxes",
            "difference_maps", "heat_from_difference", "localization_gate"]
 
 
+#: How the healed twin and the input become a difference map.
+DIFFERENCES = ("absolute", "removed")
+
+
 @dataclass
 class LocalizationConfig:
     """How a difference map becomes a heat map, score, mask and boxes.
 
     Attributes:
+        difference: ``absolute`` (``|healed - x|``, the design's map) or ``removed`` (``max(x - healed, 0)``:
+            only the brightness the healing removed, which is what an opacity is).
         smoothing_sigma: Gaussian sigma in network pixels at 256 px (scaled with the network size).
         border_fraction: width of the image border (fraction of the side) ignored by the map.
         lung_gate: multiply the map by an estimated lung-field mask computed at inference time.
@@ -37,6 +44,7 @@ class LocalizationConfig:
         min_component_fraction: components smaller than this fraction of the image are dropped.
     """
 
+    difference: str = "absolute"
     smoothing_sigma: float = 2.0
     border_fraction: float = 0.03
     lung_gate: bool = False
@@ -44,6 +52,10 @@ class LocalizationConfig:
     heat_scale: float = 1.0
     threshold: float = 0.5
     min_component_fraction: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.difference not in DIFFERENCES:
+            raise ConfigurationError(f"localization difference must be one of {DIFFERENCES}, got '{self.difference}'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,8 +99,10 @@ def localization_gate(network_image: np.ndarray | torch.Tensor, geometry: CXRGeo
 
 def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
                     gates: torch.Tensor | None = None) -> torch.Tensor:
-    """Smoothed, gated ``|healed - images|`` for a batch ``(B, 1, N, N)``; gates broadcast as ``(B, 1, N, N)``."""
-    diff = (healed.float() - images.float()).abs()
+    """Smoothed, gated difference map (see ``LocalizationConfig.difference``) for a batch ``(B, 1, N, N)``;
+    gates broadcast as ``(B, 1, N, N)``."""
+    signed = images.float() - healed.float()
+    diff = signed.abs() if config.difference == "absolute" else signed.clamp_min(0)
     sigma = config.smoothing_sigma * images.shape[-1] / 256
     if sigma > 0:
         diff = torch.as_tensor(GaussianSmooth(sigma=sigma)(diff[:, 0]))[:, None]  # batch as channels
