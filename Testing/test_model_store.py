@@ -72,3 +72,36 @@ def test_default_model_path_honours_the_environment(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(DEFAULT_MODEL_ENV, str(path))
     assert default_model_path() == path
     assert Predictor.from_path(None).card["sha256"] == sha256_file(path)
+
+
+def test_calibrate_command_changes_localization_and_refits_the_threshold(tmp_path: Path) -> None:
+    import csv
+    import subprocess
+    import sys
+
+    from conftest import require_shared_data
+
+    folder = require_shared_data("nih1000_64px", "train", "0_normal")
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "label", "split"])
+        writer.writerows([[str(p), "healthy", "val"] for p in sorted(folder.glob("*.png"))[:6]])
+    model = make_tiny_model(tmp_path / "tiny.pt")
+    out = tmp_path / "recalibrated.pt"
+    result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "calibrate", "--model", str(model),
+                             "--manifest", str(manifest), "--out", str(out), "--no-progress",
+                             "--set", "localization.difference=removed", "--set", "localization.lung_gate=true"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["localization"]["difference"] == "removed" and card["localization"]["lung_gate"] is True
+    assert card["calibration"]["healthy_images"] == 6 and card["calibration"]["source_sha256"] == sha256_file(model)
+    assert 0 < card["localization"]["threshold"] <= 1
+    original, _, _ = load_model(model)
+    copied, _, _ = load_model(out)
+    assert all(torch.equal(original[k], copied[k]) for k in original)
+    bad = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "calibrate", "--model", str(model),
+                          "--manifest", str(manifest), "--out", str(out), "--set", "image_size=64"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "localization" in bad.stderr

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .predictor import Predictor, PreparedImage
+from ..data.manifest import ManifestRecord
+from ..errors import DataError
+from .lesion_map import LocalizationConfig
+from .predictor import Predictor, PreparedImage, prepare_image
 
-__all__ = ["calibrate"]
+__all__ = ["calibrate", "recalibrate_model"]
 
 
 def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile: float = 99.0,
@@ -37,3 +42,33 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
     predictor.localization.threshold = threshold
     return {"heat_scale": heat_scale, "threshold": threshold, "percentile": percentile,
             "scale_percentile": scale_percentile, "healthy_images": len(healthy)}
+
+
+def recalibrate_model(model: str | os.PathLike | None, records: Sequence[ManifestRecord], out: str | os.PathLike,
+                      localization: dict[str, Any] | None = None, percentile: float = 99.0,
+                      progress: bool = True) -> dict[str, Any]:
+    """Save a copy of ``model`` whose localization settings are changed and whose heat scale and mask
+    threshold are refitted on the healthy images of ``records`` (the weights are not touched).
+
+    Returns the new card. The copy is written as ``out`` (``.pt``) with its ``.json`` card beside it.
+    """
+    from tqdm import tqdm
+
+    from ..model_store import load_model, save_model
+    from ..reading import load_cxr
+
+    state, card, source = load_model(model)
+    predictor = Predictor.from_path(source)
+    settings = {**predictor.localization.to_dict(), **(localization or {})}
+    predictor.localization = LocalizationConfig.from_dict(settings)
+    healthy = [r for r in records if not r.is_disease]
+    if not healthy:
+        raise DataError("recalibration needs healthy images in the given records")
+    prepared = [prepare_image(*load_cxr(r.image), predictor.image_size, predictor.margin)
+                for r in tqdm(healthy, desc="calibration images", disable=not progress)]
+    fitted = calibrate(predictor, prepared, percentile)
+    new_card = {k: v for k, v in card.items() if k not in ("sha256", "weights_file", "format")}
+    new_card["localization"] = predictor.localization.to_dict()
+    new_card["calibration"] = {**fitted, "recalibrated_from": str(source), "source_sha256": card["sha256"]}
+    save_model(state, new_card, out)
+    return new_card
