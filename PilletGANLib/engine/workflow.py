@@ -198,7 +198,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     summary: dict[str, Any] = {"iterations": trainer.state.iteration, "rank": ctx.rank,
                                "world_size": ctx.world_size}
     if ctx.is_main:
-        data = {"manifest": str(Path(manifest).resolve()), "train_images": len(train_records),
+        data = {"manifest": str(Path(manifest).resolve()), "resumed": resume, "train_images": len(train_records),
                 "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
         summary.update(export_trained_model(trainer, config, evaluator, val_ds if val_records else None, val_records,
                                run_dir, localization, data, device, ctx, start_time))
@@ -247,7 +247,7 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
         logger.warning("no healthy validation images: the mask threshold keeps its default %.3f", localization.threshold)
     training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),
+                "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),  # of this session only when resumed
                 "data": data, "exported": chosen, "validation": validation,
                 "calibration": calibration}
     card = _model_card(config, predictor.localization, training)
