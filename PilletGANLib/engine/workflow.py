@@ -247,7 +247,8 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
         logger.warning("no healthy validation images: the mask threshold keeps its default %.3f", localization.threshold)
     training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),  # of this session only when resumed
+                # wall time of this session: only the last part of a run when data["resumed"]
+                "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),
                 "data": data, "exported": chosen, "validation": validation,
                 "calibration": calibration}
     card = _model_card(config, predictor.localization, training)
