@@ -75,7 +75,7 @@ def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pi
     fitted = calibrate(predictor, healthy, percentile=99.0)
     assert predictor.localization.threshold == fitted["threshold"] and fitted["healthy_images"] == 4
     _, _, diff, _ = predictor.network_maps(healthy)
-    gates = predictor.gates(healthy)
+    gates, _ = predictor.gates(healthy)
     heat = np.clip(diff.numpy() / fitted["heat_scale"], 0, 1)[gates.numpy() > 0]
     assert 0.003 < (heat >= fitted["threshold"]).mean() < 0.03
 
@@ -94,3 +94,22 @@ def test_removed_difference_keeps_only_brightness_the_healing_took_away() -> Non
     assert torch.allclose(removed[..., :4], torch.tensor(0.5)) and torch.all(removed[..., 4:] == 0)
     with pytest.raises(ConfigurationError, match="difference"):
         LocalizationConfig(difference="squared")
+
+
+def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
+    """With a lung gate, ``score_region='image'`` still scores evidence outside the estimated lungs."""
+    from PilletGANLib import load_cxr
+    from PilletGANLib.inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, localization_gates
+
+    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    prepared = prepare_image(image, meta, 64, 1.0)
+    images = prepared.network_input[None]
+    healed = images.clone()
+    healed[..., :6, 28:36] -= 1.0  # a change at the top centre (neck), outside the lung fields
+    for region, expect_zero in (("map", True), ("image", False)):
+        config = LocalizationConfig(smoothing_sigma=0.0, border_fraction=0.0, lung_gate=True, score_region=region,
+                                    top_percent=1.0)
+        map_gate, score_gate = localization_gates(prepared.network_input[0], prepared.geometry, config)
+        maps, scores = lesion_maps_and_scores(images, healed, config, map_gate[None, None], score_gate[None, None])
+        assert float(maps[..., :6, 28:36].max()) == 0.0, "the map is always lung-gated"
+        assert (float(scores[0]) == 0.0) is expect_zero

@@ -29,10 +29,9 @@ from ..errors import OutputError
 from ..inference.lesion_map import (
     LocalizationConfig,
     clean_mask,
-    detection_scores,
-    difference_maps,
     heat_from_difference,
-    localization_gate,
+    lesion_maps_and_scores,
+    localization_gates,
 )
 from ..outputs import output_stem, write_volume
 from ..transforms.geometry import CXRGeometry
@@ -80,8 +79,10 @@ class LesionDifferenced(MapTransform):
         self.image_key = image_key
         self.score_key = score_key
 
-    def _gate(self, image: MetaTensor) -> torch.Tensor:
-        return localization_gate(convert_to_numpy(image[0], dtype=np.float32), _geometry(image), self.localization)[None, None]
+    def _gates(self, image: MetaTensor) -> tuple[torch.Tensor, torch.Tensor]:
+        map_gate, score_gate = localization_gates(convert_to_numpy(image[0], dtype=np.float32), _geometry(image),
+                                                  self.localization)
+        return map_gate[None, None], score_gate[None, None]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -89,10 +90,9 @@ class LesionDifferenced(MapTransform):
             image = d[self.image_key]
             x = torch.as_tensor(image).as_subclass(torch.Tensor).float()[None]
             healed = torch.as_tensor(d[key]).as_subclass(torch.Tensor).float()[None, :1]
-            gate = self._gate(image).to(x.device)
-            difference = difference_maps(x, healed, self.localization, gate)
+            difference, scores = lesion_maps_and_scores(x, healed, self.localization, *self._gates(image))
             d[key] = MetaTensor(difference[0], meta=dict(image.meta))
-            d[self.score_key] = detection_scores(difference, self.localization.top_percent, gate)[0].detach().cpu()
+            d[self.score_key] = scores[0].detach().cpu()
         return d
 
 

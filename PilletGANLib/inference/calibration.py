@@ -31,7 +31,7 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
     for start in range(0, len(healthy), predictor.batch_size):
         chunk = healthy[start: start + predictor.batch_size]
         _, _, diff, _ = predictor.network_maps(chunk)
-        gates = predictor.gates(chunk)
+        gates, _ = predictor.gates(chunk)
         for index in range(diff.shape[0]):
             inside = gates[index, 0].numpy() > 0
             values.append(diff[index, 0].float().cpu().numpy()[inside])

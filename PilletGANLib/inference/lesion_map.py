@@ -21,7 +21,7 @@ from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
 __all__ = ["LocalizationConfig", "border_gate", "clean_mask", "connected_boxes", "detection_scores",
-           "difference_maps", "heat_from_difference", "localization_gate"]
+           "difference_maps", "heat_from_difference", "lesion_maps_and_scores", "localization_gates"]
 
 
 #: How the healed twin and the input become a difference map.
@@ -38,6 +38,8 @@ class LocalizationConfig:
         smoothing_sigma: Gaussian sigma in network pixels at 256 px (scaled with the network size).
         border_fraction: width of the image border (fraction of the side) ignored by the map.
         lung_gate: multiply the map by an estimated lung-field mask computed at inference time.
+        score_region: ``map`` (the score reads the gated map) or ``image`` (the whole image minus the border,
+            so a lung gate shapes the map without hiding evidence from the detection score).
         top_percent: the detection score is the mean of this top percentage of the gated map.
         heat_scale: difference value that maps to heat 1.0 (calibrated on validation images).
         threshold: heat value above which a pixel is lesion (calibrated on healthy validation images).
@@ -48,6 +50,7 @@ class LocalizationConfig:
     smoothing_sigma: float = 2.0
     border_fraction: float = 0.03
     lung_gate: bool = False
+    score_region: str = "map"
     top_percent: float = 1.0
     heat_scale: float = 1.0
     threshold: float = 0.5
@@ -56,6 +59,8 @@ class LocalizationConfig:
     def __post_init__(self) -> None:
         if self.difference not in DIFFERENCES:
             raise ConfigurationError(f"localization difference must be one of {DIFFERENCES}, got '{self.difference}'")
+        if self.score_region not in ("map", "image"):
+            raise ConfigurationError(f"localization score_region must be 'map' or 'image', got '{self.score_region}'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,18 +88,32 @@ def border_gate(size: int, border_fraction: float, geometry: CXRGeometry | None 
     return gate * inner
 
 
-def localization_gate(network_image: np.ndarray | torch.Tensor, geometry: CXRGeometry,
-                      config: LocalizationConfig) -> torch.Tensor:
-    """``N x N`` gate of one network-grid image: valid area minus border, times the lung fields when
-    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph)."""
-    gate = border_gate(geometry.size, config.border_fraction, geometry)
+def localization_gates(network_image: np.ndarray | torch.Tensor, geometry: CXRGeometry,
+                       config: LocalizationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(map gate, score gate)``, each ``N x N``, of one network-grid image.
+
+    The score gate is the valid area minus the border; the map gate is that times the lung fields when
+    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph). With
+    ``config.score_region == "map"`` the score uses the map gate too.
+    """
+    score_gate = border_gate(geometry.size, config.border_fraction, geometry)
+    map_gate = score_gate
     if config.lung_gate:
         from ..transforms.lungs import estimate_lung_mask
 
         image = network_image.detach().cpu().numpy() if isinstance(network_image, torch.Tensor) else network_image
         lungs = estimate_lung_mask(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size), hull=True)
-        gate = gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
-    return gate
+        map_gate = score_gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
+    return map_gate, (map_gate if config.score_region == "map" else score_gate)
+
+
+def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
+                           map_gates: torch.Tensor, score_gates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch."""
+    diff = difference_maps(images, healed, config)
+    score_gates = score_gates.to(diff.device, diff.dtype)
+    scores = detection_scores(diff * score_gates, config.top_percent, score_gates)
+    return diff * map_gates.to(diff.device, diff.dtype), scores
 
 
 def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,

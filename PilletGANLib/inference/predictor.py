@@ -23,10 +23,9 @@ from .lesion_map import (
     LocalizationConfig,
     clean_mask,
     connected_boxes,
-    detection_scores,
-    difference_maps,
     heat_from_difference,
-    localization_gate,
+    lesion_maps_and_scores,
+    localization_gates,
 )
 from .result import LesionResult
 
@@ -143,10 +142,10 @@ class Predictor:
             healed, attention = self.generator(images, target)
         return healed.float(), [a.float() for a in attention]
 
-    def gates(self, prepared: Sequence[PreparedImage]) -> torch.Tensor:
-        """Per-image gate ``(B, 1, N, N)``: valid area minus border, times the lung mask when enabled."""
-        gates = [localization_gate(item.network_input[0], item.geometry, self.localization) for item in prepared]
-        return torch.stack(gates)[:, None]
+    def gates(self, prepared: Sequence[PreparedImage]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image ``(map gates, score gates)``, each ``(B, 1, N, N)`` (see ``localization_gates``)."""
+        pairs = [localization_gates(item.network_input[0], item.geometry, self.localization) for item in prepared]
+        return torch.stack([m for m, _ in pairs])[:, None], torch.stack([s for _, s in pairs])[:, None]
 
     # -- results -------------------------------------------------------------------------------
     def network_maps(self, prepared: Sequence[PreparedImage]
@@ -154,9 +153,8 @@ class Predictor:
         """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
         images = torch.stack([p.network_input for p in prepared])
         healed, attention = self.translate(images)
-        gates = self.gates(prepared).to(healed.device)
-        diff = difference_maps(images.to(healed.device), healed, self.localization, gates)
-        scores = detection_scores(diff, self.localization.top_percent, gates)
+        map_gates, score_gates = self.gates(prepared)
+        diff, scores = lesion_maps_and_scores(images.to(healed.device), healed, self.localization, map_gates, score_gates)
         return healed, attention, diff, scores
 
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
