@@ -7,10 +7,12 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
+from PilletGANLib.engine import TrainingConfig
 from PilletGANLib.engine.augment import augment_batch
 from PilletGANLib.engine.evaluator import gates_from_valid, summarize_records
 from PilletGANLib.engine.sampling import BalancedBatchSampler
-from PilletGANLib.errors import DataError
+from PilletGANLib.engine.trainer import gated_translation, lung_edit_gates
+from PilletGANLib.errors import ConfigurationError, DataError
 from PilletGANLib.inference import Predictor, prepare_image
 from PilletGANLib.inference.calibration import calibrate
 from PilletGANLib.transforms import CXRGeometry
@@ -113,3 +115,35 @@ def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
         maps, scores = lesion_maps_and_scores(images, healed, config, map_gate[None, None], score_gate[None, None])
         assert float(maps[..., :6, 28:36].max()) == 0.0, "the map is always lung-gated"
         assert (float(scores[0]) == 0.0) is expect_zero
+
+
+def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
+    """With lung gates the translation keeps every pixel outside the estimated lungs; without, it does not."""
+    from PilletGANLib import load_cxr
+    from PilletGANLib.data import build_folder_manifest
+    from PilletGANLib.transforms import estimate_lung_mask
+
+    record = build_folder_manifest(shared_data / "nih1000_64px")[0]
+    image = prepare_image(*load_cxr(record.image), 64, 0.9).network_input[None]
+    gates = lung_edit_gates(image)
+    expected = estimate_lung_mask(image[0, 0].numpy(), hull=True)
+    assert gates.shape == (1, 1, 64, 64) and np.array_equal(gates[0, 0].numpy() > 0, expected)
+    assert 0.05 < float(gates.mean()) < 0.6
+
+    def brighten(x: torch.Tensor, domains: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return x + 0.5, []
+
+    healed, _ = gated_translation(brighten, image, torch.zeros(1, dtype=torch.long), gates)
+    changed = (healed - image).abs()[0, 0] > 1e-6
+    assert np.array_equal(changed.numpy(), expected)
+    ungated, _ = gated_translation(brighten, image, torch.zeros(1, dtype=torch.long), None)
+    assert torch.allclose(ungated, image + 0.5)
+
+
+def test_lung_edit_region_needs_lung_gated_maps() -> None:
+    with pytest.raises(ConfigurationError, match=r"lung_gate=true and localization\.score_region=map"):
+        TrainingConfig(edit_region="lungs")
+    with pytest.raises(ConfigurationError, match="edit_region must be"):
+        TrainingConfig(edit_region="heart")
+    config = TrainingConfig(edit_region="lungs", localization={"lung_gate": True, "score_region": "map"})
+    assert config.to_dict()["edit_region"] == "lungs"

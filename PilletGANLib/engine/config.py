@@ -27,6 +27,7 @@ class TrainingConfig:
     num_workers: int = 2
     cache_dir: str | None = None
     augment: bool = True
+    edit_region: str = "image"
     # network
     attention: str = "lta"
     attention_at: list[str] | None = None
@@ -76,6 +77,13 @@ class TrainingConfig:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         self.localization = LocalizationConfig.from_dict(self.localization).to_dict()
+        if self.edit_region not in ("image", "lungs"):
+            raise ConfigurationError(f"edit_region must be 'image' or 'lungs', got '{self.edit_region}'")
+        if self.edit_region == "lungs" and not (self.localization["lung_gate"]
+                                                and self.localization["score_region"] == "map"):
+            raise ConfigurationError("edit_region=lungs trains the generator to change only the lung fields: set "
+                                     "localization.lung_gate=true and localization.score_region=map so that "
+                                     "maps and scores read only what it was trained to change")
 
     def network_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``PilletGenerator`` (stored in the model card)."""

@@ -7,20 +7,40 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
+import numpy as np
 import torch
 from monai.engines import Trainer
 from monai.engines.utils import default_prepare_batch
 
 from ..losses import PilletGANLoss
+from ..transforms.lungs import estimate_lung_mask
 from .augment import augment_batch
 from .distributed import average_gradients
 
-__all__ = ["PilletGANTrainer", "iteration_seed"]
+__all__ = ["EDIT_REGIONS", "PilletGANTrainer", "gated_translation", "iteration_seed", "lung_edit_gates"]
+
+#: Where the generator may change an image during training: anywhere, or only inside the estimated lung fields.
+EDIT_REGIONS = ("image", "lungs")
 
 
 def iteration_seed(seed: int, iteration: int, rank: int = 0) -> int:
     """The RNG seed of one iteration: every random draw depends only on (seed, iteration, rank)."""
     return (seed * 1_000_003 + iteration * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+@torch.no_grad()
+def lung_edit_gates(images: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, N, N)`` float gates: each image's estimated lung fields (convex hull per lung), the region
+    the inference-time lung gate keeps (see :func:`PilletGANLib.inference.localization_gates`)."""
+    masks = [estimate_lung_mask(image[0].float().cpu().numpy(), hull=True) for image in images]
+    return torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)).to(images.device, images.dtype)
+
+
+def gated_translation(generator: torch.nn.Module, images: torch.Tensor, domains: torch.Tensor,
+                      gates: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``G(x, c)`` where ``gates`` is None, else ``x + gates * (G(x, c) - x)``; with the attention maps."""
+    out, attention = generator(images, domains)
+    return (out if gates is None else images + gates * (out - images)), attention
 
 
 class PilletGANTrainer(Trainer):
@@ -33,6 +53,10 @@ class PilletGANTrainer(Trainer):
     are drawn at random (so half the translations stay in the image's own domain, as in Fixed-Point
     GAN). Every random draw of iteration ``i`` is seeded from ``(seed, i, rank)``, which makes a
     resumed run identical to an uninterrupted one.
+
+    With ``edit_region="lungs"`` every translation is ``x + gate * (G(x, c) - x)`` with the image's
+    estimated lung fields as gate: the generator can only satisfy the critic's classifier by changing
+    the lungs, not by painting a fixed pattern over the mediastinum, devices or the abdomen.
 
     Args:
         device: training device.
@@ -49,6 +73,7 @@ class PilletGANTrainer(Trainer):
         bf16: bfloat16 autocast for the forward passes.
         channels_last: channels-last memory format for the inputs.
         augment: light random geometry/contrast augmentation of the real images.
+        edit_region: ``"image"`` (the published method) or ``"lungs"`` (see above).
         seed, rank: seeding of the per-iteration random draws.
     """
 
@@ -58,7 +83,7 @@ class PilletGANTrainer(Trainer):
                  loss: PilletGANLoss | None = None, max_iterations: int | None = None, n_critic: int = 5,
                  ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
                  lr_decay_start: float = 0.5, bf16: bool = False, channels_last: bool = False,
-                 augment: bool = True, seed: int = 0, rank: int = 0, num_domains: int = 2,
+                 augment: bool = True, edit_region: str = "image", seed: int = 0, rank: int = 0, num_domains: int = 2,
                  epoch_length: int | None = None, prepare_batch: Callable = default_prepare_batch,
                  train_handlers: Sequence | None = None, non_blocking: bool = False) -> None:
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
@@ -72,7 +97,10 @@ class PilletGANTrainer(Trainer):
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
         self.lr_decay_start = lr_decay_start
+        if edit_region not in EDIT_REGIONS:
+            raise ValueError(f"edit_region must be one of {EDIT_REGIONS}, got '{edit_region}'")
         self.bf16, self.channels_last, self.augment = bf16, channels_last, augment
+        self.edit_region = edit_region
         self.seed, self.rank, self.num_domains = seed, rank, num_domains
         self.base_lrs = ([g["lr"] for g in g_optimizer.param_groups], [g["lr"] for g in d_optimizer.param_groups])
         self.last_generator_terms: dict[str, float] = {}
@@ -115,13 +143,14 @@ class PilletGANTrainer(Trainer):
             images = images.contiguous(memory_format=torch.channels_last)
         targets = labels[torch.randperm(labels.shape[0], device=labels.device)]
         self._set_learning_rates(iteration)
+        gates = lung_edit_gates(images) if self.edit_region == "lungs" else None
 
         # critic
         self.generator.train()
         self.discriminator.train()
         with self._autocast():
             with torch.no_grad():
-                fake, _ = self.generator(images, targets)
+                fake, _ = gated_translation(self.generator, images, targets, gates)
             d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.float())
         self.d_optimizer.zero_grad(set_to_none=True)
         d_total.backward()
@@ -134,9 +163,9 @@ class PilletGANTrainer(Trainer):
             for p in self.discriminator.parameters():
                 p.requires_grad_(False)
             with self._autocast():
-                fake, _ = self.generator(images, targets)
-                same, same_attention = self.generator(images, labels)
-                reconstructed, _ = self.generator(fake, labels)
+                fake, _ = gated_translation(self.generator, images, targets, gates)
+                same, same_attention = gated_translation(self.generator, images, labels, gates)
+                reconstructed, _ = gated_translation(self.generator, fake, labels, gates)
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
                                                             fake, reconstructed, same, same_attention)
             self.g_optimizer.zero_grad(set_to_none=True)

@@ -150,7 +150,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
                                ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
                                bf16=config.amp, channels_last=config.channels_last, augment=config.augment,
-                               seed=config.seed, rank=ctx.rank)
+                               edit_region=config.edit_region, seed=config.seed, rank=ctx.rank)
     save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
                                  "d_optimizer": d_optimizer, "trainer": trainer}
     if ema is not None:
