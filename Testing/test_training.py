@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import require_shared_data
 
@@ -142,7 +144,16 @@ def _pixel_auroc(predictor: Predictor, records) -> float:
     return pixel_auroc(maps, masks)
 
 
-def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path) -> None:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train on one thread: the float summation order, hence the GAN's trajectory, then does not depend on core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path, one_thread) -> None:
     """Trained on real NIH normals with inserted opacities (semi-synthetic), the lesion map finds them."""
     from PilletGANLib.data import build_folder_manifest, read_manifest, write_synthetic_dataset
     from PilletGANLib.networks import PilletGenerator
@@ -159,7 +170,7 @@ def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path) -> None:
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     torch.manual_seed(config.seed)
     untrained = _pixel_auroc(Predictor(PilletGenerator(**card["network"]), card), held_out)
-    # 0.79 to 0.85 measured across machines (thread counts change float summation order); 0.72 still demands
-    # localization far above the untrained 0.54 without failing on that spread.
-    assert trained >= 0.72, f"pixel AUROC {trained:.3f} after training (untrained {untrained:.3f})"
+    # One thread gives 0.851 on the development machine; CI measured 0.790 with its default thread count. The bar
+    # keeps room for CPUs whose kernels round differently while demanding far more than the untrained 0.54.
+    assert trained >= 0.75, f"pixel AUROC {trained:.3f} after training (untrained {untrained:.3f})"
     assert trained - untrained >= 0.15, f"trained {trained:.3f} is not clearly above untrained {untrained:.3f}"
