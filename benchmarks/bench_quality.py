@@ -3,12 +3,13 @@
 Runs ``pilletgan evaluate`` (the same harness, the same code for every map) on a manifest split for the
 model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget)
 and the two floors (random map, two-lung prior), then prints the headline metrics of each. With
-``--train``, both models are first trained with ``pilletgan train`` and the given ``--set`` overrides.
+``--train``, both models are first trained with ``pilletgan train``, the ``--config`` file and the given ``--set``
+overrides.
 
     python benchmarks/bench_quality.py --manifest siim.csv --split val \\
         --model runs/lta/model.pt --baseline runs/none/model.pt --out quality/
     python benchmarks/bench_quality.py --manifest siim.csv --split val --train --out quality/ \\
-        --set image_size=64 --set iterations=3000
+        --config Resources/training/siim_cpu64.json
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="PILLET-GAN model (default: the shipped model)")
     parser.add_argument("--baseline", type=Path, help="Fixed-Point GAN model trained with the same budget")
     parser.add_argument("--train", action="store_true", help="train both variants first (into OUT/runs)")
+    parser.add_argument("--config", type=Path, help="training settings file with --train")
     parser.add_argument("--set", action="append", default=[], help="training overrides with --train")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -47,7 +49,8 @@ def main() -> None:
         for name, attention in (("pillet_gan", "lta"), ("fixed_point_gan", "none")):
             run_dir = args.out / "runs" / name
             sets = [a for s in [*args.set, f"attention={attention}"] for a in ("--set", s)]
-            pilletgan("train", "--manifest", str(args.manifest), "--out", str(run_dir), "--no-progress", *sets)
+            config = ["--config", str(args.config)] if args.config else []
+            pilletgan("train", "--manifest", str(args.manifest), "--out", str(run_dir), "--no-progress", *config, *sets)
             models[name] = run_dir / "model.pt"
 
     results: dict[str, dict] = {}
