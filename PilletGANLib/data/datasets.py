@@ -13,10 +13,11 @@ from monai.transforms import Compose, MapTransform
 
 from ..reading import load_cxr
 from ..transforms.geometry import CXRGeometry
+from ..transforms.lungs import estimate_lung_mask
 from ..transforms.pipeline import cxr_preprocessing
 from .manifest import ManifestRecord
 
-__all__ = ["LesionTruthd", "build_dataset", "record_to_item", "training_transforms"]
+__all__ = ["LesionTruthd", "LungFieldsd", "build_dataset", "record_to_item", "training_transforms"]
 
 
 def record_to_item(record: ManifestRecord) -> dict[str, Any]:
@@ -67,17 +68,41 @@ class LesionTruthd(MapTransform):
         return d
 
 
-def training_transforms(image_size: int, margin: float) -> Compose:
-    """Load, normalize, pad + resize, and rasterize the truth: everything before caching."""
-    return Compose([cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")])
+class LungFieldsd(MapTransform):
+    """Write ``(1, N, N)`` float ``lung``: the estimated lung fields (convex hull per lung) of ``image_key``.
+
+    The same estimate as the inference-time lung gate; computed once before caching, so that
+    ``edit_region="lungs"`` training does not re-estimate it on every iteration.
+    """
+
+    def __init__(self, keys: KeysCollection = "lung", image_key: str = "image") -> None:
+        super().__init__(keys)
+        self.image_key = image_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image = torch.as_tensor(d[self.image_key]).as_subclass(torch.Tensor)[0].float().numpy()
+        lungs = torch.from_numpy(estimate_lung_mask(image, hull=True).astype(np.float32))[None]
+        for key in self.keys:
+            d[key] = lungs
+        return d
+
+
+def training_transforms(image_size: int, margin: float, lung_fields: bool = False) -> Compose:
+    """Load, normalize, pad + resize, rasterize the truth and, with ``lung_fields``, estimate the lung
+    fields: everything before caching."""
+    transforms = [cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")]
+    if lung_fields:
+        transforms.append(LungFieldsd("lung", "image"))
+    return Compose(transforms)
 
 
 def build_dataset(records: Sequence[ManifestRecord], image_size: int, margin: float = 1.0,
                   cache: bool = True, cache_dir: str | None = None, num_workers: int = 0,
-                  progress: bool = True) -> Dataset:
+                  progress: bool = True, lung_fields: bool = False) -> Dataset:
     """A dataset of preprocessed items: in-memory cache, on-disk cache (``cache_dir``) or none."""
     items = [record_to_item(r) for r in records]
-    transform = training_transforms(image_size, margin)
+    transform = training_transforms(image_size, margin, lung_fields)
     if cache_dir:
         return PersistentDataset(items, transform=transform, cache_dir=cache_dir)
     if cache:

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 __all__ = ["augment_batch"]
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float = 5.0,
-                  max_scale: float = 0.05, max_shift: float = 0.03, max_gamma: float = 0.1,
-                  pad_value: float = -1.0) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, generator: torch.Generator, masks: torch.Tensor | None = None,
+                  max_rotation_deg: float = 5.0, max_scale: float = 0.05, max_shift: float = 0.03,
+                  max_gamma: float = 0.1, pad_value: float = -1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Small random rotation, scale, shift and contrast (gamma) per image; values stay in range.
 
-    Lesion maps are not augmented along, so the truth used for validation is never touched.
+    ``masks`` (``B x 1 x H x W`` in {0, 1}, e.g. cached lung fields) follow the same geometric warp
+    (0 outside the image). Lesion maps are not augmented along, so the truth used for validation is
+    never touched. Returns ``(images, masks)``; ``masks`` is None when none were given.
     """
     batch = images.shape[0]
 
@@ -35,4 +37,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, max_rotation
     warped = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + low
     span = max(high - low, 1e-6)
     unit = ((warped - low) / span).clamp(0, 1)
-    return unit.pow(gamma.to(images.device, images.dtype).view(-1, 1, 1, 1)) * span + low
+    augmented = unit.pow(gamma.to(images.device, images.dtype).view(-1, 1, 1, 1)) * span + low
+    if masks is not None:
+        masks = (F.grid_sample(masks.to(images.dtype), grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=False) >= 0.5).to(images.dtype)
+    return augmented, masks

@@ -1,14 +1,21 @@
-"""Ignite handlers of a PILLET-GAN run: stopping at an iteration count, resumable sampling, image grids."""
+"""Ignite handlers of a PILLET-GAN run: stopping at an iteration count or a wall time, resumable sampling,
+image grids."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 from torch.utils.tensorboard import SummaryWriter
 
 from .sampling import BalancedBatchSampler
 
-__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "image_grid"]
+__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "image_grid"]
+
+logger = logging.getLogger("PilletGAN.train")
 
 
 class StopAtIteration:
@@ -27,6 +34,40 @@ class StopAtIteration:
 
     def __call__(self, engine: Engine) -> None:
         if engine.state.iteration >= self.iterations:
+            engine.terminate()
+
+
+class StopAtWallTime:
+    """Terminate the run once ``seconds`` have passed since ``start_time`` (a ``time.time()`` value; the
+    engine's start when None). ``seconds == 0`` means no limit.
+
+    Used to give two runs the same time budget. Under torchrun every rank stops at the same iteration:
+    rank 0's clock decides and is broadcast.
+    """
+
+    def __init__(self, seconds: float, start_time: float | None = None) -> None:
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0 (0: no limit), got {seconds}")
+        self.seconds, self.start_time = seconds, start_time
+
+    def attach(self, engine: Engine) -> None:
+        if not self.seconds:
+            return
+        if self.start_time is None:
+            engine.add_event_handler(Events.STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _start(self, engine: Engine) -> None:
+        self.start_time = time.time()
+
+    def __call__(self, engine: Engine) -> None:
+        expired = torch.tensor([float(time.time() - self.start_time >= self.seconds)])
+        if dist.is_available() and dist.is_initialized():
+            if dist.get_backend() == "nccl":
+                expired = expired.cuda()
+            dist.broadcast(expired, src=0)
+        if float(expired) > 0:
+            logger.info("wall-time budget of %.0f s reached at iteration %d", self.seconds, engine.state.iteration)
             engine.terminate()
 
 

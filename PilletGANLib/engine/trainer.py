@@ -55,7 +55,8 @@ class PilletGANTrainer(Trainer):
     resumed run identical to an uninterrupted one.
 
     With ``edit_region="lungs"`` every translation is ``x + gate * (G(x, c) - x)`` with the image's
-    estimated lung fields as gate: the generator can only satisfy the critic's classifier by changing
+    estimated lung fields as gate (the batch's cached ``lung`` masks, warped along with the augmentation,
+    when present; else estimated on the augmented images): the generator can only satisfy the critic's classifier by changing
     the lungs, not by painting a fixed pattern over the mediastinum, devices or the abdomen.
 
     Args:
@@ -137,13 +138,18 @@ class PilletGANTrainer(Trainer):
         torch.manual_seed(iteration_seed(self.seed, iteration, self.rank))
         images, labels = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
         labels = labels.long().view(-1)
+        gates = None
+        if self.edit_region == "lungs" and "lung" in batchdata:  # cached by LungFieldsd
+            gates = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor).to(images.device, images.dtype)
         if self.augment:
-            images = augment_batch(images, torch.Generator().manual_seed(iteration_seed(self.seed, iteration, self.rank)))
+            images, gates = augment_batch(images, torch.Generator().manual_seed(
+                iteration_seed(self.seed, iteration, self.rank)), masks=gates)
+        if self.edit_region == "lungs" and gates is None:
+            gates = lung_edit_gates(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = labels[torch.randperm(labels.shape[0], device=labels.device)]
         self._set_learning_rates(iteration)
-        gates = lung_edit_gates(images) if self.edit_region == "lungs" else None
 
         # critic
         self.generator.train()

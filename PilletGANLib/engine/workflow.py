@@ -33,7 +33,7 @@ from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
 from .evaluator import LocalizationEvaluator
-from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration
+from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
 
@@ -123,7 +123,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         val_records = val_records[: config.val_max_images]
     show = progress and ctx.is_main
     train_ds = build_dataset(train_records, config.image_size, config.margin, cache_dir=config.cache_dir,
-                             num_workers=config.num_workers, progress=show)
+                             num_workers=config.num_workers, progress=show,
+                             lung_fields=config.edit_region == "lungs")
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
     train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
@@ -160,6 +161,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                          map_location=device).attach(trainer)
     ResumeSampler(sampler).attach(trainer)
     StopAtIteration(config.iterations).attach(trainer)
+    StopAtWallTime(config.max_minutes * 60.0, start_time).attach(trainer)
 
     export_generator = ema if ema is not None else generator
     localization = LocalizationConfig.from_dict(config.localization)
@@ -175,7 +177,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                 output_transform=lambda out: out).attach(trainer)
         if val_records:
             val_ds = build_dataset(val_records, config.image_size, config.margin, cache_dir=config.cache_dir,
-                                   num_workers=config.num_workers, progress=show)
+                                   num_workers=config.num_workers, progress=show,
+                                   lung_fields=bool(localization.lung_gate))
             val_loader = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, num_workers=0,
                                     collate_fn=list_data_collate)
             evaluator = LocalizationEvaluator(

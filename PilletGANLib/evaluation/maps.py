@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..data.manifest import ManifestRecord
 from ..errors import DataError
@@ -41,6 +40,8 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
         if path.name.lower().endswith(".npy"):
             array = np.load(path, allow_pickle=False)
         else:
+            import SimpleITK as sitk  # only for these formats; keeps the package importable without it
+
             array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
     except (OSError, ValueError, RuntimeError) as err:
         raise DataError(f"cannot be read as a map or mask ({err})", path) from err
