@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
+from ignite.engine import Engine
+from scipy import ndimage
 
+from PilletGANLib.data.datasets import LungFieldsd
 from PilletGANLib.engine import TrainingConfig
 from PilletGANLib.engine.augment import augment_batch
 from PilletGANLib.engine.evaluator import gates_from_valid, summarize_records
+from PilletGANLib.engine.handlers import StopAtWallTime
 from PilletGANLib.engine.sampling import BalancedBatchSampler
 from PilletGANLib.engine.trainer import gated_translation, lung_edit_gates
 from PilletGANLib.errors import ConfigurationError, DataError
@@ -40,12 +46,26 @@ def test_sampler_refuses_one_class_or_odd_batches() -> None:
 
 def test_augmentation_is_reproducible_and_stays_in_range() -> None:
     images = torch.rand(4, 1, 32, 32) * 2 - 1
-    first = augment_batch(images, torch.Generator().manual_seed(1))
-    again = augment_batch(images, torch.Generator().manual_seed(1))
-    other = augment_batch(images, torch.Generator().manual_seed(2))
+    first, no_masks = augment_batch(images, torch.Generator().manual_seed(1))
+    again, _ = augment_batch(images, torch.Generator().manual_seed(1))
+    other, _ = augment_batch(images, torch.Generator().manual_seed(2))
+    assert no_masks is None
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert first.min() >= -1 - 1e-6 and first.max() <= images.max() + 1e-6
     assert (first - images).abs().mean() < 0.5
+
+
+def test_augmentation_warps_masks_with_their_images() -> None:
+    """A mask that marks the bright square of its image still marks it after the shared warp."""
+    images = torch.full((2, 1, 48, 48), -1.0)
+    images[:, :, 12:30, 16:34] = 1.0
+    masks = (images > 0).float()
+    warped, warped_masks = augment_batch(images, torch.Generator().manual_seed(3), masks=masks,
+                                         max_rotation_deg=10.0, max_shift=0.08, max_gamma=0.0)
+    assert set(warped_masks.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(warped_masks, masks), "the masks moved"
+    agreement = ((warped > 0).float() == warped_masks).float().mean()
+    assert float(agreement) > 0.98
 
 
 def test_gates_follow_the_valid_area_minus_the_border() -> None:
@@ -117,6 +137,32 @@ def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
         assert (float(scores[0]) == 0.0) is expect_zero
 
 
+def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_score_gate(dicom_dir) -> None:
+    """``lung_weighting='interior'``: 0 outside the lungs, 1 at the deepest lung pixel, smaller near the edge."""
+    from PilletGANLib import load_cxr
+    from PilletGANLib.inference.lesion_map import LocalizationConfig, localization_gates, lung_map_weights
+
+    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    prepared = prepare_image(image, meta, 64, 1.0)
+    binary = LocalizationConfig(border_fraction=0.0, lung_gate=True)
+    interior = LocalizationConfig(border_fraction=0.0, lung_gate=True, lung_weighting="interior")
+    lung_gate, lung_score = localization_gates(prepared.network_input[0], prepared.geometry, binary)
+    weighted, weighted_score = localization_gates(prepared.network_input[0], prepared.geometry, interior)
+    assert torch.equal(weighted_score, lung_score), "the detection score keeps the binary lung gate"
+    inside = lung_gate > 0
+    assert float(weighted[~inside].abs().max()) == 0.0 and float(weighted.max()) == pytest.approx(1.0)
+    edge = inside & ~torch.from_numpy(ndimage.binary_erosion(inside.numpy()))
+    assert float(weighted[edge].max()) < 0.5 * float(weighted[inside].max())
+    square = np.zeros((9, 9), dtype=bool)
+    square[2:7, 2:7] = True
+    weights = lung_map_weights(square, "interior")
+    assert float(weights[4, 4]) == 1.0 and float(weights[2, 4]) == pytest.approx(1 / 3)
+    with pytest.raises(ConfigurationError, match="lung_weighting needs lung_gate"):
+        LocalizationConfig(lung_weighting="interior")
+    with pytest.raises(ConfigurationError, match="lung_weighting must be"):
+        LocalizationConfig(lung_gate=True, lung_weighting="edges")
+
+
 def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
     """With lung gates the translation keeps every pixel outside the estimated lungs; without, it does not."""
     from PilletGANLib import load_cxr
@@ -133,6 +179,9 @@ def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
     def brighten(x: torch.Tensor, domains: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return x + 0.5, []
 
+    cached = LungFieldsd("lung", "image")({"image": image[0]})["lung"]
+    assert cached.shape == (1, 64, 64) and torch.equal(cached, gates[0]), "the cached masks are the same estimate"
+
     healed, _ = gated_translation(brighten, image, torch.zeros(1, dtype=torch.long), gates)
     changed = (healed - image).abs()[0, 0] > 1e-6
     assert np.array_equal(changed.numpy(), expected)
@@ -147,3 +196,36 @@ def test_lung_edit_region_needs_lung_gated_maps() -> None:
         TrainingConfig(edit_region="heart")
     config = TrainingConfig(edit_region="lungs", localization={"lung_gate": True, "score_region": "map"})
     assert config.to_dict()["edit_region"] == "lungs"
+
+
+def test_wall_time_budget_stops_a_run_and_is_validated() -> None:
+    engine = Engine(lambda engine, batch: time.sleep(0.01))
+    StopAtWallTime(0.05, time.time()).attach(engine)
+    engine.run(range(1000), max_epochs=1)
+    assert 2 <= engine.state.iteration < 100
+    from_start = Engine(lambda engine, batch: time.sleep(0.01))
+    StopAtWallTime(0.05).attach(from_start)  # counted from the engine's start
+    from_start.run(range(1000), max_epochs=1)
+    assert 2 <= from_start.state.iteration < 100
+    unlimited = Engine(lambda engine, batch: None)
+    StopAtWallTime(0.0).attach(unlimited)
+    unlimited.run(range(50), max_epochs=1)
+    assert unlimited.state.iteration == 50
+    with pytest.raises(ValueError, match="seconds"):
+        StopAtWallTime(-1.0)
+    with pytest.raises(ConfigurationError, match="max_minutes"):
+        TrainingConfig(max_minutes=-1)
+    assert TrainingConfig(max_minutes=5.5).to_dict()["max_minutes"] == 5.5
+
+
+def test_localization_overrides_change_only_the_named_settings() -> None:
+    """``--set localization.KEY=VALUE`` (train and calibrate) leaves every other localization setting as it was."""
+    from PilletGANLib.engine.config import parse_overrides
+
+    assert parse_overrides(["localization.lung_weighting=interior"], {}) == {"localization": {"lung_weighting": "interior"}}
+    base = {"localization": {"lung_gate": True, "difference": "removed"}}
+    out = parse_overrides(["localization.threshold=0.3"], base)
+    assert out["localization"] == {"lung_gate": True, "difference": "removed", "threshold": 0.3}
+    assert base["localization"] == {"lung_gate": True, "difference": "removed"}, "the base is not modified"
+    with pytest.raises(ConfigurationError, match="unknown localization setting"):
+        parse_overrides(["localization.sharpness=2"], {})

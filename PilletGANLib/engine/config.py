@@ -39,6 +39,7 @@ class TrainingConfig:
     disc_layers: int = 6
     # optimisation
     iterations: int = 20000
+    max_minutes: float = 0.0  # wall-time budget of one session (0: none); stops early, then exports
     n_critic: int = 5
     lr_g: float = 1e-4
     lr_d: float = 1e-4
@@ -76,6 +77,8 @@ class TrainingConfig:
         for name in ("iterations", "n_critic", "val_interval", "checkpoint_interval", "log_interval", "base_channels"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_minutes < 0:
+            raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         self.localization = LocalizationConfig.from_dict(self.localization).to_dict()
         if self.edit_region not in ("image", "lungs"):
             raise ConfigurationError(f"edit_region must be 'image' or 'lungs', got '{self.edit_region}'")
@@ -144,10 +147,11 @@ def parse_overrides(pairs: list[str] | None, base: dict[str, Any]) -> dict[str, 
         key, text = (s.strip() for s in pair.split("=", 1))
         if key.startswith("localization."):
             sub = key.split(".", 1)[1]
-            current = {**LocalizationConfig().to_dict(), **(out.get("localization") or {})}
-            if sub not in current:
-                raise ConfigurationError(f"unknown localization setting '{sub}' (known: {sorted(current)})")
-            current[sub] = _coerce(key, text, current[sub])
+            defaults = LocalizationConfig().to_dict()
+            if sub not in defaults:
+                raise ConfigurationError(f"unknown localization setting '{sub}' (known: {sorted(defaults)})")
+            current = dict(out.get("localization") or {})  # only what is set: the rest stays as it was
+            current[sub] = _coerce(key, text, current.get(sub, defaults[sub]))
             out["localization"] = current
             continue
         if key not in known:

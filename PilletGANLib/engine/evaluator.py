@@ -17,7 +17,7 @@ from ignite.metrics import Metric
 from monai.engines import Evaluator
 
 from .. import metrics
-from ..inference.lesion_map import LocalizationConfig, detection_scores, difference_maps
+from ..inference.lesion_map import LocalizationConfig, detection_scores, difference_maps, lung_map_weights
 
 __all__ = ["LOCALIZATION_METRICS", "LocalizationEvaluator", "LocalizationMetric", "gates_from_valid",
            "summarize_records"]
@@ -75,7 +75,8 @@ class LocalizationMetric(Metric):
 
 class LocalizationEvaluator(Evaluator):
     """Runs ``generator`` towards the Healthy domain on batches with ``image``, ``label``, ``lesion``,
-    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`."""
+    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`. Maps are
+    lung-gated like the Predictor's when ``localization.lung_gate`` and the batch carries cached ``lung`` masks."""
 
     def __init__(self, device: torch.device | str, val_data_loader: Iterable, generator: torch.nn.Module,
                  localization: LocalizationConfig | None = None, healthy_index: int = 0,
@@ -97,15 +98,23 @@ class LocalizationEvaluator(Evaluator):
         labels = torch.as_tensor(batchdata["label"]).view(-1)
         truth = torch.as_tensor(batchdata["lesion"])[:, 0] > 0.5
         has_truth = torch.as_tensor(batchdata["has_truth"]).view(-1).bool()
-        gates = gates_from_valid(torch.as_tensor(batchdata["valid"]), self.localization.border_fraction).to(device)
+        border = gates_from_valid(torch.as_tensor(batchdata["valid"]), self.localization.border_fraction).to(device)
+        map_gates = score_gates = border
+        if self.localization.lung_gate and "lung" in batchdata:  # cached by LungFieldsd: as the Predictor gates
+            lungs = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor)[:, 0]
+            weights = torch.stack([lung_map_weights(mask, self.localization.lung_weighting) for mask in lungs])
+            map_gates = border * weights[:, None].to(device)
+            if self.localization.score_region == "map":
+                score_gates = border * lungs[:, None].to(device).float()
         self.generator.eval()
         target = torch.full((images.shape[0],), self.healthy_index, dtype=torch.long, device=device)
         context = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if self.bf16 \
             else torch.autocast(device_type="cpu", enabled=False)
         with context:
             healed, _ = self.generator(images, target)
-        diff = difference_maps(images, healed.float(), self.localization, gates)
-        scores = detection_scores(diff, self.localization.top_percent, gates).cpu()
+        diff = difference_maps(images, healed.float(), self.localization)
+        scores = detection_scores(diff * score_gates, self.localization.top_percent, score_gates).cpu()
+        diff = diff * map_gates
         records = []
         for index in range(images.shape[0]):
             record = {"score": float(scores[index]), "label": int(labels[index]), "hit": None, "dice_top15": None}

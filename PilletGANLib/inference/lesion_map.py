@@ -20,12 +20,14 @@ from ..errors import ConfigurationError
 from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
-__all__ = ["LocalizationConfig", "border_gate", "clean_mask", "connected_boxes", "detection_scores",
-           "difference_maps", "heat_from_difference", "lesion_maps_and_scores", "localization_gates"]
+__all__ = ["LUNG_WEIGHTINGS", "LocalizationConfig", "border_gate", "clean_mask", "connected_boxes", "detection_scores",
+           "difference_maps", "heat_from_difference", "lesion_maps_and_scores", "localization_gates", "lung_map_weights"]
 
 
 #: How the healed twin and the input become a difference map.
 DIFFERENCES = ("absolute", "removed")
+#: How the lung gate weights the map (see ``LocalizationConfig.lung_weighting``).
+LUNG_WEIGHTINGS = ("none", "interior")
 
 
 @dataclass
@@ -38,6 +40,10 @@ class LocalizationConfig:
         smoothing_sigma: Gaussian sigma in network pixels at 256 px (scaled with the network size).
         border_fraction: width of the image border (fraction of the side) ignored by the map.
         lung_gate: multiply the map by an estimated lung-field mask computed at inference time.
+        lung_weighting: with the lung gate, ``none`` (a binary gate) or ``interior`` (the map is also weighted
+            by the distance to the lung-field boundary, normalized to 1 at the deepest point, which moves
+            its peak off the heart border, the diaphragm and the ribs' edge; the detection score keeps the
+            binary gate).
         score_region: ``map`` (the score reads the gated map) or ``image`` (the whole image minus the border,
             so a lung gate shapes the map without hiding evidence from the detection score).
         top_percent: the detection score is the mean of this top percentage of the gated map.
@@ -50,6 +56,7 @@ class LocalizationConfig:
     smoothing_sigma: float = 2.0
     border_fraction: float = 0.03
     lung_gate: bool = False
+    lung_weighting: str = "none"
     score_region: str = "map"
     top_percent: float = 1.0
     heat_scale: float = 1.0
@@ -59,6 +66,11 @@ class LocalizationConfig:
     def __post_init__(self) -> None:
         if self.difference not in DIFFERENCES:
             raise ConfigurationError(f"localization difference must be one of {DIFFERENCES}, got '{self.difference}'")
+        if self.lung_weighting not in LUNG_WEIGHTINGS:
+            raise ConfigurationError(f"localization lung_weighting must be one of {LUNG_WEIGHTINGS}, "
+                                     f"got '{self.lung_weighting}'")
+        if self.lung_weighting != "none" and not self.lung_gate:
+            raise ConfigurationError("localization lung_weighting needs lung_gate=true (it weights the lung fields)")
         if self.score_region not in ("map", "image"):
             raise ConfigurationError(f"localization score_region must be 'map' or 'image', got '{self.score_region}'")
 
@@ -93,18 +105,31 @@ def localization_gates(network_image: np.ndarray | torch.Tensor, geometry: CXRGe
     """``(map gate, score gate)``, each ``N x N``, of one network-grid image.
 
     The score gate is the valid area minus the border; the map gate is that times the lung fields when
-    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph). With
-    ``config.score_region == "map"`` the score uses the map gate too.
+    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph), weighted by
+    :func:`lung_map_weights`. With ``config.score_region == "map"`` the score uses the binary lung gate.
     """
     score_gate = border_gate(geometry.size, config.border_fraction, geometry)
-    map_gate = score_gate
-    if config.lung_gate:
-        from ..transforms.lungs import estimate_lung_mask
+    if not config.lung_gate:
+        return score_gate, score_gate
+    from ..transforms.lungs import estimate_lung_mask
 
-        image = network_image.detach().cpu().numpy() if isinstance(network_image, torch.Tensor) else network_image
-        lungs = estimate_lung_mask(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size), hull=True)
-        map_gate = score_gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
-    return map_gate, (map_gate if config.score_region == "map" else score_gate)
+    image = network_image.detach().cpu().numpy() if isinstance(network_image, torch.Tensor) else network_image
+    lungs = estimate_lung_mask(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size), hull=True)
+    lung_gate = score_gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
+    map_gate = score_gate * lung_map_weights(lungs, config.lung_weighting)
+    return map_gate, (lung_gate if config.score_region == "map" else score_gate)
+
+
+def lung_map_weights(lungs: np.ndarray | torch.Tensor, weighting: str) -> torch.Tensor:
+    """``N x N`` float weights of a lung-field mask: the mask itself (``none``) or, for ``interior``, each
+    pixel's distance to the mask's boundary (or the image edge) divided by the largest such distance."""
+    mask = np.asarray(lungs.cpu() if isinstance(lungs, torch.Tensor) else lungs) > 0
+    if weighting == "none":
+        return torch.from_numpy(mask.astype(np.float32))
+    if weighting != "interior":
+        raise ConfigurationError(f"lung weighting must be one of {LUNG_WEIGHTINGS}, got '{weighting}'")
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the image edge is a boundary too
+    return torch.from_numpy((distance / max(float(distance.max()), 1.0)).astype(np.float32))
 
 
 def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
