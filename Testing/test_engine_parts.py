@@ -229,3 +229,17 @@ def test_localization_overrides_change_only_the_named_settings() -> None:
     assert base["localization"] == {"lung_gate": True, "difference": "removed"}, "the base is not modified"
     with pytest.raises(ConfigurationError, match="unknown localization setting"):
         parse_overrides(["localization.sharpness=2"], {})
+
+
+def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
+    """The in-memory cache holds finished items (truth and lung fields included): nothing is recomputed per
+    iteration. A nested Compose would count as random for MONAI and silently disable the cache."""
+    from PilletGANLib.data import build_folder_manifest
+    from PilletGANLib.data.datasets import build_dataset
+
+    records = build_folder_manifest(shared_data / "nih1000_64px")[:3]
+    dataset = build_dataset(records, 32, 0.9, progress=False, lung_fields=True)
+    cached = dataset._cache[0]
+    assert {"image", "lesion", "valid", "lung"} <= set(cached)
+    assert tuple(cached["image"].shape) == (1, 32, 32) and tuple(cached["lung"].shape) == (1, 32, 32)
+    assert dataset[0]["lung"] is cached["lung"], "items come from the cache, not from a new run of the transforms"

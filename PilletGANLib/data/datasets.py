@@ -94,7 +94,8 @@ def training_transforms(image_size: int, margin: float, lung_fields: bool = Fals
     transforms = [cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")]
     if lung_fields:
         transforms.append(LungFieldsd("lung", "image"))
-    return Compose(transforms)
+    # flat: MONAI's caching datasets stop at the first Randomizable transform, and a nested Compose is one
+    return Compose(transforms).flatten()
 
 
 def build_dataset(records: Sequence[ManifestRecord], image_size: int, margin: float = 1.0,
