@@ -18,9 +18,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["PilletGANLib", "PilletGANLib.*"]),
-    # the shipped default model, found by PilletGANLib.model_store.default_model_path() after a regular install
+    # the shipped default model (found by PilletGANLib.model_store.default_model_path() after a regular install)
+    # and the Fixed-Point GAN baseline of the model card
     data_files=[("share/pilletgan/bundle/PilletGAN_CXR/models",
-                 sorted(glob("Resources/bundle/PilletGAN_CXR/models/model.*")))],
+                 sorted(glob("Resources/bundle/PilletGAN_CXR/models/*.*")))],
     install_requires=[
         "torch>=2.8,<2.15",
         "monai>=1.6,<1.7",

@@ -420,3 +420,13 @@ def test_shipped_model_fits_the_bundle() -> None:
     infer.initialize()
     assert infer.parser.get_parsed_content("model_path") == f"{BUNDLE}/models/model.pt"
     assert infer.parser.get_parsed_content("image_size") == image_size
+
+
+def test_shipped_baseline_is_the_fixed_point_gan_the_card_compares_with() -> None:
+    baseline = BUNDLE / "models" / "baseline_fixed_point_gan.pt"
+    if not baseline.is_file():
+        pytest.skip(f"no shipped baseline: {baseline.relative_to(REPO_ROOT)} is added with the trained models")
+    state, card, _ = load_model(baseline)  # checksum checked against its .json card
+    assert card["network"]["attention"] == "none"
+    BundleGenerator.from_card(card).load_state_dict(state)
+    assert "baseline_fixed_point_gan.pt" in (BUNDLE / "docs" / "README.md").read_text()

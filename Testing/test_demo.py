@@ -201,10 +201,6 @@ def test_default_model_runs_the_demo_through_the_batch_path(tmp_path: Path) -> N
     assert json.loads((tmp_path / "demo" / "demo.json").read_text())["pointing_game"]["hit"] == summary.pointing.hit
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 open: the shipped 64 px model's heat map has two near-equal maxima on the "
-                                       "phantom, in its opacity (0.1256) and in the upper right lung (0.1253); the 8-bit "
-                                       "SEG the demo reads back ties them and the upper one wins; strict, so a model that "
-                                       "hits fails this marker")
 def test_default_model_points_at_the_phantom_opacity(tmp_path: Path) -> None:
     _shipped_model_or_skip()
     summary = run_demo(tmp_path / "demo", model=None, device="cpu", progress=False, size=(1024, 1024))
