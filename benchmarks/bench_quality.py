@@ -1,11 +1,12 @@
 """Localization quality in one command: PILLET-GAN vs the Fixed-Point GAN baseline vs the floors, as JSON.
 
 Runs ``pilletgan evaluate`` (the same harness, the same code for every map) on a manifest split for the
-model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget)
-and the two floors (random map, two-lung prior), then prints the headline metrics of each. With
-``--train``, both models are first trained with ``pilletgan train``, the ``--config`` file and the given ``--set``
-overrides.
+model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget;
+default: the shipped ``baseline_fixed_point_gan.pt`` beside the shipped model) and the two floors (random
+map, two-lung prior), then prints the headline metrics of each. With ``--train``, both models are first
+trained with ``pilletgan train``, the ``--config`` file and the given ``--set`` overrides.
 
+    python benchmarks/bench_quality.py --manifest siim.csv --split val --out quality/   # the shipped pair
     python benchmarks/bench_quality.py --manifest siim.csv --split val \\
         --model runs/lta/model.pt --baseline runs/none/model.pt --out quality/
     python benchmarks/bench_quality.py --manifest siim.csv --split val --train --out quality/ \\
@@ -20,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: The Fixed-Point GAN shipped beside the default model (see the model card).
+SHIPPED_BASELINE = "baseline_fixed_point_gan.pt"
 HEADLINE = ("detection_auc", "pointing_game", "dice", "dice_top15", "iou", "pixel_auroc", "rsna_map")
 
 
@@ -31,20 +34,33 @@ def headline(metrics: dict) -> dict:
     return {key: metrics.get(key) for key in HEADLINE}
 
 
+def shipped_baseline() -> Path | None:
+    """The shipped Fixed-Point GAN beside the default model, or None when it is not installed."""
+    from PilletGANLib.errors import ModelError
+    from PilletGANLib.model_store import default_model_path
+
+    try:
+        path = default_model_path().with_name(SHIPPED_BASELINE)
+    except ModelError:
+        return None
+    return path if path.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--model", type=Path, help="PILLET-GAN model (default: the shipped model)")
-    parser.add_argument("--baseline", type=Path, help="Fixed-Point GAN model trained with the same budget")
+    parser.add_argument("--baseline", type=Path, help="Fixed-Point GAN model trained with the same budget "
+                        f"(default: the shipped {SHIPPED_BASELINE})")
     parser.add_argument("--train", action="store_true", help="train both variants first (into OUT/runs)")
     parser.add_argument("--config", type=Path, help="training settings file with --train")
     parser.add_argument("--set", action="append", default=[], help="training overrides with --train")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    models: dict[str, Path | None] = {"pillet_gan": args.model, "fixed_point_gan": args.baseline}
+    models: dict[str, Path | None] = {"pillet_gan": args.model, "fixed_point_gan": args.baseline or shipped_baseline()}
     if args.train:
         for name, attention in (("pillet_gan", "lta"), ("fixed_point_gan", "none")):
             run_dir = args.out / "runs" / name
