@@ -263,6 +263,7 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
 
 
 def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path: Path) -> None:
+    """Lung gate, interior weighting and the mirrored pass (``MirrorAveragingInferer``) give the Predictor's maps."""
     nih = require_shared_data("nih1000_64px", "valid", "1_abnormal")
     first, second = sorted(nih.glob("*.png"))[:2]
     data = tmp_path / "data"
@@ -273,8 +274,9 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
     Image.fromarray(crop).save(data / "b" / "study.png")
     (data / "notes.txt").write_text("not an image\n")
     model = save_tiny_model(tmp_path / "model.pt", image_size=64, margin=0.9,
-                            localization={"lung_gate": True, "heat_scale": 0.05, "threshold": 0.4,
-                                          "smoothing_sigma": 3.0, "border_fraction": 0.05})
+                            localization={"lung_gate": True, "lung_weighting": "interior", "mirror_average": True,
+                                          "heat_scale": 0.05, "threshold": 0.4, "smoothing_sigma": 3.0,
+                                          "border_fraction": 0.05})
     out = tmp_path / "out"
     infer = workflow("inference.json", "infer", dataset_dir=str(data), output_dir=str(out), model_path=str(model),
                      **{"dataloader#batch_size": 2, "dataloader#num_workers": 0})

@@ -137,6 +137,42 @@ def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
         assert (float(scores[0]) == 0.0) is expect_zero
 
 
+def test_mirror_average_maps_are_the_mean_of_both_passes_and_the_score_reads_the_plain_map() -> None:
+    from PilletGANLib.inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, mirrored_translation
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 16, 16) * 2 - 1
+    healed = images - 0.5 * (torch.rand(2, 1, 16, 16) > 0.9)  # "removed" brightness in a few pixels
+    gates = torch.ones(2, 1, 16, 16)
+    plain = LocalizationConfig(difference="removed", smoothing_sigma=0.0, border_fraction=0.0)
+    config = LocalizationConfig(difference="removed", smoothing_sigma=0.0, border_fraction=0.0, mirror_average=True)
+    mirrored = mirrored_translation(lambda batch: batch - 0.25 * (batch > 0.5), images)  # a translation that is not
+    assert torch.equal(mirrored, images - 0.25 * (images > 0.5))                          # mirror-invariant in general
+    maps, scores = lesion_maps_and_scores(images, healed, config, gates, gates, mirrored)
+    plain_maps, plain_scores = lesion_maps_and_scores(images, healed, plain, gates, gates)
+    mirror_maps, _ = lesion_maps_and_scores(images, mirrored, plain, gates, gates)
+    torch.testing.assert_close(maps, (plain_maps + mirror_maps) / 2)
+    torch.testing.assert_close(scores, plain_scores)
+    with pytest.raises(ConfigurationError, match="mirror_average needs"):
+        lesion_maps_and_scores(images, healed, config, gates, gates)
+
+
+def test_predictor_with_mirror_average_runs_a_second_pass_on_the_mirrored_image(tmp_path) -> None:
+    """The card's ``mirror_average`` changes the map (not the score) by averaging in the mirrored pass."""
+    from PilletGANLib.model_store import load_model, save_model
+
+    plain_path = make_tiny_model(tmp_path / "plain.pt", image_size=64)
+    state, card, _ = load_model(plain_path)
+    card["localization"] = {**card.get("localization", {}), "mirror_average": True}
+    mirror_path = save_model(state, card, tmp_path / "mirror.pt")
+    image = np.random.default_rng(0).random((80, 64)).astype(np.float32)
+    image[30:50, 5:25] += 1.0  # an asymmetric bright patch, so the two passes differ
+    plain = Predictor.from_path(plain_path, device="cpu").predict_array(image)
+    mirror = Predictor.from_path(mirror_path, device="cpu").predict_array(image)
+    assert mirror.score == pytest.approx(plain.score)
+    assert not np.allclose(mirror.difference, plain.difference)
+
+
 def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_score_gate(dicom_dir) -> None:
     """``lung_weighting='interior'``: 0 outside the lungs, 1 at the deepest lung pixel, smaller near the edge."""
     from PilletGANLib import load_cxr

@@ -8,6 +8,7 @@ of training and the evaluation-report workflow.
 
 from .data import image_datalist, load_records, training_split
 from .evaluation import EvaluationReport
+from .inferer import MirrorAveragingInferer
 from .network import BundleGenerator, load_weights
 from .training import export_model
 from .transforms import LesionDifferenced, LesionHeatMaskd, SaveSourceMapd
@@ -17,6 +18,7 @@ __all__ = [
     "EvaluationReport",
     "LesionDifferenced",
     "LesionHeatMaskd",
+    "MirrorAveragingInferer",
     "SaveSourceMapd",
     "export_model",
     "image_datalist",

@@ -59,7 +59,8 @@ def _geometry(image: MetaTensor) -> CXRGeometry:
 class LesionDifferenced(MapTransform):
     """Turn the :class:`~PilletGANLib.bundle.BundleGenerator` output into the gated lesion map and its score.
 
-    The ``(2, N, N)`` output under the key (healed image, raw difference) becomes the ``(1, N, N)``
+    The ``(2, N, N)`` output under the key (healed image, raw difference; ``(4, N, N)`` with the mirrored pass of
+    :class:`~PilletGANLib.bundle.MirrorAveragingInferer`, whose maps are averaged) becomes the ``(1, N, N)``
     smoothed difference ``|healed - x|`` gated by the valid (unpadded) area minus a border margin, and
     by estimated lung fields when ``localization.lung_gate``; ``score_key`` receives the detection score
     (mean of the top ``top_percent`` % of the gated map). ``x`` is the network input under ``image_key``.
@@ -89,8 +90,13 @@ class LesionDifferenced(MapTransform):
         for key in self.key_iterator(d):
             image = d[self.image_key]
             x = torch.as_tensor(image).as_subclass(torch.Tensor).float()[None]
-            healed = torch.as_tensor(d[key]).as_subclass(torch.Tensor).float()[None, :1]
-            difference, scores = lesion_maps_and_scores(x, healed, self.localization, *self._gates(image))
+            output = torch.as_tensor(d[key]).as_subclass(torch.Tensor).float()[None]
+            mirrored = output[:, 2:3] if output.shape[1] >= 4 else None  # from MirrorAveragingInferer
+            if self.localization.mirror_average and mirrored is None:
+                raise ValueError("localization mirror_average needs the mirrored pass: use MirrorAveragingInferer("
+                                 "enabled=True) as the bundle's inferer")
+            difference, scores = lesion_maps_and_scores(x, output[:, :1], self.localization, *self._gates(image),
+                                                        mirrored)
             d[key] = MetaTensor(difference[0], meta=dict(image.meta))
             d[self.score_key] = scores[0].detach().cpu()
         return d

@@ -17,7 +17,7 @@ from ignite.metrics import Metric
 from monai.engines import Evaluator
 
 from .. import metrics
-from ..inference.lesion_map import LocalizationConfig, detection_scores, difference_maps, lung_map_weights
+from ..inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, lung_map_weights, mirrored_translation
 
 __all__ = ["LOCALIZATION_METRICS", "LocalizationEvaluator", "LocalizationMetric", "gates_from_valid",
            "summarize_records"]
@@ -112,9 +112,11 @@ class LocalizationEvaluator(Evaluator):
             else torch.autocast(device_type="cpu", enabled=False)
         with context:
             healed, _ = self.generator(images, target)
-        diff = difference_maps(images, healed.float(), self.localization)
-        scores = detection_scores(diff * score_gates, self.localization.top_percent, score_gates).cpu()
-        diff = diff * map_gates
+            mirrored = None
+            if self.localization.mirror_average:
+                mirrored = mirrored_translation(lambda batch: self.generator(batch, target)[0], images).float()
+        diff, scores = lesion_maps_and_scores(images, healed.float(), self.localization, map_gates, score_gates, mirrored)
+        scores = scores.cpu()
         records = []
         for index in range(images.shape[0]):
             record = {"score": float(scores[index]), "label": int(labels[index]), "hit": None, "dice_top15": None}

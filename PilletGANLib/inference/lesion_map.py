@@ -8,6 +8,7 @@ threshold, small components removed, connected components to scored boxes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -21,7 +22,8 @@ from ..transforms.geometry import CXRGeometry
 from .result import LesionBox
 
 __all__ = ["LUNG_WEIGHTINGS", "LocalizationConfig", "border_gate", "clean_mask", "connected_boxes", "detection_scores",
-           "difference_maps", "heat_from_difference", "lesion_maps_and_scores", "localization_gates", "lung_map_weights"]
+           "difference_maps", "heat_from_difference", "lesion_maps_and_scores", "localization_gates", "lung_map_weights",
+           "mirrored_translation"]
 
 
 #: How the healed twin and the input become a difference map.
@@ -44,6 +46,8 @@ class LocalizationConfig:
             by the distance to the lung-field boundary, normalized to 1 at the deepest point, which moves
             its peak off the heart border, the diaphragm and the ribs' edge; the detection score keeps the
             binary gate).
+        mirror_average: average the map with the map of the mirrored image (left-right flip), mirrored back: a
+            test-time augmentation that costs a second generator pass; the detection score reads the plain map.
         score_region: ``map`` (the score reads the gated map) or ``image`` (the whole image minus the border,
             so a lung gate shapes the map without hiding evidence from the detection score).
         top_percent: the detection score is the mean of this top percentage of the gated map.
@@ -57,6 +61,7 @@ class LocalizationConfig:
     border_fraction: float = 0.03
     lung_gate: bool = False
     lung_weighting: str = "none"
+    mirror_average: bool = False
     score_region: str = "map"
     top_percent: float = 1.0
     heat_scale: float = 1.0
@@ -133,12 +138,26 @@ def lung_map_weights(lungs: np.ndarray | torch.Tensor, weighting: str) -> torch.
 
 
 def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
-                           map_gates: torch.Tensor, score_gates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch."""
+                           map_gates: torch.Tensor, score_gates: torch.Tensor,
+                           mirrored_healed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch.
+
+    With ``config.mirror_average``, ``mirrored_healed`` is the healed twin of the mirrored images, mirrored
+    back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps.
+    """
     diff = difference_maps(images, healed, config)
     score_gates = score_gates.to(diff.device, diff.dtype)
     scores = detection_scores(diff * score_gates, config.top_percent, score_gates)
+    if config.mirror_average:
+        if mirrored_healed is None:
+            raise ConfigurationError("localization mirror_average needs the healed twin of the mirrored image")
+        diff = (diff + difference_maps(images, mirrored_healed.to(diff.device), config)) / 2
     return diff * map_gates.to(diff.device, diff.dtype), scores
+
+
+def mirrored_translation(translate: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """``translate`` applied to the left-right mirrored ``images``, mirrored back into place."""
+    return translate(images.flip(-1)).flip(-1)
 
 
 def difference_maps(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,

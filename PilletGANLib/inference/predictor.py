@@ -26,6 +26,7 @@ from .lesion_map import (
     heat_from_difference,
     lesion_maps_and_scores,
     localization_gates,
+    mirrored_translation,
 )
 from .result import LesionResult
 
@@ -153,8 +154,12 @@ class Predictor:
         """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
         images = torch.stack([p.network_input for p in prepared])
         healed, attention = self.translate(images)
+        mirrored = None
+        if self.localization.mirror_average:
+            mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images.to(healed.device))
         map_gates, score_gates = self.gates(prepared)
-        diff, scores = lesion_maps_and_scores(images.to(healed.device), healed, self.localization, map_gates, score_gates)
+        diff, scores = lesion_maps_and_scores(images.to(healed.device), healed, self.localization, map_gates, score_gates,
+                                              mirrored)
         return healed, attention, diff, scores
 
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
