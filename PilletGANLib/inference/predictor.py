@@ -152,14 +152,13 @@ class Predictor:
     def network_maps(self, prepared: Sequence[PreparedImage]
                      ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
-        images = torch.stack([p.network_input for p in prepared])
+        images = torch.stack([p.network_input for p in prepared]).to(self.device)
         healed, attention = self.translate(images)
         mirrored = None
         if self.localization.mirror_average:
-            mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images.to(healed.device))
+            mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images)
         map_gates, score_gates = self.gates(prepared)
-        diff, scores = lesion_maps_and_scores(images.to(healed.device), healed, self.localization, map_gates, score_gates,
-                                              mirrored)
+        diff, scores = lesion_maps_and_scores(images, healed, self.localization, map_gates, score_gates, mirrored)
         return healed, attention, diff, scores
 
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
