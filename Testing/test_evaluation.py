@@ -296,3 +296,29 @@ def test_evaluate_model_streams_batched_predictions_and_stops_on_a_bad_file(tmp_
     assert main(["evaluate", "--manifest", str(manifest), "--split", "test", "--model", str(model), "--out", str(out),
                  "--device", "cpu", "--no-progress"]) == 2
     assert "C.png" in capsys.readouterr().err
+
+
+def test_ranking_metrics_read_the_unclipped_difference_not_the_saturated_heat_map(tmp_path):
+    """A heat map that saturates over a plateau has no single peak (argmax takes its first pixel): the pointing
+    game and the top-15 % Dice rank a LesionResult's unclipped ``difference`` instead."""
+    from types import SimpleNamespace
+
+    from PilletGANLib.evaluation.harness import evaluate
+
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "x.png")
+    record = ManifestRecord(image=tmp_path / "x.png", label="disease", split="test",
+                            boxes=np.array([[20.0, 20.0, 30.0, 30.0]]))
+    info = {"model_info": {"kind": "test"}, "data_info": {}, "floors": False, "progress": False}
+    difference = np.zeros((40, 40), np.float32)
+    difference[5:35, 5:35] = 1.0
+    difference[25, 25] = 3.0  # the true peak, inside the box
+    heatmap = np.clip(difference, 0, 1)  # saturated plateau: its first maximum is (5, 5), outside the box
+    result = SimpleNamespace(heatmap=heatmap, difference=difference, score=1.0, mask=None, boxes=[])
+    metrics = evaluate([record], lambda r: result, tmp_path / "with_difference", **info)
+    assert metrics["pointing_game"] == 1.0
+    plain = SimpleNamespace(heatmap=heatmap, score=1.0, mask=None, boxes=[])
+    metrics = evaluate([record], lambda r: plain, tmp_path / "heat_only", **info)
+    assert metrics["pointing_game"] == 0.0
+    broken = SimpleNamespace(heatmap=heatmap, difference=np.zeros((4, 4)), score=1.0, mask=None, boxes=[])
+    with pytest.raises(DataError, match="difference"):
+        evaluate([record], lambda r: broken, tmp_path / "broken", **info)

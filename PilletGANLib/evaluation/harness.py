@@ -39,7 +39,8 @@ _FIGURES = (
 class PredictionLike(Protocol):
     """What ``predict(record)`` returns (:class:`~PilletGANLib.inference.LesionResult` or a saved map).
 
-    ``heatmap`` is ``rows x cols`` in the source grid (higher = more likely lesion); ``mask`` a boolean
+    ``heatmap`` is ``rows x cols`` in the source grid (higher = more likely lesion; an optional unclipped
+    ``difference`` of the same shape is ranked instead, see :func:`_ranking_map`); ``mask`` a boolean
     array of the same shape or None (no mask metrics); ``boxes`` objects or mappings with ``x1, y1,
     x2, y2, score`` in source pixels. An ``image`` attribute, when present, is used for the overlays.
     """
@@ -65,6 +66,20 @@ def _checked_arrays(result: PredictionLike, record: ManifestRecord) -> tuple[np.
     if mask is not None and mask.shape != heatmap.shape:
         raise DataError(f"the lesion mask is {mask.shape} but the map is {heatmap.shape}", record.image)
     return heatmap, mask
+
+
+def _ranking_map(result: PredictionLike, heatmap: np.ndarray, record: ManifestRecord) -> np.ndarray:
+    """The map the ranking metrics (pointing game, ``dice_top15``, pixel AUROC) read: a prediction's unclipped
+    ``difference`` when it has one (a :class:`~PilletGANLib.inference.LesionResult`, whose heat map saturates at 1,
+    and a saturated plateau has no single peak), else its ``heatmap``."""
+    difference = getattr(result, "difference", None)
+    if difference is None:
+        return heatmap
+    difference = np.asarray(difference, dtype=np.float32)
+    if difference.shape != heatmap.shape or not np.all(np.isfinite(difference)):
+        raise DataError(f"the lesion map's difference is {difference.shape} or not finite; the heat map is "
+                        f"{heatmap.shape}", record.image)
+    return difference
 
 
 def _panel(record: ManifestRecord, result: PredictionLike, heatmap: np.ndarray, boxes: np.ndarray,
@@ -123,7 +138,8 @@ def evaluate(
             heatmap, mask = _checked_arrays(result, record)
             truth = truth_mask(record, heatmap.shape)
             boxes, box_scores = box_arrays(result.boxes if result.boxes is not None else [])
-            row = model.add(record, heatmap, float(result.score), mask, boxes, box_scores, truth)
+            row = model.add(record, _ranking_map(result, heatmap, record), float(result.score), mask, boxes, box_scores,
+                            truth)
             table.write(row)
             for name, accumulator in floor_scores.items():
                 floor = floor_prediction(name, heatmap.shape, record.key)
