@@ -5,15 +5,18 @@ from .blocks import InputStatsInstanceNorm2d, ResidualBlock
 from .conditioning import domain_one_hot, tile_domain
 from .discriminator import PatchDiscriminator
 from .generator import ATTENTIONS, OUTPUTS, PilletGenerator, attention_positions, default_attention_positions
+from .lung_fields import LUNG_FIELD_INPUT_SIZE, LungFieldNet
 from .translator import HealthyTranslator, export_onnx, export_torchscript
 
 __all__ = [
     "ATTENTIONS",
     "FUSIONS",
+    "LUNG_FIELD_INPUT_SIZE",
     "OUTPUTS",
     "HealthyTranslator",
     "InputStatsInstanceNorm2d",
     "LesionTraversalAttention",
+    "LungFieldNet",
     "PatchDiscriminator",
     "PilletGenerator",
     "ResidualBlock",
