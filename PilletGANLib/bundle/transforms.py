@@ -33,6 +33,7 @@ from ..inference.lesion_map import (
     lesion_maps_and_scores,
     localization_gates,
 )
+from ..inference.lung_fields import LungFieldEstimator
 from ..outputs import output_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
@@ -70,15 +71,21 @@ class LesionDifferenced(MapTransform):
         localization: the model card's localization settings (a :class:`LocalizationConfig` or its dict).
         image_key: the preprocessed network input, with the geometry meta of ``SquarePadResized``.
         score_key: where the detection score goes (a 0-d float tensor on the CPU).
+        lung_fields: the lung-field model (``.pt`` with its card) that ``localization.lung_prior`` needs.
     """
 
     def __init__(self, keys: KeysCollection, localization: LocalizationConfig | Mapping[str, Any] | None = None,
-                 image_key: str = "image", score_key: str = "score", allow_missing_keys: bool = False) -> None:
+                 image_key: str = "image", score_key: str = "score", lung_fields: str | os.PathLike | None = None,
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         _check_single_key(self)
         self.localization = _localization(localization)
         self.image_key = image_key
         self.score_key = score_key
+        self.lung_fields = LungFieldEstimator.from_path(lung_fields) if lung_fields is not None else None
+        if self.localization.lung_prior > 0 and self.lung_fields is None:
+            raise ValueError("localization lung_prior needs the lung-field model: pass lung_fields (the card's "
+                             "'lung_fields', beside the model)")
 
     def _gates(self, image: MetaTensor) -> tuple[torch.Tensor, torch.Tensor]:
         map_gate, score_gate = localization_gates(convert_to_numpy(image[0], dtype=np.float32), _geometry(image),
@@ -95,8 +102,9 @@ class LesionDifferenced(MapTransform):
             if self.localization.mirror_average and mirrored is None:
                 raise ValueError("localization mirror_average needs the mirrored pass: use MirrorAveragingInferer("
                                  "enabled=True) as the bundle's inferer")
+            priors = self.lung_fields.prior(x) if self.lung_fields is not None else None
             difference, scores = lesion_maps_and_scores(x, output[:, :1], self.localization, *self._gates(image),
-                                                        mirrored)
+                                                        mirrored, priors)
             d[key] = MetaTensor(difference[0], meta=dict(image.meta))
             d[self.score_key] = scores[0].detach().cpu()
         return d

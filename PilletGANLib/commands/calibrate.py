@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the new model .pt (its .json card is written beside it)")
     parser.add_argument("--set", action="append", default=[], metavar="localization.KEY=VALUE",
                         help="change a localization setting, e.g. localization.lung_gate=true (repeatable)")
+    parser.add_argument("--lung-fields", type=Path, metavar="LUNG_FIELDS.pt",
+                        help="lung-field model for localization.lung_prior (default: the one the model's card names); "
+                             "copied beside --out")
     parser.add_argument("--percentile", type=float, default=99.0,
                         help="healthy-pixel percentile of the mask threshold (default 99)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     localization = parse_overrides(args.set, {}).get("localization")
     records = select_split(read_manifest(args.manifest, check_files=True), args.split)
     card = recalibrate_model(args.model, records, args.out, localization, args.percentile,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, lung_fields=args.lung_fields)
     print(json.dumps({"model": str(args.out), "localization": card["localization"],
                       "calibration": card["calibration"]}, indent=2))
     return 0

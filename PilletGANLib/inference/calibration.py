@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,16 +13,34 @@ import numpy as np
 from ..data.manifest import ManifestRecord
 from ..errors import DataError
 from .lesion_map import LocalizationConfig
+from .lung_fields import LungFieldEstimator, lung_field_model_path
 from .predictor import Predictor, PreparedImage, prepare_image
 
 __all__ = ["calibrate", "recalibrate_model"]
+
+
+def _place_beside(weights: Path, out: Path) -> str:
+    """Copy a model file and its card into ``out``'s folder (unless already there); return the file name."""
+    from ..model_store import card_path_for, sha256_file
+
+    target = out.parent / weights.name
+    if target.exists() and sha256_file(target) == sha256_file(weights):
+        return weights.name
+    if target.exists():
+        raise DataError(f"{target} exists and is not the lung-field model {weights}; remove it or write the new "
+                        "model into another folder", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, target)
+    shutil.copyfile(card_path_for(weights), card_path_for(target))
+    return weights.name
 
 
 def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile: float = 99.0,
               scale_percentile: float = 99.9) -> dict[str, float]:
     """Fit ``heat_scale`` and ``threshold`` of the predictor's localization settings on healthy images.
 
-    ``heat_scale`` is the ``scale_percentile`` of the gated difference over all healthy pixels, so heat
+    ``heat_scale`` is the ``scale_percentile`` of the map over all healthy pixels it covers (the map gate, and
+    where ``localization.lung_prior`` adds to it), so heat
     1.0 means "a difference almost never seen on a healthy image"; ``threshold`` is the ``percentile``
     of the healthy heat values, so about ``100 - percentile`` % of healthy pixels are (falsely) masked.
     Returns the fitted values and sets them on ``predictor.localization``.
@@ -33,8 +53,9 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
         _, _, diff, _ = predictor.network_maps(chunk)
         gates, _ = predictor.gates(chunk)
         for index in range(diff.shape[0]):
-            inside = gates[index, 0].numpy() > 0
-            values.append(diff[index, 0].float().cpu().numpy()[inside])
+            values_map = diff[index, 0].float().cpu().numpy()
+            inside = (gates[index, 0].numpy() > 0) | (values_map > 0)  # a lung prior reaches past the gate
+            values.append(values_map[inside])
     pooled = np.concatenate(values)
     heat_scale = float(max(np.percentile(pooled, scale_percentile), 1e-6))
     threshold = float(np.clip(np.percentile(np.clip(pooled / heat_scale, 0, 1), percentile), 1e-3, 1.0))
@@ -46,11 +67,13 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
 
 def recalibrate_model(model: str | os.PathLike | None, records: Sequence[ManifestRecord], out: str | os.PathLike,
                       localization: dict[str, Any] | None = None, percentile: float = 99.0,
-                      progress: bool = True) -> dict[str, Any]:
+                      progress: bool = True, lung_fields: str | os.PathLike | None = None) -> dict[str, Any]:
     """Save a copy of ``model`` whose localization settings are changed and whose heat scale and mask
     threshold are refitted on the healthy images of ``records`` (the weights are not touched).
 
-    Returns the new card. The copy is written as ``out`` (``.pt``) with its ``.json`` card beside it.
+    ``lung_fields`` is a lung-field model for ``localization.lung_prior`` (default: the one the card names);
+    it is copied beside ``out`` and named in the new card. Returns the new card. The copy is written as
+    ``out`` (``.pt``) with its ``.json`` card beside it.
     """
     from tqdm import tqdm
 
@@ -59,6 +82,9 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
 
     state, card, source = load_model(model)
     predictor = Predictor.from_path(source)
+    lung_fields_path = Path(lung_fields) if lung_fields is not None else lung_field_model_path({**card, "path": str(source)})
+    if lung_fields is not None:
+        predictor.lung_fields = LungFieldEstimator.from_path(lung_fields).to(predictor.device)
     settings = {**predictor.localization.to_dict(), **(localization or {})}
     predictor.localization = LocalizationConfig.from_dict(settings)
     healthy = [r for r in records if not r.is_disease]
@@ -69,6 +95,9 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
     fitted = calibrate(predictor, prepared, percentile)
     new_card = {k: v for k, v in card.items() if k not in ("sha256", "weights_file", "format")}
     new_card["localization"] = predictor.localization.to_dict()
+    new_card.pop("lung_fields", None)
+    if lung_fields_path is not None:
+        new_card["lung_fields"] = _place_beside(lung_fields_path, Path(out))
     new_card["calibration"] = {**fitted, "recalibrated_from": str(source), "source_sha256": card["sha256"]}
     save_model(state, new_card, out)
     return new_card

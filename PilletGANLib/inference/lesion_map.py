@@ -48,6 +48,10 @@ class LocalizationConfig:
             binary gate).
         mirror_average: average the map with the map of the mirrored image (left-right flip), mirrored back: a
             test-time augmentation that costs a second generator pass; the detection score reads the plain map.
+        lung_prior: amplitude, in difference units, of the learned lung-field prior added to the gated map (0 =
+            none): the two-lung drawing of the lung-field box a ``LungFieldNet`` predicts on the image
+            (:mod:`PilletGANLib.inference.lung_fields`), so the map's peak and mask fall inside the lung fields
+            where the difference is weak or flat. The detection score reads the difference alone.
         score_region: ``map`` (the score reads the gated map) or ``image`` (the whole image minus the border,
             so a lung gate shapes the map without hiding evidence from the detection score).
         top_percent: the detection score is the mean of this top percentage of the gated map.
@@ -62,6 +66,7 @@ class LocalizationConfig:
     lung_gate: bool = False
     lung_weighting: str = "none"
     mirror_average: bool = False
+    lung_prior: float = 0.0
     score_region: str = "map"
     top_percent: float = 1.0
     heat_scale: float = 1.0
@@ -76,6 +81,8 @@ class LocalizationConfig:
                                      f"got '{self.lung_weighting}'")
         if self.lung_weighting != "none" and not self.lung_gate:
             raise ConfigurationError("localization lung_weighting needs lung_gate=true (it weights the lung fields)")
+        if self.lung_prior < 0:
+            raise ConfigurationError(f"localization lung_prior must be >= 0, got {self.lung_prior}")
         if self.score_region not in ("map", "image"):
             raise ConfigurationError(f"localization score_region must be 'map' or 'image', got '{self.score_region}'")
 
@@ -139,11 +146,14 @@ def lung_map_weights(lungs: np.ndarray | torch.Tensor, weighting: str) -> torch.
 
 def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
                            map_gates: torch.Tensor, score_gates: torch.Tensor,
-                           mirrored_healed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           mirrored_healed: torch.Tensor | None = None, lung_priors: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch.
 
     With ``config.mirror_average``, ``mirrored_healed`` is the healed twin of the mirrored images, mirrored
-    back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps.
+    back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps. With
+    ``config.lung_prior``, ``lung_priors`` ``(B, 1, N, N)`` (``LungFieldEstimator.prior``) times that amplitude is
+    added to the gated map.
     """
     diff = difference_maps(images, healed, config)
     score_gates = score_gates.to(diff.device, diff.dtype)
@@ -152,7 +162,13 @@ def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: L
         if mirrored_healed is None:
             raise ConfigurationError("localization mirror_average needs the healed twin of the mirrored image")
         diff = (diff + difference_maps(images, mirrored_healed.to(diff.device), config)) / 2
-    return diff * map_gates.to(diff.device, diff.dtype), scores
+    diff = diff * map_gates.to(diff.device, diff.dtype)
+    if config.lung_prior > 0:
+        if lung_priors is None:
+            raise ConfigurationError("localization lung_prior needs the lung-field prior of each image (a lung-field "
+                                     "model: the card's 'lung_fields')")
+        diff = diff + config.lung_prior * lung_priors.to(diff.device, diff.dtype)
+    return diff, scores
 
 
 def mirrored_translation(translate: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from .lesion_map import (
     localization_gates,
     mirrored_translation,
 )
+from .lung_fields import LungFieldEstimator, lung_field_model_path
 from .result import LesionResult
 
 __all__ = ["Predictor", "PreparedImage", "prepare_image", "resolve_device"]
@@ -96,10 +97,12 @@ class Predictor:
         bf16: run the network under bfloat16 autocast.
         batch_size: images per forward pass.
         num_workers: worker processes that read and preprocess files.
+        lung_fields: the lung-field model, needed when the card's ``localization.lung_prior`` is on.
     """
 
     def __init__(self, generator: torch.nn.Module, card: dict[str, Any], device: str | torch.device = "auto",
-                 bf16: bool = False, batch_size: int = 8, num_workers: int = 0) -> None:
+                 bf16: bool = False, batch_size: int = 8, num_workers: int = 0,
+                 lung_fields: LungFieldEstimator | None = None) -> None:
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval()
         self.card = card
@@ -108,6 +111,10 @@ class Predictor:
         self.margin = float(preprocessing.get("margin", 1.0))
         self.healthy_index = int(card.get("healthy_index", 0))
         self.localization = LocalizationConfig.from_dict(card.get("localization"))
+        if self.localization.lung_prior > 0 and lung_fields is None:
+            raise ModelError("the card's localization uses lung_prior but no lung-field model was given (the card's "
+                             "'lung_fields' names it)", card.get("path"))
+        self.lung_fields = lung_fields.to(self.device) if lung_fields is not None else None
         self.bf16 = bf16
         self.batch_size = max(1, int(batch_size))
         self.num_workers = max(0, int(num_workers))
@@ -126,6 +133,9 @@ class Predictor:
         except (TypeError, RuntimeError) as err:
             raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
         card = {**card, "path": str(weights)}
+        lung_fields_path = lung_field_model_path(card)
+        if lung_fields_path is not None:
+            kwargs.setdefault("lung_fields", LungFieldEstimator.from_path(lung_fields_path))
         return cls(generator, card, **kwargs)
 
     # -- network -------------------------------------------------------------------------------
@@ -158,7 +168,9 @@ class Predictor:
         if self.localization.mirror_average:
             mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images)
         map_gates, score_gates = self.gates(prepared)
-        diff, scores = lesion_maps_and_scores(images, healed, self.localization, map_gates, score_gates, mirrored)
+        priors = self.lung_fields.prior(images) if self.lung_fields is not None else None
+        diff, scores = lesion_maps_and_scores(images, healed, self.localization, map_gates, score_gates, mirrored,
+                                              priors)
         return healed, attention, diff, scores
 
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:

@@ -1,0 +1,90 @@
+"""The learned lung-field prior of a lesion map: a predicted lung-field box drawn as two lungs.
+
+SIIM's radiologist opacity boxes lie inside the image's lung-field box (97 % of their area on the
+validation split), while the rule-based lung estimate (:mod:`PilletGANLib.transforms.lungs`) misses
+dense consolidations. A :class:`~PilletGANLib.networks.LungFieldNet` predicts the lung-field box on
+any new radiograph; :func:`lung_box_prior` draws it as two ellipses, one per half of the box,
+each 1 at its centre and 0 at its edge. ``LocalizationConfig.lung_prior`` adds that drawing,
+times its amplitude, to the gated difference map.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelError
+from ..model_store import load_model
+from ..networks.lung_fields import LungFieldNet
+
+__all__ = ["LungFieldEstimator", "lung_box_prior", "lung_field_model_path"]
+
+
+def lung_box_prior(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, 1, size, size)`` two-lung weights inside each ``(x1, y1, x2, y2)`` box (fractions of the side).
+
+    Each half of a box holds an ellipse spanning that half, weighted ``1 - r**2`` (``r`` the
+    normalized elliptical radius) and 0 outside; the box's corners are put in order first.
+    """
+    boxes = boxes.float()
+    x1, x2 = torch.minimum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 0], boxes[:, 2])
+    y1, y2 = torch.minimum(boxes[:, 1], boxes[:, 3]), torch.maximum(boxes[:, 1], boxes[:, 3])
+    centres = (torch.arange(size, dtype=torch.float32, device=boxes.device) + 0.5) / size
+    yy, xx = centres[None, :, None], centres[None, None, :]
+    half_width = ((x2 - x1) / 4).clamp_min(1e-3)[:, None, None]
+    half_height = ((y2 - y1) / 2).clamp_min(1e-3)[:, None, None]
+    cy = ((y1 + y2) / 2)[:, None, None]
+    prior = torch.zeros(boxes.shape[0], size, size, device=boxes.device)
+    for cx in (x1 + (x2 - x1) / 4, x1 + 3 * (x2 - x1) / 4):
+        radius = ((xx - cx[:, None, None]) / half_width) ** 2 + ((yy - cy) / half_height) ** 2
+        prior = torch.maximum(prior, (1 - radius).clamp_min(0))
+    return prior[:, None]
+
+
+def lung_field_model_path(card: dict[str, Any], weights: str | os.PathLike | None = None) -> Path | None:
+    """The lung-field model a card names (``lung_fields``, a file name beside the card's ``weights``, by default
+    ``card["path"]``), or ``None``. Only the name's last component is used, so a card cannot point elsewhere."""
+    name = card.get("lung_fields")
+    if not name:
+        return None
+    base = weights if weights is not None else card.get("path")
+    if base is None:
+        raise ModelError("the card names a lung-field model but not where its own weights are", None)
+    return Path(base).parent / Path(str(name)).name
+
+
+class LungFieldEstimator:
+    """A loaded :class:`LungFieldNet`: ``boxes(images)`` and ``prior(images)`` for network-grid batches."""
+
+    def __init__(self, net: LungFieldNet, card: dict[str, Any] | None = None) -> None:
+        self.net = net.eval()
+        self.card = dict(card or {})
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike) -> LungFieldEstimator:
+        """Load weights and card (checksum checked, ``weights_only``)."""
+        state, card, weights = load_model(path)
+        try:
+            net = LungFieldNet(**card["network"])
+            net.load_state_dict(state)
+        except (TypeError, RuntimeError) as err:
+            raise ModelError(f"the weights do not fit the lung-field network the card describes ({err})",
+                             weights) from err
+        return cls(net, {**card, "path": str(weights)})
+
+    def to(self, device: torch.device | str) -> LungFieldEstimator:
+        self.net.to(device)
+        return self
+
+    @torch.no_grad()
+    def boxes(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 4)`` lung-field boxes ``x1, y1, x2, y2`` (fractions of the side) of ``(B, 1, N, N)`` images."""
+        device = next(self.net.parameters()).device
+        return self.net(images.to(device).float())
+
+    def prior(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, N, N)`` two-lung prior (:func:`lung_box_prior`) of network-grid images."""
+        return lung_box_prior(self.boxes(images), images.shape[-1]).to(images.device)
