@@ -140,6 +140,10 @@ def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: P
                              "--set", "localization.lung_prior=0.05", "--lung-fields", str(lung_fields)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+    missing = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "calibrate", "--model", str(model),
+                              "--manifest", str(manifest), "--out", str(tmp_path / "other.pt"), "--no-progress",
+                              "--set", "localization.lung_prior=0.05"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "--lung-fields" in missing.stderr
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["localization"]["lung_prior"] == 0.05 and card["lung_fields"] == lung_fields.name
     assert (out.parent / lung_fields.name).is_file() and (out.parent / lung_fields.with_suffix(".json").name).is_file()

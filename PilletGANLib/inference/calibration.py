@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..data.manifest import ManifestRecord
-from ..errors import DataError
+from ..errors import ConfigurationError, DataError
 from .lesion_map import LocalizationConfig
 from .lung_fields import LungFieldEstimator, lung_field_model_path
 from .predictor import Predictor, PreparedImage, prepare_image
@@ -82,11 +82,14 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
 
     state, card, source = load_model(model)
     predictor = Predictor.from_path(source)
-    lung_fields_path = Path(lung_fields) if lung_fields is not None else lung_field_model_path({**card, "path": str(source)})
+    lung_fields_path = Path(lung_fields) if lung_fields is not None else lung_field_model_path(card, source)
     if lung_fields is not None:
         predictor.lung_fields = LungFieldEstimator.from_path(lung_fields).to(predictor.device)
     settings = {**predictor.localization.to_dict(), **(localization or {})}
     predictor.localization = LocalizationConfig.from_dict(settings)
+    if predictor.localization.lung_prior > 0 and predictor.lung_fields is None:
+        raise ConfigurationError("localization.lung_prior needs a lung-field model: the card names none, pass one "
+                                 "(--lung-fields)")
     healthy = [r for r in records if not r.is_disease]
     if not healthy:
         raise DataError("recalibration needs healthy images in the given records")
