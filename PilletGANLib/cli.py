@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PilletGANError as err:
         print(f"pilletgan {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"pilletgan {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"pilletgan {args.command}: interrupted" + (f" ({err})" if str(err) else ""), file=sys.stderr)
         return 130
 
 

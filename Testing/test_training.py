@@ -101,9 +101,10 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
         if "Epoch[1] Complete" in line or "Iteration: 12" in line or time.time() > deadline:
             break
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
+    rest, _ = process.communicate(timeout=120)
     final = run_dir / "checkpoint_final.pt"
     assert final.is_file(), "".join(log[-20:])
+    assert process.returncode == 130 and "--resume continues from checkpoint_final.pt" in rest, rest[-2000:]
     stopped_at = torch.load(final, weights_only=True)["trainer"]["iteration"]
     assert 0 < stopped_at < 100000
     summary = train(manifest, run_dir, load_config(overrides=[*TINY, f"iterations={stopped_at + 4}"]), resume=True,
@@ -175,3 +176,25 @@ def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path, one_thread
     # more than the untrained network's 0.53.
     assert trained >= 0.75, f"pixel AUROC {trained:.3f} after training (untrained {untrained:.3f})"
     assert trained - untrained >= 0.15, f"trained {trained:.3f} is not clearly above untrained {untrained:.3f}"
+
+
+def test_first_ctrl_c_stops_after_the_iteration_and_the_second_at_once() -> None:
+    from ignite.engine import Engine
+
+    from PilletGANLib.engine.handlers import StopOnInterrupt
+
+    def step(engine: Engine, batch: int) -> None:
+        if engine.state.iteration in (3, 5):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    engine = Engine(step)
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnInterrupt(engine) as interrupt:
+        engine.run(range(10), max_epochs=2)
+    assert interrupt.requested and engine.state.iteration == 3
+    assert signal.getsignal(signal.SIGINT) is before
+    engine = Engine(step)
+    with pytest.raises(KeyboardInterrupt), StopOnInterrupt(engine) as interrupt:
+        interrupt.requested = True  # as after a first Ctrl-C
+        engine.run(range(10), max_epochs=1)
+    assert engine.state.iteration == 3 and signal.getsignal(signal.SIGINT) is before

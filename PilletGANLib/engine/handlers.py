@@ -4,7 +4,10 @@ image grids."""
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from types import FrameType
 
 import torch
 import torch.distributed as dist
@@ -13,7 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from .sampling import BalancedBatchSampler
 
-__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "image_grid"]
+__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "StopOnInterrupt", "image_grid"]
 
 logger = logging.getLogger("PilletGAN.train")
 
@@ -69,6 +72,39 @@ class StopAtWallTime:
         if float(expired) > 0:
             logger.info("wall-time budget of %.0f s reached at iteration %d", self.seconds, engine.state.iteration)
             engine.terminate()
+
+
+class StopOnInterrupt:
+    """While active (a context manager around ``engine.run()``), the first Ctrl-C (SIGINT) asks the engine to stop
+    after the current iteration, so the run ends through ``Events.COMPLETED`` (the final checkpoint is saved
+    there) and ``requested`` is set; a second Ctrl-C interrupts at once.
+
+    A ``KeyboardInterrupt`` raised inside a finalizer or a C callback is printed and dropped by Python, which left a
+    run going after Ctrl-C; setting a flag cannot be dropped. Does nothing outside the main thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.info("interrupted: stopping after iteration %d (Ctrl-C again to stop at once)",
+                    self.engine.state.iteration)
+        self.engine.terminate()
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 class ResumeSampler:

@@ -33,7 +33,7 @@ from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
 from .evaluator import LocalizationEvaluator
-from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime
+from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime, StopOnInterrupt
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
 
@@ -197,7 +197,17 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                                       for g in grid_items]),
                                  lambda: export_generator, config.image_log_interval).attach(trainer)
 
-    trainer.run()
+    if ctx.world_size == 1:
+        with StopOnInterrupt(trainer) as interrupt:
+            trainer.run()
+        if interrupt.requested:
+            if writer is not None:
+                writer.close()
+            ctx.close()
+            raise KeyboardInterrupt(f"stopped at iteration {trainer.state.iteration}; --resume continues from "
+                                    "checkpoint_final.pt")
+    else:  # every rank must stop at the same iteration: leave Ctrl-C to torchrun
+        trainer.run()
     summary: dict[str, Any] = {"iterations": trainer.state.iteration, "rank": ctx.rank,
                                "world_size": ctx.world_size}
     if ctx.is_main:
