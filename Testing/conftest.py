@@ -45,6 +45,19 @@ def make_tiny_model(path: Path, attention: str = "none", image_size: int = 32, s
     return save_model(PilletGenerator(**network).state_dict(), card, path)
 
 
+def healthy_nih_manifest(path: Path, count: int) -> tuple[Path, list[Path]]:
+    """A manifest at ``path`` of the first ``count`` healthy NIH 64 px images, all in the ``val`` split (skips
+    without the real data); returns it and the images."""
+    import csv
+
+    images = sorted(require_shared_data("nih1000_64px", "train", "0_normal").glob("*.png"))[:count]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "label", "split"])
+        writer.writerows([[str(image), "healthy", "val"] for image in images])
+    return path, images
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny untrained model (32 px), shared by tests that need any model rather than a good one."""

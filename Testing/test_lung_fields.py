@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_model, require_shared_data
+from conftest import healthy_nih_manifest, make_tiny_model, require_shared_data
 from PIL import Image
 
 from PilletGANLib.data.sources.siim_lung_fields import read_siim_lung_fields
@@ -125,12 +124,7 @@ def test_shipped_lung_field_model_finds_held_out_lung_fields() -> None:
 
 
 def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: Path) -> None:
-    folder = require_shared_data("nih1000_64px", "train", "0_normal")
-    manifest = tmp_path / "m.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "label", "split"])
-        writer.writerows([[str(p), "healthy", "val"] for p in sorted(folder.glob("*.png"))[:4]])
+    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
     shipped = default_model_path()
     lung_fields = lung_field_model_path(read_card(shipped), shipped)
@@ -149,5 +143,5 @@ def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: P
     assert (out.parent / lung_fields.name).is_file() and (out.parent / lung_fields.with_suffix(".json").name).is_file()
     predictor = Predictor.from_path(out, device="cpu")
     assert predictor.lung_fields is not None
-    result = predictor.predict_path(sorted(folder.glob("*.png"))[0])
+    result = predictor.predict_path(images[0])
     assert result.difference.max() >= 0.05 * 0.9  # the prior's peak is in the map

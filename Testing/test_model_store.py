@@ -75,18 +75,12 @@ def test_default_model_path_honours_the_environment(tmp_path: Path, monkeypatch:
 
 
 def test_calibrate_command_changes_localization_and_refits_the_threshold(tmp_path: Path) -> None:
-    import csv
     import subprocess
     import sys
 
-    from conftest import require_shared_data
+    from conftest import healthy_nih_manifest
 
-    folder = require_shared_data("nih1000_64px", "train", "0_normal")
-    manifest = tmp_path / "m.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "label", "split"])
-        writer.writerows([[str(p), "healthy", "val"] for p in sorted(folder.glob("*.png"))[:6]])
+    manifest, _ = healthy_nih_manifest(tmp_path / "m.csv", 6)
     model = make_tiny_model(tmp_path / "tiny.pt")
     out = tmp_path / "recalibrated.pt"
     result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "calibrate", "--model", str(model),
