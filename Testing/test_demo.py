@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from PilletGANLib import load_cxr
 from PilletGANLib.cli import main
-from PilletGANLib.demo import make_phantom_radiograph, read_seg_frame, run_demo, write_sample_study
+from PilletGANLib.demo import PointingGame, make_phantom_radiograph, read_seg_frame, run_demo, write_sample_study
 from PilletGANLib.errors import ModelError
 from PilletGANLib.metrics import dice
 from PilletGANLib.model_store import DEFAULT_MODEL_ENV, default_model_path
@@ -130,6 +130,20 @@ def test_phantom_is_deterministic(tmp_path: Path) -> None:
     assert changed.truth["sop_instance_uid"] != first.truth["sop_instance_uid"]
 
 
+def test_pointing_game_ranks_the_unclipped_lesion_map_not_the_saturated_heat_map() -> None:
+    lesion_map = np.zeros((8, 8))
+    lesion_map[0:2, 0:2] = 2.0  # strong, but below the peak
+    lesion_map[5, 5] = 3.0
+    heatmap = np.clip(lesion_map, 0.0, 1.0)  # both regions saturate: the heat map alone cannot tell them apart
+    truth = np.zeros((8, 8), dtype=bool)
+    truth[4:7, 4:7] = True
+    pointing = PointingGame.of(lesion_map, heatmap, truth)
+    assert (pointing.peak_x, pointing.peak_y, pointing.peak_heat, pointing.hit) == (5, 5, 1.0, True)
+    assert not PointingGame.of(heatmap, heatmap, truth).hit  # the plateau's first pixel in row-major order
+    with pytest.raises(ValueError, match="differ in shape"):
+        PointingGame.of(lesion_map, heatmap[:4], truth)
+
+
 def test_demo_uses_no_shared_data() -> None:
     """The sample study is drawn by the project: the demo's code never refers to the shared data folder."""
     import PilletGANLib.demo as demo
@@ -157,8 +171,8 @@ def test_demo_command_writes_seg_overlay_json_and_index(tmp_path: Path, tiny_dem
         pydicom.dcmread(files["dicom"], stop_before_pixels=True).SOPInstanceUID
     heat = read_seg_frame(files["heatmap_seg"])
     assert heat.shape == (512, 512) and 0.0 <= heat.min() <= heat.max() <= 1.0
-    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    assert (record["pointing_game"]["peak_y"], record["pointing_game"]["peak_x"]) == peak
+    peak = record["pointing_game"]["peak_y"], record["pointing_game"]["peak_x"]
+    assert heat[peak] == heat.max() == pytest.approx(record["pointing_game"]["peak_heat"])  # the SEG's hottest pixel
     result = json.loads(files["result"].read_text())
     assert result["score"] == pytest.approx(record["score"])
     assert Image.open(files["overlay"]).mode == "RGB"
@@ -207,4 +221,4 @@ def test_default_model_points_at_the_phantom_opacity(tmp_path: Path) -> None:
     assert summary.exit_code == 0, summary.describe()
     truth_box = summary.study.truth["opacity"]["box"]
     assert summary.pointing is not None and summary.pointing.hit, (
-        f"the default model's heat map peaks at {summary.pointing} outside the phantom's opacity {truth_box}")
+        f"the default model's lesion map peaks at {summary.pointing} outside the phantom's opacity {truth_box}")

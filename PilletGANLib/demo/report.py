@@ -1,6 +1,6 @@
 """The demo's ``index.html``: one self-contained page (images embedded, no external resources).
 
-It shows the phantom with its known opacity outlined and the heat-map peak marked, the batch's
+It shows the phantom with its known opacity outlined and the lesion-map peak marked, the batch's
 overlay PNG, the score and boxes, the pointing-game verdict, the model, and links (relative) to
 every file the demo and the batch wrote.
 """
@@ -51,7 +51,7 @@ def _data_uri(png: bytes) -> str:
 def phantom_preview_png(pixels: np.ndarray, truth: np.ndarray, peak_xy: tuple[int, int] | None = None,
                         max_side: int = PREVIEW_SIDE) -> bytes:
     """PNG bytes of the phantom (grey, downscaled to ``max_side``) with the truth mask outlined in green and,
-    when given, the heat-map peak marked by a cyan cross."""
+    when given, the lesion-map peak marked by a cyan cross."""
     rows, cols = pixels.shape
     scale = min(1.0, max_side / max(rows, cols))
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
@@ -112,7 +112,7 @@ def _result_section(summary: DemoSummary) -> str:
     rows = [
         ("Detection score", f"{record.score:.4f} (higher: more likely pneumonia)"),
         ("Heat-map threshold", f"{record.threshold:.4f} (the mask and boxes are where the heat map reaches it)"),
-        ("Heat-map peak", f"x = {pointing.peak_x}, y = {pointing.peak_y} (heat {pointing.peak_heat:.3f})"),
+        ("Lesion-map peak", f"x = {pointing.peak_x}, y = {pointing.peak_y} (heat shown there {pointing.peak_heat:.3f})"),
         ("Pointing game", verdict),
         ("Known opacity", "box x1={x1}, y1={y1}, x2={x2}, y2={y2}".format(**truth_box)
          + f", {summary.study.truth['opacity']['area_pixels']} pixels, patient's {summary.study.truth['opacity']['lung']} lung"),
@@ -125,7 +125,7 @@ def _images_section(summary: DemoSummary) -> str:
     peak = None if summary.pointing is None else (summary.pointing.peak_x, summary.pointing.peak_y)
     preview = phantom_preview_png(summary.study.phantom.pixels, summary.study.phantom.opacity_mask, peak)
     figures = [f'<figure><img alt="the phantom" src="{_data_uri(preview)}"><figcaption>The sample study: a synthetic '
-               'chest radiograph phantom. Green: the known opacity; cyan cross: the heat-map peak.</figcaption></figure>']
+               'chest radiograph phantom. Green: the known opacity; cyan cross: the lesion-map peak.</figcaption></figure>']
     overlay = summary.files().get("overlay")
     if overlay is not None and overlay.is_file():
         figures.append(f'<figure><img alt="PilletGAN overlay" src="{_data_uri(overlay.read_bytes())}"><figcaption>'

@@ -3,8 +3,10 @@
 ``DIR/sample_study/`` is the export (the phantom as a DICOM CR file), ``DIR/truth/`` its ground truth
 (``truth.json``, ``truth_mask.png``), ``DIR/results/`` the batch run's output tree and reports,
 ``DIR/index.html`` the page that shows it all and ``DIR/demo.json`` the demo's own record. The
-heat map is read back from the batch's FRACTIONAL SEG and scored with the pointing game (its
-maximum inside the known opacity) and the binary SEG's Dice against the opacity.
+lesion map is scored with the pointing game (its maximum inside the known opacity) as ``pilletgan
+evaluate`` scores it, on the unclipped map (the heat map saturates at 1 over a strong opacity and a
+plateau has no single peak); the batch's FRACTIONAL SEG is read back for the heat shown at that peak,
+and the binary SEG's Dice against the opacity is reported.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ _DEMO_ENTRIES = ("sample_study", "truth", "results", "index.html", DEMO_RECORD)
 
 @dataclass(frozen=True)
 class PointingGame:
-    """Where the heat map peaks (first maximum in row-major order, as in :func:`PilletGANLib.metrics.pointing_game`)
-    and whether that pixel lies inside the known opacity."""
+    """Where the lesion map peaks (first maximum in row-major order, as in :func:`PilletGANLib.metrics.pointing_game`),
+    the heat the heat-map SEG shows there, and whether that pixel lies inside the known opacity."""
 
     peak_x: int
     peak_y: int
@@ -52,9 +54,12 @@ class PointingGame:
     hit: bool
 
     @classmethod
-    def of(cls, heatmap: np.ndarray, truth: np.ndarray) -> PointingGame:
-        row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-        return cls(int(col), int(row), float(heatmap[row, col]), pointing_game(heatmap, truth))
+    def of(cls, lesion_map: np.ndarray, heatmap: np.ndarray, truth: np.ndarray) -> PointingGame:
+        """``lesion_map``: the unclipped map that is ranked; ``heatmap``: the SEG's heat map on the same grid."""
+        if lesion_map.shape != heatmap.shape:
+            raise ValueError(f"lesion map {lesion_map.shape} and heat map {heatmap.shape} differ in shape")
+        row, col = np.unravel_index(int(np.argmax(lesion_map)), lesion_map.shape)
+        return cls(int(col), int(row), float(heatmap[row, col]), pointing_game(lesion_map, truth))
 
 
 @dataclass
@@ -66,7 +71,8 @@ class DemoSummary:
         study: the sample study (export, DICOM file, ground truth).
         batch: the batch run's summary.
         record: the phantom's record in the batch run (``None`` when the batch did not select it).
-        pointing: the pointing game on the heat map read from ``heatmap_seg.dcm`` (``None`` when it failed).
+        pointing: the pointing game on the phantom's unclipped lesion map, with the heat ``heatmap_seg.dcm`` shows at
+            its peak (``None`` when the analysis failed).
         mask_dice: Dice of the binary SEG's mask against the opacity (``None`` when it failed).
         index_html: the demo page.
     """
@@ -130,7 +136,7 @@ class DemoSummary:
                          f"reaches {self.record.threshold:.4f}.")
         if self.pointing is not None:
             verdict = "inside" if self.pointing.hit else "OUTSIDE"
-            lines.append(f"Heat-map peak at (x={self.pointing.peak_x}, y={self.pointing.peak_y}): {verdict} the known "
+            lines.append(f"Lesion-map peak at (x={self.pointing.peak_x}, y={self.pointing.peak_y}): {verdict} the known "
                          f"opacity (pointing game {'hit' if self.pointing.hit else 'miss'}); mask Dice "
                          f"{self.mask_dice:.3f}.")
         width = max(len(kind) for kind in self.files())
@@ -209,7 +215,8 @@ def run_demo(out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
     pointing, mask_dice = None, None
     if record is not None and record.status is not Status.FAILED:
         truth = study.phantom.opacity_mask
-        pointing = PointingGame.of(read_seg_frame(batch.out_dir / record.files["heatmap_seg"]), truth)
+        lesion_map = predictor.predict_path(study.dicom_path).difference
+        pointing = PointingGame.of(lesion_map, read_seg_frame(batch.out_dir / record.files["heatmap_seg"]), truth)
         mask_dice = dice(read_seg_frame(batch.out_dir / record.files["seg"]), truth)
     summary = DemoSummary(out_dir, study, batch, record, pointing, mask_dice, out_dir / "index.html")
     write_demo_index(summary)
