@@ -279,3 +279,32 @@ def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
     assert {"image", "lesion", "valid", "lung"} <= set(cached)
     assert tuple(cached["image"].shape) == (1, 32, 32) and tuple(cached["lung"].shape) == (1, 32, 32)
     assert dataset[0]["lung"] is cached["lung"], "items come from the cache, not from a new run of the transforms"
+
+
+def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(shared_data, tmp_path) -> None:
+    """A ``cache_dir`` run mixes items read back from disk (MONAI stores no metadata) with freshly computed
+    ones in one batch; both must collate, and a non-square image must keep its padding geometry."""
+    from monai.data import list_data_collate
+    from PIL import Image
+
+    from PilletGANLib.data import build_folder_manifest
+    from PilletGANLib.data.datasets import build_dataset, item_geometry
+    from PilletGANLib.data.manifest import ManifestRecord
+
+    source = build_folder_manifest(shared_data / "nih1000_64px")[0].image
+    wide = tmp_path / "wide.png"
+    Image.open(source).convert("L").crop((0, 8, 64, 56)).save(wide)  # 48 rows x 64 cols
+    records = [ManifestRecord(wide, "disease", boxes=np.array([[10.0, 10.0, 30.0, 30.0]])),
+               ManifestRecord(source, "healthy")]
+    dataset = build_dataset(records, 32, 0.9, cache_dir=str(tmp_path / "cache"))
+    first = dataset[0]  # computed and written to the cache
+    again = dataset[0]  # read back from the cache
+    assert len(list((tmp_path / "cache").glob("*/*.pt"))) == 1
+    batch = list_data_collate([again, dataset[1]])  # one from disk, one fresh
+    assert tuple(batch["image"].shape) == (2, 1, 32, 32)
+    assert item_geometry(first) == item_geometry(again) == CXRGeometry(48, 64, 32)
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["valid"], again["valid"])
+    assert again["valid"][0, 0].sum() == 0 and again["valid"][0, 16].sum() == 32, "padding rows are not valid"
+    resized = build_dataset(records, 48, 0.9, cache_dir=str(tmp_path / "cache"))[0]
+    assert tuple(resized["image"].shape) == (1, 48, 48), "another size does not read the 32 px cache"
+    assert len(list((tmp_path / "cache").glob("*/*.pt"))) == 3

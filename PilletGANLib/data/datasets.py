@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from ..transforms.lungs import estimate_lung_mask
 from ..transforms.pipeline import cxr_preprocessing
 from .manifest import ManifestRecord
 
-__all__ = ["LesionTruthd", "LungFieldsd", "build_dataset", "record_to_item", "training_transforms"]
+__all__ = ["GeometryFieldd", "LesionTruthd", "LungFieldsd", "build_dataset", "cache_folder", "item_geometry", "record_to_item",
+           "training_transforms"]
 
 
 def record_to_item(record: ManifestRecord) -> dict[str, Any]:
@@ -88,24 +90,66 @@ class LungFieldsd(MapTransform):
         return d
 
 
+class GeometryFieldd(MapTransform):
+    """Move the network geometry of ``image`` into an int64 ``geometry`` field ``[rows, cols, size]`` and
+    make ``image`` a plain tensor.
+
+    MONAI's on-disk cache stores no metadata, so without this an item read back from ``cache_dir``
+    would be a plain tensor beside freshly computed MetaTensors, and the two do not collate.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", geometry_key: str = "geometry") -> None:
+        super().__init__(keys)
+        self.geometry_key = geometry_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.keys:
+            geometry = CXRGeometry(**d[key].meta["cxr_geometry"])
+            d[self.geometry_key] = torch.tensor([geometry.rows, geometry.cols, geometry.size], dtype=torch.int64)
+            d[key] = d[key].as_subclass(torch.Tensor)
+        return d
+
+
+def item_geometry(item: Mapping[Hashable, Any]) -> CXRGeometry:
+    """The :class:`CXRGeometry` a :class:`GeometryFieldd` item carries."""
+    rows, cols, size = (int(v) for v in item["geometry"])
+    return CXRGeometry(rows, cols, size)
+
+
 def training_transforms(image_size: int, margin: float, lung_fields: bool = False) -> Compose:
     """Load, normalize, pad + resize, rasterize the truth and, with ``lung_fields``, estimate the lung
-    fields: everything before caching."""
+    fields: everything before caching. Items hold plain tensors and their geometry (:func:`item_geometry`)."""
     transforms = [cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")]
     if lung_fields:
         transforms.append(LungFieldsd("lung", "image"))
+    transforms.append(GeometryFieldd("image", "geometry"))
     # flat: MONAI's caching datasets stop at the first Randomizable transform, and a nested Compose is one
     return Compose(transforms).flatten()
+
+
+CACHE_FORMAT = 2
+"""Version of the cached item layout; a change of :func:`training_transforms` must bump it."""
+
+
+def cache_folder(cache_dir: str | Path, image_size: int, margin: float, lung_fields: bool) -> Path:
+    """The subfolder of ``cache_dir`` that holds items preprocessed with these settings."""
+    return Path(cache_dir) / f"v{CACHE_FORMAT}_{image_size}px_margin{margin:g}{'_lungs' if lung_fields else ''}"
 
 
 def build_dataset(records: Sequence[ManifestRecord], image_size: int, margin: float = 1.0,
                   cache: bool = True, cache_dir: str | None = None, num_workers: int = 0,
                   progress: bool = True, lung_fields: bool = False) -> Dataset:
-    """A dataset of preprocessed items: in-memory cache, on-disk cache (``cache_dir``) or none."""
+    """A dataset of preprocessed items: in-memory cache, on-disk cache (``cache_dir``) or none.
+
+    MONAI names a cached file after the item alone, so each preprocessing setting gets its own
+    subfolder of ``cache_dir`` (:func:`cache_folder`): one ``cache_dir`` serves runs at any size.
+    """
     items = [record_to_item(r) for r in records]
     transform = training_transforms(image_size, margin, lung_fields)
     if cache_dir:
-        return PersistentDataset(items, transform=transform, cache_dir=cache_dir)
+        return PersistentDataset(items, transform=transform,
+                                 cache_dir=cache_folder(cache_dir, image_size, margin, lung_fields))
     if cache:
         return CacheDataset(items, transform=transform, num_workers=num_workers or None, progress=progress)
     return Dataset(items, transform=transform)

@@ -19,7 +19,7 @@ from monai.data import DataLoader, list_data_collate
 from monai.handlers import CheckpointLoader, CheckpointSaver, StatsHandler, TensorBoardStatsHandler, ValidationHandler
 from torch.utils.tensorboard import SummaryWriter
 
-from ..data.datasets import build_dataset
+from ..data.datasets import build_dataset, item_geometry
 from ..data.manifest import ManifestRecord, read_manifest
 from ..errors import ConfigurationError, DataError
 from ..inference.calibration import calibrate
@@ -28,7 +28,6 @@ from ..inference.predictor import Predictor, PreparedImage
 from ..losses import PilletGANLoss
 from ..model_store import save_model
 from ..networks import PatchDiscriminator, PilletGenerator
-from ..transforms.geometry import CXRGeometry
 from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
@@ -78,9 +77,7 @@ def _device(ctx: DistributedContext) -> torch.device:
 
 def _prepared_from_item(item: dict[str, Any]) -> PreparedImage:
     image = torch.as_tensor(item["image"]).float()
-    geometry = CXRGeometry(**image.meta["cxr_geometry"]) if hasattr(image, "meta") else \
-        CXRGeometry(image.shape[-2], image.shape[-1], image.shape[-1])
-    return PreparedImage(image=None, meta={}, network_input=image.as_subclass(torch.Tensor), geometry=geometry)
+    return PreparedImage(image=None, meta={}, network_input=image, geometry=item_geometry(item))
 
 
 def _model_card(config: TrainingConfig, localization: LocalizationConfig, training: dict[str, Any]) -> dict[str, Any]:
