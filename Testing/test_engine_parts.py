@@ -199,6 +199,34 @@ def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_sc
         LocalizationConfig(lung_gate=True, lung_weighting="edges")
 
 
+def test_lung_margin_widens_the_map_gate_and_the_edit_gate_alike(dicom_dir) -> None:
+    """``lung_margin`` dilates each lung's hull by a fraction of the side: the inference-time map gate and
+    the training edit gate are the same widened fields, and a margin of 0 is the hull itself."""
+    from PilletGANLib import load_cxr
+    from PilletGANLib.inference.lesion_map import LocalizationConfig, localization_gates
+    from PilletGANLib.transforms.lungs import estimate_lung_mask, lung_fields_gate
+
+    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    prepared = prepare_image(image, meta, 64, 1.0)
+    network = prepared.network_input[0].numpy()
+    hull = estimate_lung_mask(network, hull=True)
+    assert np.array_equal(lung_fields_gate(network, 0.0), hull)
+    wide = lung_fields_gate(network, 0.05)
+    assert wide[hull].all() and wide.sum() > hull.sum()
+    ring = wide & ~hull
+    distance = ndimage.distance_transform_edt(~hull)
+    assert distance[ring].max() <= 0.05 * 64 + 1e-6, "no pixel further out than the margin"
+    config = LocalizationConfig(border_fraction=0.0, lung_gate=True, lung_margin=0.05)
+    map_gate, score_gate = localization_gates(prepared.network_input[0], prepared.geometry, config)
+    assert torch.equal(map_gate > 0, torch.from_numpy(wide)) and torch.equal(score_gate > 0, torch.from_numpy(wide))
+    edit = lung_edit_gates(prepared.network_input[None], margin=0.05)
+    assert torch.equal(edit[0, 0] > 0, torch.from_numpy(wide)), "the generator edits what the map reads"
+    with pytest.raises(ConfigurationError, match="lung_margin must be in"):
+        LocalizationConfig(lung_gate=True, lung_margin=0.6)
+    with pytest.raises(ValueError, match="lung margin must be >= 0"):
+        lung_fields_gate(network, -0.1)
+
+
 def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
     """With lung gates the translation keeps every pixel outside the estimated lungs; without, it does not."""
     from PilletGANLib import load_cxr
@@ -288,7 +316,7 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     from PIL import Image
 
     from PilletGANLib.data import build_folder_manifest
-    from PilletGANLib.data.datasets import build_dataset, item_geometry
+    from PilletGANLib.data.datasets import build_dataset, cache_folder, item_geometry
     from PilletGANLib.data.manifest import ManifestRecord
 
     source = build_folder_manifest(shared_data / "nih1000_64px")[0].image
@@ -308,3 +336,5 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     resized = build_dataset(records, 48, 0.9, cache_dir=str(tmp_path / "cache"))[0]
     assert tuple(resized["image"].shape) == (1, 48, 48), "another size does not read the 32 px cache"
     assert len(list((tmp_path / "cache").glob("*/*.pt"))) == 3
+    folders = {cache_folder(tmp_path, 32, 0.9, lungs, m) for lungs, m in ((False, 0.0), (True, 0.0), (True, 0.05))}
+    assert len(folders) == 3, "lung fields widened by another margin are cached apart"

@@ -14,7 +14,7 @@ from monai.transforms import Compose, MapTransform
 
 from ..reading import load_cxr
 from ..transforms.geometry import CXRGeometry
-from ..transforms.lungs import estimate_lung_mask
+from ..transforms.lungs import lung_fields_gate
 from ..transforms.pipeline import cxr_preprocessing
 from .manifest import ManifestRecord
 
@@ -71,20 +71,22 @@ class LesionTruthd(MapTransform):
 
 
 class LungFieldsd(MapTransform):
-    """Write ``(1, N, N)`` float ``lung``: the estimated lung fields (convex hull per lung) of ``image_key``.
+    """Write ``(1, N, N)`` float ``lung``: the estimated lung fields (convex hull per lung, widened by
+    ``margin`` times the side) of ``image_key``.
 
     The same estimate as the inference-time lung gate; computed once before caching, so that
     ``edit_region="lungs"`` training does not re-estimate it on every iteration.
     """
 
-    def __init__(self, keys: KeysCollection = "lung", image_key: str = "image") -> None:
+    def __init__(self, keys: KeysCollection = "lung", image_key: str = "image", margin: float = 0.0) -> None:
         super().__init__(keys)
         self.image_key = image_key
+        self.margin = margin
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image = torch.as_tensor(d[self.image_key]).as_subclass(torch.Tensor)[0].float().numpy()
-        lungs = torch.from_numpy(estimate_lung_mask(image, hull=True).astype(np.float32))[None]
+        lungs = torch.from_numpy(lung_fields_gate(image, self.margin).astype(np.float32))[None]
         for key in self.keys:
             d[key] = lungs
         return d
@@ -117,12 +119,14 @@ def item_geometry(item: Mapping[Hashable, Any]) -> CXRGeometry:
     return CXRGeometry(rows, cols, size)
 
 
-def training_transforms(image_size: int, margin: float, lung_fields: bool = False) -> Compose:
+def training_transforms(image_size: int, margin: float, lung_fields: bool = False, lung_margin: float = 0.0
+                        ) -> Compose:
     """Load, normalize, pad + resize, rasterize the truth and, with ``lung_fields``, estimate the lung
-    fields: everything before caching. Items hold plain tensors and their geometry (:func:`item_geometry`)."""
+    fields (widened by ``lung_margin``): everything before caching. Items hold plain tensors and their
+    geometry (:func:`item_geometry`)."""
     transforms = [cxr_preprocessing(image_size, "image", margin), LesionTruthd("lesion", "image")]
     if lung_fields:
-        transforms.append(LungFieldsd("lung", "image"))
+        transforms.append(LungFieldsd("lung", "image", lung_margin))
     transforms.append(GeometryFieldd("image", "geometry"))
     # flat: MONAI's caching datasets stop at the first Randomizable transform, and a nested Compose is one
     return Compose(transforms).flatten()
@@ -132,24 +136,26 @@ CACHE_FORMAT = 2
 """Version of the cached item layout; a change of :func:`training_transforms` must bump it."""
 
 
-def cache_folder(cache_dir: str | Path, image_size: int, margin: float, lung_fields: bool) -> Path:
+def cache_folder(cache_dir: str | Path, image_size: int, margin: float, lung_fields: bool,
+                 lung_margin: float = 0.0) -> Path:
     """The subfolder of ``cache_dir`` that holds items preprocessed with these settings."""
-    return Path(cache_dir) / f"v{CACHE_FORMAT}_{image_size}px_margin{margin:g}{'_lungs' if lung_fields else ''}"
+    lungs = f"_lungs{lung_margin:g}" if lung_fields else ""
+    return Path(cache_dir) / f"v{CACHE_FORMAT}_{image_size}px_margin{margin:g}{lungs}"
 
 
 def build_dataset(records: Sequence[ManifestRecord], image_size: int, margin: float = 1.0,
                   cache: bool = True, cache_dir: str | None = None, num_workers: int = 0,
-                  progress: bool = True, lung_fields: bool = False) -> Dataset:
+                  progress: bool = True, lung_fields: bool = False, lung_margin: float = 0.0) -> Dataset:
     """A dataset of preprocessed items: in-memory cache, on-disk cache (``cache_dir``) or none.
 
     MONAI names a cached file after the item alone, so each preprocessing setting gets its own
     subfolder of ``cache_dir`` (:func:`cache_folder`): one ``cache_dir`` serves runs at any size.
     """
     items = [record_to_item(r) for r in records]
-    transform = training_transforms(image_size, margin, lung_fields)
+    transform = training_transforms(image_size, margin, lung_fields, lung_margin)
     if cache_dir:
         return PersistentDataset(items, transform=transform,
-                                 cache_dir=cache_folder(cache_dir, image_size, margin, lung_fields))
+                                 cache_dir=cache_folder(cache_dir, image_size, margin, lung_fields, lung_margin))
     if cache:
         return CacheDataset(items, transform=transform, num_workers=num_workers or None, progress=progress)
     return Dataset(items, transform=transform)

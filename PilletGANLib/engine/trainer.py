@@ -13,7 +13,7 @@ from monai.engines import Trainer
 from monai.engines.utils import default_prepare_batch
 
 from ..losses import PilletGANLoss
-from ..transforms.lungs import estimate_lung_mask
+from ..transforms.lungs import lung_fields_gate
 from .augment import augment_batch
 from .distributed import average_gradients
 
@@ -29,10 +29,11 @@ def iteration_seed(seed: int, iteration: int, rank: int = 0) -> int:
 
 
 @torch.no_grad()
-def lung_edit_gates(images: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, N, N)`` float gates: each image's estimated lung fields (convex hull per lung), the region
-    the inference-time lung gate keeps (see :func:`PilletGANLib.inference.localization_gates`)."""
-    masks = [estimate_lung_mask(image[0].float().cpu().numpy(), hull=True) for image in images]
+def lung_edit_gates(images: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """``(B, 1, N, N)`` float gates: each image's estimated lung fields (convex hull per lung, widened by
+    ``margin`` times the side), the region the inference-time lung gate keeps (see
+    :func:`PilletGANLib.inference.localization_gates`)."""
+    masks = [lung_fields_gate(image[0].float().cpu().numpy(), margin) for image in images]
     return torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)).to(images.device, images.dtype)
 
 
@@ -75,6 +76,8 @@ class PilletGANTrainer(Trainer):
         channels_last: channels-last memory format for the inputs.
         augment: light random geometry/contrast augmentation of the real images.
         edit_region: ``"image"`` (the published method) or ``"lungs"`` (see above).
+        lung_margin: with ``edit_region="lungs"`` and no cached ``lung`` masks, widen the estimated lung
+            fields by this fraction of the side (``LocalizationConfig.lung_margin``).
         seed, rank: seeding of the per-iteration random draws.
     """
 
@@ -84,7 +87,8 @@ class PilletGANTrainer(Trainer):
                  loss: PilletGANLoss | None = None, max_iterations: int | None = None, n_critic: int = 5,
                  ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
                  lr_decay_start: float = 0.5, bf16: bool = False, channels_last: bool = False,
-                 augment: bool = True, edit_region: str = "image", seed: int = 0, rank: int = 0, num_domains: int = 2,
+                 augment: bool = True, edit_region: str = "image", lung_margin: float = 0.0,
+                 seed: int = 0, rank: int = 0, num_domains: int = 2,
                  epoch_length: int | None = None, prepare_batch: Callable = default_prepare_batch,
                  train_handlers: Sequence | None = None, non_blocking: bool = False) -> None:
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
@@ -101,7 +105,7 @@ class PilletGANTrainer(Trainer):
         if edit_region not in EDIT_REGIONS:
             raise ValueError(f"edit_region must be one of {EDIT_REGIONS}, got '{edit_region}'")
         self.bf16, self.channels_last, self.augment = bf16, channels_last, augment
-        self.edit_region = edit_region
+        self.edit_region, self.lung_margin = edit_region, lung_margin
         self.seed, self.rank, self.num_domains = seed, rank, num_domains
         self.base_lrs = ([g["lr"] for g in g_optimizer.param_groups], [g["lr"] for g in d_optimizer.param_groups])
         self.last_generator_terms: dict[str, float] = {}
@@ -145,7 +149,7 @@ class PilletGANTrainer(Trainer):
             images, gates = augment_batch(images, torch.Generator().manual_seed(
                 iteration_seed(self.seed, iteration, self.rank)), masks=gates)
         if self.edit_region == "lungs" and gates is None:
-            gates = lung_edit_gates(images)
+            gates = lung_edit_gates(images, self.lung_margin)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = labels[torch.randperm(labels.shape[0], device=labels.device)]

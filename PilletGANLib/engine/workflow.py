@@ -119,9 +119,10 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     if config.val_max_images and len(val_records) > config.val_max_images:
         val_records = val_records[: config.val_max_images]
     show = progress and ctx.is_main
+    localization = LocalizationConfig.from_dict(config.localization)
     train_ds = build_dataset(train_records, config.image_size, config.margin, cache_dir=config.cache_dir,
                              num_workers=config.num_workers, progress=show,
-                             lung_fields=config.edit_region == "lungs")
+                             lung_fields=config.edit_region == "lungs", lung_margin=localization.lung_margin)
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
     train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
@@ -148,7 +149,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
                                ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
                                bf16=config.amp, channels_last=config.channels_last, augment=config.augment,
-                               edit_region=config.edit_region, seed=config.seed, rank=ctx.rank)
+                               edit_region=config.edit_region, lung_margin=localization.lung_margin,
+                               seed=config.seed, rank=ctx.rank)
     save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
                                  "d_optimizer": d_optimizer, "trainer": trainer}
     if ema is not None:
@@ -161,7 +163,6 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     StopAtWallTime(config.max_minutes * 60.0, start_time).attach(trainer)
 
     export_generator = ema if ema is not None else generator
-    localization = LocalizationConfig.from_dict(config.localization)
     evaluator = None
     writer = None
     if ctx.is_main:
@@ -175,7 +176,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         if val_records:
             val_ds = build_dataset(val_records, config.image_size, config.margin, cache_dir=config.cache_dir,
                                    num_workers=config.num_workers, progress=show,
-                                   lung_fields=bool(localization.lung_gate))
+                                   lung_fields=bool(localization.lung_gate), lung_margin=localization.lung_margin)
             val_loader = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, num_workers=0,
                                     collate_fn=list_data_collate)
             evaluator = LocalizationEvaluator(

@@ -42,6 +42,8 @@ class LocalizationConfig:
         smoothing_sigma: Gaussian sigma in network pixels at 256 px (scaled with the network size).
         border_fraction: width of the image border (fraction of the side) ignored by the map.
         lung_gate: multiply the map by an estimated lung-field mask computed at inference time.
+        lung_margin: widen that lung-field mask by this fraction of the image side (0 = each lung's convex
+            hull); training with ``edit_region=lungs`` lets the generator edit the same widened fields.
         lung_weighting: with the lung gate, ``none`` (a binary gate) or ``interior`` (the map is also weighted
             by the distance to the lung-field boundary, normalized to 1 at the deepest point, which moves
             its peak off the heart border, the diaphragm and the ribs' edge; the detection score keeps the
@@ -64,6 +66,7 @@ class LocalizationConfig:
     smoothing_sigma: float = 2.0
     border_fraction: float = 0.03
     lung_gate: bool = False
+    lung_margin: float = 0.0
     lung_weighting: str = "none"
     mirror_average: bool = False
     lung_prior: float = 0.0
@@ -81,6 +84,8 @@ class LocalizationConfig:
                                      f"got '{self.lung_weighting}'")
         if self.lung_weighting != "none" and not self.lung_gate:
             raise ConfigurationError("localization lung_weighting needs lung_gate=true (it weights the lung fields)")
+        if not 0 <= self.lung_margin < 0.5:
+            raise ConfigurationError(f"localization lung_margin must be in [0, 0.5), got {self.lung_margin}")
         if self.lung_prior < 0:
             raise ConfigurationError(f"localization lung_prior must be >= 0, got {self.lung_prior}")
         if self.score_region not in ("map", "image"):
@@ -117,16 +122,18 @@ def localization_gates(network_image: np.ndarray | torch.Tensor, geometry: CXRGe
     """``(map gate, score gate)``, each ``N x N``, of one network-grid image.
 
     The score gate is the valid area minus the border; the map gate is that times the lung fields when
-    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph), weighted by
+    ``config.lung_gate`` (estimated on the image itself, so it works on any new radiograph, and widened by
+    ``config.lung_margin``), weighted by
     :func:`lung_map_weights`. With ``config.score_region == "map"`` the score uses the binary lung gate.
     """
     score_gate = border_gate(geometry.size, config.border_fraction, geometry)
     if not config.lung_gate:
         return score_gate, score_gate
-    from ..transforms.lungs import estimate_lung_mask
+    from ..transforms.lungs import lung_fields_gate
 
     image = network_image.detach().cpu().numpy() if isinstance(network_image, torch.Tensor) else network_image
-    lungs = estimate_lung_mask(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size), hull=True)
+    lungs = lung_fields_gate(np.asarray(image, dtype=np.float32).reshape(geometry.size, geometry.size),
+                             config.lung_margin)
     lung_gate = score_gate * torch.from_numpy(np.asarray(lungs, dtype=np.float32))
     map_gate = score_gate * lung_map_weights(lungs, config.lung_weighting)
     return map_gate, (lung_gate if config.score_region == "map" else score_gate)

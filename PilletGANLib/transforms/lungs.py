@@ -14,7 +14,7 @@ from monai.utils import convert_to_numpy
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-__all__ = ["WORKING_SIZE", "estimate_lung_mask", "lung_prior_mask"]
+__all__ = ["WORKING_SIZE", "estimate_lung_mask", "lung_fields_gate", "lung_prior_mask"]
 
 #: Longest side, in pixels, of the copy the estimate is computed on.
 WORKING_SIZE = 128
@@ -206,3 +206,17 @@ def estimate_lung_mask(image: NdarrayOrTensor, hull: bool = False, fallback: boo
     elif fallback and not found:
         lungs = lung_prior_mask((rows, cols))
     return lungs if lungs.shape == array.shape else _resize_mask(lungs, array.shape)
+
+
+def lung_fields_gate(image: NdarrayOrTensor, margin: float = 0.0) -> np.ndarray:
+    """The lung fields that gate lesion maps and generator edits: each lung's convex hull
+    (:func:`estimate_lung_mask` with ``hull=True``), widened by ``margin`` times the longest image side.
+
+    The hull follows the dark lung, so it misses peripheral and basal opacities that are as bright as the
+    chest wall; a margin lets them in. Returns a boolean mask at the input's resolution.
+    """
+    if margin < 0:
+        raise ValueError(f"lung margin must be >= 0, got {margin}")
+    lungs = estimate_lung_mask(image, hull=True)
+    radius = margin * max(lungs.shape)
+    return _dilate(lungs, radius) if radius > 0 else lungs
