@@ -113,10 +113,13 @@ class GeometryFieldd(MapTransform):
         return d
 
 
-def item_geometry(item: Mapping[Hashable, Any]) -> CXRGeometry:
-    """The :class:`CXRGeometry` a :class:`GeometryFieldd` item carries."""
-    rows, cols, size = (int(v) for v in item["geometry"])
-    return CXRGeometry(rows, cols, size)
+def item_geometry(item: Mapping[Hashable, Any], image_key: str = "image") -> CXRGeometry:
+    """The :class:`CXRGeometry` of a dataset item: its ``geometry`` field (:class:`GeometryFieldd`), else the
+    metadata of its ``image_key`` MetaTensor (pipelines without that step, e.g. the bundle's)."""
+    if "geometry" in item:
+        rows, cols, size = (int(v) for v in item["geometry"])
+        return CXRGeometry(rows, cols, size)
+    return CXRGeometry(**item[image_key].meta["cxr_geometry"])
 
 
 def training_transforms(image_size: int, margin: float, lung_fields: bool = False, lung_margin: float = 0.0

@@ -76,7 +76,7 @@ def _device(ctx: DistributedContext) -> torch.device:
 
 
 def _prepared_from_item(item: dict[str, Any]) -> PreparedImage:
-    image = torch.as_tensor(item["image"]).float()
+    image = torch.as_tensor(item["image"]).as_subclass(torch.Tensor).float()
     return PreparedImage(image=None, meta={}, network_input=image, geometry=item_geometry(item))
 
 
