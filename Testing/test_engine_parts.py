@@ -338,3 +338,31 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     assert len(list((tmp_path / "cache").glob("*/*.pt"))) == 3
     folders = {cache_folder(tmp_path, 32, 0.9, lungs, m) for lungs, m in ((False, 0.0), (True, 0.0), (True, 0.05))}
     assert len(folders) == 3, "lung fields widened by another margin are cached apart"
+
+
+def test_evaluator_estimates_the_lung_gate_when_the_batch_has_no_cached_masks(shared_data) -> None:
+    """A pipeline without ``LungFieldsd`` (the bundle's) gets the same lung-gated validation records as one
+    that caches the masks, instead of silently ungated maps."""
+    from monai.data import list_data_collate
+
+    from PilletGANLib.data import build_folder_manifest
+    from PilletGANLib.data.datasets import build_dataset
+    from PilletGANLib.engine.evaluator import LocalizationEvaluator
+    from PilletGANLib.inference.lesion_map import LocalizationConfig
+    from PilletGANLib.networks import PilletGenerator
+
+    records = build_folder_manifest(shared_data / "nih1000_64px")
+    records = [r for r in records if r.is_disease and len(r.boxes)][:3] + [r for r in records if not r.is_disease][:3]
+    batch = list_data_collate(list(build_dataset(records, 32, 0.9, progress=False, lung_fields=True, lung_margin=0.05)))
+    torch.manual_seed(0)
+    generator = PilletGenerator(in_channels=1, num_domains=2, base_channels=8, num_res_blocks=1).eval()
+
+    def records_of(data: dict, gate: bool) -> list[dict]:
+        config = LocalizationConfig(difference="removed", lung_gate=gate, lung_margin=0.05 if gate else 0.0)
+        evaluator = LocalizationEvaluator("cpu", [data], generator, config)
+        return evaluator._iteration(evaluator, data)["records"]
+
+    cached = records_of(batch, True)
+    estimated = records_of({k: v for k, v in batch.items() if k != "lung"}, True)
+    assert cached == estimated
+    assert cached != records_of(batch, False), "the lung gate changes the maps"

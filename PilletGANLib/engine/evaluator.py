@@ -18,6 +18,7 @@ from monai.engines import Evaluator
 
 from .. import metrics
 from ..inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, lung_map_weights, mirrored_translation
+from .trainer import lung_edit_gates
 
 __all__ = ["LOCALIZATION_METRICS", "LocalizationEvaluator", "LocalizationMetric", "gates_from_valid",
            "summarize_records"]
@@ -75,8 +76,9 @@ class LocalizationMetric(Metric):
 
 class LocalizationEvaluator(Evaluator):
     """Runs ``generator`` towards the Healthy domain on batches with ``image``, ``label``, ``lesion``,
-    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`. Maps are
-    lung-gated like the Predictor's when ``localization.lung_gate`` and the batch carries cached ``lung`` masks."""
+    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`. With
+    ``localization.lung_gate`` maps are lung-gated like the Predictor's: by the batch's cached ``lung`` masks
+    (:class:`~PilletGANLib.data.datasets.LungFieldsd`), else by lung fields estimated on the batch."""
 
     def __init__(self, device: torch.device | str, val_data_loader: Iterable, generator: torch.nn.Module,
                  localization: LocalizationConfig | None = None, healthy_index: int = 0,
@@ -100,8 +102,9 @@ class LocalizationEvaluator(Evaluator):
         has_truth = torch.as_tensor(batchdata["has_truth"]).view(-1).bool()
         border = gates_from_valid(torch.as_tensor(batchdata["valid"]), self.localization.border_fraction).to(device)
         map_gates = score_gates = border
-        if self.localization.lung_gate and "lung" in batchdata:  # cached by LungFieldsd: as the Predictor gates
-            lungs = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor)[:, 0]
+        if self.localization.lung_gate:  # as the Predictor gates: the batch's cached masks, else estimated here
+            lungs = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor)[:, 0] if "lung" in batchdata \
+                else lung_edit_gates(images, self.localization.lung_margin)[:, 0].cpu()
             weights = torch.stack([lung_map_weights(mask, self.localization.lung_weighting) for mask in lungs])
             map_gates = border * weights[:, None].to(device)
             if self.localization.score_region == "map":
