@@ -38,7 +38,7 @@ def main() -> None:
     from PilletGANLib.inference.lung_fields import LungFieldEstimator, lung_field_model_path
     from PilletGANLib.model_store import default_model_path, read_card
     from PilletGANLib.reading import load_cxr
-    from PilletGANLib.transforms.lungs import lung_fields_gate
+    from PilletGANLib.transforms.lungs import estimate_lung_mask, widen_lung_fields
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, required=True)
@@ -61,12 +61,12 @@ def main() -> None:
         image, meta = load_cxr(record.image)
         prepared = prepare_image(image, meta, size, margin)
         truth = truth_mask(record, (prepared.geometry.rows, prepared.geometry.cols))
-        network = prepared.network_input[0].numpy()
-        gates = {f"hull_margin_{m:g}": lung_fields_gate(network, m) for m in args.margins}
+        hull = estimate_lung_mask(prepared.network_input[0].numpy(), hull=True)  # the gate lung_fields_gate widens
+        gates = {f"hull_margin_{m:g}": widen_lung_fields(hull, m) for m in args.margins}
         if estimator is not None:
             learned = estimator.prior(prepared.network_input[None])[0, 0].numpy() > 0
             gates["learned_lung_fields"] = learned
-            gates["hull_or_learned"] = learned | gates[f"hull_margin_{args.margins[0]:g}"]
+            gates["hull_or_learned"] = learned | hull
         for name, gate in gates.items():
             source = prepared.geometry.map_to_source(gate.astype(np.float32)) >= 0.5
             results.setdefault(name, []).append(coverage(source, truth))

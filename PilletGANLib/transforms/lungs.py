@@ -14,7 +14,7 @@ from monai.utils import convert_to_numpy
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-__all__ = ["WORKING_SIZE", "estimate_lung_mask", "lung_fields_gate", "lung_prior_mask"]
+__all__ = ["WORKING_SIZE", "estimate_lung_mask", "lung_fields_gate", "lung_prior_mask", "widen_lung_fields"]
 
 #: Longest side, in pixels, of the copy the estimate is computed on.
 WORKING_SIZE = 128
@@ -215,8 +215,12 @@ def lung_fields_gate(image: NdarrayOrTensor, margin: float = 0.0) -> np.ndarray:
     The hull follows the dark lung, so it misses peripheral and basal opacities that are as bright as the
     chest wall; a margin lets them in. Returns a boolean mask at the input's resolution.
     """
+    return widen_lung_fields(estimate_lung_mask(image, hull=True), margin)
+
+
+def widen_lung_fields(lungs: np.ndarray, margin: float) -> np.ndarray:
+    """A boolean lung-field mask dilated by ``margin`` times its longest side (``margin`` 0: unchanged)."""
     if margin < 0:
         raise ValueError(f"lung margin must be >= 0, got {margin}")
-    lungs = estimate_lung_mask(image, hull=True)
     radius = margin * max(lungs.shape)
     return _dilate(lungs, radius) if radius > 0 else lungs
