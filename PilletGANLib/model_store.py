@@ -18,7 +18,7 @@ import torch
 
 from .errors import ModelError
 
-__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "default_model_path", "load_model", "read_card", "save_model",
+__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "companion_path", "default_model_path", "load_model", "read_card", "save_model",
            "sha256_file"]
 
 #: Environment variable that overrides the shipped default model.
@@ -39,6 +39,19 @@ def sha256_file(path: str | os.PathLike) -> str:
 def card_path_for(weights: str | os.PathLike) -> Path:
     """The card of ``model.pt`` is ``model.json`` in the same folder."""
     return Path(weights).with_suffix(".json")
+
+
+def companion_path(card: dict[str, Any], key: str, weights: str | os.PathLike | None = None) -> Path | None:
+    """The companion model a card names under ``key`` (``lung_fields``, ``opacity_prior``): a file name beside
+    the card's ``weights`` (by default ``card["path"]``), or ``None``. Only the name's last component is used,
+    so a card cannot point elsewhere."""
+    name = card.get(key)
+    if not name:
+        return None
+    base = weights if weights is not None else card.get("path")
+    if base is None:
+        raise ModelError(f"the card names a '{key}' model but not where its own weights are", None)
+    return Path(base).parent / Path(str(name)).name
 
 
 def default_model_path() -> Path:

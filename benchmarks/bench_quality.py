@@ -2,9 +2,11 @@
 
 Runs ``pilletgan evaluate`` (the same harness, the same code for every map) on a manifest split for the
 model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget;
-default: the shipped ``baseline_fixed_point_gan.pt`` beside the shipped model) and the two floors (random
-map, two-lung prior), then prints the headline metrics of each. With ``--train``, both models are first
-trained with ``pilletgan train``, the ``--config`` file and the given ``--set`` overrides.
+default: the shipped ``baseline_fixed_point_gan.pt`` beside the shipped model) and the floors (random
+map, two-lung prior, and the model's own opacity-location prior alone when its card uses one), then
+prints the headline metrics of each. With ``--train``, both models are first trained with ``pilletgan train``,
+the ``--config`` file and the given ``--set`` overrides (a trained model's card has no learned prior: add one with
+``pilletgan calibrate``, as the model card shows).
 
     python benchmarks/bench_quality.py --manifest siim.csv --split val --out quality/   # the shipped pair
     python benchmarks/bench_quality.py --manifest siim.csv --split val \\

@@ -33,7 +33,8 @@ from ..inference.lesion_map import (
     lesion_maps_and_scores,
     localization_gates,
 )
-from ..inference.lung_fields import LungFieldEstimator
+from ..inference.lung_fields import LungFieldEstimator, lung_box_prior
+from ..inference.opacity_prior import OpacityPrior
 from ..outputs import output_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
@@ -71,12 +72,14 @@ class LesionDifferenced(MapTransform):
         localization: the model card's localization settings (a :class:`LocalizationConfig` or its dict).
         image_key: the preprocessed network input, with the geometry meta of ``SquarePadResized``.
         score_key: where the detection score goes (a 0-d float tensor on the CPU).
-        lung_fields: the lung-field model (``.pt`` with its card) that ``localization.lung_prior`` needs.
+        lung_fields: the lung-field model (``.pt`` with its card) that ``localization.lung_prior`` and
+            ``opacity_prior`` need.
+        opacity_prior: the opacity-location prior (``.pt`` with its card) that ``localization.opacity_prior`` needs.
     """
 
     def __init__(self, keys: KeysCollection, localization: LocalizationConfig | Mapping[str, Any] | None = None,
                  image_key: str = "image", score_key: str = "score", lung_fields: str | os.PathLike | None = None,
-                 allow_missing_keys: bool = False) -> None:
+                 opacity_prior: str | os.PathLike | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         _check_single_key(self)
         self.localization = _localization(localization)
@@ -86,11 +89,22 @@ class LesionDifferenced(MapTransform):
         if self.localization.lung_prior > 0 and self.lung_fields is None:
             raise ValueError("localization lung_prior needs the lung-field model: pass lung_fields (the card's "
                              "'lung_fields', beside the model)")
+        self.opacity_prior = OpacityPrior.from_path(opacity_prior) if opacity_prior is not None else None
+        if self.localization.opacity_prior > 0 and (self.opacity_prior is None or self.lung_fields is None):
+            raise ValueError("localization opacity_prior needs the opacity-location prior and the lung-field model: "
+                             "pass opacity_prior and lung_fields (the card's 'opacity_prior' and 'lung_fields')")
 
     def _gates(self, image: MetaTensor) -> tuple[torch.Tensor, torch.Tensor]:
         map_gate, score_gate = localization_gates(convert_to_numpy(image[0], dtype=np.float32), _geometry(image),
                                                   self.localization)
         return map_gate[None, None], score_gate[None, None]
+
+    def _priors(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.lung_fields is None:
+            return None, None
+        boxes = self.lung_fields.boxes(x).to(x.device)
+        opacity = self.opacity_prior.maps(boxes, x.shape[-1]) if self.opacity_prior is not None else None
+        return lung_box_prior(boxes, x.shape[-1]), opacity
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -102,9 +116,9 @@ class LesionDifferenced(MapTransform):
             if self.localization.mirror_average and mirrored is None:
                 raise ValueError("localization mirror_average needs the mirrored pass: use MirrorAveragingInferer("
                                  "enabled=True) as the bundle's inferer")
-            priors = self.lung_fields.prior(x) if self.lung_fields is not None else None
+            lung_priors, opacity_priors = self._priors(x)
             difference, scores = lesion_maps_and_scores(x, output[:, :1], self.localization, *self._gates(image),
-                                                        mirrored, priors)
+                                                        mirrored, lung_priors, opacity_priors)
             d[key] = MetaTensor(difference[0], meta=dict(image.meta))
             d[self.score_key] = scores[0].detach().cpu()
         return d

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lung-fields", type=Path, metavar="LUNG_FIELDS.pt",
                         help="lung-field model for localization.lung_prior (default: the one the model's card names); "
                              "copied beside --out")
+    parser.add_argument("--opacity-prior", type=Path, metavar="OPACITY_PRIOR.pt",
+                        help="opacity-location prior for localization.opacity_prior (default: the one the model's card "
+                             "names; made by pilletgan fit-opacity-prior); copied beside --out")
     parser.add_argument("--percentile", type=float, default=99.0,
                         help="healthy-pixel percentile of the mask threshold (default 99)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     localization = parse_overrides(args.set, {}).get("localization")
     records = select_split(read_manifest(args.manifest, check_files=True), args.split)
     card = recalibrate_model(args.model, records, args.out, localization, args.percentile,
-                             progress=not args.no_progress, lung_fields=args.lung_fields)
+                             progress=not args.no_progress, lung_fields=args.lung_fields,
+                             opacity_prior=args.opacity_prior)
     print(json.dumps({"model": str(args.out), "localization": card["localization"],
                       "calibration": card["calibration"]}, indent=2))
     return 0

@@ -80,10 +80,12 @@ class TrainingConfig:
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         self.localization = LocalizationConfig.from_dict(self.localization).to_dict()
-        if self.localization["lung_prior"] > 0:
-            raise ConfigurationError("localization.lung_prior is not used while training (validation scores the GAN's "
-                                     "own map): add it to the trained model with pilletgan calibrate --set "
-                                     "localization.lung_prior=A --lung-fields LUNG_FIELDS.pt")
+        for prior, model in (("lung_prior", "--lung-fields LUNG_FIELDS.pt"),
+                             ("opacity_prior", "--opacity-prior OPACITY_PRIOR.pt --lung-fields LUNG_FIELDS.pt")):
+            if self.localization[prior] > 0:
+                raise ConfigurationError(f"localization.{prior} is not used while training (validation scores the "
+                                         f"GAN's own map): add it to the trained model with pilletgan calibrate --set "
+                                         f"localization.{prior}=A {model}")
         if self.edit_region not in ("image", "lungs"):
             raise ConfigurationError(f"edit_region must be 'image' or 'lungs', got '{self.edit_region}'")
         if self.edit_region == "lungs" and not (self.localization["lung_gate"]

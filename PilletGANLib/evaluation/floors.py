@@ -6,6 +6,10 @@ are generous and a map that ignores the image can still point inside one:
 - ``random_map``: a smooth Gaussian random field, different for every image (seeded by its key);
 - ``lung_prior``: two fixed Gaussians over the usual lung positions of a frontal radiograph.
 
+When the model's results carry its learned location prior (``LesionResult.location_prior``, a model with
+``localization.opacity_prior``), that prior alone is scored too, as ``model_prior``: what the map would
+reach without the GAN's difference.
+
 Floors have no calibrated threshold, so their mask is the map's top 15 % of pixels (the same mask
 ``dice_top15`` uses; their ``dice`` equals their ``dice_top15``) and their boxes are that mask's
 8-connected components, each scored by the map's maximum inside it. Their detection score is the
@@ -23,10 +27,13 @@ from scipy import ndimage
 
 from ..metrics import DICE_TOP_FRACTION, top_fraction_mask
 
-__all__ = ["FLOORS", "FloorPrediction", "floor_prediction", "lung_prior_map", "random_map"]
+__all__ = ["FLOORS", "MODEL_PRIOR_FLOOR", "FloorPrediction", "floor_prediction", "lung_prior_map", "prediction_from_map",
+           "random_map"]
 
 #: Names of the floor maps, in report order.
 FLOORS = ("random_map", "lung_prior")
+#: The floor a model's own learned location prior gives alone (``LesionResult.location_prior``), scored when present.
+MODEL_PRIOR_FLOOR = "model_prior"
 
 #: Random field: nodes on the long side of the image; each node is a Gaussian bump one node step wide.
 _RANDOM_NODES = 16
@@ -96,7 +103,8 @@ class FloorPrediction:
     box_scores: np.ndarray
 
 
-def _prediction_from_map(heatmap: np.ndarray) -> FloorPrediction:
+def prediction_from_map(heatmap: np.ndarray) -> FloorPrediction:
+    """A map scored as a floor: its maximum as the score, its top 15 % as the mask, that mask's components as boxes."""
     mask = top_fraction_mask(heatmap, DICE_TOP_FRACTION)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     slices = ndimage.find_objects(labels)
@@ -108,13 +116,13 @@ def _prediction_from_map(heatmap: np.ndarray) -> FloorPrediction:
 
 @lru_cache(maxsize=8)
 def _lung_prior_prediction(rows: int, cols: int) -> FloorPrediction:
-    return _prediction_from_map(lung_prior_map((rows, cols)))
+    return prediction_from_map(lung_prior_map((rows, cols)))
 
 
 def floor_prediction(name: str, shape: tuple[int, int], key: str) -> FloorPrediction:
     """The floor ``name`` (one of :data:`FLOORS`) for an image of ``shape`` whose key is ``key``."""
     if name == "random_map":
-        return _prediction_from_map(random_map(shape, seed=zlib.crc32(key.encode("utf-8"))))
+        return prediction_from_map(random_map(shape, seed=zlib.crc32(key.encode("utf-8"))))
     if name == "lung_prior":
         return _lung_prior_prediction(int(shape[0]), int(shape[1]))
     raise ValueError(f"unknown floor '{name}' (known: {FLOORS})")

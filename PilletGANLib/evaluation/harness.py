@@ -21,7 +21,7 @@ from ..errors import DataError
 from ..reading import load_cxr
 from .accumulator import ImageScores, MetricAccumulator, box_arrays, truth_mask
 from .figures import plot_froc, plot_overlays, plot_roc
-from .floors import FLOORS, floor_prediction
+from .floors import FLOORS, MODEL_PRIOR_FLOOR, floor_prediction, prediction_from_map
 from .overlays import OverlayPanel, OverlaySelector, make_panel
 from .report import PerImageCSV, write_index, write_json
 
@@ -131,6 +131,7 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = MetricAccumulator()
     floor_scores = {name: MetricAccumulator() for name in FLOORS} if floors else {}
+    prior_scores = MetricAccumulator()  # the model's own location prior alone, when its results carry one
     selector = OverlaySelector(per_group=overlays_per_group, seed=seed)
     with PerImageCSV(out_dir / "per_image.csv") as table:
         for record in tqdm(records, desc="evaluate", unit="image", disable=not progress):
@@ -144,9 +145,15 @@ def evaluate(
             for name, accumulator in floor_scores.items():
                 floor = floor_prediction(name, heatmap.shape, record.key)
                 accumulator.add(record, floor.heatmap, floor.score, floor.mask, floor.boxes, floor.box_scores, truth)
+            location_prior = getattr(result, "location_prior", None)
+            if floors and location_prior is not None:
+                floor = prediction_from_map(np.asarray(location_prior, dtype=np.float64))
+                prior_scores.add(record, floor.heatmap, floor.score, floor.mask, floor.boxes, floor.box_scores, truth)
             if truth is not None:
                 selector.offer(row.dice_top15, functools.partial(_panel, record, result, heatmap, boxes, row))
 
+    if prior_scores.labels:
+        floor_scores[MODEL_PRIOR_FLOOR] = prior_scores
     metrics: dict[str, Any] = {
         **model.results(),
         "counts": _counts(records, len(model.localized)),

@@ -14,20 +14,21 @@ from ..data.manifest import ManifestRecord
 from ..errors import ConfigurationError, DataError
 from .lesion_map import LocalizationConfig
 from .lung_fields import LungFieldEstimator, lung_field_model_path
+from .opacity_prior import OpacityPrior
 from .predictor import Predictor, PreparedImage, prepare_image
 
 __all__ = ["calibrate", "recalibrate_model"]
 
 
 def _place_beside(weights: Path, out: Path) -> str:
-    """Copy a model file and its card into ``out``'s folder (unless already there); return the file name."""
+    """Copy a companion model file and its card into ``out``'s folder (unless already there); return the file name."""
     from ..model_store import card_path_for, sha256_file
 
     target = out.parent / weights.name
     if target.exists() and sha256_file(target) == sha256_file(weights):
         return weights.name
     if target.exists():
-        raise DataError(f"{target} exists and is not the lung-field model {weights}; remove it or write the new "
+        raise DataError(f"{target} exists and is not the companion model {weights}; remove it or write the new "
                         "model into another folder", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, target)
@@ -67,17 +68,19 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
 
 def recalibrate_model(model: str | os.PathLike | None, records: Sequence[ManifestRecord], out: str | os.PathLike,
                       localization: dict[str, Any] | None = None, percentile: float = 99.0,
-                      progress: bool = True, lung_fields: str | os.PathLike | None = None) -> dict[str, Any]:
+                      progress: bool = True, lung_fields: str | os.PathLike | None = None,
+                      opacity_prior: str | os.PathLike | None = None) -> dict[str, Any]:
     """Save a copy of ``model`` whose localization settings are changed and whose heat scale and mask
     threshold are refitted on the healthy images of ``records`` (the weights are not touched).
 
     ``lung_fields`` is a lung-field model for ``localization.lung_prior`` (default: the one the card names);
-    it is copied beside ``out`` and named in the new card. Returns the new card. The copy is written as
+    it is copied beside ``out`` and named in the new card; ``opacity_prior`` likewise for
+    ``localization.opacity_prior``. Returns the new card. The copy is written as
     ``out`` (``.pt``) with its ``.json`` card beside it.
     """
     from tqdm import tqdm
 
-    from ..model_store import load_model, save_model
+    from ..model_store import companion_path, load_model, save_model
     from ..reading import load_cxr
 
     state, card, source = load_model(model)
@@ -87,9 +90,16 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
         predictor.lung_fields = LungFieldEstimator.from_path(lung_fields).to(predictor.device)
     settings = {**predictor.localization.to_dict(), **(localization or {})}
     predictor.localization = LocalizationConfig.from_dict(settings)
+    opacity_prior_path = Path(opacity_prior) if opacity_prior is not None else companion_path(card, "opacity_prior",
+                                                                                               source)
+    if opacity_prior is not None:
+        predictor.opacity_prior = OpacityPrior.from_path(opacity_prior)
     if predictor.localization.lung_prior > 0 and predictor.lung_fields is None:
         raise ConfigurationError("localization.lung_prior needs a lung-field model: the card names none, pass one "
                                  "(--lung-fields)")
+    if predictor.localization.opacity_prior > 0 and (predictor.opacity_prior is None or predictor.lung_fields is None):
+        raise ConfigurationError("localization.opacity_prior needs the opacity-location prior and a lung-field model: "
+                                 "pass those the card does not name (--opacity-prior, --lung-fields)")
     healthy = [r for r in records if not r.is_disease]
     if not healthy:
         raise DataError("recalibration needs healthy images in the given records")
@@ -98,9 +108,10 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
     fitted = calibrate(predictor, prepared, percentile)
     new_card = {k: v for k, v in card.items() if k not in ("sha256", "weights_file", "format")}
     new_card["localization"] = predictor.localization.to_dict()
-    new_card.pop("lung_fields", None)
-    if lung_fields_path is not None:
-        new_card["lung_fields"] = _place_beside(lung_fields_path, Path(out))
+    for key, path in (("lung_fields", lung_fields_path), ("opacity_prior", opacity_prior_path)):
+        new_card.pop(key, None)
+        if path is not None:
+            new_card[key] = _place_beside(path, Path(out))
     new_card["calibration"] = {**fitted, "recalibrated_from": str(source), "source_sha256": card["sha256"]}
     save_model(state, new_card, out)
     return new_card

@@ -54,6 +54,10 @@ class LocalizationConfig:
             none): the two-lung drawing of the lung-field box a ``LungFieldNet`` predicts on the image
             (:mod:`PilletGANLib.inference.lung_fields`), so the map's peak and mask fall inside the lung fields
             where the difference is weak or flat. The detection score reads the difference alone.
+        opacity_prior: amplitude of the learned opacity-location prior (0 = none): the template of
+            :mod:`PilletGANLib.inference.opacity_prior` drawn through the predicted lung-field box, times this
+            amplitude and the image's detection score, is added to the gated map, so the map follows where
+            opacities usually lie on images the GAN scores as abnormal and stays faint on the others.
         score_region: ``map`` (the score reads the gated map) or ``image`` (the whole image minus the border,
             so a lung gate shapes the map without hiding evidence from the detection score).
         top_percent: the detection score is the mean of this top percentage of the gated map.
@@ -70,6 +74,7 @@ class LocalizationConfig:
     lung_weighting: str = "none"
     mirror_average: bool = False
     lung_prior: float = 0.0
+    opacity_prior: float = 0.0
     score_region: str = "map"
     top_percent: float = 1.0
     heat_scale: float = 1.0
@@ -88,6 +93,8 @@ class LocalizationConfig:
             raise ConfigurationError(f"localization lung_margin must be in [0, 0.5), got {self.lung_margin}")
         if self.lung_prior < 0:
             raise ConfigurationError(f"localization lung_prior must be >= 0, got {self.lung_prior}")
+        if self.opacity_prior < 0:
+            raise ConfigurationError(f"localization opacity_prior must be >= 0, got {self.opacity_prior}")
         if self.score_region not in ("map", "image"):
             raise ConfigurationError(f"localization score_region must be 'map' or 'image', got '{self.score_region}'")
 
@@ -153,14 +160,15 @@ def lung_map_weights(lungs: np.ndarray | torch.Tensor, weighting: str) -> torch.
 
 def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: LocalizationConfig,
                            map_gates: torch.Tensor, score_gates: torch.Tensor,
-                           mirrored_healed: torch.Tensor | None = None, lung_priors: torch.Tensor | None = None
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+                           mirrored_healed: torch.Tensor | None = None, lung_priors: torch.Tensor | None = None,
+                           opacity_priors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch.
 
     With ``config.mirror_average``, ``mirrored_healed`` is the healed twin of the mirrored images, mirrored
     back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps. With
     ``config.lung_prior``, ``lung_priors`` ``(B, 1, N, N)`` (``LungFieldEstimator.prior``) times that amplitude is
-    added to the gated map.
+    added to the gated map; with ``config.opacity_prior``, ``opacity_priors`` ``(B, 1, N, N)``
+    (``OpacityPrior.maps``) times that amplitude and each image's score.
     """
     diff = difference_maps(images, healed, config)
     score_gates = score_gates.to(diff.device, diff.dtype)
@@ -175,6 +183,12 @@ def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: L
             raise ConfigurationError("localization lung_prior needs the lung-field prior of each image (a lung-field "
                                      "model: the card's 'lung_fields')")
         diff = diff + config.lung_prior * lung_priors.to(diff.device, diff.dtype)
+    if config.opacity_prior > 0:
+        if opacity_priors is None:
+            raise ConfigurationError("localization opacity_prior needs the opacity-location prior of each image (the "
+                                     "card's 'opacity_prior' and 'lung_fields' models)")
+        weights = config.opacity_prior * scores.to(diff.dtype).clamp_min(0)[:, None, None, None]
+        diff = diff + weights * opacity_priors.to(diff.device, diff.dtype)
     return diff, scores
 
 

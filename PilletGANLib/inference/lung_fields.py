@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelError
-from ..model_store import load_model
+from ..model_store import companion_path, load_model
 from ..networks.lung_fields import LungFieldNet
 
 __all__ = ["LungFieldEstimator", "lung_box_prior", "lung_field_model_path"]
@@ -45,15 +45,8 @@ def lung_box_prior(boxes: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def lung_field_model_path(card: dict[str, Any], weights: str | os.PathLike | None = None) -> Path | None:
-    """The lung-field model a card names (``lung_fields``, a file name beside the card's ``weights``, by default
-    ``card["path"]``), or ``None``. Only the name's last component is used, so a card cannot point elsewhere."""
-    name = card.get("lung_fields")
-    if not name:
-        return None
-    base = weights if weights is not None else card.get("path")
-    if base is None:
-        raise ModelError("the card names a lung-field model but not where its own weights are", None)
-    return Path(base).parent / Path(str(name)).name
+    """The lung-field model a card names (``lung_fields``), see :func:`~PilletGANLib.model_store.companion_path`."""
+    return companion_path(card, "lung_fields", weights)
 
 
 class LungFieldEstimator:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ModelError, PilletGANError
-from ..model_store import load_model
+from ..model_store import companion_path, load_model
 from ..reading import load_cxr
 from ..transforms.geometry import CXRGeometry
 from ..transforms.pipeline import intensity_normalization
@@ -28,7 +28,8 @@ from .lesion_map import (
     localization_gates,
     mirrored_translation,
 )
-from .lung_fields import LungFieldEstimator, lung_field_model_path
+from .lung_fields import LungFieldEstimator, lung_box_prior, lung_field_model_path
+from .opacity_prior import OpacityPrior
 from .result import LesionResult
 
 __all__ = ["Predictor", "PreparedImage", "prepare_image", "resolve_device"]
@@ -97,12 +98,14 @@ class Predictor:
         bf16: run the network under bfloat16 autocast.
         batch_size: images per forward pass.
         num_workers: worker processes that read and preprocess files.
-        lung_fields: the lung-field model, needed when the card's ``localization.lung_prior`` is on.
+        lung_fields: the lung-field model, needed when the card's ``localization.lung_prior`` or
+            ``opacity_prior`` is on.
+        opacity_prior: the opacity-location prior, needed when the card's ``localization.opacity_prior`` is on.
     """
 
     def __init__(self, generator: torch.nn.Module, card: dict[str, Any], device: str | torch.device = "auto",
                  bf16: bool = False, batch_size: int = 8, num_workers: int = 0,
-                 lung_fields: LungFieldEstimator | None = None) -> None:
+                 lung_fields: LungFieldEstimator | None = None, opacity_prior: OpacityPrior | None = None) -> None:
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval()
         self.card = card
@@ -114,7 +117,12 @@ class Predictor:
         if self.localization.lung_prior > 0 and lung_fields is None:
             raise ModelError("the card's localization uses lung_prior but no lung-field model was given (the card's "
                              "'lung_fields' names it)", card.get("path"))
+        if self.localization.opacity_prior > 0 and (opacity_prior is None or lung_fields is None):
+            raise ModelError("the card's localization uses opacity_prior but the opacity-location prior or the "
+                             "lung-field model was not given (the card's 'opacity_prior' and 'lung_fields' name them)",
+                             card.get("path"))
         self.lung_fields = lung_fields.to(self.device) if lung_fields is not None else None
+        self.opacity_prior = opacity_prior
         self.bf16 = bf16
         self.batch_size = max(1, int(batch_size))
         self.num_workers = max(0, int(num_workers))
@@ -136,6 +144,9 @@ class Predictor:
         lung_fields_path = lung_field_model_path(card)
         if lung_fields_path is not None:
             kwargs.setdefault("lung_fields", LungFieldEstimator.from_path(lung_fields_path))
+        opacity_prior_path = companion_path(card, "opacity_prior")
+        if opacity_prior_path is not None:
+            kwargs.setdefault("opacity_prior", OpacityPrior.from_path(opacity_prior_path))
         return cls(generator, card, **kwargs)
 
     # -- network -------------------------------------------------------------------------------
@@ -159,29 +170,46 @@ class Predictor:
         return torch.stack([m for m, _ in pairs])[:, None], torch.stack([s for _, s in pairs])[:, None]
 
     # -- results -------------------------------------------------------------------------------
+    def priors(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(lung-field prior, opacity-location prior)`` of a network-grid batch, each ``(B, 1, N, N)`` or ``None``
+        where the predictor has no such model."""
+        if self.lung_fields is None:
+            return None, None
+        boxes = self.lung_fields.boxes(images).to(images.device)
+        opacity = self.opacity_prior.maps(boxes, images.shape[-1]) if self.opacity_prior is not None else None
+        return lung_box_prior(boxes, images.shape[-1]), opacity
+
     def network_maps(self, prepared: Sequence[PreparedImage]
                      ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
+        return self._network_outputs(prepared)[:4]
+
+    def _network_outputs(self, prepared: Sequence[PreparedImage]) -> tuple[
+            torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`network_maps` plus the opacity-location prior (``None`` without one)."""
         images = torch.stack([p.network_input for p in prepared]).to(self.device)
         healed, attention = self.translate(images)
         mirrored = None
         if self.localization.mirror_average:
             mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images)
         map_gates, score_gates = self.gates(prepared)
-        priors = self.lung_fields.prior(images) if self.lung_fields is not None else None
+        lung_priors, opacity_priors = self.priors(images)
         diff, scores = lesion_maps_and_scores(images, healed, self.localization, map_gates, score_gates, mirrored,
-                                              priors)
-        return healed, attention, diff, scores
+                                              lung_priors, opacity_priors)
+        return healed, attention, diff, scores, opacity_priors
 
     def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[LesionResult]:
         """Results for already prepared images (one forward pass per ``batch_size``)."""
         results: list[LesionResult] = []
         for start in range(0, len(prepared), self.batch_size):
             chunk = prepared[start: start + self.batch_size]
-            healed, attention, diff, scores = self.network_maps(chunk)
+            healed, attention, diff, scores, opacity_priors = self._network_outputs(chunk)
             for index, item in enumerate(chunk):
-                results.append(self._to_source(item, healed[index], diff[index], float(scores[index]),
-                                               [a[index] for a in attention]))
+                result = self._to_source(item, healed[index], diff[index], float(scores[index]),
+                                         [a[index] for a in attention])
+                if opacity_priors is not None:
+                    result.location_prior = item.geometry.map_to_source(opacity_priors[index, 0].cpu().numpy())
+                results.append(result)
         return results
 
     def _to_source(self, item: PreparedImage, healed: torch.Tensor, diff: torch.Tensor, score: float,

@@ -43,6 +43,9 @@ class LesionResult:
         mask: binary lesion mask (``heatmap >= threshold``, small components removed).
         boxes: connected components of ``mask`` with scores.
         meta: the reader's metadata plus model identification.
+        location_prior: the model's opacity-location prior alone (source grid, in [0, 1]) when its localization
+            uses one (``opacity_prior``), else ``None``; ``pilletgan evaluate`` scores it as the ``model_prior``
+            floor.
     """
 
     image: np.ndarray
@@ -55,6 +58,7 @@ class LesionResult:
     boxes: list[LesionBox] = field(default_factory=list)
     attention: list[np.ndarray] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    location_prior: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
