@@ -130,3 +130,15 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
     assert set(metrics["floors"]) == {"random_map", "lung_prior", "model_prior"}
     assert metrics["floors"]["model_prior"]["dice_top15"] is not None
 
+
+def test_shipped_model_names_its_prior_and_draws_it_into_the_map() -> None:
+    shipped = default_model_path()
+    card = read_card(shipped)
+    assert card["localization"]["opacity_prior"] > 0 and card["opacity_prior"] == "opacity_prior.pt"
+    predictor = Predictor.from_path(shipped, device="cpu")
+    assert predictor.opacity_prior is not None and predictor.opacity_prior.card["training"]["data"]["val_folds"] == [3]
+    image = np.zeros((128, 128), np.float32)
+    image[16:112, 20:108] = 1.0  # a bright body with two dark lungs
+    image[28:100, 28:60] = image[28:100, 68:100] = 0.3
+    result = predictor.predict_array(image)
+    assert result.location_prior is not None and result.location_prior.shape == image.shape
