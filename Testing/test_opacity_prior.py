@@ -123,6 +123,9 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
     prediction = predictor.predict_path(images[0])
     assert prediction.location_prior is not None and prediction.location_prior.shape == prediction.heatmap.shape
     assert float(prediction.location_prior.max()) > 0.5
+    predictor.localization.opacity_prior = 0.0
+    assert predictor.predict_path(images[0]).location_prior is None  # a prior the map does not use is not reported
+    predictor.localization.opacity_prior = 5.0
     record = ManifestRecord(image=images[0], label="disease", split="val", boxes=np.array([[8.0, 30.0, 30.0, 56.0]]))
     metrics = evaluate([record, ManifestRecord(image=images[1], label="healthy", split="val")],
                        lambda r: predictor.predict_path(r.image), tmp_path / "report", model_info={}, data_info={},

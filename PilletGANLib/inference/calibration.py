@@ -41,7 +41,7 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
     """Fit ``heat_scale`` and ``threshold`` of the predictor's localization settings on healthy images.
 
     ``heat_scale`` is the ``scale_percentile`` of the map over all healthy pixels it covers (the map gate, and
-    where ``localization.lung_prior`` adds to it), so heat
+    where ``localization.lung_prior`` or ``opacity_prior`` adds to it), so heat
     1.0 means "a difference almost never seen on a healthy image"; ``threshold`` is the ``percentile``
     of the healthy heat values, so about ``100 - percentile`` % of healthy pixels are (falsely) masked.
     Returns the fitted values and sets them on ``predictor.localization``.

@@ -207,7 +207,7 @@ class Predictor:
             for index, item in enumerate(chunk):
                 result = self._to_source(item, healed[index], diff[index], float(scores[index]),
                                          [a[index] for a in attention])
-                if opacity_priors is not None:
+                if opacity_priors is not None and self.localization.opacity_prior > 0:
                     result.location_prior = item.geometry.map_to_source(opacity_priors[index, 0].cpu().numpy())
                 results.append(result)
         return results
