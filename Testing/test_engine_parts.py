@@ -156,17 +156,6 @@ def test_mirror_average_maps_are_the_mean_of_both_passes_and_the_score_reads_the
     with pytest.raises(ConfigurationError, match="mirror_average needs"):
         lesion_maps_and_scores(images, healed, config, gates, gates)
 
-    from PilletGANLib.inference.lesion_map import detection_scores
-
-    averaged = LocalizationConfig(difference="removed", smoothing_sigma=0.0, border_fraction=0.0, mirror_average=True,
-                                  mirror_score=True)
-    averaged_maps, averaged_scores = lesion_maps_and_scores(images, healed, averaged, gates, gates, mirrored)
-    torch.testing.assert_close(averaged_maps, maps)
-    torch.testing.assert_close(averaged_scores, detection_scores(maps, averaged.top_percent, gates))
-    assert not torch.allclose(averaged_scores, plain_scores)
-    with pytest.raises(ConfigurationError, match="mirror_score needs mirror_average"):
-        LocalizationConfig(mirror_score=True)
-
 
 def test_predictor_with_mirror_average_runs_a_second_pass_on_the_mirrored_image(tmp_path) -> None:
     """The card's ``mirror_average`` changes the map (not the score) by averaging in the mirrored pass."""

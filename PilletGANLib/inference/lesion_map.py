@@ -49,10 +49,7 @@ class LocalizationConfig:
             its peak off the heart border, the diaphragm and the ribs' edge; the detection score keeps the
             binary gate).
         mirror_average: average the map with the map of the mirrored image (left-right flip), mirrored back: a
-            test-time augmentation that costs a second generator pass; the detection score reads the plain map
-            unless ``mirror_score``.
-        mirror_score: with ``mirror_average``, the detection score reads the averaged map (before the lung weights
-            and priors) instead of the plain one.
+            test-time augmentation that costs a second generator pass; the detection score reads the plain map.
         lung_prior: amplitude, in difference units, of the learned lung-field prior added to the gated map (0 =
             none): the two-lung drawing of the lung-field box a ``LungFieldNet`` predicts on the image
             (:mod:`PilletGANLib.inference.lung_fields`), so the map's peak and mask fall inside the lung fields
@@ -76,7 +73,6 @@ class LocalizationConfig:
     lung_margin: float = 0.0
     lung_weighting: str = "none"
     mirror_average: bool = False
-    mirror_score: bool = False
     lung_prior: float = 0.0
     opacity_prior: float = 0.0
     score_region: str = "map"
@@ -95,8 +91,6 @@ class LocalizationConfig:
             raise ConfigurationError("localization lung_weighting needs lung_gate=true (it weights the lung fields)")
         if not 0 <= self.lung_margin < 0.5:
             raise ConfigurationError(f"localization lung_margin must be in [0, 0.5), got {self.lung_margin}")
-        if self.mirror_score and not self.mirror_average:
-            raise ConfigurationError("localization mirror_score needs mirror_average=true (it scores the averaged map)")
         if self.lung_prior < 0:
             raise ConfigurationError(f"localization lung_prior must be >= 0, got {self.lung_prior}")
         if self.opacity_prior < 0:
@@ -171,22 +165,18 @@ def lesion_maps_and_scores(images: torch.Tensor, healed: torch.Tensor, config: L
     """The gated lesion maps ``(B, 1, N, N)`` and detection scores ``(B,)`` of a batch.
 
     With ``config.mirror_average``, ``mirrored_healed`` is the healed twin of the mirrored images, mirrored
-    back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps (and the score is
-    read from that mean with ``config.mirror_score``). With
+    back into place (:func:`mirrored_translation`); the map is the mean of the two images' maps. With
     ``config.lung_prior``, ``lung_priors`` ``(B, 1, N, N)`` (``LungFieldEstimator.prior``) times that amplitude is
     added to the gated map; with ``config.opacity_prior``, ``opacity_priors`` ``(B, 1, N, N)``
     (``OpacityPrior.maps``) times that amplitude and each image's score.
     """
     diff = difference_maps(images, healed, config)
     score_gates = score_gates.to(diff.device, diff.dtype)
-    if not config.mirror_score:
-        scores = detection_scores(diff * score_gates, config.top_percent, score_gates)
+    scores = detection_scores(diff * score_gates, config.top_percent, score_gates)
     if config.mirror_average:
         if mirrored_healed is None:
             raise ConfigurationError("localization mirror_average needs the healed twin of the mirrored image")
         diff = (diff + difference_maps(images, mirrored_healed.to(diff.device), config)) / 2
-    if config.mirror_score:
-        scores = detection_scores(diff * score_gates, config.top_percent, score_gates)
     diff = diff * map_gates.to(diff.device, diff.dtype)
     if config.lung_prior > 0:
         if lung_priors is None:
