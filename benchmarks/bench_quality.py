@@ -29,7 +29,8 @@ HEADLINE = ("detection_auc", "pointing_game", "dice", "dice_top15", "iou", "pixe
 
 
 def pilletgan(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "PilletGANLib.cli", *args], check=True)
+    """Run a ``pilletgan`` command; its own output goes to stderr so that stdout holds only this script's JSON."""
+    subprocess.run([sys.executable, "-m", "PilletGANLib.cli", *args], check=True, stdout=sys.stderr)
 
 
 def headline(metrics: dict) -> dict:
