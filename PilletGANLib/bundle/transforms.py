@@ -33,8 +33,8 @@ from ..inference.lesion_map import (
     lesion_maps_and_scores,
     localization_gates,
 )
-from ..inference.lung_fields import LungFieldEstimator, lung_box_prior
-from ..inference.opacity_prior import OpacityPrior
+from ..inference.lung_fields import LungFieldEstimator
+from ..inference.opacity_prior import OpacityPrior, location_priors
 from ..outputs import output_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
@@ -99,13 +99,6 @@ class LesionDifferenced(MapTransform):
                                                   self.localization)
         return map_gate[None, None], score_gate[None, None]
 
-    def _priors(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if self.lung_fields is None:
-            return None, None
-        boxes = self.lung_fields.boxes(x).to(x.device)
-        opacity = self.opacity_prior.maps(boxes, x.shape[-1]) if self.opacity_prior is not None else None
-        return lung_box_prior(boxes, x.shape[-1]), opacity
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
@@ -116,7 +109,7 @@ class LesionDifferenced(MapTransform):
             if self.localization.mirror_average and mirrored is None:
                 raise ValueError("localization mirror_average needs the mirrored pass: use MirrorAveragingInferer("
                                  "enabled=True) as the bundle's inferer")
-            lung_priors, opacity_priors = self._priors(x)
+            lung_priors, opacity_priors = location_priors(x, self.localization, self.lung_fields, self.opacity_prior)
             difference, scores = lesion_maps_and_scores(x, output[:, :1], self.localization, *self._gates(image),
                                                         mirrored, lung_priors, opacity_priors)
             d[key] = MetaTensor(difference[0], meta=dict(image.meta))

@@ -23,8 +23,10 @@ import torch
 
 from ..errors import DataError, ModelError
 from ..model_store import load_model, save_model
+from .lesion_map import LocalizationConfig
+from .lung_fields import LungFieldEstimator, lung_box_prior
 
-__all__ = ["EXTENT", "OpacityPrior", "fit_opacity_template", "warp_opacity_template"]
+__all__ = ["EXTENT", "OpacityPrior", "fit_opacity_template", "location_priors", "warp_opacity_template"]
 
 #: Lung-field coordinates the template covers, on both axes: opacity boxes reach past the lung-field box.
 EXTENT = (-0.2, 1.2)
@@ -112,3 +114,18 @@ class OpacityPrior:
     def maps(self, lung_boxes: torch.Tensor, size: int) -> torch.Tensor:
         """``(B, 1, size, size)`` prior of images with these lung-field boxes (fractions of the side)."""
         return warp_opacity_template(self.template, lung_boxes, size, self.extent)
+
+
+def location_priors(images: torch.Tensor, localization: LocalizationConfig, lung_fields: LungFieldEstimator | None,
+                    opacity_prior: OpacityPrior | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(lung-field prior, opacity-location prior)`` of a network-grid batch for ``localization``, each
+    ``(B, 1, N, N)``, or ``None`` where its amplitude is 0 or its model is missing; the lung-field boxes are
+    predicted once for both."""
+    want_lungs = localization.lung_prior > 0 and lung_fields is not None
+    want_opacity = localization.opacity_prior > 0 and lung_fields is not None and opacity_prior is not None
+    if not (want_lungs or want_opacity):
+        return None, None
+    boxes = lung_fields.boxes(images).to(images.device)
+    size = images.shape[-1]
+    return (lung_box_prior(boxes, size) if want_lungs else None,
+            opacity_prior.maps(boxes, size) if want_opacity else None)

@@ -28,8 +28,8 @@ from .lesion_map import (
     localization_gates,
     mirrored_translation,
 )
-from .lung_fields import LungFieldEstimator, lung_box_prior, lung_field_model_path
-from .opacity_prior import OpacityPrior
+from .lung_fields import LungFieldEstimator, lung_field_model_path
+from .opacity_prior import OpacityPrior, location_priors
 from .result import LesionResult
 
 __all__ = ["Predictor", "PreparedImage", "prepare_image", "resolve_device"]
@@ -170,15 +170,6 @@ class Predictor:
         return torch.stack([m for m, _ in pairs])[:, None], torch.stack([s for _, s in pairs])[:, None]
 
     # -- results -------------------------------------------------------------------------------
-    def priors(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(lung-field prior, opacity-location prior)`` of a network-grid batch, each ``(B, 1, N, N)`` or ``None``
-        where the predictor has no such model."""
-        if self.lung_fields is None:
-            return None, None
-        boxes = self.lung_fields.boxes(images).to(images.device)
-        opacity = self.opacity_prior.maps(boxes, images.shape[-1]) if self.opacity_prior is not None else None
-        return lung_box_prior(boxes, images.shape[-1]), opacity
-
     def network_maps(self, prepared: Sequence[PreparedImage]
                      ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``(healed, attention, gated difference, scores)`` at network resolution for one batch."""
@@ -193,7 +184,7 @@ class Predictor:
         if self.localization.mirror_average:
             mirrored = mirrored_translation(lambda batch: self.translate(batch)[0], images)
         map_gates, score_gates = self.gates(prepared)
-        lung_priors, opacity_priors = self.priors(images)
+        lung_priors, opacity_priors = location_priors(images, self.localization, self.lung_fields, self.opacity_prior)
         diff, scores = lesion_maps_and_scores(images, healed, self.localization, map_gates, score_gates, mirrored,
                                               lung_priors, opacity_priors)
         return healed, attention, diff, scores, opacity_priors
@@ -207,7 +198,7 @@ class Predictor:
             for index, item in enumerate(chunk):
                 result = self._to_source(item, healed[index], diff[index], float(scores[index]),
                                          [a[index] for a in attention])
-                if opacity_priors is not None and self.localization.opacity_prior > 0:
+                if opacity_priors is not None:
                     result.location_prior = item.geometry.map_to_source(opacity_priors[index, 0].cpu().numpy())
                 results.append(result)
         return results
