@@ -132,6 +132,12 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
                        progress=False)
     assert set(metrics["floors"]) == {"random_map", "lung_prior", "model_prior"}
     assert metrics["floors"]["model_prior"]["dice_top15"] is not None
+    paired = metrics["vs_model_prior"]  # the map against its own prior, image by image
+    assert paired["images"] == 2 and paired["localized"] == 1
+    assert paired["pointing_game"]["a"] == metrics["pointing_game"]
+    assert paired["pointing_game"]["b"] == metrics["floors"]["model_prior"]["pointing_game"]
+    assert paired["dice_top15"]["b"] == pytest.approx(metrics["floors"]["model_prior"]["dice_top15"])
+    assert "location prior alone" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_shipped_model_names_its_prior_and_draws_it_into_the_map() -> None:

@@ -4,7 +4,10 @@ Runs ``pilletgan evaluate`` (the same harness, the same code for every map) on a
 model (default: the shipped one), the baseline (a ``none`` model trained with the same data and budget;
 default: the shipped ``baseline_fixed_point_gan.pt`` beside the shipped model) and the floors (random
 map, two-lung prior, and the model's own opacity-location prior alone when its card uses one), then
-prints the headline metrics of each. With ``--train``, both models are first trained with ``pilletgan train``,
+prints the headline metrics of each, each model against its own location prior alone (``vs_model_prior``)
+and PILLET-GAN against the baseline image by image (``pillet_gan_vs_fixed_point_gan``: differences with paired
+bootstrap intervals and, for the pointing game, the exact McNemar test; see
+:mod:`PilletGANLib.evaluation.paired`). With ``--train``, both models are first trained with ``pilletgan train``,
 the ``--config`` file and the given ``--set`` overrides (a trained model's card has no learned prior: add one with
 ``pilletgan calibrate``, as the model card shows).
 
@@ -22,6 +25,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from PilletGANLib.evaluation import paired_comparison, read_per_image
 
 #: The Fixed-Point GAN shipped beside the default model (see the model card).
 SHIPPED_BASELINE = "baseline_fixed_point_gan.pt"
@@ -84,10 +89,15 @@ def main() -> None:
             command += ["--model", str(model)]
         pilletgan(*command)
         metrics = json.loads((report / "metrics.json").read_text())
-        results[name] = {**headline(metrics), "model": metrics.get("model"), "counts": metrics.get("counts")}
+        results[name] = {**headline(metrics), "model": metrics.get("model"), "counts": metrics.get("counts"),
+                         "vs_model_prior": metrics.get("vs_model_prior")}
         floors = {k: headline(v) for k, v in (metrics.get("floors") or {}).items()}
+    comparison = None
+    if "fixed_point_gan" in results:
+        comparison = paired_comparison(read_per_image(args.out / "pillet_gan" / "per_image.csv"),
+                                       read_per_image(args.out / "fixed_point_gan" / "per_image.csv"))
     print(json.dumps({"benchmark": "quality", "manifest": str(args.manifest), "split": args.split,
-                      "models": results, "floors": floors}, indent=2))
+                      "models": results, "floors": floors, "pillet_gan_vs_fixed_point_gan": comparison}, indent=2))
 
 
 if __name__ == "__main__":

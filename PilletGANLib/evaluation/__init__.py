@@ -3,5 +3,7 @@
 from .floors import FLOORS, lung_prior_map, random_map
 from .harness import PredictionLike, evaluate
 from .maps import MapPrediction, SavedMaps
+from .paired import paired_comparison, read_per_image
 
-__all__ = ["FLOORS", "MapPrediction", "PredictionLike", "SavedMaps", "evaluate", "lung_prior_map", "random_map"]
+__all__ = ["FLOORS", "MapPrediction", "PredictionLike", "SavedMaps", "evaluate", "lung_prior_map", "paired_comparison",
+           "random_map", "read_per_image"]

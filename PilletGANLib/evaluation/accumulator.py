@@ -89,6 +89,7 @@ class MetricAccumulator:
         self.scores: list[float] = []
         self.labels: list[bool] = []
         self.pixels = PixelAUROC()
+        self.rows: list[ImageScores] = []
         self.localized: list[ImageScores] = []
         self.predictions: list[tuple[np.ndarray, np.ndarray]] = []
         self.truth_boxes: list[np.ndarray] = []
@@ -110,6 +111,7 @@ class MetricAccumulator:
             if mask is not None:
                 row.dice, row.iou = dice(mask, truth), iou(mask, truth)
             self.localized.append(row)
+        self.rows.append(row)
         return row
 
     def _mean(self, name: str) -> float | None:

@@ -23,6 +23,7 @@ from .accumulator import ImageScores, MetricAccumulator, box_arrays, truth_mask
 from .figures import plot_froc, plot_overlays, plot_roc
 from .floors import FLOORS, MODEL_PRIOR_FLOOR, floor_prediction, prediction_from_map
 from .overlays import OverlayPanel, OverlaySelector, make_panel
+from .paired import paired_comparison
 from .report import PerImageCSV, write_index, write_json
 
 __all__ = ["PredictionLike", "evaluate"]
@@ -118,7 +119,10 @@ def evaluate(
 
     Detection AUC uses every image; pointing game, pixel AUROC, Dice, IoU and ``dice_top15`` use the
     disease images with truth (pixel mask, else boxes); RSNA mAP and FROC use every image's boxes.
-    Returns the content of ``metrics.json``: the metrics, ``counts``, ``model``, ``data`` and ``floors``.
+    Returns the content of ``metrics.json``: the metrics, ``counts``, ``model``, ``data`` and ``floors``; when
+    the results carry the model's location prior, also ``vs_model_prior``: the model against that prior alone,
+    image by image (:func:`~PilletGANLib.evaluation.paired.paired_comparison`, model minus prior), which says
+    whether the map adds anything to where lesions usually are.
 
     Memory stays bounded on large datasets: each full-resolution map is dropped after its image is
     scored; the pixel AUROC is accumulated in a fixed-size histogram (exact up to ties within about
@@ -161,6 +165,8 @@ def evaluate(
         "data": dict(data_info),
         "floors": {name: accumulator.results() for name, accumulator in floor_scores.items()},
     }
+    if prior_scores.labels:
+        metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
     methods = {"model": model, **floor_scores}
     aucs = {"model": metrics["detection_auc"], **{n: m["detection_auc"] for n, m in metrics["floors"].items()}}
     plot_roc({name: (acc.scores, acc.labels, aucs[name]) for name, acc in methods.items()}, out_dir / "roc.png")

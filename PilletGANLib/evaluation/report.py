@@ -142,6 +142,31 @@ window.addEventListener("load", function () {
 """
 
 
+def _paired_section(comparison: Mapping[str, Any] | None) -> str:
+    """The model against its own location prior, image by image (``metrics["vs_model_prior"]``)."""
+    if not comparison:
+        return ""
+    rows = []
+    for key, label, _ in _TABLE_ROWS:
+        entry = comparison.get(key)
+        if key not in comparison or entry is None:
+            continue
+        low, high = entry["interval"]
+        extra = (f"{entry['a_only']} / {entry['b_only']}, p = {entry['mcnemar_p']:.3g}" if "mcnemar_p" in entry
+                 else "")
+        rows.append(f"<tr><th>{html.escape(label)}</th>{_cell(entry['a'])}{_cell(entry['b'])}"
+                    f"<td>{entry['difference']:+.4f}</td><td>{low:+.4f} to {high:+.4f}</td><td>{extra}</td></tr>")
+    level = round(100 * float(comparison["confidence"]))
+    return f"""<h2>The model against its location prior alone</h2>
+<table><tr><th>metric</th><th>model</th><th>prior alone</th><th>difference</th><th>{level} % interval</th>
+<th>hits only the model / only the prior (exact McNemar)</th></tr>{"".join(rows)}</table>
+<p class="note">The model's map includes a learned location prior; here the prior alone is scored on the same
+{comparison["images"]} images ({comparison["localized"]} with truth). Intervals: paired bootstrap,
+{comparison["resamples"]} resamples. Where an interval includes 0, this data does not show that the map adds to
+the prior.</p>
+"""
+
+
 def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], path: str | os.PathLike) -> Path:
     """Write ``index.html``: the metrics of the model beside the floors, counts, and the figures.
 
@@ -167,7 +192,7 @@ def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], 
 (two Gaussians over the usual lung positions). Their mask is their top 15 % of pixels and their boxes its connected
 components, so their Dice equals their Dice (top 15 %). A model localizes only where it beats the lung prior.
 Truth: the manifest's pixel mask where it gives one, else its boxes. n/a: the data cannot give the metric.</p>
-<h2>FROC sensitivity</h2>
+{_paired_section(metrics.get("vs_model_prior"))}<h2>FROC sensitivity</h2>
 {_froc_table(methods)}
 <h2>Counts</h2>
 {_info_table(metrics.get("counts", {}))}

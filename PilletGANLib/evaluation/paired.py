@@ -1,0 +1,139 @@
+"""Paired comparison of two methods scored on the same images: is a difference larger than chance?
+
+Two lesion maps evaluated on one split differ by a few hits of the pointing game or a few thousandths of
+AUC; whether that is evidence depends on how often they disagree image by image. :func:`paired_comparison`
+aligns two methods' per-image rows (``per_image.csv`` of ``pilletgan evaluate``, or the rows its
+accumulators keep) by image key and reports, for each headline metric, both values, their difference and a
+paired bootstrap interval of the difference (images resampled, disease and healthy images separately, so
+every resample has both classes); for the pointing game also the images only one method hits and the exact
+McNemar p-value of that split.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from ..errors import DataError
+from .accumulator import ImageScores
+
+__all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_image"]
+
+#: Per-image metrics compared over the images both methods localize (with truth), besides detection AUC.
+PAIRED_METRICS = ("pointing_game", "dice_top15", "dice")
+_ROW_FIELD = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
+
+
+def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
+    """The rows of a ``per_image.csv`` written by ``pilletgan evaluate``."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            table = list(csv.DictReader(handle))
+    except OSError as err:
+        raise DataError(f"cannot read the per-image table ({err.strerror})", path) from err
+
+    def optional(value: str, kind: type) -> Any:
+        return None if value == "" else kind(float(value)) if kind is bool else kind(value)
+
+    try:
+        return [ImageScores(key=row["key"], image=row["image"], label=row["label"], score=float(row["score"]),
+                            pointing_hit=optional(row["pointing_hit"], bool), dice=optional(row["dice"], float),
+                            dice_top15=optional(row["dice_top15"], float), iou=optional(row["iou"], float),
+                            n_boxes_pred=int(row["n_boxes_pred"]), n_boxes_true=int(row["n_boxes_true"]))
+                for row in table]
+    except (KeyError, ValueError) as err:
+        raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
+
+
+def mcnemar_exact_p(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: the discordant pairs split ``a_only : b_only`` under a fair coin."""
+    n, k = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count half) of one score vector; ``positive`` is a boolean mask."""
+    ranks = rankdata(scores)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _interval(samples: np.ndarray, confidence: float) -> list[float]:
+    tail = (1 - confidence) / 2 * 100
+    return [float(v) for v in np.percentile(samples, [tail, 100 - tail])]
+
+
+def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> list[tuple[ImageScores, ImageScores]]:
+    by_key = {row.key: row for row in rows_b}
+    if len(by_key) != len(rows_b) or len({row.key for row in rows_a}) != len(rows_a):
+        raise DataError("an image key appears twice in a per-image table; a paired comparison needs one row each")
+    if set(by_key) != {row.key for row in rows_a}:
+        only_a = len({row.key for row in rows_a} - set(by_key))
+        raise DataError(f"the two methods were scored on different images ({only_a} only in the first, "
+                        f"{len(set(by_key) - {row.key for row in rows_a})} only in the second)")
+    pairs = [(row, by_key[row.key]) for row in rows_a]
+    mismatched = [a.key for a, b in pairs if a.label != b.label]
+    if mismatched:
+        raise DataError(f"{len(mismatched)} images have different labels in the two tables, e.g. '{mismatched[0]}'")
+    return pairs
+
+
+def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores], resamples: int = 2000,
+                      confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Method A against method B on the same images (A minus B); see the module docstring.
+
+    Returns ``{"images", "localized", "resamples", "confidence", "detection_auc", "pointing_game", "dice_top15",
+    "dice"}``: each metric ``{"a", "b", "difference", "interval"}`` (None where the data cannot give it; the
+    interval is the paired bootstrap's), ``pointing_game`` also ``{"a_only", "b_only", "mcnemar_p"}``.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    pairs = _aligned(rows_a, rows_b)
+    if not pairs:
+        raise DataError("no images to compare")
+    rng = np.random.default_rng(seed)
+    result: dict[str, Any] = {"images": len(pairs), "resamples": resamples, "confidence": confidence}
+
+    positive = np.array([a.label == "disease" for a, _ in pairs])
+    result["detection_auc"] = None
+    if 0 < positive.sum() < positive.size:
+        scores = np.array([[a.score, b.score] for a, b in pairs])
+        pos_idx, neg_idx = np.flatnonzero(positive), np.flatnonzero(~positive)
+        samples = np.empty(resamples)
+        for i in range(resamples):
+            index = np.concatenate([rng.choice(pos_idx, pos_idx.size), rng.choice(neg_idx, neg_idx.size)])
+            samples[i] = _auc(scores[index, 0], positive[index]) - _auc(scores[index, 1], positive[index])
+        auc_a, auc_b = _auc(scores[:, 0], positive), _auc(scores[:, 1], positive)
+        result["detection_auc"] = {"a": auc_a, "b": auc_b, "difference": auc_a - auc_b,
+                                   "interval": _interval(samples, confidence)}
+
+    localized = [(a, b) for a, b in pairs if a.pointing_hit is not None and b.pointing_hit is not None]
+    result["localized"] = len(localized)
+    draws = rng.integers(0, len(localized), size=(resamples, len(localized))) if localized else None
+    for metric in PAIRED_METRICS:
+        name = _ROW_FIELD[metric]
+        values = [(getattr(a, name), getattr(b, name)) for a, b in localized]
+        if not values or any(v is None for pair in values for v in pair):
+            result[metric] = None
+            continue
+        table = np.asarray(values, dtype=np.float64)
+        difference = table[:, 0] - table[:, 1]
+        entry = {"a": float(table[:, 0].mean()), "b": float(table[:, 1].mean()),
+                 "difference": float(difference.mean()), "interval": _interval(difference[draws].mean(1), confidence)}
+        if metric == "pointing_game":
+            a_only, b_only = int((difference > 0).sum()), int((difference < 0).sum())
+            entry.update(a_only=a_only, b_only=b_only, mcnemar_p=mcnemar_exact_p(a_only, b_only))
+        result[metric] = entry
+    return result

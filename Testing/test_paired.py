@@ -1,0 +1,94 @@
+"""Paired comparison of two methods on the same images (PilletGANLib.evaluation.paired)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from PilletGANLib.errors import DataError
+from PilletGANLib.evaluation import paired_comparison, read_per_image
+from PilletGANLib.evaluation.accumulator import ImageScores
+from PilletGANLib.evaluation.paired import mcnemar_exact_p
+from PilletGANLib.evaluation.report import PerImageCSV
+
+
+def rows(scores: list[float], hits: list[bool | None], dice_top15: list[float | None]) -> list[ImageScores]:
+    """Rows for images ``img0, img1, ...``: disease where a hit is given (localized), healthy where it is None."""
+    return [ImageScores(key=f"img{i}", image=f"/data/img{i}.png", label="healthy" if hit is None else "disease",
+                        score=score, pointing_hit=hit, dice=None, dice_top15=d, iou=None, n_boxes_pred=0,
+                        n_boxes_true=0 if hit is None else 1)
+            for i, (score, hit, d) in enumerate(zip(scores, hits, dice_top15, strict=True))]
+
+
+def test_mcnemar_exact_p_is_the_two_sided_binomial_tail() -> None:
+    assert mcnemar_exact_p(10, 0) == pytest.approx(2 / 2**10)
+    assert mcnemar_exact_p(0, 10) == mcnemar_exact_p(10, 0)
+    assert mcnemar_exact_p(7, 3) == pytest.approx(2 * sum(math.comb(10, k) for k in range(4)) / 2**10)
+    assert mcnemar_exact_p(5, 5) == 1.0 and mcnemar_exact_p(0, 0) == 1.0
+
+
+def test_a_better_method_gets_a_positive_interval_and_a_small_p() -> None:
+    rng = np.random.default_rng(0)
+    n_disease, n_healthy = 60, 60
+    hits_a = [True] * 50 + [False] * 10
+    hits_b = [True] * 20 + [False] * 40  # B hits a subset of A's images: 30 images only A hits, none only B
+    a = rows(list(rng.uniform(1, 2, n_disease)) + list(rng.uniform(0, 1, n_healthy)),  # separates perfectly
+             hits_a + [None] * n_healthy, [0.6] * n_disease + [None] * n_healthy)
+    b = rows(list(rng.uniform(0, 1, n_disease + n_healthy)), hits_b + [None] * n_healthy,
+             [0.4] * n_disease + [None] * n_healthy)
+    result = paired_comparison(a, b, resamples=500)
+    assert result["images"] == 120 and result["localized"] == 60
+    auc = result["detection_auc"]
+    assert auc["a"] == 1.0 and auc["difference"] == pytest.approx(1.0 - auc["b"])
+    assert 0 < auc["interval"][0] <= auc["difference"] <= auc["interval"][1]
+    pointing = result["pointing_game"]
+    assert (pointing["a"], pointing["b"]) == (pytest.approx(50 / 60), pytest.approx(20 / 60))
+    assert (pointing["a_only"], pointing["b_only"]) == (30, 0)
+    assert pointing["mcnemar_p"] == pytest.approx(2 / 2**30)
+    assert pointing["interval"][0] > 0
+    assert result["dice_top15"]["difference"] == pytest.approx(0.2)
+    assert result["dice"] is None  # no mask Dice in these rows
+
+
+def test_a_method_against_itself_differs_by_nothing() -> None:
+    a = rows([0.9, 0.2, 0.7, 0.1], [True, False, None, None], [0.5, 0.1, None, None])
+    result = paired_comparison(a, list(reversed(a)), resamples=100)
+    assert result["detection_auc"]["difference"] == 0 and result["detection_auc"]["interval"] == [0.0, 0.0]
+    assert result["pointing_game"]["mcnemar_p"] == 1.0 and result["pointing_game"]["interval"] == [0.0, 0.0]
+    assert result["dice_top15"]["difference"] == 0
+
+
+def test_one_class_gives_no_auc_but_still_compares_the_maps() -> None:
+    a = rows([0.9, 0.2], [True, True], [0.5, 0.4])
+    b = rows([0.3, 0.8], [False, True], [0.3, 0.4])
+    result = paired_comparison(a, b, resamples=50)
+    assert result["detection_auc"] is None
+    assert (result["pointing_game"]["a_only"], result["pointing_game"]["b_only"]) == (1, 0)
+
+
+def test_tables_of_different_images_or_labels_are_refused() -> None:
+    a = rows([0.9, 0.2], [True, None], [0.5, None])
+    with pytest.raises(DataError, match="different images"):
+        paired_comparison(a, a[:1])
+    relabelled = rows([0.9, 0.2], [None, None], [None, None])
+    with pytest.raises(DataError, match="different labels"):
+        paired_comparison(a, relabelled)
+    with pytest.raises(DataError, match="twice"):
+        paired_comparison(a + a[:1], a)
+
+
+def test_per_image_csv_reads_back_as_written(tmp_path: Path) -> None:
+    written = rows([0.9, 0.25, 0.5], [True, False, None], [0.5, 0.125, None])
+    written[0].dice, written[0].iou = 0.75, 0.6
+    with PerImageCSV(tmp_path / "per_image.csv") as table:
+        for row in written:
+            table.write(row)
+    assert read_per_image(tmp_path / "per_image.csv") == written
+    (tmp_path / "other.csv").write_text("key,score\nimg0,0.5\n")
+    with pytest.raises(DataError, match="not a per-image table"):
+        read_per_image(tmp_path / "other.csv")
+    with pytest.raises(DataError, match="cannot read"):
+        read_per_image(tmp_path / "missing.csv")
