@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -92,3 +93,23 @@ def test_per_image_csv_reads_back_as_written(tmp_path: Path) -> None:
         read_per_image(tmp_path / "other.csv")
     with pytest.raises(DataError, match="cannot read"):
         read_per_image(tmp_path / "missing.csv")
+
+
+def test_compare_command_reads_two_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PilletGANLib.cli import main
+
+    for name, hits in (("a", [True, True, None]), ("b", [False, True, None])):
+        (tmp_path / name).mkdir()
+        with PerImageCSV(tmp_path / name / "per_image.csv") as table:
+            for row in rows([0.9, 0.8, 0.1], hits, [0.5, 0.4, None]):
+                table.write(row)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b" / "per_image.csv"), "--resamples", "50",
+                 "--out", str(tmp_path / "comparison.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "comparison.json").read_text())
+    assert (printed["pointing_game"]["a_only"], printed["pointing_game"]["b_only"]) == (1, 0)
+    assert printed["detection_auc"]["difference"] == 0  # same scores
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "cannot read the per-image table" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--confidence", "95"]) == 2
+    assert "confidence must be between 0 and 1" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..errors import DataError
+from ..errors import ConfigurationError, DataError
 from .accumulator import ImageScores
 
 __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_image"]
@@ -99,7 +99,9 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     interval is the paired bootstrap's), ``pointing_game`` also ``{"a_only", "b_only", "mcnemar_p"}``.
     """
     if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
+        raise ConfigurationError(f"resamples must be >= 1, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ConfigurationError(f"confidence must be between 0 and 1, got {confidence}")
     pairs = _aligned(rows_a, rows_b)
     if not pairs:
         raise DataError("no images to compare")
