@@ -149,7 +149,7 @@ def _paired_section(comparison: Mapping[str, Any] | None) -> str:
     rows = []
     for key, label, _ in _TABLE_ROWS:
         entry = comparison.get(key)
-        if key not in comparison or entry is None:
+        if entry is None:  # a metric the comparison does not give, or one the data cannot give
             continue
         low, high = entry["interval"]
         extra = (f"{entry['a_only']} / {entry['b_only']}, p = {entry['mcnemar_p']:.3g}" if "mcnemar_p" in entry
