@@ -90,7 +90,6 @@ class MetricAccumulator:
         self.labels: list[bool] = []
         self.pixels = PixelAUROC()
         self.rows: list[ImageScores] = []
-        self.localized: list[ImageScores] = []
         self.predictions: list[tuple[np.ndarray, np.ndarray]] = []
         self.truth_boxes: list[np.ndarray] = []
 
@@ -110,9 +109,13 @@ class MetricAccumulator:
             row.dice_top15 = dice(top_fraction_mask(heatmap, DICE_TOP_FRACTION), truth)
             if mask is not None:
                 row.dice, row.iou = dice(mask, truth), iou(mask, truth)
-            self.localized.append(row)
         self.rows.append(row)
         return row
+
+    @property
+    def localized(self) -> list[ImageScores]:
+        """The rows of the images scored with truth (those with localization metrics)."""
+        return [row for row in self.rows if row.pointing_hit is not None]
 
     def _mean(self, name: str) -> float | None:
         values = [getattr(row, name) for row in self.localized]

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..errors import ConfigurationError, DataError
+from ..metrics import detection_auc
 from .accumulator import ImageScores
 
 __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_image"]
 
-#: Per-image metrics compared over the images both methods localize (with truth), besides detection AUC.
-PAIRED_METRICS = ("pointing_game", "dice_top15", "dice")
-_ROW_FIELD = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
+#: Per-image metrics compared over the images both methods localize (with truth), besides detection AUC, and the
+#: per-image field each is the mean of.
+PAIRED_METRICS = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
 
 
 def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
@@ -62,27 +62,18 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count half) of one score vector; ``positive`` is a boolean mask."""
-    ranks = rankdata(scores)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def _interval(samples: np.ndarray, confidence: float) -> list[float]:
     tail = (1 - confidence) / 2 * 100
     return [float(v) for v in np.percentile(samples, [tail, 100 - tail])]
 
 
 def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> list[tuple[ImageScores, ImageScores]]:
-    by_key = {row.key: row for row in rows_b}
-    if len(by_key) != len(rows_b) or len({row.key for row in rows_a}) != len(rows_a):
+    keys_a, by_key = {row.key for row in rows_a}, {row.key: row for row in rows_b}
+    if len(keys_a) != len(rows_a) or len(by_key) != len(rows_b):
         raise DataError("an image key appears twice in a per-image table; a paired comparison needs one row each")
-    if set(by_key) != {row.key for row in rows_a}:
-        only_a = len({row.key for row in rows_a} - set(by_key))
-        raise DataError(f"the two methods were scored on different images ({only_a} only in the first, "
-                        f"{len(set(by_key) - {row.key for row in rows_a})} only in the second)")
+    if keys_a != set(by_key):
+        raise DataError(f"the two methods were scored on different images ({len(keys_a - set(by_key))} only in the "
+                        f"first, {len(set(by_key) - keys_a)} only in the second)")
     pairs = [(row, by_key[row.key]) for row in rows_a]
     mismatched = [a.key for a, b in pairs if a.label != b.label]
     if mismatched:
@@ -116,16 +107,16 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
         samples = np.empty(resamples)
         for i in range(resamples):
             index = np.concatenate([rng.choice(pos_idx, pos_idx.size), rng.choice(neg_idx, neg_idx.size)])
-            samples[i] = _auc(scores[index, 0], positive[index]) - _auc(scores[index, 1], positive[index])
-        auc_a, auc_b = _auc(scores[:, 0], positive), _auc(scores[:, 1], positive)
+            samples[i] = detection_auc(scores[index, 0], positive[index]) - detection_auc(scores[index, 1],
+                                                                                          positive[index])
+        auc_a, auc_b = detection_auc(scores[:, 0], positive), detection_auc(scores[:, 1], positive)
         result["detection_auc"] = {"a": auc_a, "b": auc_b, "difference": auc_a - auc_b,
                                    "interval": _interval(samples, confidence)}
 
     localized = [(a, b) for a, b in pairs if a.pointing_hit is not None and b.pointing_hit is not None]
     result["localized"] = len(localized)
     draws = rng.integers(0, len(localized), size=(resamples, len(localized))) if localized else None
-    for metric in PAIRED_METRICS:
-        name = _ROW_FIELD[metric]
+    for metric, name in PAIRED_METRICS.items():
         values = [(getattr(a, name), getattr(b, name)) for a, b in localized]
         if not values or any(v is None for pair in values for v in pair):
             result[metric] = None
