@@ -13,7 +13,7 @@ from .version import __version__
 
 #: Sub-command modules under ``PilletGANLib.commands``; each has ``register(subparsers)``.
 COMMANDS = ("inspect", "infer", "evaluate", "compare", "train", "train_lung_fields", "fit_opacity_prior", "calibrate",
-            "manifest", "batch", "demo")
+            "ensemble", "manifest", "batch", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ import torch
 
 from .errors import ModelError
 
-__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "companion_path", "default_model_path", "load_model", "read_card", "save_model",
-           "sha256_file"]
+__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "companion_path", "copy_beside", "default_model_path", "load_model",
+           "read_card", "save_model", "sha256_file"]
 
 #: Environment variable that overrides the shipped default model.
 DEFAULT_MODEL_ENV = "PILLETGAN_MODEL"
@@ -52,6 +53,20 @@ def companion_path(card: dict[str, Any], key: str, weights: str | os.PathLike | 
     if base is None:
         raise ModelError(f"the card names a '{key}' model but not where its own weights are", None)
     return Path(base).parent / Path(str(name)).name
+
+
+def copy_beside(weights: Path, out: Path) -> str:
+    """Copy a companion model file and its card into ``out``'s folder (unless already there); return the file name."""
+    target = out.parent / weights.name
+    if target.exists() and sha256_file(target) == sha256_file(weights):
+        return weights.name
+    if target.exists():
+        raise ModelError(f"{target} exists and is not the companion model {weights}; remove it or write the new "
+                         "model into another folder", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, target)
+    shutil.copyfile(card_path_for(weights), card_path_for(target))
+    return weights.name
 
 
 def default_model_path() -> Path:

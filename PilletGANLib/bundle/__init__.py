@@ -9,11 +9,12 @@ of training and the evaluation-report workflow.
 from .data import image_datalist, load_records, training_split
 from .evaluation import EvaluationReport
 from .inferer import MirrorAveragingInferer
-from .network import BundleGenerator, load_weights
+from .network import BundleEnsemble, BundleGenerator, load_weights, network_from_card
 from .training import export_model
 from .transforms import LesionDifferenced, LesionHeatMaskd, SaveSourceMapd
 
 __all__ = [
+    "BundleEnsemble",
     "BundleGenerator",
     "EvaluationReport",
     "LesionDifferenced",
@@ -24,5 +25,6 @@ __all__ = [
     "image_datalist",
     "load_records",
     "load_weights",
+    "network_from_card",
     "training_split",
 ]

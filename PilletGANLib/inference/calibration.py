@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,6 @@ from .opacity_prior import OpacityPrior
 from .predictor import Predictor, PreparedImage, prepare_image
 
 __all__ = ["calibrate", "recalibrate_model"]
-
-
-def _place_beside(weights: Path, out: Path) -> str:
-    """Copy a companion model file and its card into ``out``'s folder (unless already there); return the file name."""
-    from ..model_store import card_path_for, sha256_file
-
-    target = out.parent / weights.name
-    if target.exists() and sha256_file(target) == sha256_file(weights):
-        return weights.name
-    if target.exists():
-        raise DataError(f"{target} exists and is not the companion model {weights}; remove it or write the new "
-                        "model into another folder", target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, target)
-    shutil.copyfile(card_path_for(weights), card_path_for(target))
-    return weights.name
 
 
 def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile: float = 99.0,
@@ -80,7 +63,7 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
     """
     from tqdm import tqdm
 
-    from ..model_store import companion_path, load_model, save_model
+    from ..model_store import companion_path, copy_beside, load_model, save_model
     from ..reading import load_cxr
 
     state, card, source = load_model(model)
@@ -111,7 +94,7 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
     for key, path in (("lung_fields", lung_fields_path), ("opacity_prior", opacity_prior_path)):
         new_card.pop(key, None)
         if path is not None:
-            new_card[key] = _place_beside(path, Path(out))
+            new_card[key] = copy_beside(path, Path(out))
     new_card["calibration"] = {**fitted, "recalibrated_from": str(source), "source_sha256": card["sha256"]}
     save_model(state, new_card, out)
     return new_card

@@ -92,7 +92,7 @@ class Predictor:
     """Runs a PILLET-GAN generator towards the Healthy domain and turns the difference into results.
 
     Args:
-        generator: a ``PilletGenerator`` (weights loaded).
+        generator: a ``PilletGenerator`` or ``GeneratorEnsemble`` (weights loaded).
         card: the model card (``network``, ``preprocessing``, ``localization``, ...).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
         bf16: run the network under bfloat16 autocast.
@@ -132,12 +132,14 @@ class Predictor:
     @classmethod
     def from_path(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Predictor:
         """Load a model (``.pt`` + ``.json`` card, checksum checked); ``None`` is the shipped default."""
-        from ..networks import PilletGenerator
+        from ..networks import generator_from_card
 
         state, card, weights = load_model(path)
         try:
-            generator = PilletGenerator(**card["network"])
+            generator = generator_from_card(card)
             generator.load_state_dict(state)
+        except ModelError as err:
+            raise ModelError(str(err), weights) from err
         except (TypeError, RuntimeError) as err:
             raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
         card = {**card, "path": str(weights)}

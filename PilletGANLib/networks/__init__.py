@@ -4,6 +4,7 @@ from .attention import FUSIONS, LesionTraversalAttention
 from .blocks import InputStatsInstanceNorm2d, ResidualBlock
 from .conditioning import domain_one_hot, tile_domain
 from .discriminator import PatchDiscriminator
+from .ensemble import GeneratorEnsemble, ensemble_size, generator_from_card
 from .generator import ATTENTIONS, OUTPUTS, PilletGenerator, attention_positions, default_attention_positions
 from .lung_fields import LUNG_FIELD_INPUT_SIZE, LungFieldNet
 from .translator import HealthyTranslator, export_onnx, export_torchscript
@@ -13,6 +14,7 @@ __all__ = [
     "FUSIONS",
     "LUNG_FIELD_INPUT_SIZE",
     "OUTPUTS",
+    "GeneratorEnsemble",
     "HealthyTranslator",
     "InputStatsInstanceNorm2d",
     "LesionTraversalAttention",
@@ -23,7 +25,9 @@ __all__ = [
     "attention_positions",
     "default_attention_positions",
     "domain_one_hot",
+    "ensemble_size",
     "export_onnx",
     "export_torchscript",
+    "generator_from_card",
     "tile_domain",
 ]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigurationError, OutputError
+from .ensemble import GeneratorEnsemble
 from .generator import PilletGenerator
 
 __all__ = ["ONNX_OPSET", "HealthyTranslator", "export_onnx", "export_torchscript"]
@@ -28,7 +29,7 @@ class HealthyTranslator(nn.Module):
     buffer broadcast over the batch, so traced and exported graphs keep batch and image size dynamic.
     """
 
-    def __init__(self, generator: PilletGenerator, healthy_index: int = 0) -> None:
+    def __init__(self, generator: PilletGenerator | GeneratorEnsemble, healthy_index: int = 0) -> None:
         super().__init__()
         if not 0 <= healthy_index < generator.num_domains:
             raise ConfigurationError(f"healthy_index {healthy_index} is not a domain of a {generator.num_domains}-domain "

@@ -1,0 +1,68 @@
+"""Generator ensembles: several PILLET-GAN generators with one architecture whose healed images are averaged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigurationError, ModelError
+from .generator import PilletGenerator
+
+__all__ = ["GeneratorEnsemble", "ensemble_size", "generator_from_card"]
+
+
+class GeneratorEnsemble(nn.Module):
+    """Translate with every member and average: ``forward(x, target) -> (mean healed, mean attention maps)``.
+
+    The members are independently trained generators of one architecture (same ``network`` arguments), so
+    their healed images and their attention maps have the same shapes and are averaged element-wise. The
+    lesion map of the ensemble is then the input minus the averaged healing, which keeps what the members
+    agree on and dilutes what one run alone paints. The interface is :class:`PilletGenerator`'s, so the
+    predictor, the deployment translator and the bundle use an ensemble as they use one generator.
+
+    Args:
+        members: the generators (at least one); their state-dict keys become ``members.<i>.<key>``.
+    """
+
+    def __init__(self, members: Sequence[PilletGenerator]) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigurationError("a generator ensemble needs at least one member")
+        domains = {m.num_domains for m in members}
+        if len(domains) != 1:
+            raise ConfigurationError(f"ensemble members translate between different numbers of domains: {sorted(domains)}")
+        self.members = nn.ModuleList(members)
+        self.num_domains = members[0].num_domains
+        self.in_channels = members[0].in_channels
+
+    def forward(self, x: torch.Tensor, target_domain: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        outputs = [member(x, target_domain) for member in self.members]
+        healed = torch.stack([h for h, _ in outputs]).mean(0)
+        attention = [torch.stack(maps).mean(0) for maps in zip(*(a for _, a in outputs), strict=True)]
+        return healed, attention
+
+
+def ensemble_size(card: Mapping[str, Any]) -> int:
+    """How many generators a model card's weights hold: its ``ensemble`` member list, else one."""
+    members = card.get("ensemble")
+    if members is None:
+        return 1
+    if not isinstance(members, list) or not members:
+        raise ModelError("the model card's 'ensemble' must list its member generators")
+    return len(members)
+
+
+def generator_from_card(card: Mapping[str, Any]) -> PilletGenerator | GeneratorEnsemble:
+    """The (untrained) network a model card describes: one :class:`PilletGenerator` built from its ``network``
+    arguments, or a :class:`GeneratorEnsemble` of as many as its ``ensemble`` lists."""
+    try:
+        network = dict(card["network"])
+        size = ensemble_size(card)
+        if size == 1:
+            return PilletGenerator(**network)
+        return GeneratorEnsemble([PilletGenerator(**network) for _ in range(size)])
+    except (KeyError, TypeError) as err:
+        raise ModelError(f"the model card does not describe a PilletGAN generator ({err})") from err
