@@ -27,7 +27,14 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 
 from PilletGANLib import __version__, load_cxr
-from PilletGANLib.bundle import BundleGenerator, image_datalist, load_records, load_weights, training_split
+from PilletGANLib.bundle import (
+    BundleGenerator,
+    image_datalist,
+    load_records,
+    load_weights,
+    network_from_card,
+    training_split,
+)
 from PilletGANLib.data import ManifestRecord, write_manifest
 from PilletGANLib.data.datasets import record_to_item, training_transforms
 from PilletGANLib.engine import TrainingConfig
@@ -406,7 +413,7 @@ def test_shipped_model_fits_the_bundle() -> None:
         pytest.skip(f"no shipped model yet: {SHIPPED_MODEL.relative_to(REPO_ROOT)} is added when the trained model "
                     "is released")
     state, card, _ = load_model(SHIPPED_MODEL)  # checksum checked against models/model.json
-    network = BundleGenerator.from_card(card)
+    network = network_from_card(card)
     network.load_state_dict(state)
     metadata = json.loads((CONFIGS / "metadata.json").read_text())
     image_size = card["preprocessing"]["image_size"]
