@@ -22,7 +22,7 @@ import onnxruntime
 import pytest
 import SimpleITK as sitk
 import torch
-from conftest import REPO_ROOT, require_shared_data
+from conftest import REPO_ROOT, make_tiny_model, require_shared_data
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -40,6 +40,7 @@ from PilletGANLib.data.datasets import record_to_item, training_transforms
 from PilletGANLib.engine import TrainingConfig
 from PilletGANLib.errors import ConfigurationError, DataError
 from PilletGANLib.inference import Predictor
+from PilletGANLib.inference.ensemble import combine_models
 from PilletGANLib.model_store import load_model, read_card, save_model
 from PilletGANLib.networks import PilletGenerator
 
@@ -206,6 +207,22 @@ def test_bundle_network_is_the_generator_with_one_input() -> None:
     assert torch.equal(out[:, :1], healed) and torch.equal(out[:, 1:], (healed - x).abs())
     with pytest.raises(ConfigurationError, match="healthy_index 2"):
         BundleGenerator(healthy_index=2)
+
+
+def test_bundle_exports_an_ensemble_model_it_builds_from_the_card(tmp_path: Path) -> None:
+    model = tmp_path / "ensemble" / "model.pt"
+    combine_models([make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)], model)
+    common = ["--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", f"--model_path={model}"]
+    bundle_cli("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file", str(model),
+               *common, "--use_trace", "True")
+    network = network_from_card(read_card(model))
+    load_weights(network, model)
+    x = torch.rand(2, 1, 64, 48) * 2 - 1
+    healed, _ = Predictor.from_path(model, device="cpu").translate(x)
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    with torch.no_grad():
+        assert (network.eval()(x)[:, :1] - healed).abs().max() < 1e-6
+        assert (scripted(x) - network(x)).abs().max() < 1e-5
 
 
 def test_network_verification_and_exports_match_the_eager_network(tmp_path: Path, tiny_model: Path) -> None:
