@@ -81,3 +81,10 @@ class DataError(PilletGANError):
 
 class OutputError(PilletGANError):
     """An output cannot be written where it was asked to go."""
+
+
+class PacsError(PilletGANError):
+    """A PACS or DICOM node could not be reached or refused a request (HTTP status, association rejected, timeout).
+
+    ``path`` names the node, study or instance concerned.
+    """

@@ -3,7 +3,15 @@
 ``run_batch`` is the entry point (``pilletgan batch`` and ``pilletgan demo`` call it); see ``docs/batch.md``.
 """
 
-from .outputs import OUTPUT_NAMES, RESULT_NAME, OutputPlan, instance_folder, read_complete_record, remove_temporaries
+from .outputs import (
+    OUTPUT_NAMES,
+    RESULT_NAME,
+    InstanceUIDs,
+    OutputPlan,
+    instance_folder,
+    read_complete_record,
+    remove_temporaries,
+)
 from .records import (
     ERROR_SKIP_KINDS,
     EXIT_FAILURES,
@@ -14,8 +22,17 @@ from .records import (
     InstanceRecord,
     Status,
 )
-from .report import describe
-from .runner import check_run_paths, predictions, run_batch
+from .report import describe, write_csv
+from .runner import (
+    InstanceWorker,
+    check_output_folder,
+    check_run_paths,
+    model_identity,
+    predictions,
+    predictor_settings,
+    run_batch,
+    timestamp,
+)
 from .sharding import RankGroup, TorchrunEnvironment, device_for_rank, shard, torchrun_environment
 
 __all__ = [
@@ -28,18 +45,25 @@ __all__ = [
     "BatchSummary",
     "FileProblem",
     "InstanceRecord",
+    "InstanceUIDs",
+    "InstanceWorker",
     "OutputPlan",
     "RankGroup",
     "Status",
     "TorchrunEnvironment",
+    "check_output_folder",
     "check_run_paths",
     "describe",
     "device_for_rank",
     "instance_folder",
+    "model_identity",
     "predictions",
+    "predictor_settings",
     "read_complete_record",
     "remove_temporaries",
     "run_batch",
     "shard",
+    "timestamp",
     "torchrun_environment",
+    "write_csv",
 ]

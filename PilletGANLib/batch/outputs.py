@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..dicom import Algorithm, DicomInstance, uid_path, write_heatmap_seg, write_lesion_seg
 from ..inference import LesionResult
@@ -28,6 +28,7 @@ from ..version import __version__
 __all__ = [
     "OUTPUT_NAMES",
     "RESULT_NAME",
+    "InstanceUIDs",
     "OutputPlan",
     "batch_algorithm",
     "clear_instance",
@@ -49,6 +50,18 @@ RESULT_NAME = "result.json"
 _TEMPORARY = (re.compile(r"^\..+\.[0-9]+\.[0-9a-f]+\.tmp$"), re.compile(r"^\..+\.[0-9a-f]{12}\.partial(\.[A-Za-z0-9.]+)?$"))
 
 
+class InstanceUIDs(Protocol):
+    """What names an instance's output folder: a :class:`~PilletGANLib.dicom.DicomInstance`, or an instance
+    listed by a PACS before it is retrieved."""
+
+    @property
+    def study_instance_uid(self) -> str: ...
+    @property
+    def series_instance_uid(self) -> str: ...
+    @property
+    def sop_instance_uid(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class OutputPlan:
     """Which optional outputs a run writes besides ``seg.dcm`` and ``result.json``."""
@@ -62,7 +75,7 @@ class OutputPlan:
         return ("seg",) + ("heatmap_seg",) * self.heatmap_seg + ("overlay",) * self.png
 
 
-def instance_folder(out_dir: str | os.PathLike, instance: DicomInstance) -> Path:
+def instance_folder(out_dir: str | os.PathLike, instance: InstanceUIDs) -> Path:
     """``out_dir/<study>/<series>/<sop>`` with every UID sanitized by :func:`~PilletGANLib.dicom.safe_uid_name`."""
     return uid_path(out_dir, instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
 
@@ -118,7 +131,7 @@ def _plain_name(name: Any) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
-def read_complete_record(folder: Path, instance: DicomInstance, kinds: Iterable[str], model_sha256: str | None,
+def read_complete_record(folder: Path, instance: InstanceUIDs, kinds: Iterable[str], model_sha256: str | None,
                          threshold: float) -> dict[str, Any] | None:
     """The instance's ``result.json`` when its outputs are complete and current, else ``None``.
 

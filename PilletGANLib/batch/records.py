@@ -93,6 +93,8 @@ class BatchSummary:
     timings: dict[str, Any]
     started: str
     finished: str
+    #: further ``run.json`` sections of the front doors built on the batch machinery (e.g. ``"pacs"``)
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary_csv(self) -> Path:
@@ -152,8 +154,8 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """:data:`EXIT_OK` when every file succeeded, :data:`EXIT_FAILURES` when any failed."""
-        return EXIT_FAILURES if self.failed or self.input_errors else EXIT_OK
+        """:data:`EXIT_OK` when every file succeeded, :data:`EXIT_FAILURES` when any failed (``errors.csv`` has rows)."""
+        return EXIT_FAILURES if self.failed or self.errors else EXIT_OK
 
     def counts(self) -> dict[str, int]:
         return {"found": self.found, "succeeded": self.succeeded, "already_done": self.already_done,

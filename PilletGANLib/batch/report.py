@@ -16,7 +16,8 @@ from ..version import __version__
 from .outputs import OUTPUT_NAMES, RESULT_NAME
 from .records import BatchSummary, FileProblem, InstanceRecord
 
-__all__ = ["PROBLEM_COLUMNS", "SUMMARY_COLUMNS", "describe", "run_record", "software_versions", "write_reports"]
+__all__ = ["PROBLEM_COLUMNS", "SUMMARY_COLUMNS", "describe", "run_record", "software_versions", "write_csv",
+           "write_reports"]
 
 #: Columns of ``summary.csv``; file columns hold paths relative to the output folder.
 SUMMARY_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid", "source", "status", "score",
@@ -47,7 +48,8 @@ def _summary_row(record: InstanceRecord) -> dict[str, Any]:
     return {key: "" if value is None else value for key, value in row.items()}
 
 
-def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Path:
+def write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """Write ``rows`` (extra keys ignored) under ``columns`` to ``path`` atomically; returns ``path``."""
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
@@ -69,14 +71,15 @@ def run_record(summary: BatchSummary) -> dict[str, Any]:
         "exit_code": summary.exit_code,
         "files": {"summary": summary.summary_csv.name, "errors": summary.errors_csv.name,
                   "skipped": summary.skipped_csv.name, "per_instance_record": RESULT_NAME},
+        **summary.sections,
     })
 
 
 def write_reports(summary: BatchSummary) -> None:
     """Write the four run-level files into the output folder, each atomically; ``run.json`` last."""
-    _write_csv(summary.summary_csv, SUMMARY_COLUMNS, (_summary_row(r) for r in summary.records))
+    write_csv(summary.summary_csv, SUMMARY_COLUMNS, (_summary_row(r) for r in summary.records))
     for path, problems in ((summary.errors_csv, summary.errors), (summary.skipped_csv, summary.skips)):
-        _write_csv(path, PROBLEM_COLUMNS, (_problem_row(p) for p in problems))
+        write_csv(path, PROBLEM_COLUMNS, (_problem_row(p) for p in problems))
     with atomic_path(summary.run_json) as temporary:
         temporary.write_text(json.dumps(run_record(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from .records import ERROR_SKIP_KINDS, BatchSummary, FileProblem, InstanceRecord
 from .report import write_reports
 from .sharding import PARTS_FOLDER, RankGroup, exchange_parts, shard
 
-__all__ = ["check_run_paths", "predictions", "run_batch"]
+__all__ = ["InstanceWorker", "check_output_folder", "check_run_paths", "model_identity", "predictions", "predictor_settings",
+           "run_batch", "timestamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,17 @@ def check_run_paths(input_dir: str | os.PathLike, out_dir: str | os.PathLike, re
     if _within(real_in, real_out):
         raise ConfigurationError(f"the export folder {input_dir} is inside the output folder {out_dir}; choose "
                                  "folders that do not contain each other")
+    check_output_folder(out_dir, resume)
+
+
+def check_output_folder(out_dir: str | os.PathLike, resume: bool = False) -> None:
+    """Refuse an output path that is a file, or a non-empty output folder without ``resume``. Writes nothing.
+
+    Raises:
+        ConfigurationError: ``out_dir`` is not empty and ``resume`` is false.
+        OutputError: ``out_dir`` exists and is not a folder, or cannot be listed.
+    """
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("the output path exists and is not a folder", out_dir)
     try:
@@ -133,11 +145,17 @@ def predictions(predictor: Predictor, paths: Sequence[Path]) -> Iterator[tuple[P
         remaining = remaining[done + len(failing):]
 
 
-class _ShardWorker:
-    """Processes one rank's share of the instances."""
+class InstanceWorker:
+    """Turns instances into outputs and records: one rank's share of a batch run, or the radiographs that the
+    PACS front doors (:mod:`PilletGANLib.pacs`) retrieve or receive.
 
-    def __init__(self, predictor: Predictor, input_dir: Path, out_dir: Path, plan: OutputPlan) -> None:
+    ``source_of`` names an instance's source in the records (default: its path relative to ``input_dir``).
+    """
+
+    def __init__(self, predictor: Predictor, input_dir: Path, out_dir: Path, plan: OutputPlan,
+                 source_of: Callable[[Any], str] | None = None) -> None:
         self.predictor, self.input_dir, self.out_dir, self.plan = predictor, input_dir, out_dir, plan
+        self.source_of = source_of or (lambda instance: _relative(instance.path, self.input_dir))
         self.sha256 = predictor.card.get("sha256")
         self.threshold = float(predictor.localization.threshold)
         self.algorithm = batch_algorithm(self.sha256, self.threshold, predictor.card.get("name"),
@@ -151,7 +169,7 @@ class _ShardWorker:
             files = {kind: os.path.join(folder, name) for kind, name in result["files"].items()}
             files["result"] = os.path.join(folder, RESULT_NAME)
         return InstanceRecord(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid,
-                              _relative(instance.path, self.input_dir), status,
+                              self.source_of(instance), status,
                               score=None if result is None else result.get("score"),
                               threshold=None if result is None else result.get("threshold"),
                               boxes=[] if result is None else list(result.get("boxes") or []), files=files, error=error)
@@ -159,7 +177,7 @@ class _ShardWorker:
     def finish(self, instance: DicomInstance, outcome: LesionResult | Exception
                ) -> tuple[InstanceRecord, FileProblem | None]:
         """Write one instance's outputs; a failure leaves no partial files and becomes a problem row."""
-        source = _relative(instance.path, self.input_dir)
+        source = self.source_of(instance)
         stage, error = "inference", outcome
         if isinstance(outcome, LesionResult):
             folder = instance_folder(self.out_dir, instance)
@@ -213,7 +231,8 @@ def _discovery_problems(discovery: DiscoveryResult) -> list[FileProblem]:
                         error=s.kind in ERROR_SKIP_KINDS) for s in discovery.skipped]
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, in local time with its UTC offset, to the second (``run.json``'s ``started`` and ``finished``)."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
@@ -256,7 +275,7 @@ def run_batch(
     Raises:
         PilletGANError: the run cannot start (see :func:`check_run_paths`) or its reports cannot be written.
     """
-    clock, started = time.perf_counter(), _now()
+    clock, started = time.perf_counter(), timestamp()
     input_dir, out_dir = Path(os.path.abspath(input_dir)), Path(os.path.abspath(out_dir))
     rules = rules or SelectionRules()
     plan = OutputPlan(heatmap_seg=heatmap_seg, png=png)
@@ -272,25 +291,27 @@ def run_batch(
             raise start
         discovery, discovery_s = start
         label = "batch" if world_size == 1 else f"batch rank {rank}/{world_size}"
-        part = _ShardWorker(predictor, input_dir, out_dir, plan).run(shard(discovery.instances, rank, world_size),
+        part = InstanceWorker(predictor, input_dir, out_dir, plan).run(shard(discovery.instances, rank, world_size),
                                                                      resume, progress, label)
         parts = exchange_parts(group, out_dir, part)
         summary = None
         if parts is not None:
             settings = {"input_dir": str(input_dir), "out_dir": str(out_dir), "selection": str(rules), "resume": resume,
-                        "heatmap_seg": heatmap_seg, "png": png, "world_size": world_size, **_predictor_settings(predictor)}
-            summary = _merge(parts, discovery, discovery_s, out_dir, settings, _model_identity(predictor), started, clock)
+                        "heatmap_seg": heatmap_seg, "png": png, "world_size": world_size, **predictor_settings(predictor)}
+            summary = _merge(parts, discovery, discovery_s, out_dir, settings, model_identity(predictor), started, clock)
             write_reports(summary)
         summary = group.broadcast(summary)
     return summary
 
 
-def _predictor_settings(predictor: Predictor) -> dict[str, Any]:
+def predictor_settings(predictor: Predictor) -> dict[str, Any]:
+    """The predictor's run settings for ``run.json``: device, bf16, batch size, workers, threshold."""
     return {"device": str(predictor.device), "bf16": predictor.bf16, "batch_size": predictor.batch_size,
             "workers": predictor.num_workers, "threshold": predictor.localization.threshold}
 
 
-def _model_identity(predictor: Predictor) -> dict[str, Any]:
+def model_identity(predictor: Predictor) -> dict[str, Any]:
+    """The model's path, SHA-256, name and version for ``run.json``."""
     return {key: predictor.card.get(key) for key in ("path", "sha256", "name", "version")}
 
 
@@ -314,5 +335,5 @@ def _merge(parts: list[dict[str, Any]], discovery: DiscoveryResult, discovery_s:
                  "instances_per_s": processed / inference_s if processed and inference_s > 0 else None,
                  "inference_s_per_rank": [part["inference_s"] for part in parts]},
         started=started,
-        finished=_now(),
+        finished=timestamp(),
     )

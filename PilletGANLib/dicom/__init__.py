@@ -1,6 +1,6 @@
 """DICOM input and output: reading radiographs, finding them in exports, writing results."""
 
-from .discovery import DicomInstance, DiscoveryResult, SelectionRules, SkipKind, SkippedFile, discover
+from .discovery import DicomInstance, DiscoveryResult, SelectionRules, SkipKind, SkippedFile, discover, examine_file
 from .reader import check_decodable, check_radiograph_header, read_dicom_header, read_dicom_image
 from .seg import Algorithm, seg_instance_uid, seg_series_uid, write_heatmap_seg, write_lesion_seg
 from .uids import safe_uid_name, uid_path
@@ -15,6 +15,7 @@ __all__ = [
     "check_decodable",
     "check_radiograph_header",
     "discover",
+    "examine_file",
     "read_dicom_header",
     "read_dicom_image",
     "safe_uid_name",

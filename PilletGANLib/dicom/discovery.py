@@ -44,7 +44,7 @@ from ..errors import (
 )
 from .reader import check_decodable, check_radiograph_header, read_dicom_header
 
-__all__ = ["DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover"]
+__all__ = ["DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover", "examine_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +281,16 @@ def discover(root: str | os.PathLike, rules: SelectionRules | None = None, progr
     _collect(found, result)
     logger.info("discovered %d radiographs in %s; skipped %s", len(result.instances), root, result.skip_counts())
     return result
+
+
+def examine_file(path: str | os.PathLike, rules: SelectionRules | None = None) -> DicomInstance | SkippedFile:
+    """Sort one file as :func:`discover` would: the selected radiograph, or why it is skipped (header only).
+
+    For files that arrive one at a time (retrieved from or sent by a PACS); a DICOMDIR is a skip here,
+    its references are not followed.
+    """
+    found = _examine(Path(os.path.abspath(path)), rules or SelectionRules())
+    return found.instance if found.instance is not None else found.skip
 
 
 def _walk(root: Path, skipped: list[SkippedFile]) -> list[Path]:
