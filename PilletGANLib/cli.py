@@ -13,7 +13,7 @@ from .version import __version__
 
 #: Sub-command modules under ``PilletGANLib.commands``; each has ``register(subparsers)``.
 COMMANDS = ("inspect", "infer", "evaluate", "compare", "train", "train_lung_fields", "fit_opacity_prior", "calibrate",
-            "ensemble", "manifest", "batch", "demo")
+            "ensemble", "manifest", "batch", "pacs", "listen", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,313 @@
+"""``pilletgan pacs`` against a real Orthanc (DICOMweb plugin): pull, analyse, push, rerun, resume, refusals.
+
+Every test starts its own Orthanc on free loopback ports (``orthanc.py``) and uploads copies of the real
+radiographs of ../shared/data/dicom under new UIDs (five transfer syntaxes). The model is the tiny untrained
+one: these tests check the plumbing and the DICOM, not the maps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_factory import REAL_FILES, write_copy, write_sr_document, write_without_pixel_data
+from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate
+from pydicom.uid import generate_uid
+from test_batch import dciodvfy_errors
+
+from PilletGANLib.cli import main
+from PilletGANLib.errors import ConfigurationError
+from PilletGANLib.pacs import (
+    PASSWORD_VARIABLE,
+    TOKEN_VARIABLE,
+    USER_VARIABLE,
+    DicomwebPacs,
+    PacsQuery,
+    RemoteInstance,
+    pacs_session,
+    retrieved_path,
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def orthanc(tmp_path):
+    server = Orthanc(tmp_path / "orthanc").start()
+    yield server
+    server.stop(graceful=False)
+
+
+@pytest.fixture
+def credentials(monkeypatch):
+    monkeypatch.setenv(USER_VARIABLE, USER)
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
+
+
+def upload_radiographs(server: Orthanc, dicom_dir: Path, folder: Path) -> dict[str, pydicom.Dataset]:
+    """The six real radiographs under new UIDs in three studies (RG1 in two series); SOP Instance UID -> header."""
+    studies = [generate_uid() for _ in range(3)]
+    series = [generate_uid() for _ in range(4)]
+    placement = {"RG1_UNCR.dcm": (0, 0), "RG1_J2KR.dcm": (0, 0), "RG1_J2KI.dcm": (0, 1),
+                 "SIIM_CR_JPEG_BASELINE.dcm": (1, 2), "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm": (1, 2),
+                 "NIH_DX_UNCOMPRESSED.dcm": (2, 3)}
+    uploaded = {}
+    for name in REAL_FILES:
+        study, serie = placement[name]
+        ds = write_copy(dicom_dir, name, folder / name, studies[study], series[serie])
+        server.upload(folder / name)
+        uploaded[str(ds.SOPInstanceUID)] = ds
+    return uploaded
+
+
+def pacs_args(server: Orthanc, out: Path, model: Path, *extra: str) -> list[str]:
+    return ["pacs", "--url", server.dicomweb_url, "--out", str(out), "--model", str(model), "--device", "cpu",
+            "--batch-size", "2", "--no-progress", *extra]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def segs_in(server: Orthanc, folder: Path) -> dict[str, pydicom.Dataset]:
+    """Every SEG the PACS holds, downloaded into ``folder``: referenced source SOP Instance UID -> SEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    segs = {}
+    for instance in server.instances("SEG"):
+        ds = server.download(instance["ID"], folder / f"{instance['ID']}.dcm")
+        referenced = ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+        assert referenced not in segs, f"two SEGs reference {referenced}"
+        segs[str(referenced)] = ds
+    return segs
+
+
+def result_mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob("*/*/*/result.json")}
+
+
+# -- the Done-when run -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_pull_and_push_leaves_one_valid_seg_per_radiograph_and_a_rerun_adds_none(orthanc, credentials, dicom_dir,
+                                                                                   tiny_model, tmp_path, capsys):
+    uploaded = upload_radiographs(orthanc, dicom_dir, tmp_path / "sources")
+    syntaxes = {str(ds.file_meta.TransferSyntaxUID) for ds in uploaded.values()}
+    assert len(uploaded) == 6 and len(syntaxes) >= 4, syntaxes
+    out = tmp_path / "out"
+
+    assert main(pacs_args(orthanc, out, tiny_model, "--push")) == 0
+    printed = capsys.readouterr().out
+    assert "6 stored, 0 already in the PACS, 0 failed" in printed
+    segs = segs_in(orthanc, tmp_path / "segs")
+    assert set(segs) == set(uploaded)  # exactly one SEG per radiograph, each referencing its source
+    for sop, seg in segs.items():
+        source = uploaded[sop]
+        assert seg.Modality == "SEG" and seg.StudyInstanceUID == source.StudyInstanceUID
+        assert (seg.Rows, seg.Columns) == (source.Rows, source.Columns)
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    for path in sorted((tmp_path / "segs").glob("*.dcm")):
+        assert dciodvfy_errors(path) == [], path.name
+    summary = read_csv(out / "summary.csv")
+    assert {row["status"] for row in summary} == {"succeeded"} and len(summary) == 6
+    assert all(row["source"].startswith(f"studies/{row['study_instance_uid']}/series/") for row in summary)
+    assert read_csv(out / "errors.csv") == []
+    push = read_csv(out / "push.csv")
+    assert {row["status"] for row in push} == {"stored"} and len(push) == 6
+    run = json.loads((out / "run.json").read_text())
+    assert run["exit_code"] == 0 and run["pacs"]["retrieved"] == 6 and run["pacs"]["push"] == {"stored": 6}
+    assert not list((out / "retrieved").rglob("*.dcm")), "retrieved images are deleted once analysed"
+
+    # the same command again (resuming): nothing analysed, nothing stored
+    before = result_mtimes(out)
+    assert main(pacs_args(orthanc, out, tiny_model, "--push", "--resume")) == 0
+    assert "0 stored, 6 already in the PACS" in capsys.readouterr().out
+    assert result_mtimes(out) == before
+    assert {row["status"] for row in read_csv(out / "summary.csv")} == {"already_done"}
+    assert json.loads((out / "run.json").read_text())["pacs"]["retrieved"] == 0
+    # and into a new folder: analysed again, but the PACS already holds every SEG
+    assert main(pacs_args(orthanc, tmp_path / "again", tiny_model, "--push")) == 0
+    assert {row["status"] for row in read_csv(tmp_path / "again" / "push.csv")} == {"already_in_pacs"}
+    assert len(orthanc.instances("SEG")) == 6
+
+
+@pytest.mark.slow
+def test_an_interrupted_pull_resumes_without_redoing_or_duplicating(orthanc, credentials, dicom_dir, tiny_model,
+                                                                    tmp_path):
+    uploaded = upload_radiographs(orthanc, dicom_dir, tmp_path / "sources")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", USER_VARIABLE: USER, PASSWORD_VARIABLE: PASSWORD}
+    command = [sys.executable, "-m", "PilletGANLib.cli", *pacs_args(orthanc, out, tiny_model, "--push"),
+               "--batch-size", "1"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("*/*/*/result.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = result_mtimes(out)
+    assert 1 <= len(done_before) < 6, "the kill must land after the first instance and before the last"
+
+    assert main(pacs_args(orthanc, out, tiny_model, "--push", "--resume")) == 0
+    summary = read_csv(out / "summary.csv")
+    assert len(summary) == 6
+    assert sum(row["status"] == "already_done" for row in summary) == len(done_before)
+    assert all(result_mtimes(out)[key] == mtime for key, mtime in done_before.items())
+    assert set(segs_in(orthanc, tmp_path / "segs")) == set(uploaded)  # every SEG once, none twice
+    assert not list(out.rglob(".*.partial*")) and not list((out / "retrieved").rglob("*.dcm"))
+
+
+# -- named errors ----------------------------------------------------------------------------------------
+def test_wrong_credentials_are_a_named_error_and_nothing_is_written(orthanc, monkeypatch, tiny_model, tmp_path,
+                                                                     capsys):
+    monkeypatch.setenv(USER_VARIABLE, USER)
+    monkeypatch.setenv(PASSWORD_VARIABLE, "not-the-password")
+    assert main(pacs_args(orthanc, tmp_path / "out", tiny_model)) == 2
+    error = capsys.readouterr().err
+    assert "HTTP 401 Unauthorized" in error and USER_VARIABLE in error and orthanc.dicomweb_url in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dead_url_is_a_named_error(credentials, tiny_model, tmp_path, capsys):
+    url = f"http://127.0.0.1:{free_port()}/dicom-web"
+    assert main(["pacs", "--url", url, "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--retries", "0",
+                 "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot connect to {url} (Connection refused)" in error
+
+
+def test_a_wrong_dicomweb_root_names_the_http_status(orthanc, credentials, tiny_model, tmp_path, capsys):
+    args = pacs_args(orthanc, tmp_path / "out", tiny_model)
+    args[args.index("--url") + 1] = orthanc.url + "/no-such-root"
+    assert main(args) == 2
+    assert "HTTP 404 Not Found" in capsys.readouterr().err
+
+
+def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc, credentials, dicom_dir, tiny_model,
+                                                                         tmp_path):
+    study, series = generate_uid(), generate_uid()
+    good = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "good.dcm", study, series)
+    report = write_sr_document(tmp_path / "report.dcm", study)
+    broken = write_without_pixel_data(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "broken.dcm", study,
+                                      generate_uid())
+    for name in ("good.dcm", "report.dcm", "broken.dcm"):
+        orthanc.upload(tmp_path / name)
+    out = tmp_path / "out"
+    # SR series are listed too (--modality), to see how an instance that is no image is reported
+    assert main(pacs_args(orthanc, out, tiny_model, "--modality", "CR,SR", "--select", "modality=CR,SR",
+                          "--push")) == 1
+    summary = read_csv(out / "summary.csv")
+    assert [(row["sop_instance_uid"], row["status"]) for row in summary] == [(good.SOPInstanceUID, "succeeded")]
+    errors = read_csv(out / "errors.csv")
+    assert [(row["kind"], row["stage"]) for row in errors] == [("no_pixel_data", "discovery")]
+    assert errors[0]["file"].endswith(f"/instances/{broken.SOPInstanceUID}")
+    skipped = read_csv(out / "skipped.csv")
+    assert [row["kind"] for row in skipped] == ["not_an_image"]
+    assert skipped[0]["file"].endswith(f"/instances/{report.SOPInstanceUID}") and "no radiograph" in skipped[0]["reason"]
+    assert len(orthanc.instances("SEG")) == 1
+
+
+def test_retrieval_failures_name_the_instance(orthanc, credentials, tmp_path):
+    session, _ = pacs_session(orthanc.dicomweb_url)
+    pacs = DicomwebPacs(orthanc.dicomweb_url, session)
+    missing = RemoteInstance(generate_uid(), generate_uid(), generate_uid(), "CR")
+    with pytest.raises(Exception) as caught:
+        pacs.retrieve(missing, retrieved_path(tmp_path / "cache", missing))
+    assert f"instance {missing.sop_instance_uid}" in str(caught.value) and "HTTP 404" in str(caught.value)
+    assert not (tmp_path / "cache").exists()
+    assert pacs.stored_instances(missing.study_instance_uid) == set()
+
+
+# -- credentials and TLS ---------------------------------------------------------------------------------
+def test_credentials_come_from_a_netrc_file(orthanc, monkeypatch, dicom_dir, tiny_model, tmp_path):
+    for variable in (USER_VARIABLE, PASSWORD_VARIABLE, TOKEN_VARIABLE):
+        monkeypatch.delenv(variable, raising=False)
+    orthanc.upload(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+    netrc.chmod(0o600)
+    out = tmp_path / "out"
+    assert main(pacs_args(orthanc, out, tiny_model, "--netrc", str(netrc))) == 0
+    assert json.loads((out / "run.json").read_text())["pacs"]["credentials"] == f"netrc file {netrc}"
+    assert PASSWORD not in (out / "run.json").read_text()
+
+
+def test_credential_sources_and_their_refusals(tmp_path, caplog):
+    session, origin = pacs_session("https://pacs.example.org/dicom-web", environ={TOKEN_VARIABLE: "abc",
+                                                                                   USER_VARIABLE: "u"})
+    assert session.headers["Authorization"] == "Bearer abc" and TOKEN_VARIABLE in origin
+    assert session.verify is True  # TLS verification is on unless asked otherwise
+    session, origin = pacs_session("https://pacs.example.org/dicom-web",
+                                   environ={USER_VARIABLE: "u", PASSWORD_VARIABLE: "p"})
+    assert session.auth == ("u", "p") and USER_VARIABLE in origin
+    with pytest.raises(ConfigurationError, match=PASSWORD_VARIABLE):
+        pacs_session("https://pacs.example.org/dicom-web", environ={USER_VARIABLE: "u"})
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        pacs_session("https://pacs.example.org/dicom-web", netrc_file=tmp_path / "none", environ={})
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine other.example.org login a password b\n")
+    with pytest.raises(ConfigurationError, match=r"no 'machine pacs\.example\.org' entry"):
+        pacs_session("https://pacs.example.org/dicom-web", netrc_file=netrc, environ={})
+    with pytest.raises(ConfigurationError, match="CA bundle"):
+        pacs_session("https://pacs.example.org/dicom-web", ca_bundle=tmp_path / "none.pem", environ={})
+    with pytest.raises(ConfigurationError, match="not an http"):
+        pacs_session("ftp://pacs.example.org/", environ={})
+    with caplog.at_level("WARNING"):
+        session, _ = pacs_session("https://pacs.example.org/dicom-web", insecure=True, environ={})
+    assert session.verify is False and "verification is OFF" in caplog.text
+
+
+def test_no_option_takes_a_password(capsys):
+    with pytest.raises(SystemExit):
+        main(["pacs", "--help"])
+    usage = capsys.readouterr().out.lower()
+    assert "--password" not in usage and "--user" not in usage and "--token" not in usage
+
+
+def test_tls_is_verified_by_default(orthanc, credentials, dicom_dir, tiny_model, tmp_path, capsys, caplog):
+    orthanc.upload(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    cert, key = self_signed_certificate(tmp_path / "tls")
+    with TlsProxy(cert, key, orthanc.http_port) as proxy:
+        args = pacs_args(orthanc, tmp_path / "refused", tiny_model, "--retries", "0")
+        url = f"https://127.0.0.1:{proxy.port}/dicom-web"
+        args[args.index("--url") + 1] = url
+        assert main(args) == 2
+        error = capsys.readouterr().err
+        assert f"TLS verification of {url} failed" in error and "--ca-bundle" in error
+        assert main([*args[:4], str(tmp_path / "verified"), *args[5:], "--ca-bundle", str(cert)]) == 0
+        assert main([*args[:4], str(tmp_path / "insecure"), *args[5:], "--insecure"]) == 0
+        assert "verification is OFF" in caplog.text
+
+
+# -- parts -----------------------------------------------------------------------------------------------
+def test_query_options_are_checked():
+    assert PacsQuery(modalities=(" dx", "CR", "")).modalities == ("CR", "DX")
+    with pytest.raises(ConfigurationError, match="YYYYMMDD"):
+        PacsQuery(since="2024-01-01")
+    with pytest.raises(ConfigurationError, match="at least one modality"):
+        PacsQuery(modalities=(",",))
+
+
+def test_queries_select_by_study_date_and_modality(orthanc, credentials, dicom_dir, tmp_path):
+    old = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "old.dcm", generate_uid(), generate_uid(),
+                     edit=lambda ds: setattr(ds, "StudyDate", "20100101"))
+    new = write_copy(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm", tmp_path / "new.dcm", generate_uid(), generate_uid(),
+                     edit=lambda ds: setattr(ds, "StudyDate", "20240601"))
+    for name in ("old.dcm", "new.dcm"):
+        orthanc.upload(tmp_path / name)
+    session, _ = pacs_session(orthanc.dicomweb_url)
+    pacs = DicomwebPacs(orthanc.dicomweb_url, session)
+    assert pacs.find_studies(PacsQuery()) == sorted([old.StudyInstanceUID, new.StudyInstanceUID])
+    assert pacs.find_studies(PacsQuery(since="20200101")) == [new.StudyInstanceUID]
+    assert pacs.find_studies(PacsQuery(modalities=("CR",))) == [old.StudyInstanceUID]
+    assert pacs.find_studies(PacsQuery(studies=("1.2.3",))) == ["1.2.3"]
+    [instance] = pacs.find_instances(new.StudyInstanceUID, ("CR", "DX"))
+    assert (instance.sop_instance_uid, instance.modality) == (new.SOPInstanceUID, "DX")
+    assert pacs.find_instances(new.StudyInstanceUID, ("CR",)) == []
