@@ -62,3 +62,13 @@ def healthy_nih_manifest(path: Path, count: int) -> tuple[Path, list[Path]]:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny untrained model (32 px), shared by tests that need any model rather than a good one."""
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path):
+    """A fresh Orthanc PACS (DICOMweb and DICOM) on free loopback ports; skips when Orthanc is not installed."""
+    from orthanc import Orthanc
+
+    server = Orthanc(tmp_path / "orthanc").start()
+    yield server
+    server.stop(graceful=False)

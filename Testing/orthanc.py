@@ -28,6 +28,7 @@ from typing import Any
 import pydicom
 import pytest
 import requests
+from pydicom.uid import generate_uid
 
 USER, PASSWORD = "pillet", "orthanc-test-secret"
 #: Where Debian puts the DICOMweb plugin (the first that exists is used).
@@ -47,6 +48,24 @@ def dicomweb_plugin() -> str:
     if plugin is None:
         pytest.skip("the Orthanc DICOMweb plugin is not installed (Debian package orthanc-dicomweb)")
     return plugin
+
+
+def write_radiographs(dicom_dir: Path, folder: Path) -> dict[str, Path]:
+    """The six real radiographs (five transfer syntaxes) under new UIDs in three studies, RG1 in two series;
+    returns SOP Instance UID -> file."""
+    from dicom_factory import REAL_FILES, write_copy
+
+    studies = [generate_uid() for _ in range(3)]
+    series = [generate_uid() for _ in range(4)]
+    placement = {"RG1_UNCR.dcm": (0, 0), "RG1_J2KR.dcm": (0, 0), "RG1_J2KI.dcm": (0, 1),
+                 "SIIM_CR_JPEG_BASELINE.dcm": (1, 2), "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm": (1, 2),
+                 "NIH_DX_UNCOMPRESSED.dcm": (2, 3)}
+    written = {}
+    for name in REAL_FILES:
+        study, serie = placement[name]
+        ds = write_copy(dicom_dir, name, folder / name, studies[study], series[serie])
+        written[str(ds.SOPInstanceUID)] = folder / name
+    return written
 
 
 def free_port() -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_factory import REAL_FILES, write_copy, write_sr_document, write_without_pixel_data
-from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate
+from dicom_factory import write_copy, write_sr_document, write_without_pixel_data
+from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate, write_radiographs
 from pydicom.uid import generate_uid
 from test_batch import dciodvfy_errors
 
@@ -39,13 +39,6 @@ from PilletGANLib.pacs import (
 
 # -- helpers ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def orthanc(tmp_path):
-    server = Orthanc(tmp_path / "orthanc").start()
-    yield server
-    server.stop(graceful=False)
-
-
-@pytest.fixture
 def credentials(monkeypatch):
     monkeypatch.setenv(USER_VARIABLE, USER)
     monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
@@ -53,19 +46,11 @@ def credentials(monkeypatch):
 
 
 def upload_radiographs(server: Orthanc, dicom_dir: Path, folder: Path) -> dict[str, pydicom.Dataset]:
-    """The six real radiographs under new UIDs in three studies (RG1 in two series); SOP Instance UID -> header."""
-    studies = [generate_uid() for _ in range(3)]
-    series = [generate_uid() for _ in range(4)]
-    placement = {"RG1_UNCR.dcm": (0, 0), "RG1_J2KR.dcm": (0, 0), "RG1_J2KI.dcm": (0, 1),
-                 "SIIM_CR_JPEG_BASELINE.dcm": (1, 2), "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm": (1, 2),
-                 "NIH_DX_UNCOMPRESSED.dcm": (2, 3)}
-    uploaded = {}
-    for name in REAL_FILES:
-        study, serie = placement[name]
-        ds = write_copy(dicom_dir, name, folder / name, studies[study], series[serie])
-        server.upload(folder / name)
-        uploaded[str(ds.SOPInstanceUID)] = ds
-    return uploaded
+    """The six real radiographs under new UIDs, stored in the PACS; SOP Instance UID -> header."""
+    written = write_radiographs(dicom_dir, folder)
+    for path in written.values():
+        server.upload(path)
+    return {sop: pydicom.dcmread(path, stop_before_pixels=True) for sop, path in written.items()}
 
 
 def pacs_args(server: Orthanc, out: Path, model: Path, *extra: str) -> list[str]:

@@ -71,7 +71,7 @@ def _status(code: int, comment: str = "") -> Dataset:
     answer = Dataset()
     answer.Status = code
     if comment:
-        answer.ErrorComment = comment[:64]  # LO: at most 64 characters
+        answer.ErrorComment = comment if len(comment) <= 64 else comment[:61] + "..."  # LO: 64 characters at most
     return answer
 
 
@@ -159,7 +159,6 @@ class DicomListener:
         for context in AllStoragePresentationContexts:  # every storage class, so refusals carry a reason
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
-        ae.maximum_pdu_size = 0  # no limit on what we receive
         try:
             self._server = ae.start_server((self.host, self.port), block=False,
                                            evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
@@ -246,7 +245,7 @@ class DicomListener:
                                       error=examined.kind in ERROR_SKIP_KINDS))
         logger.warning("%s refused: %s", label, examined.reason)
         code = _NOT_SUPPORTED if examined.kind in _NOT_FOR_US else _CANNOT_UNDERSTAND
-        return _status(code, f"not analysed: {examined.reason}")
+        return _status(code, f"{examined.kind.value}: {examined.reason}")
 
     # -- analysing -----------------------------------------------------------------------------
     def _analyse_loop(self) -> None:

@@ -1,0 +1,313 @@
+"""``pilletgan listen``: a DICOM node receiving real radiographs (pynetdicom and DCMTK ``dcmsend`` as senders) and
+forwarding the SEGs to a real Orthanc; dropped associations, refusals, a forward node that is down, restarts.
+
+The model is the tiny untrained one; the listener runs in the test process (threads) except for the command-line
+test. Every port is a free loopback port.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_factory import write_ct_image, write_sr_document, write_without_pixel_data
+from orthanc import Orthanc, free_port, wait_for_port, write_radiographs
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.pdu import P_DATA_TF
+from test_batch import dciodvfy_errors
+
+from PilletGANLib.errors import ConfigurationError, PacsError
+from PilletGANLib.inference import Predictor
+from PilletGANLib.pacs import DicomListener, DicomNode, Spool, send_files
+
+SMALL = ("SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm")  # 1024 px: quick to analyse
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def predictor(tiny_model) -> Predictor:
+    return Predictor.from_path(tiny_model, device="cpu", batch_size=2)
+
+
+@pytest.fixture
+def start_listener(tmp_path, predictor):
+    """``start_listener(out=..., **options)``: a running listener on a free port; all are stopped at teardown."""
+    started: list[DicomListener] = []
+
+    def start(out: Path | None = None, **options) -> DicomListener:
+        options = {"port": 0, "retry_interval": 0.3, "max_retry_interval": 1.0, "timeout": 5.0, **options}
+        listener = DicomListener(out or tmp_path / "listen", predictor, **options).start()
+        started.append(listener)
+        return listener
+
+    yield start
+    for listener in started:
+        listener.stop()
+
+
+def send(port: int, paths: list[Path], called: str = "PILLETGAN", calling: str = "MODALITY") -> list[Dataset]:
+    """C-STORE ``paths`` over one association as a modality would; the status datasets, in order."""
+    ae = AE(ae_title=calling)
+    for path in paths:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        ae.add_requested_context(header.SOPClassUID, [header.file_meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    assert assoc.is_established, "the listener refused the association"
+    try:
+        return [assoc.send_c_store(path) for path in paths]
+    finally:
+        assoc.release()
+
+
+def small_radiographs(dicom_dir: Path, folder: Path) -> dict[str, Path]:
+    written = write_radiographs(dicom_dir, folder)
+    return {sop: path for sop, path in written.items() if path.name in SMALL}
+
+
+def referenced_sources(server: Orthanc, folder: Path) -> dict[str, Path]:
+    """Source SOP Instance UID -> downloaded SEG, for every SEG in the PACS (a source referenced twice fails)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path] = {}
+    for instance in server.instances("SEG"):
+        path = folder / f"{instance['ID']}.dcm"
+        seg = server.download(instance["ID"], path)
+        source = str(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID)
+        assert source not in found, f"two SEGs reference {source}"
+        found[source] = path
+    return found
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_json(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())
+
+
+# -- the Done-when runs ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_received_radiographs_are_analysed_and_their_segs_arrive_at_the_forward_node(
+        orthanc, start_listener, dicom_dir, tmp_path):
+    sources = write_radiographs(dicom_dir, tmp_path / "sources")
+    listener = start_listener(forward=DicomNode.parse(orthanc.node))
+    statuses = send(listener.port, list(sources.values()))
+    assert [s.Status for s in statuses] == [0] * len(sources)
+    assert listener.wait_idle(timeout=600)
+
+    segs = referenced_sources(orthanc, tmp_path / "segs")
+    assert set(segs) == set(sources)
+    for sop, path in segs.items():
+        seg, source = pydicom.dcmread(path), pydicom.dcmread(sources[sop], stop_before_pixels=True)
+        assert (seg.StudyInstanceUID, seg.Rows, seg.Columns) == (source.StudyInstanceUID, source.Rows, source.Columns)
+        assert dciodvfy_errors(path) == [], sources[sop].name
+    out = listener.out_dir
+    summary = read_csv(out / "summary.csv")
+    assert len(summary) == 6 and {row["status"] for row in summary} == {"succeeded"}
+    assert {row["source"] for row in summary} == {"C-STORE from MODALITY"}
+    forward = run_json(out)["listen"]["forward"]
+    assert (forward["sent"], forward["pending"], forward["last_error"]) == (6, 0, None)
+    assert not listener.incoming.pending() and not listener.outgoing.pending()
+
+    # the same images again: not analysed again, no SEG forwarded twice
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/*/result.json")}
+    again = list(sources.values())[-2:]
+    assert [s.Status for s in send(listener.port, again)] == [0, 0]
+    assert listener.wait_idle(timeout=120)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/*/result.json")} == mtimes
+    assert len(orthanc.instances("SEG")) == 6 and run_json(out)["listen"]["forward"]["sent"] == 6
+
+
+@pytest.mark.slow
+def test_dcmtk_sends_to_the_listen_command_and_the_segs_go_on_to_orthanc(orthanc, dicom_dir, tiny_model, tmp_path):
+    # DCMTK's dcmsend proposes each file's own transfer syntax (its storescu offers uncompressed ones only, and the
+    # venv's "storescu" is pynetdicom's)
+    if shutil.which("dcmsend") is None:
+        pytest.skip("dcmsend is not installed (Debian package dcmtk; .ci/run installs it)")
+    sources = small_radiographs(dicom_dir, tmp_path / "sources")
+    port, out = free_port(), tmp_path / "out"
+    command = [sys.executable, "-m", "PilletGANLib.cli", "listen", "--port", str(port), "--ae-title", "PILLETGAN",
+               "--out", str(out), "--forward", orthanc.node, "--model", str(tiny_model), "--device", "cpu"]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, timeout=120)
+        sent = subprocess.run(["dcmsend", "-aet", "MODALITY", "-aec", "PILLETGAN", "127.0.0.1", str(port),
+                               *map(str, sources.values())], capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stderr
+        deadline = time.monotonic() + 300
+        while len(orthanc.instances("SEG")) < len(sources) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert set(referenced_sources(orthanc, tmp_path / "segs")) == set(sources)
+    assert f"{len(sources)} radiograph(s) found: {len(sources)} succeeded" in stdout
+    assert f"listening as PILLETGAN on 127.0.0.1:{port}" in stderr
+
+
+@pytest.mark.slow
+def test_segs_wait_on_disk_while_the_forward_node_is_down_and_arrive_after_it_restarts(
+        orthanc, start_listener, dicom_dir, tmp_path):
+    sources = small_radiographs(dicom_dir, tmp_path / "sources")
+    orthanc.stop()
+    out = tmp_path / "listen"
+    listener = start_listener(out, forward=DicomNode.parse(orthanc.node))
+    assert [s.Status for s in send(listener.port, list(sources.values()))] == [0, 0]
+    assert listener.wait_idle(timeout=300, forwarded=False)
+    deadline = time.monotonic() + 30
+    while not run_json(out)["listen"]["forward"]["last_error"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    forward = run_json(out)["listen"]["forward"]
+    assert forward["pending"] == 2 and forward["sent"] == 0
+    assert f"cannot connect to 127.0.0.1:{orthanc.dicom_port} (Connection refused)" in forward["last_error"]
+
+    # the node process stops too, with the SEGs still queued; both come back
+    listener.stop()
+    orthanc.start()
+    listener = start_listener(out, forward=DicomNode.parse(orthanc.node))
+    assert listener.wait_idle(timeout=60)
+    assert set(referenced_sources(orthanc, tmp_path / "segs")) == set(sources)
+    summary = read_csv(out / "summary.csv")  # rebuilt from the journal
+    assert sorted(row["sop_instance_uid"] for row in summary) == sorted(sources)
+    assert run_json(out)["listen"]["forward"] == {**run_json(out)["listen"]["forward"], "sent": 2, "pending": 0,
+                                                 "last_error": None}
+
+
+# -- robustness and named errors --------------------------------------------------------------------------
+def test_a_sender_dropping_mid_association_leaves_nothing_and_the_node_keeps_working(start_listener, dicom_dir,
+                                                                                     tmp_path):
+    listener = start_listener()
+    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
+    big = dicom_dir / "RG1_UNCR.dcm"  # 7 MB: many PDUs, so the drop lands mid-dataset
+    header = pydicom.dcmread(big, stop_before_pixels=True)
+    pdus = []
+
+    def drop_after_two_data_pdus(event: evt.Event) -> None:
+        if isinstance(event.pdu, P_DATA_TF):
+            pdus.append(event.pdu)
+            if len(pdus) == 3:
+                event.assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+
+    ae = AE(ae_title="DROPPER")
+    ae.add_requested_context(header.SOPClassUID, [header.file_meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="PILLETGAN",
+                         evt_handlers=[(evt.EVT_PDU_SENT, drop_after_two_data_pdus)])
+    assert assoc.is_established
+    assert "Status" not in assoc.send_c_store(big)  # no answer: the connection is gone
+    time.sleep(1.0)
+    assert listener.incoming.pending() == [] and not list(listener.incoming.folder.iterdir())
+
+    assert [s.Status for s in send(listener.port, [source])] == [0]
+    assert listener.wait_idle(timeout=120)
+    [row] = read_csv(listener.out_dir / "summary.csv")
+    assert row["status"] == "succeeded" and row["sop_instance_uid"] == pydicom.dcmread(source).SOPInstanceUID
+
+
+def test_objects_that_are_not_radiographs_are_refused_with_the_reason(start_listener, dicom_dir, tmp_path):
+    listener = start_listener()
+    study = generate_uid()
+    report = tmp_path / "report.dcm"
+    write_sr_document(report, study)
+    no_pixels = tmp_path / "no_pixels.dcm"
+    write_without_pixel_data(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", no_pixels, study, generate_uid())
+    ct = tmp_path / "ct.dcm"
+    write_ct_image(dicom_dir, ct, study)
+    good = dicom_dir / "NIH_DX_UNCOMPRESSED.dcm"
+    statuses = send(listener.port, [report, no_pixels, ct, good])
+    assert [s.Status for s in statuses] == [0x0122, 0xC000, 0x0122, 0x0000]
+    assert statuses[0].ErrorComment.startswith("not_an_image: a DICOM 'Basic Text SR Storage' object")
+    assert statuses[1].ErrorComment.startswith("no_pixel_data: ")
+    assert statuses[2].ErrorComment.startswith("not_selected: Modality 'CT' is not selected")
+    assert listener.wait_idle(timeout=120)
+    out = listener.out_dir
+    assert [row["status"] for row in read_csv(out / "summary.csv")] == ["succeeded"]
+    assert [(row["stage"], row["kind"]) for row in read_csv(out / "errors.csv")] == [("receive", "no_pixel_data")]
+    skipped = read_csv(out / "skipped.csv")
+    assert sorted(row["kind"] for row in skipped) == ["not_an_image", "not_selected"]
+    assert all(row["file"].startswith("C-STORE from MODALITY: instance ") for row in skipped)
+    assert run_json(out)["listen"]["refused"] == 3
+
+
+def test_rejected_associations_are_named_on_both_sides(tmp_path, start_listener, dicom_dir):
+    listener = start_listener(allowed_callers=["MODALITY"])
+    ae = AE(ae_title="INTRUDER")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.1")
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="PILLETGAN")
+    assert assoc.is_rejected and assoc.acceptor.primitive.reason_str == "Calling AE title not recognised"
+
+    # a forward node that rejects us: the error names the rejection and its reason
+    strict = Orthanc(tmp_path / "strict", settings={"DicomCheckCalledAet": True}).start()
+    try:
+        wrong = DicomNode("NOT-ORTHANC", "127.0.0.1", strict.dicom_port)
+        forwarding = start_listener(tmp_path / "forwarding", forward=wrong)
+        assert [s.Status for s in send(forwarding.port, [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"])] == [0]
+        assert forwarding.wait_idle(timeout=120, forwarded=False)
+        deadline = time.monotonic() + 30
+        while not run_json(forwarding.out_dir)["listen"]["forward"]["last_error"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        error = run_json(forwarding.out_dir)["listen"]["forward"]["last_error"]
+        assert "NOT-ORTHANC@127.0.0.1" in error and "association rejected" in error
+        assert "Called AE title not recognised" in error
+        assert len(forwarding.outgoing.pending()) == 1  # kept for the next attempt
+    finally:
+        strict.stop(graceful=False)
+
+
+def test_images_queued_before_a_restart_are_analysed_on_start(start_listener, dicom_dir, tmp_path):
+    out = tmp_path / "listen"
+    queued = Spool(out / "queue" / "incoming").put_file(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm", tag="MODALITY")
+    listener = start_listener(out)
+    assert listener.wait_idle(timeout=120)
+    assert not queued.exists()
+    assert [row["status"] for row in read_csv(out / "summary.csv")] == ["succeeded"]
+
+
+# -- parts -----------------------------------------------------------------------------------------------
+def test_node_addresses_are_parsed_and_checked():
+    assert DicomNode.parse("ORTHANC@127.0.0.1:4242") == DicomNode("ORTHANC", "127.0.0.1", 4242)
+    assert str(DicomNode.parse("PACS@[::1]:104")) == "PACS@[::1]:104"
+    for bad in ("ORTHANC@127.0.0.1", "127.0.0.1:4242", "@host:1", "A@host:70000", "THIS-TITLE-IS-TOO-LONG@h:1",
+                "BACK\\SLASH@h:1"):
+        with pytest.raises(ConfigurationError):
+            DicomNode.parse(bad)
+
+
+def test_a_node_that_is_not_there_is_a_named_error(dicom_dir):
+    port = free_port()
+    with pytest.raises(PacsError, match=rf"ORTHANC@127\.0\.0\.1:{port}: no association: cannot connect to "
+                                        rf"127\.0\.0\.1:{port} \(Connection refused\)"):
+        send_files(DicomNode("ORTHANC", "127.0.0.1", port), [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"], "PILLETGAN",
+                   timeout=5)
+
+
+def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):
+    spool = Spool(tmp_path / "q")
+    first = spool.put_bytes(b"1", "A/B")
+    second = spool.put_bytes(b"2", "MODALITY")
+    (tmp_path / "q" / f".{first.name}.0123456789ab.partial.dcm").write_bytes(b"half")
+    assert spool.pending() == [first, second]
+    assert first.name.endswith("-A_B.dcm")
+
+
+def test_a_port_in_use_is_a_named_error(predictor, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listener = DicomListener(tmp_path / "out", predictor, port=busy.getsockname()[1])
+        with pytest.raises(ConfigurationError, match=r"cannot listen on 127\.0\.0\.1"):
+            listener.start()
