@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = {}
+PACS_REQUIREMENTS = ["dicomweb-client>=0.61,<0.70", "pynetdicom>=2.1,<4", "requests>=2.31"]
 exec((HERE / "PilletGANLib" / "version.py").read_text(), VERSION)
 
 setup(
@@ -45,7 +46,10 @@ setup(
         "pynrrd>=1.0",
     ],
     extras_require={
+        # PACS network front doors (pilletgan pacs, pilletgan listen)
+        "pacs": PACS_REQUIREMENTS,
         "test": [
+            *PACS_REQUIREMENTS,
             "pytest>=8.0",
             "ruff>=0.6",
             "onnx>=1.16",

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from .infer import add_model_arguments, load_predictor
+from .pacs import pacs_package
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,17 +46,18 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import describe
     from ..dicom import SelectionRules
     from ..errors import ConfigurationError
-    from ..pacs import DicomListener, DicomNode
+
+    pacs = pacs_package()
 
     if not getattr(args, "verbose", False):
         logging.getLogger("highdicom").setLevel(logging.WARNING)
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # it logs every association at INFO
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
-    forward = DicomNode.parse(args.forward) if args.forward else None
+    forward = pacs.DicomNode.parse(args.forward) if args.forward else None
     rules = SelectionRules.parse(args.select)
     predictor = load_predictor(args)
-    listener = DicomListener(args.out, predictor, ae_title=args.ae_title, port=args.port, host=args.host,
+    listener = pacs.DicomListener(args.out, predictor, ae_title=args.ae_title, port=args.port, host=args.host,
                              forward=forward, allowed_callers=args.allow, rules=rules, heatmap_seg=args.heatmap_seg,
                              png=args.png, retry_interval=args.retry, max_retry_interval=args.max_retry,
                              timeout=args.timeout)

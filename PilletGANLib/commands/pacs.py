@@ -52,26 +52,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def pacs_package():
+    """:mod:`PilletGANLib.pacs`, or a :class:`ConfigurationError` saying how to install what it needs."""
+    from ..errors import ConfigurationError
+
+    try:
+        from .. import pacs
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("dicomweb_client", "pynetdicom", "requests"):
+            raise
+        raise ConfigurationError(f"the PACS commands need the package {err.name}: install the PACS extra with "
+                                 "pip install 'pilletgan[pacs]' (dicomweb-client, pynetdicom, requests)") from err
+    return pacs
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here so that building the parser (every pilletgan command) does not load torch, MONAI or requests
     from ..batch import check_output_folder, describe
     from ..dicom import SelectionRules
     from ..errors import ConfigurationError
-    from ..pacs import DicomwebPacs, PacsQuery, pacs_session, run_pacs
 
+    pacs_lib = pacs_package()
     if not getattr(args, "verbose", False):
         logging.getLogger("highdicom").setLevel(logging.WARNING)
         logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # it logs every request at INFO
     if args.batch_size < 1 or args.workers < 0 or args.retrieve_threads < 1 or args.timeout <= 0:
         raise ConfigurationError("--batch-size and --retrieve-threads must be at least 1, --workers at least 0 and "
                                  "--timeout positive")
-    query = PacsQuery(studies=tuple(args.study), since=args.since, modalities=tuple(args.modality.split(",")))
+    query = pacs_lib.PacsQuery(studies=tuple(args.study), since=args.since, modalities=tuple(args.modality.split(",")))
     rules = SelectionRules.parse(args.select) if args.select else SelectionRules(modalities=query.modalities)
-    session, origin = pacs_session(args.url, netrc_file=args.netrc, ca_bundle=args.ca_bundle, insecure=args.insecure)
-    pacs = DicomwebPacs(args.url, session, timeout=args.timeout, retries=args.retries)
+    session, origin = pacs_lib.pacs_session(args.url, netrc_file=args.netrc, ca_bundle=args.ca_bundle, insecure=args.insecure)
+    pacs = pacs_lib.DicomwebPacs(args.url, session, timeout=args.timeout, retries=args.retries)
     check_output_folder(args.out, resume=args.resume)  # early, before the slow model load
     predictor = load_predictor(args)
-    summary = run_pacs(pacs, args.out, predictor, query=query, rules=rules, push=args.push, resume=args.resume,
+    summary = pacs_lib.run_pacs(pacs, args.out, predictor, query=query, rules=rules, push=args.push, resume=args.resume,
                        heatmap_seg=args.heatmap_seg, png=args.png, keep_images=args.keep_images,
                        retrieve_threads=args.retrieve_threads, progress=not args.no_progress, credentials=origin)
     print(describe(summary))
