@@ -1,9 +1,9 @@
-"""A real Orthanc PACS for tests: started on free loopback ports with a generated configuration, never the service.
+"""A real Orthanc PACS for tests (:class:`~PilletGANLib.pacs.local_orthanc.LocalOrthanc`: free loopback ports, a
+generated configuration, never the service), the radiographs to put in it, and HTTPS in front of it.
 
-Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``.ci/run`` installs them). :func:`orthanc_binary`
-skips the calling test with a message when Orthanc is not installed. Each :class:`Orthanc` keeps its
-database in its own folder, so a stopped server can be started again with the same content; the
-process is stopped at teardown. Its REST API (with the test user) is used to upload and inspect.
+Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``.ci/run`` installs them); a test that needs
+Orthanc skips with a message when it is not installed. Each :class:`Orthanc` keeps its database in its
+own folder, so a stopped server can be started again with the same content.
 
 Debian's Orthanc 1.10 crashes on the first TLS handshake (``SslEnabled``), so HTTPS tests put
 :class:`TlsProxy` (Python's ``ssl``, a self-signed certificate) in front of its plain HTTP port.
@@ -11,8 +11,6 @@ Debian's Orthanc 1.10 crashes on the first TLS handshake (``SslEnabled``), so HT
 
 from __future__ import annotations
 
-import json
-import os
 import selectors
 import shutil
 import socket
@@ -20,34 +18,25 @@ import socketserver
 import ssl
 import subprocess
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
-import requests
 from pydicom.uid import generate_uid
 
+from PilletGANLib.pacs.local_orthanc import LocalOrthanc, dicomweb_plugin, free_port, orthanc_binary, wait_for_port
+
+__all__ = ["PASSWORD", "USER", "Orthanc", "TlsProxy", "free_port", "require_orthanc", "self_signed_certificate",
+           "wait_for_port", "write_radiographs"]
+
 USER, PASSWORD = "pillet", "orthanc-test-secret"
-#: Where Debian puts the DICOMweb plugin (the first that exists is used).
-PLUGIN_PATHS = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7")
 
 
-def orthanc_binary() -> str:
-    """The Orthanc executable, or skip the test saying how to get it."""
-    binary = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc",) if os.path.exists(p)), None)
-    if binary is None:
+def require_orthanc() -> None:
+    """Skip the calling test, saying how to get them, when Orthanc or its DICOMweb plugin is not installed."""
+    if orthanc_binary() is None or dicomweb_plugin() is None:
         pytest.skip("Orthanc is not installed (Debian packages orthanc and orthanc-dicomweb; .ci/run installs them)")
-    return binary
-
-
-def dicomweb_plugin() -> str:
-    plugin = next((p for p in PLUGIN_PATHS if os.path.exists(p)), None)
-    if plugin is None:
-        pytest.skip("the Orthanc DICOMweb plugin is not installed (Debian package orthanc-dicomweb)")
-    return plugin
 
 
 def write_radiographs(dicom_dir: Path, folder: Path) -> dict[str, Path]:
@@ -68,126 +57,16 @@ def write_radiographs(dicom_dir: Path, folder: Path) -> dict[str, Path]:
     return written
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    """Wait until something accepts connections on ``127.0.0.1:port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
 @dataclass
-class Orthanc:
-    """One Orthanc process; ``settings`` are merged over the test defaults."""
+class Orthanc(LocalOrthanc):
+    """The test PACS: :class:`LocalOrthanc` with the test user; skips the test when Orthanc is not installed."""
 
-    folder: Path
-    ae_title: str = "ORTHANC"
-    settings: dict[str, Any] = field(default_factory=dict)
-    http_port: int = field(default_factory=free_port)
-    dicom_port: int = field(default_factory=free_port)
-    scheme: str = "http"
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.http_port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.url}/dicom-web"
-
-    @property
-    def node(self) -> str:
-        return f"{self.ae_title}@127.0.0.1:{self.dicom_port}"
-
-    def configuration(self) -> dict[str, Any]:
-        storage = self.folder / "storage"
-        storage.mkdir(parents=True, exist_ok=True)
-        return {
-            "Name": "PilletGAN test PACS",
-            "StorageDirectory": str(storage),
-            "IndexDirectory": str(storage),
-            "HttpPort": self.http_port,
-            "DicomPort": self.dicom_port,
-            "DicomAet": self.ae_title,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": True,
-            "RegisteredUsers": {USER: PASSWORD},
-            "Plugins": [dicomweb_plugin()],
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            "ConcurrentJobs": 1,
-            "HttpThreadsCount": 8,
-            "SaveJobs": False,
-            "StorageCompression": False,
-            "HttpCompressionEnabled": False,
-            **self.settings,
-        }
+    user: str = USER
+    password: str = PASSWORD
 
     def start(self, timeout: float = 60.0) -> Orthanc:
-        config = self.folder / "orthanc.json"
-        config.write_text(json.dumps(self.configuration(), indent=2), encoding="utf-8")
-        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - the process writes it until stopped
-        self.process = subprocess.Popen([orthanc_binary(), str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.folder)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited with {self.process.returncode}: "
-                                   f"{(self.folder / 'orthanc.log').read_text(errors='replace')[-2000:]}")
-            try:
-                if self.rest("get", "/system").ok:
-                    wait_for_port(self.dicom_port, timeout=10)
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"Orthanc did not answer within {timeout} s")
-
-    def stop(self, graceful: bool = True) -> None:
-        """Stop the process: SIGTERM and wait (a few seconds), or SIGKILL (the database survives either)."""
-        if self.process is not None and self.process.poll() is None:
-            (self.process.terminate if graceful else self.process.kill)()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    # -- REST ------------------------------------------------------------------------------------
-    def rest(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        kwargs.setdefault("verify", False)
-        return requests.request(method, self.url + path, auth=(USER, PASSWORD), **kwargs)
-
-    def upload(self, path: Path) -> str:
-        """Store a DICOM file; returns Orthanc's instance id."""
-        answer = self.rest("post", "/instances", data=path.read_bytes())
-        answer.raise_for_status()
-        return answer.json()["ID"]
-
-    def instances(self, modality: str | None = None) -> list[dict[str, Any]]:
-        """Every instance (with its main tags), optionally of one series modality."""
-        found = []
-        for series_id in self.rest("get", "/series").json():
-            series = self.rest("get", f"/series/{series_id}").json()
-            if modality and series["MainDicomTags"].get("Modality") != modality:
-                continue
-            found.extend(self.rest("get", f"/series/{series_id}/instances").json())
-        return found
+        require_orthanc()
+        return super().start(timeout)
 
     def download(self, instance_id: str, target: Path) -> pydicom.Dataset:
         answer = self.rest("get", f"/instances/{instance_id}/file")

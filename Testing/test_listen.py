@@ -295,6 +295,15 @@ def test_a_node_that_is_not_there_is_a_named_error(dicom_dir):
                    timeout=5)
 
 
+def test_a_node_that_does_not_answer_is_a_named_timeout(dicom_dir):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        node = DicomNode("SILENT", "127.0.0.1", silent.getsockname()[1])
+        with pytest.raises(PacsError, match=r"no answer to the association request within 1 s \(timeout\)"):
+            send_files(node, [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"], "PILLETGAN", timeout=1)
+
+
 def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):
     spool = Spool(tmp_path / "q")
     first = spool.put_bytes(b"1", "A/B")

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,16 @@ def test_a_dead_url_is_a_named_error(credentials, tiny_model, tmp_path, capsys):
     assert f"cannot connect to {url} (Connection refused)" in error
 
 
+def test_a_pacs_that_does_not_answer_is_a_named_timeout(credentials, tiny_model, tmp_path, capsys):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/dicom-web"
+        assert main(["pacs", "--url", url, "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--timeout", "1",
+                     "--retries", "0", "--no-progress"]) == 2
+    assert f"no answer from {url} within 1 s (timeout)" in capsys.readouterr().err
+
+
 def test_a_wrong_dicomweb_root_names_the_http_status(orthanc, credentials, tiny_model, tmp_path, capsys):
     args = pacs_args(orthanc, tmp_path / "out", tiny_model)
     args[args.index("--url") + 1] = orthanc.url + "/no-such-root"
@@ -296,3 +307,18 @@ def test_queries_select_by_study_date_and_modality(orthanc, credentials, dicom_d
     [instance] = pacs.find_instances(new.StudyInstanceUID, ("CR", "DX"))
     assert (instance.sop_instance_uid, instance.modality) == (new.SOPInstanceUID, "DX")
     assert pacs.find_instances(new.StudyInstanceUID, ("CR",)) == []
+
+
+@pytest.mark.slow
+def test_the_one_command_demo_pulls_pushes_and_forwards(tiny_model, tmp_path, capsys):
+    from orthanc import require_orthanc
+
+    from PilletGANLib.inference import Predictor
+    from PilletGANLib.pacs.demo import run_pacs_demo
+
+    require_orthanc()
+    predictor = Predictor.from_path(tiny_model, device="cpu")
+    assert run_pacs_demo(tmp_path / "demo", predictor, wait=False, size=256) == 3
+    printed = capsys.readouterr().out
+    assert "2 radiograph(s) found: 2 succeeded" in printed and "C-STORE status 0x0000" in printed
+    assert "The PACS now holds 3 SEG(s)" in printed

@@ -6,13 +6,15 @@
   analyses each radiograph it receives and C-STOREs the SEG to a forward node.
 
 Both reuse :mod:`PilletGANLib.batch` (per-instance outputs, records, ``summary.csv`` / ``errors.csv`` /
-``run.json``, resume). See ``docs/pacs.md``.
+``run.json``, resume). :class:`LocalOrthanc` runs a throwaway Orthanc for the demo (``python -m
+PilletGANLib.pacs.demo DIR``), the benchmark and the tests. See ``docs/pacs.md``.
 """
 
 from .credentials import PASSWORD_VARIABLE, TOKEN_VARIABLE, USER_VARIABLE, pacs_session
 from .dicomweb import DicomwebPacs, PacsQuery, RemoteInstance, describe_http_failure
 from .dimse import DicomNode, StoreResult, send_files, valid_ae_title
 from .listener import JOURNAL_NAME, DicomListener
+from .local_orthanc import LocalOrthanc
 from .pull import PUSH_COLUMNS, RETRIEVED_FOLDER, PushOutcome, resource_of, retrieved_path, run_pacs
 from .spool import Spool, item_tag
 
@@ -26,6 +28,7 @@ __all__ = [
     "DicomListener",
     "DicomNode",
     "DicomwebPacs",
+    "LocalOrthanc",
     "PacsQuery",
     "PushOutcome",
     "RemoteInstance",
