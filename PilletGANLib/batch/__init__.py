@@ -30,6 +30,7 @@ from .runner import (
     model_identity,
     predictions,
     predictor_settings,
+    prepare_output_folder,
     run_batch,
     timestamp,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "model_identity",
     "predictions",
     "predictor_settings",
+    "prepare_output_folder",
     "read_complete_record",
     "remove_temporaries",
     "run_batch",

@@ -39,7 +39,7 @@ from .report import write_reports
 from .sharding import PARTS_FOLDER, RankGroup, exchange_parts, shard
 
 __all__ = ["InstanceWorker", "check_output_folder", "check_run_paths", "model_identity", "predictions", "predictor_settings",
-           "run_batch", "timestamp"]
+           "prepare_output_folder", "run_batch", "timestamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +92,26 @@ def check_output_folder(out_dir: str | os.PathLike, resume: bool = False) -> Non
                                  "the run in it (complete results are kept, the rest redone), or choose an empty folder")
 
 
-def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool,
-           progress: bool) -> tuple[DiscoveryResult, float]:
-    """Rank 0's first step: check the paths, prepare the output folder, discover the export."""
-    check_run_paths(input_dir, out_dir, resume)
+def prepare_output_folder(out_dir: Path, resume: bool) -> None:
+    """Create the (checked) output folder; when resuming, delete the temporaries an interrupted run left in it.
+
+    Raises:
+        OutputError: the folder cannot be created.
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"the output folder cannot be created ({err.strerror or err})", out_dir) from err
     if resume:
         remove_temporaries(out_dir)
+
+
+def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool,
+           progress: bool) -> tuple[DiscoveryResult, float]:
+    """Rank 0's first step: check the paths, prepare the output folder, discover the export."""
+    check_run_paths(input_dir, out_dir, resume)
+    prepare_output_folder(out_dir, resume)
+    if resume:
         shutil.rmtree(out_dir / PARTS_FOLDER, ignore_errors=True)  # parts of an interrupted distributed run
     clock = time.perf_counter()
     discovery = discover(input_dir, rules, progress=progress)

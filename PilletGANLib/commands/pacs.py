@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retries", type=int, default=4, metavar="N",
                         help="retries of a request that failed on the network or with HTTP 408/429/503/504, waiting "
                              "2, 4, 8, ... s (default 4)")
+    parser.add_argument("--http-compression", action="store_true",
+                        help="let the PACS gzip its answers (off: it costs the PACS CPU per image; for slow links)")
     parser.add_argument("--retrieve-threads", type=int, default=2, metavar="N",
                         help="concurrent WADO-RS retrievals (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     query = pacs_lib.PacsQuery(studies=tuple(args.study), since=args.since, modalities=tuple(args.modality.split(",")))
     rules = SelectionRules.parse(args.select) if args.select else SelectionRules(modalities=query.modalities)
     session, origin = pacs_lib.pacs_session(args.url, netrc_file=args.netrc, ca_bundle=args.ca_bundle, insecure=args.insecure)
-    pacs = pacs_lib.DicomwebPacs(args.url, session, timeout=args.timeout, retries=args.retries)
+    pacs = pacs_lib.DicomwebPacs(args.url, session, timeout=args.timeout, retries=args.retries,
+                                   http_compression=args.http_compression)
     check_output_folder(args.out, resume=args.resume)  # early, before the slow model load
     predictor = load_predictor(args)
     summary = pacs_lib.run_pacs(pacs, args.out, predictor, query=query, rules=rules, push=args.push, resume=args.resume,

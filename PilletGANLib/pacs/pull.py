@@ -44,8 +44,8 @@ from ..batch import (
     model_identity,
     predictions,
     predictor_settings,
+    prepare_output_folder,
     read_complete_record,
-    remove_temporaries,
     timestamp,
     write_csv,
 )
@@ -151,6 +151,11 @@ class _Retriever:
     def __init__(self, pacs: DicomwebPacs, cache: Path, threads: int, window: int) -> None:
         self.pacs, self.cache = pacs, cache
         self.threads, self.window = max(1, threads), max(1, window)
+        self._pending: deque[Future[_Retrieval]] = deque()
+
+    def next_is_ready(self) -> bool:
+        """Whether the next retrieval has finished (so taking it would not make the model wait)."""
+        return bool(self._pending) and self._pending[0].done()
 
     def _fetch(self, remote: RemoteInstance) -> _Retrieval:
         path = retrieved_path(self.cache, remote)
@@ -165,7 +170,7 @@ class _Retriever:
 
     def __call__(self, todo: list[RemoteInstance]) -> Iterator[_Retrieval]:
         pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="wado-rs")
-        pending: deque[Future[_Retrieval]] = deque()
+        pending = self._pending
         queue = iter(todo)
         try:
             while True:
@@ -231,12 +236,7 @@ def run_pacs(
     studies = pacs.find_studies(query)
     listed = _list_instances(pacs, studies, query, problems, progress)
     query_s = time.perf_counter() - clock
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"the output folder cannot be created ({err.strerror or err})", out_dir) from err
-    if resume:
-        remove_temporaries(out_dir)
+    prepare_output_folder(out_dir, resume)
     cache = out_dir / RETRIEVED_FOLDER
     plan = OutputPlan(heatmap_seg=heatmap_seg, png=png)
     worker = InstanceWorker(predictor, cache, out_dir, plan, source_of=resource_of)
@@ -272,7 +272,8 @@ def run_pacs(
                 bar.update(1)
             else:
                 chunk.append(instance)
-            if len(chunk) >= predictor.batch_size:
+            # a full batch, or what has arrived when waiting for more would leave the model idle
+            if len(chunk) >= predictor.batch_size or (chunk and not retriever.next_is_ready()):
                 _analyse(chunk, worker, pusher, records, problems, keep_images, bar)
                 chunk = []
         _analyse(chunk, worker, pusher, records, problems, keep_images, bar)
