@@ -127,7 +127,13 @@ def test_pull_and_push_leaves_one_valid_seg_per_radiograph_and_a_rerun_adds_none
 @pytest.mark.slow
 def test_an_interrupted_pull_resumes_without_redoing_or_duplicating(orthanc, credentials, dicom_dir, tiny_model,
                                                                     tmp_path):
-    uploaded = upload_radiographs(orthanc, dicom_dir, tmp_path / "sources")
+    uploaded = {}  # five 1024 px radiographs (quick to analyse) in one study
+    study, series = generate_uid(), generate_uid()
+    for index, name in enumerate(["SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm"] * 2 +
+                                 ["SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm"]):
+        ds = write_copy(dicom_dir, name, tmp_path / "sources" / f"{index}.dcm", study, series)
+        orthanc.upload(tmp_path / "sources" / f"{index}.dcm")
+        uploaded[str(ds.SOPInstanceUID)] = ds
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", USER_VARIABLE: USER, PASSWORD_VARIABLE: PASSWORD}
     command = [sys.executable, "-m", "PilletGANLib.cli", *pacs_args(orthanc, out, tiny_model, "--push"),
@@ -139,11 +145,11 @@ def test_an_interrupted_pull_resumes_without_redoing_or_duplicating(orthanc, cre
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = result_mtimes(out)
-    assert 1 <= len(done_before) < 6, "the kill must land after the first instance and before the last"
+    assert 1 <= len(done_before) < 5, "the kill must land after the first instance and before the last"
 
     assert main(pacs_args(orthanc, out, tiny_model, "--push", "--resume")) == 0
     summary = read_csv(out / "summary.csv")
-    assert len(summary) == 6
+    assert len(summary) == 5
     assert sum(row["status"] == "already_done" for row in summary) == len(done_before)
     assert all(result_mtimes(out)[key] == mtime for key, mtime in done_before.items())
     assert set(segs_in(orthanc, tmp_path / "segs")) == set(uploaded)  # every SEG once, none twice
@@ -288,7 +294,7 @@ def test_query_options_are_checked():
     with pytest.raises(ConfigurationError, match="YYYYMMDD"):
         PacsQuery(since="2024-01-01")
     with pytest.raises(ConfigurationError, match="at least one modality"):
-        PacsQuery(modalities=(",",))
+        PacsQuery(modalities=("", " "))
 
 
 def test_queries_select_by_study_date_and_modality(orthanc, credentials, dicom_dir, tmp_path):
