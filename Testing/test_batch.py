@@ -169,7 +169,7 @@ def mixed_run(tmp_path_factory, dicom_dir, tiny_model):
     tree = build_mixed_export(root / "export", dicom_dir)
     before = snapshot(tree.root)
     predictor = Predictor.from_path(tiny_model, device="cpu", batch_size=4, num_workers=2)
-    predictor.localization.threshold = 0.4
+    predictor.localizer.calibration = predictor.localizer.calibration.replace(threshold=0.4)
     summary = run_batch(tree.root, root / "out", predictor, heatmap_seg=True, png=True, progress=False)
     return tree, summary, before
 

@@ -41,7 +41,7 @@ def test_localization_overrides_and_file_then_set_order(tmp_path: Path) -> None:
     ("amp=perhaps", "true or false"),
     ("colour=blue", "unknown setting 'colour'"),
     ("localization.blur=3", "unknown localization setting"),
-    ("localization.lung_prior=0.1", "pilletgan calibrate"),
+    ("localization.lung_prior=0.1", "pilletgan model calibrate"),
     ("image_size", "key=value"),
 ])
 def test_bad_settings_are_refused_with_their_name(override: str, message: str) -> None:

@@ -51,6 +51,8 @@ def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: 
 class PaintedHealing(torch.nn.Module):
     """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
 
+    num_domains, in_channels = 2, 1
+
     def __init__(self, box: tuple[int, int, int, int]) -> None:
         super().__init__()
         self.box = box

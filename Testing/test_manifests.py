@@ -192,7 +192,7 @@ def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
 
 def test_rsna_command_writes_a_manifest_with_the_boxes(rsna_folder, tmp_path, capsys):
     out = tmp_path / "rsna.csv"
-    assert main(["manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
+    assert main(["data", "manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
     printed = capsys.readouterr().out
     assert "disease" in printed and "left out" in printed and "boxes: 11 on 6 image(s)" in printed
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
@@ -269,7 +269,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
         build_nih_manifest(nih_folder, findings=("Pneumonitis",))
 
     out = tmp_path / "nih.csv"
-    assert main(["manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
+    assert main(["data", "manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
     assert "boxes: 2 on 2 image(s)" in capsys.readouterr().out
     written = records_by_name(read_manifest(out, check_files=True))
     assert {n: r.label for n, r in written.items()} == {n: r.label for n, r in records.items()}
@@ -345,7 +345,7 @@ def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
 
 def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     out = tmp_path / "siim.csv"
-    assert main(["manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
+    assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
                  "--split-by", "fold", "--val-folds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "'Indeterminate Appearance' study" in printed
@@ -397,8 +397,8 @@ def test_folder_rules_patient_pattern_and_command(tmp_path, shared_data, capsys)
         build_folder_manifest(tmp_path, patient_pattern="(")
 
     out = tmp_path / "m.csv"
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out),
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out),
                  "--class", "healthy=pneumonia_negative"]) == 0
     assert "left out: 1 image(s): not under a class folder" in capsys.readouterr().out
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
     assert [r.label for r in read_manifest(out)] == ["healthy"] * 4

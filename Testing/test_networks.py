@@ -343,10 +343,15 @@ def test_healthy_translator() -> None:
     generator = seeded_generator(attention="lta", base_channels=8, num_res_blocks=2).eval()
     translator = HealthyTranslator(generator, healthy_index=0)
     x = images(batch=3)
-    healed, lesion_map = translator(x)
-    expected, _ = generator(x, torch.zeros(3, dtype=torch.long))
+    output = translator(x)
+    healed, lesion_map = output[:, :1], output[:, 1:]
+    expected, attention = generator(x, torch.zeros(3, dtype=torch.long))
     torch.testing.assert_close(healed, expected)
     torch.testing.assert_close(lesion_map, (expected - x).abs())
+    healed_again, attention_again = translator.heal(x)
+    torch.testing.assert_close(healed_again, expected)
+    assert len(attention_again) == len(attention) > 0
+    assert set(translator.state_dict()) == set(generator.state_dict()), "a model file loads into it as it is"
     with pytest.raises(ConfigurationError, match="healthy_index"):
         HealthyTranslator(generator, healthy_index=2)
 
@@ -365,8 +370,7 @@ def test_torchscript_export_matches_eager(tmp_path: Path) -> None:
     for batch, size in ((2, 64), (1, 32), (3, 48)):  # traced at 2 x 64: batch and size stay dynamic
         x = images(batch=batch, size=size, seed=size)
         with torch.no_grad():
-            for got, expected in zip(scripted(x), translator(x), strict=True):
-                torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+            torch.testing.assert_close(scripted(x), translator(x), atol=1e-6, rtol=0)
 
 
 def test_onnx_export_on_a_real_image(tmp_path: Path, shared_data: Path) -> None:
@@ -383,12 +387,14 @@ def test_onnx_export_on_a_real_image(tmp_path: Path, shared_data: Path) -> None:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = real_image(shared_data)
     assert x.shape == (1, 1, 64, 64)
-    healed, lesion_map = session.run(["healed", "lesion_map"], {"image": x.numpy()})
+    (pred,) = session.run(["pred"], {"image": x.numpy()})
+    healed, lesion_map = pred[:, :1], pred[:, 1:]
     with torch.no_grad():
-        expected_healed, expected_map = translator(x)
+        expected = translator(x)
+    expected_healed, expected_map = expected[:, :1], expected[:, 1:]
     assert np.abs(healed - expected_healed.numpy()).max() < 1e-4
     assert np.abs(lesion_map - expected_map.numpy()).max() < 1e-4
     assert expected_map.abs().max() > 1e-2  # a non-trivial output was compared
     # dynamic batch
-    (batched,) = session.run(["healed"], {"image": torch.cat([x, -x]).numpy()})
-    assert batched.shape == (2, 1, 64, 64)
+    (batched,) = session.run(["pred"], {"image": torch.cat([x, -x]).numpy()})
+    assert batched.shape == (2, 2, 64, 64)

@@ -18,6 +18,7 @@ from slicerio.segmentation import terminology_entry_to_string
 from PilletGANLib import load_cxr
 from PilletGANLib.errors import ConfigurationError, OutputError
 from PilletGANLib.inference import LesionBox, LesionResult
+from PilletGANLib.localization import Calibration
 from PilletGANLib.outputs import (
     atomic_path,
     json_ready,
@@ -45,7 +46,8 @@ def _result(image: np.ndarray, meta: dict, threshold: float = 0.5) -> LesionResu
     mask = heatmap >= threshold
     ys, xs = np.nonzero(mask)
     box = LesionBox(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1), 1.0, int(mask.sum()))
-    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81, threshold=threshold,
+    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81,
+                        calibration=Calibration(threshold=threshold),
                         mask=mask, boxes=[box], meta={**meta, "model_name": "test", "model_version": "0"})
 
 

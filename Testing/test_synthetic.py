@@ -205,7 +205,7 @@ def test_synthetic_command_resizes_and_refuses_one_patient(nih_normals, tmp_path
     normals_csv = tmp_path / "normals.csv"
     write_manifest(_normals_manifest(nih_normals, 8), normals_csv)
     out = tmp_path / "syn"
-    assert main(["manifest", "synthetic", str(normals_csv), "--out", str(out), "--size", "32", "--seed", "1",
+    assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(out), "--size", "32", "--seed", "1",
                  "--area-range", "0.05", "0.1", "--no-progress"]) == 0
     assert "semi-synthetic" in capsys.readouterr().out
     records = read_manifest(out / "manifest.csv", check_files=True)
@@ -214,5 +214,5 @@ def test_synthetic_command_resizes_and_refuses_one_patient(nih_normals, tmp_path
     assert "area_range: (0.05, 0.1)" in (out / "README.txt").read_text()
     with pytest.raises(DataError, match="at least 2 patients"):
         write_synthetic_dataset(_normals_manifest(nih_normals, 1), tmp_path / "one", progress=False)
-    assert main(["manifest", "synthetic", str(normals_csv), "--out", str(out), "--no-progress"]) == 2, \
+    assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(out), "--no-progress"]) == 2, \
         "an existing dataset is not overwritten"

@@ -70,7 +70,7 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
                                                               "checkpoint_interval=3", "image_log_interval=3"]),
                     progress=False)
     card = json.loads((run_dir / "model.json").read_text())
-    assert card["network"]["base_channels"] == 8 and card["localization"]["threshold"] > 0
+    assert card["network"]["base_channels"] == 8 and card["calibration"]["threshold"] > 0
     assert card["training"]["calibration"]["healthy_images"] == 3
     assert set(summary["validation"]) == {"ema", "generator"}
     assert (run_dir / "best.pt").is_file()
