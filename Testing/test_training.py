@@ -81,7 +81,7 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
     assert {"D/adversarial", "D/gradient_penalty", "G/cycle", "G/identity", "G/attention_sparsity"} <= scalars
     assert "detection_auc" in scalars
     images = events.Images("images/input_healed_difference_attention")
-    attention_maps = len(predictor.generator.attention_at)  # res1, up1, up2 with one residual block
+    attention_maps = len(predictor.translator.generator.attention_at)  # res1, up1, up2 with one residual block
     assert attention_maps == 3
     assert images and images[-1].height == 64 * (3 + attention_maps)  # input, healed, difference, attention
     assert len(events.Scalars("D/adversarial")) == 6
