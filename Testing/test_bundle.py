@@ -144,6 +144,7 @@ def save_tiny_model(path: Path, image_size: int, localization: dict[str, Any], m
 # -- bundle files -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metadata_has_the_specification_fields_and_types() -> None:
     metadata = json.loads((CONFIGS / "metadata.json").read_text())
     for name, kind in METADATA_FIELDS.items():
@@ -188,6 +189,7 @@ def test_license_model_card_and_logging_config_are_in_place() -> None:
 # -- network --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bundle_network_is_the_generator_with_one_input() -> None:
     generator = PilletGenerator(base_channels=8, num_res_blocks=1).eval()
     network = HealthyTranslator(PilletGenerator(base_channels=8, num_res_blocks=1)).eval()
@@ -202,6 +204,7 @@ def test_bundle_network_is_the_generator_with_one_input() -> None:
         HealthyTranslator(PilletGenerator(), healthy_index=2)
 
 
+@pytest.mark.slow
 def test_bundle_exports_an_ensemble_model_it_builds_from_the_card(tmp_path: Path) -> None:
     model = tmp_path / "ensemble" / "model.pt"
     combine_models([make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)], model)
@@ -218,6 +221,7 @@ def test_bundle_exports_an_ensemble_model_it_builds_from_the_card(tmp_path: Path
         assert (scripted(x) - network(x)).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_network_verification_and_exports_match_the_eager_network(tmp_path: Path, tiny_model: Path) -> None:
     model = f"--model_path={tiny_model}"
     common = ["--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json"]
@@ -253,6 +257,7 @@ def test_network_verification_and_exports_match_the_eager_network(tmp_path: Path
 # -- inference ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path, dicom_dir: Path,
                                                                    tiny_model: Path) -> None:
     out = tmp_path / "out"
@@ -279,6 +284,7 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
         assert scores[source.name] == pytest.approx(predictor.predict_path(source).score, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path: Path) -> None:
     """Lung gate, interior weighting and the mirrored pass (``LocalizerInferer``) give the Predictor's maps."""
     nih = require_shared_data("nih1000_64px", "valid", "1_abnormal")
@@ -350,6 +356,7 @@ def evaluation_manifest(folder: Path) -> Path:
     return write_manifest(records, folder / "test.csv")
 
 
+@pytest.mark.slow
 def test_class_folders_become_patient_split_training_records() -> None:
     dataset = require_shared_data("nih1000_64px")
     train, val = training_split(load_records(dataset))
@@ -370,6 +377,7 @@ def test_train_settings_are_the_defaults_of_pilletgan_train() -> None:
         assert f"@settings.{key}(" in text
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path: Path) -> None:
     manifest = training_manifest(tmp_path)
     run_dir = tmp_path / "run"
@@ -419,6 +427,7 @@ def test_training_split_needs_validation_images(tmp_path: Path) -> None:
 # -- the shipped model ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shipped_model_fits_the_bundle() -> None:
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f"no shipped model yet: {SHIPPED_MODEL.relative_to(REPO_ROOT)} is added when the trained model "

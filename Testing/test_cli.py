@@ -18,6 +18,7 @@ from PilletGANLib.cli import COMMANDS, MOVED, build_parser, main
 HEAVY = ("torch", "monai", "pydicom", "highdicom", "SimpleITK", "nibabel", "ignite")
 
 
+@pytest.mark.slow
 def test_building_the_parser_imports_no_heavy_library() -> None:
     """``pilletgan --help`` (every command's parser) starts without torch, MONAI or the DICOM stack."""
     code = ("import sys; from PilletGANLib.cli import build_parser; build_parser(); "
@@ -49,6 +50,7 @@ def test_shared_split_names_are_the_manifests() -> None:
     assert PARSER_SPLITS == SPLITS
 
 
+@pytest.mark.slow
 def test_model_export_writes_an_onnx_and_a_torchscript_file_of_the_translator(tmp_path: Path,
                                                                               capsys: pytest.CaptureFixture[str]) -> None:
     import onnxruntime

@@ -35,6 +35,7 @@ def _lta_members(count: int) -> list[PilletGenerator]:
     return members
 
 
+@pytest.mark.slow
 def test_ensemble_averages_its_members_healing_and_attention(tmp_path: Path) -> None:
     members = _lta_members(3)
     ensemble = GeneratorEnsemble(members).eval()
@@ -63,6 +64,7 @@ def test_ensemble_averages_its_members_healing_and_attention(tmp_path: Path) -> 
                                                                                                num_domains=3)])
 
 
+@pytest.mark.slow
 def test_combined_model_predicts_with_the_averaged_healing(tmp_path: Path) -> None:
     first = make_tiny_model(tmp_path / "a" / "first.pt", attention="lta", seed=0)
     second = make_tiny_model(tmp_path / "b" / "second.pt", attention="lta", seed=1)
@@ -118,6 +120,7 @@ def test_a_card_whose_ensemble_does_not_fit_its_weights_is_refused(tmp_path: Pat
         Predictor.from_path(empty, device="cpu")
 
 
+@pytest.mark.slow
 def test_bundle_network_of_an_ensemble_card_loads_the_ensemble_weights(tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     combine_models([make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)], out)
@@ -133,6 +136,7 @@ def test_bundle_network_of_an_ensemble_card_loads_the_ensemble_weights(tmp_path:
     torch.testing.assert_close(output[:, 1:], (healed - x).abs())
 
 
+@pytest.mark.slow
 def test_ensemble_command_then_calibrate_gives_a_calibrated_ensemble(tmp_path: Path) -> None:
     manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
     members = [make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)]

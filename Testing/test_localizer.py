@@ -235,6 +235,7 @@ def test_mirror_average_maps_are_the_mean_of_both_passes_and_the_score_reads_the
         localizer.lesion_maps(images, healed, valid)
 
 
+@pytest.mark.slow
 def test_lung_prior_is_added_to_the_map_and_leaves_the_score_alone(lung_fields: LungFieldEstimator) -> None:
     torch.manual_seed(0)
     images, healed = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
@@ -248,6 +249,7 @@ def test_lung_prior_is_added_to_the_map_and_leaves_the_score_alone(lung_fields: 
     assert torch.equal(maps.scores, plain.scores) and maps.location_priors is None
 
 
+@pytest.mark.slow
 def test_opacity_prior_is_scaled_by_each_images_score_and_leaves_the_score_alone(lung_fields) -> None:
     torch.manual_seed(0)
     images, healed = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
@@ -296,6 +298,7 @@ def test_from_card_loads_only_the_priors_its_recipe_draws() -> None:
 # -- the callers ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predictor_with_mirror_average_runs_a_second_pass_on_the_mirrored_image(tmp_path) -> None:
     """The card's ``mirror_average`` changes the map (not the score) by averaging in the mirrored pass."""
     plain_path = make_tiny_model(tmp_path / "plain.pt", image_size=64)
@@ -310,6 +313,7 @@ def test_predictor_with_mirror_average_runs_a_second_pass_on_the_mirrored_image(
     assert not np.allclose(mirror.difference, plain.difference)
 
 
+@pytest.mark.slow
 def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pixels(tmp_path, dicom_dir) -> None:
     model = make_tiny_model(tmp_path / "m.pt", image_size=64)
     card = read_card(model)
@@ -324,6 +328,7 @@ def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pi
     assert card.get("calibration") is None, "the model file is not touched"
 
 
+@pytest.mark.slow
 def test_predictor_bundle_transform_and_training_evaluator_make_the_same_maps(shared_data, tmp_path) -> None:
     """One recipe (lung gate, interior weighting, mirror averaging, removed difference) gives the same maps and
     scores through the Predictor, the bundle's ``LesionDifferenced`` + ``LocalizerInferer`` and the training
@@ -366,6 +371,7 @@ def test_predictor_bundle_transform_and_training_evaluator_make_the_same_maps(sh
     assert isinstance(network, HealthyTranslator)
 
 
+@pytest.mark.slow
 def test_evaluator_estimates_the_lung_gate_when_the_batch_has_no_cached_masks(shared_data) -> None:
     """A pipeline without ``LungFieldsd`` (the bundle's) gets the same lung-gated validation records as one
     that caches the masks, instead of silently ungated maps."""

@@ -134,6 +134,7 @@ def rsna_folder(tmp_path_factory, shared_data) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_data):
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
     skipped: Counter[str] = Counter()
@@ -150,6 +151,7 @@ def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_dat
     np.testing.assert_array_equal(image, grey(shared_data / "rsna" / "images" / f"{records[0].image.stem}.png"))
 
 
+@pytest.mark.slow
 def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_data, tmp_path):
     root = tmp_path / "rsna"
     shutil.copytree(rsna_folder, root)
@@ -183,6 +185,7 @@ def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_d
         build_rsna_manifest(root)
 
 
+@pytest.mark.slow
 def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
     (tmp_path / "stage_2_train_images").mkdir()
     shutil.copy(shared_data / "rsna" / "labels" / "stage_2_train_labels.csv", tmp_path)
@@ -190,6 +193,7 @@ def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
         build_rsna_manifest(tmp_path)
 
 
+@pytest.mark.slow
 def test_rsna_command_writes_a_manifest_with_the_boxes(rsna_folder, tmp_path, capsys):
     out = tmp_path / "rsna.csv"
     assert main(["data", "manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
@@ -233,6 +237,7 @@ def nih_folder(tmp_path_factory, shared_data) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     table = _nih_table(shared_data)
     skipped: Counter[str] = Counter()
@@ -260,6 +265,7 @@ def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     assert sum(len(r.boxes) for r in records.values()) == 1
 
 
+@pytest.mark.slow
 def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data, tmp_path, capsys):
     records = records_by_name(build_nih_manifest(nih_folder, findings=("Pneumonia", "Infiltration")))
     box = _nih64_boxes(shared_data)[("00000032_037.png", "Infiltrate")]
@@ -278,6 +284,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
 # ---------------------------------------------------------------------------------------------- SIIM
 
 
+@pytest.mark.slow
 def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     root = shared_data / "siim_covid_256"
     assert detect_siim_layout(root) == "resized"
@@ -307,6 +314,7 @@ def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     assert all(r.split == {3: "val", 2: "test"}.get(folds[r.image.stem], "train") for r in by_fold)
 
 
+@pytest.mark.slow
 def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
     labels = shared_data / "siim_covid_256" / "labels"
     with open(labels / "image_labels.csv", newline="") as handle:
@@ -343,6 +351,7 @@ def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
         detect_siim_layout(tmp_path / "train")
 
 
+@pytest.mark.slow
 def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     out = tmp_path / "siim.csv"
     assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),

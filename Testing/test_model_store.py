@@ -74,6 +74,7 @@ def test_default_model_path_honours_the_environment(tmp_path: Path, monkeypatch:
     assert Predictor.from_path(None).card["sha256"] == sha256_file(path)
 
 
+@pytest.mark.slow
 def test_calibrate_command_changes_localization_and_refits_the_threshold(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -57,6 +57,7 @@ def siim_result(dicom_dir: Path) -> LesionResult:
     return _result(image, meta)
 
 
+@pytest.mark.slow
 def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> None:
     result = siim_result
     stem = output_stem(result.meta["source_path"])
@@ -127,6 +128,7 @@ def test_volumes_keep_orientation_and_anisotropic_spacing(tmp_path: Path) -> Non
     np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (0.3, 0.2, 1.0))
 
 
+@pytest.mark.slow
 def test_overlay_downscales_keeping_aspect_and_draws_boxes(dicom_dir: Path, tmp_path: Path) -> None:
     image, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
     rows, cols = image.shape

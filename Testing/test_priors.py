@@ -91,6 +91,7 @@ def test_siim_lung_field_reader_names_the_bad_file_and_line(tmp_path: Path) -> N
     assert [(r.image.name, r.box, r.fold) for r in records] == [("a.jpg", (1.0, 1.0, 7.0, 7.0), 0)]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path: Path) -> None:
     records = read_siim_lung_fields(require_shared_data(*SIIM))
     train = lung_field_tensors([r for r in records if r.fold == 0][:128], margin=0.9)
@@ -106,6 +107,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path: Path) -> 
         train_lung_field_net((train[0][:8], train[1][:8]), val, config)
 
 
+@pytest.mark.slow
 def test_shipped_lung_field_model_finds_held_out_lung_fields() -> None:
     records = [r for r in read_siim_lung_fields(require_shared_data(*SIIM)) if r.fold == 3][:96]
     estimator = LungFieldEstimator.from_path(shipped_lung_fields())
@@ -114,6 +116,7 @@ def test_shipped_lung_field_model_finds_held_out_lung_fields() -> None:
     assert float(iou.mean()) > 0.8 and float(iou.quantile(0.1)) > 0.65
 
 
+@pytest.mark.slow
 def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: Path) -> None:
     manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
@@ -178,6 +181,7 @@ def test_opacity_prior_file_round_trips_and_refuses_other_models(tmp_path: Path)
         OpacityTemplate.from_path(shipped_lung_fields())
 
 
+@pytest.mark.slow
 def test_siim_prior_puts_opacities_in_the_lower_lateral_lung_fields(tmp_path: Path) -> None:
     summary = fit_siim_opacity_template(require_shared_data("siim_covid_256"), tmp_path / "prior.pt")
     assert summary["val_folds"] == [3] and summary["train_images"] > 1000
@@ -189,6 +193,7 @@ def test_siim_prior_puts_opacities_in_the_lower_lateral_lung_fields(tmp_path: Pa
     assert float(lower) > 1.5 * float(upper)
 
 
+@pytest.mark.slow
 def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tmp_path: Path) -> None:
     manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
@@ -232,6 +237,7 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
     assert "location prior alone" in (tmp_path / "report" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_shipped_model_names_its_prior_and_draws_it_into_the_map() -> None:
     shipped = default_model_path()
     card = read_card(shipped)

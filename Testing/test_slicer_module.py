@@ -137,6 +137,7 @@ def inference_folder(tmp_path_factory: pytest.TempPathFactory, dicom_dir: Path) 
     return folder, result
 
 
+@pytest.mark.slow
 def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) -> None:
     folder, result = inference_folder
     outputs = load_inference_outputs(folder)
@@ -150,6 +151,7 @@ def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) 
     assert outputs.boxes[0]["x1"] == 230.0 and outputs.boxes[0]["y2"] == 671.0
 
 
+@pytest.mark.slow
 def test_load_inference_outputs_reports_broken_results(inference_folder, tmp_path: Path) -> None:
     folder, _ = inference_folder
     broken = tmp_path / "broken"
@@ -172,6 +174,7 @@ def test_load_inference_outputs_reports_broken_results(inference_folder, tmp_pat
 # --- re-thresholding and boxes -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_panel_thresholds_with_the_librarys_mask_rule_without_torch() -> None:
     """No copy of the mask rule in the module: it imports :mod:`PilletGANLib.postprocess`, which loads neither
     torch nor MONAI into Slicer's process."""
@@ -341,6 +344,7 @@ def test_ui_file_has_every_widget_the_code_uses() -> None:
     assert bound["threshold"] == bound["heatmapOpacity"] == "ctkSliderWidget" and bound["device"] == "QComboBox"
 
 
+@pytest.mark.slow
 def test_helper_never_imports_slicer() -> None:
     forbidden = {"slicer", "qt", "ctk", "vtk", "__main__", "PilletGANLib"}
     for path in HELPER_DIR.glob("*.py"):
@@ -424,6 +428,7 @@ FAKE_SLICER = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
 def test_extension_configures_against_a_stand_in_slicer(tmp_path: Path) -> None:
     """Configure the extension with a stand-in for Slicer's CMake package that records what the macros receive."""
@@ -462,6 +467,7 @@ def test_extension_configures_against_a_stand_in_slicer(tmp_path: Path) -> None:
 # --- the module's out-of-process run, end to end -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp_path: Path) -> None:
     """What ``PilletGANLogic.process`` does, minus Slicer: export a one-slice NRRD, run ``pilletgan infer`` as a
     child process with the module's command line and environment, stream its log, load the result files."""

@@ -44,6 +44,7 @@ def _generator_state(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["generator"]
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     # the learning-rate decay follows the run's total, so the schedule is held constant here
@@ -61,6 +62,7 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert any((tensor != 0).any() for tensor in straight.values())
 
 
+@pytest.mark.slow
 def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -87,6 +89,7 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
     assert len(events.Scalars("D/adversarial")) == 6
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     run_dir = tmp_path / "run"
@@ -112,6 +115,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
     assert summary["iterations"] == stopped_at + 4
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     run_dir = tmp_path / "ddp"
@@ -154,6 +158,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path, one_thread) -> None:
     """Trained on real NIH normals with inserted opacities (semi-synthetic), the lesion map finds them."""
     from PilletGANLib.data import build_folder_manifest, read_manifest, write_synthetic_dataset
