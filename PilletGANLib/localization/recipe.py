@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -30,8 +30,19 @@ SCORE_REGIONS = ("map", "image")
 LEGACY_FITTED_KEYS = ("heat_scale", "threshold")
 
 
+class _Section:
+    """What the two card sections share: a plain dict, and a copy with values changed (checked again)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some values changed (checked again)."""
+        return replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class MapRecipe:
+class MapRecipe(_Section):
     """How a healed twin becomes a lesion map, a detection score and a mask: the model card's ``localization``.
 
     Every setting is set with ``pilletgan train --set localization.KEY=VALUE`` or changed on a trained model
@@ -109,13 +120,6 @@ class MapRecipe:
         """Whether the map draws the opacity-location template (``opacity_prior``)."""
         return self.opacity_prior > 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def replace(self, **changes: Any) -> MapRecipe:
-        """A copy with some settings changed (checked again)."""
-        return replace(self, **changes)
-
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> MapRecipe:
         """The recipe of a ``localization`` mapping; an unknown key is refused, since silently ignoring a
@@ -129,7 +133,7 @@ class MapRecipe:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(_Section):
     """Values of the lesion map fitted on healthy validation images: the model card's ``calibration``.
 
     ``pilletgan train`` fits them at export and ``pilletgan model calibrate`` refits them; the card's
@@ -146,12 +150,6 @@ class Calibration:
     def __post_init__(self) -> None:
         if not self.heat_scale > 0:
             raise ConfigurationError(f"calibration heat_scale must be > 0, got {self.heat_scale}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def replace(self, **changes: Any) -> Calibration:
-        return replace(self, **changes)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> Calibration:
