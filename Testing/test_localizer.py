@@ -80,7 +80,7 @@ def test_old_cards_keep_their_fitted_values_and_new_cards_separate_them() -> Non
     recipe, calibration = localization_from_card(shipped)
     old = shipped["localization"]
     assert calibration == Calibration(old["heat_scale"], old["threshold"])
-    assert recipe.to_dict() == {k: v for k, v in old.items() if k not in ("heat_scale", "threshold")}
+    assert recipe == MapRecipe(**{k: v for k, v in old.items() if k not in ("heat_scale", "threshold")})
     sections = card_sections(recipe, calibration, {"percentile": 75.0})
     assert "threshold" not in sections["localization"]
     assert sections["calibration"] == {"heat_scale": old["heat_scale"], "threshold": old["threshold"], "percentile": 75.0}
