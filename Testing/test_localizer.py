@@ -236,6 +236,27 @@ def test_mirror_average_maps_are_the_mean_of_both_passes_and_the_score_reads_the
 
 
 @pytest.mark.slow
+def test_asymmetry_keeps_what_one_side_has_more_of_than_its_mirror_place() -> None:
+    images = torch.zeros(2, 1, 8, 8)
+    healed = images.clone()
+    healed[0, 0, 2:4, 1:3] = -1.0  # left: 1.0
+    healed[0, 0, 2:4, 5:7] = -0.25  # its mirror place on the right: 0.25
+    healed[1, 0, 5, 1] = healed[1, 0, 5, 6] = -0.5  # symmetric
+    valid = everywhere(2, 8)
+    plain = Localizer(plain_recipe()).lesion_maps(images, healed, valid)
+    full = Localizer(plain_recipe(asymmetry=1.0)).lesion_maps(images, healed, valid)
+    torch.testing.assert_close(full.maps, (plain.maps - plain.maps.flip(-1)).clamp_min(0))
+    assert torch.allclose(full.maps[0, 0, 2:4, 1:3], torch.tensor(0.75)) and float(full.maps[0, 0, :, 4:].max()) == 0
+    assert float(full.maps[1].max()) == 0.0, "a symmetric map fades entirely"
+    half = Localizer(plain_recipe(asymmetry=0.5)).lesion_maps(images, healed, valid)
+    assert torch.allclose(half.maps[0, 0, 2:4, 1:3], torch.tensor(0.875))
+    assert float(half.maps[0, 0, 2:4, 5:7].max()) == 0.0  # 0.25 - 0.5, clipped
+    assert torch.equal(full.scores, plain.scores) and torch.equal(half.scores, plain.scores)
+    assert torch.equal(Localizer(plain_recipe(asymmetry=0.0)).lesion_maps(images, healed, valid).maps, plain.maps)
+    with pytest.raises(ConfigurationError, match="asymmetry must be >= 0"):
+        MapRecipe(asymmetry=-0.1)
+
+
 def test_lung_prior_is_added_to_the_map_and_leaves_the_score_alone(lung_fields: LungFieldEstimator) -> None:
     torch.manual_seed(0)
     images, healed = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)

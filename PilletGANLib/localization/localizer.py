@@ -2,8 +2,8 @@
 
 Network grid (batched, torch): gating by the valid (unpadded) area minus a border and optionally by the
 lung fields, the difference ``|healed - x|`` (or the removed brightness), Gaussian smoothing, the detection
-score (mean of the top-k % of the score region), mirror averaging, and the lung-field and opacity priors
-added to the map. Source grid (numpy, :mod:`PilletGANLib.postprocess`): heat map and cleaned mask with the
+score (mean of the top-k % of the score region), mirror averaging, left-right asymmetry, and the lung-field
+and opacity priors added to the map. Source grid (numpy, :mod:`PilletGANLib.postprocess`): heat map and cleaned mask with the
 calibrated values. The :class:`~PilletGANLib.inference.Predictor`, the bundle (``LesionDifferenced`` and its
 inferer) and the training evaluator all call it, so a setting added here changes every front door at once.
 """
@@ -185,6 +185,8 @@ class Localizer:
             diff = (diff + self._difference(images, mirrored_healed.to(diff.device))) / 2
         map_gates = map_gates.to(diff.device, diff.dtype)
         diff = diff * map_gates
+        if recipe.asymmetry > 0:
+            diff = (diff - recipe.asymmetry * diff.flip(-1)).clamp_min(0)
         lung_priors, opacity_priors = self._priors(images)
         if lung_priors is not None:
             diff = diff + recipe.lung_prior * lung_priors.to(diff.device, diff.dtype)

@@ -64,6 +64,10 @@ class MapRecipe(_Section):
             border, the diaphragm and the ribs' edge; the score keeps the binary gate).
         mirror_average: average the map with the map of the left-right mirrored image, mirrored back (a second
             generator pass); the detection score reads the plain map.
+        asymmetry: weight of the map's own left-right mirror image subtracted from the gated map, clipped at 0
+            (0 = none): ``max(map - asymmetry * mirror(map), 0)`` keeps what one side of the image has more of than
+            the other, so a symmetric map fades and a one-sided opacity stands out (1 keeps only the excess). Applied
+            before the priors are added; the detection score reads the plain map.
         lung_prior: amplitude, in difference units, of the learned lung-field prior added to the gated map (0 =
             none): the two-lung drawing of the lung-field box the card's ``lung_fields`` model predicts. The
             score reads the difference alone.
@@ -84,6 +88,7 @@ class MapRecipe(_Section):
     lung_margin: float = 0.0
     lung_weighting: str = "none"
     mirror_average: bool = False
+    asymmetry: float = 0.0
     lung_prior: float = 0.0
     opacity_prior: float = 0.0
     score_region: str = "map"
@@ -102,7 +107,8 @@ class MapRecipe(_Section):
             refuse("lung_weighting needs lung_gate=true (it weights the lung fields)")
         if not 0 <= self.lung_margin < 0.5:
             refuse(f"lung_margin must be in [0, 0.5), got {self.lung_margin}")
-        for name in ("lung_prior", "opacity_prior", "smoothing_sigma", "border_fraction", "min_component_fraction"):
+        for name in ("asymmetry", "lung_prior", "opacity_prior", "smoothing_sigma", "border_fraction",
+                     "min_component_fraction"):
             if getattr(self, name) < 0:
                 refuse(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.score_region not in SCORE_REGIONS:
