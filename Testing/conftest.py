@@ -1,4 +1,10 @@
-"""Shared fixtures: the real data folder (skipped with a message when absent) and scratch space."""
+"""Shared fixtures: the project's own sample radiographs, the real data folder (skipped with a message when absent)
+and scratch space.
+
+``dicom_dir`` is the folder of sample radiographs the tests make themselves (``dicom_factory.write_sample_dicoms``:
+the demo phantom in every encoding and header trait the reader handles), so the DICOM, SEG, batch and infer tests
+run on every machine. ``real_dicom_dir`` is ``../shared/data/dicom`` for the tests that need real anatomy.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +33,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def dicom_dir() -> Path:
-    """The folder of real chest radiograph DICOM files."""
+def real_dicom_dir() -> Path:
+    """The folder of real chest radiograph DICOM files (skips without ../shared/data)."""
     return require_shared_data("dicom")
+
+
+@pytest.fixture(scope="session")
+def dicom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's sample radiographs (``dicom_factory.SAMPLE_FILES``), written once per session."""
+    from dicom_factory import write_sample_dicoms
+
+    folder = tmp_path_factory.mktemp("sample_dicoms")
+    write_sample_dicoms(folder)
+    return folder
 
 
 def make_tiny_model(path: Path, attention: str = "none", image_size: int = 32, seed: int = 0) -> Path:

@@ -211,6 +211,7 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     if any(word.lower() in sop_name.lower() for word in _NON_IMAGE_SOP_WORDS):
         raise NotAnImageError(f"a DICOM '{sop_name}' object holds no radiograph to analyse", path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        check_element_lengths(ds, path)  # an element that claims the rest of the file hides the Pixel Data
         end = _parsed_end(ds)
         if end is not None and end < path.stat().st_size:
             raise TruncatedFileError("the file ends inside a DICOM element before its Pixel Data "
@@ -329,8 +330,14 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {err}", path) from err
     except MemoryError as err:
         raise ImplausibleDimensionsError("decoding the pixel data needs more memory than is available", path) from err
-    except Exception as err:
-        raise _read_failure(path, err) from err
+    except Exception as err:  # decoders raise many types for damaged data; each becomes one of ours
+        failure = _read_failure(path, err)
+        if isinstance(failure, CorruptFileError):
+            syntax = UID(ds.file_meta.TransferSyntaxUID).name
+            detail = " ".join(str(err).split())[:300]
+            failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({type(err).__name__}: {detail}); "
+                                       "the file is damaged, re-export it", path)
+        raise failure from err
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
     allocated = int(ds.BitsAllocated)
