@@ -319,7 +319,7 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
 
 
 def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: Path) -> None:
-    shutil.copy(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm", tmp_path / "1.2.840.1234")  # a DICOM file without extension
+    shutil.copy(dicom_dir / DX_8BIT, tmp_path / "1.2.840.1234")  # a DICOM file without extension
     (tmp_path / "README.txt").write_text("export notes\n")
     assert image_datalist(tmp_path) == [{"image": str(tmp_path / "1.2.840.1234")}]
     (tmp_path / "1.2.840.1234").unlink()

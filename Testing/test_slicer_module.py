@@ -121,7 +121,7 @@ def test_library_root_and_environment(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def inference_folder(tmp_path_factory: pytest.TempPathFactory, dicom_dir: Path) -> tuple[Path, LesionResult]:
     """What ``pilletgan infer`` writes for a real radiograph, made with the library's writers."""
-    image, meta = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    image, meta = load_cxr(dicom_dir / JPEG_BASELINE)
     rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
     heatmap = np.exp(-(((rows - 600) / 90.0) ** 2 + ((cols - 300) / 70.0) ** 2)).astype(np.float32)
     mask = heatmap >= 0.4
@@ -462,7 +462,7 @@ def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp
 
     model = make_tiny_model(tmp_path / "tiny.pt")
 
-    image, _ = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, _ = load_cxr(dicom_dir / DX_8BIT)
     volume = sitk.GetImageFromArray(image[::8, ::6][np.newaxis].astype(np.int16))  # 128 x 171, as Slicer exports it
     volume.SetSpacing((0.8, 0.6, 1.0))
     volume.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import OutputError
 from .atomic import atomic_path
 
-__all__ = ["RESEARCH_BANNER", "OverlayCaption", "overlay_rgb", "write_overlay_png"]
+__all__ = ["BANNER_COLOR", "RESEARCH_BANNER", "OverlayCaption", "overlay_rgb", "write_overlay_png"]
 
 PREDICTED_COLOR = (255, 40, 40)
 TRUTH_COLOR = (40, 220, 40)
@@ -28,7 +28,7 @@ MAX_ALPHA = 0.6
 COLORMAP = "inferno"
 #: Printed on every overlay.
 RESEARCH_BANNER = "RESEARCH USE ONLY - not a medical device, not for diagnosis"
-_BANNER_COLOR = (200, 30, 30)
+BANNER_COLOR = (200, 30, 30)
 _WARNING_COLOR = (255, 170, 0)
 _TEXT_COLOR = (235, 235, 235)
 _BACKGROUND = (0, 0, 0)
@@ -59,7 +59,7 @@ class OverlayCaption:
             facts.append(f"mask threshold {self.threshold:.2f}")
         lines = [("  |  ".join(facts), _TEXT_COLOR)]
         lines += [(f"WARNING: {warning}", _WARNING_COLOR) for warning in self.warnings]
-        return [*lines, (RESEARCH_BANNER, _BANNER_COLOR)]
+        return [*lines, (RESEARCH_BANNER, BANNER_COLOR)]
 
 
 def _box_values(box: Any) -> tuple[float, float, float, float, float | None]:
@@ -184,8 +184,8 @@ def _legend(canvas, caption: OverlayCaption):
         draw.line((left - margin // 2, y, left + bar_width + margin // 2, y), fill=(255, 255, 255), width=2)
     y = height + margin
     for text, colour in wrapped:
-        if colour == _BANNER_COLOR:  # the banner: white on a red band across the whole width
-            draw.rectangle((0, y - unit // 5, out.width, y + int(unit * 1.2)), fill=_BANNER_COLOR)
+        if colour == BANNER_COLOR:  # the banner: white on a red band across the whole width
+            draw.rectangle((0, y - unit // 5, out.width, y + int(unit * 1.2)), fill=BANNER_COLOR)
             colour = (255, 255, 255)
         draw.text((margin, y), text, fill=colour, font=font)
         y += int(unit * 1.4)
