@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
+from dicom_factory import DX_8BIT
 from ignite.engine import Engine
 from scipy import ndimage
 
@@ -92,7 +93,7 @@ def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pi
 
     predictor = Predictor.from_path(make_tiny_model(tmp_path / "m.pt", image_size=64))
     predictor.localization.smoothing_sigma = 0.0
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     healthy = [prepare_image(image[i::2, j::2], meta, 64, 1.0) for i in range(2) for j in range(2)]
     fitted = calibrate(predictor, healthy, percentile=99.0)
     assert predictor.localization.threshold == fitted["threshold"] and fitted["healthy_images"] == 4
@@ -123,7 +124,7 @@ def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
     from PilletGANLib import load_cxr
     from PilletGANLib.inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, localization_gates
 
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     images = prepared.network_input[None]
     healed = images.clone()
@@ -178,7 +179,7 @@ def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_sc
     from PilletGANLib import load_cxr
     from PilletGANLib.inference.lesion_map import LocalizationConfig, localization_gates, lung_map_weights
 
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     binary = LocalizationConfig(border_fraction=0.0, lung_gate=True)
     interior = LocalizationConfig(border_fraction=0.0, lung_gate=True, lung_weighting="interior")
@@ -206,7 +207,7 @@ def test_lung_margin_widens_the_map_gate_and_the_edit_gate_alike(dicom_dir) -> N
     from PilletGANLib.inference.lesion_map import LocalizationConfig, localization_gates
     from PilletGANLib.transforms.lungs import estimate_lung_mask, lung_fields_gate
 
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     network = prepared.network_input[0].numpy()
     hull = estimate_lung_mask(network, hull=True)
@@ -227,13 +228,13 @@ def test_lung_margin_widens_the_map_gate_and_the_edit_gate_alike(dicom_dir) -> N
         lung_fields_gate(network, -0.1)
 
 
-def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
+def test_lung_edit_region_changes_only_the_lung_fields(phantom_folders) -> None:
     """With lung gates the translation keeps every pixel outside the estimated lungs; without, it does not."""
     from PilletGANLib import load_cxr
     from PilletGANLib.data import build_folder_manifest
     from PilletGANLib.transforms import estimate_lung_mask
 
-    record = build_folder_manifest(shared_data / "nih1000_64px")[0]
+    record = build_folder_manifest(phantom_folders.root)[0]
     image = prepare_image(*load_cxr(record.image), 64, 0.9).network_input[None]
     gates = lung_edit_gates(image)
     expected = estimate_lung_mask(image[0, 0].numpy(), hull=True)
@@ -295,13 +296,13 @@ def test_localization_overrides_change_only_the_named_settings() -> None:
         parse_overrides(["localization.sharpness=2"], {})
 
 
-def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
+def test_training_dataset_caches_every_deterministic_step(phantom_folders) -> None:
     """The in-memory cache holds finished items (truth and lung fields included): nothing is recomputed per
     iteration. A nested Compose would count as random for MONAI and silently disable the cache."""
     from PilletGANLib.data import build_folder_manifest
     from PilletGANLib.data.datasets import build_dataset
 
-    records = build_folder_manifest(shared_data / "nih1000_64px")[:3]
+    records = build_folder_manifest(phantom_folders.root)[:3]
     dataset = build_dataset(records, 32, 0.9, progress=False, lung_fields=True)
     cached = dataset._cache[0]
     assert {"image", "lesion", "valid", "lung"} <= set(cached)
@@ -309,7 +310,7 @@ def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
     assert dataset[0]["lung"] is cached["lung"], "items come from the cache, not from a new run of the transforms"
 
 
-def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(shared_data, tmp_path) -> None:
+def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(phantom_folders, tmp_path) -> None:
     """A ``cache_dir`` run mixes items read back from disk (MONAI stores no metadata) with freshly computed
     ones in one batch; both must collate, and a non-square image must keep its padding geometry."""
     from monai.data import list_data_collate
@@ -319,7 +320,7 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     from PilletGANLib.data.datasets import build_dataset, cache_folder, item_geometry
     from PilletGANLib.data.manifest import ManifestRecord
 
-    source = build_folder_manifest(shared_data / "nih1000_64px")[0].image
+    source = build_folder_manifest(phantom_folders.root)[0].image
     wide = tmp_path / "wide.png"
     Image.open(source).convert("L").crop((0, 8, 64, 56)).save(wide)  # 48 rows x 64 cols
     records = [ManifestRecord(wide, "disease", boxes=np.array([[10.0, 10.0, 30.0, 30.0]])),
@@ -340,7 +341,7 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     assert len(folders) == 3, "lung fields widened by another margin are cached apart"
 
 
-def test_evaluator_estimates_the_lung_gate_when_the_batch_has_no_cached_masks(shared_data) -> None:
+def test_evaluator_estimates_the_lung_gate_when_the_batch_has_no_cached_masks(phantom_folders) -> None:
     """A pipeline without ``LungFieldsd`` (the bundle's) gets the same lung-gated validation records as one
     that caches the masks, instead of silently ungated maps."""
     from monai.data import list_data_collate
@@ -351,7 +352,7 @@ def test_evaluator_estimates_the_lung_gate_when_the_batch_has_no_cached_masks(sh
     from PilletGANLib.inference.lesion_map import LocalizationConfig
     from PilletGANLib.networks import PilletGenerator
 
-    records = build_folder_manifest(shared_data / "nih1000_64px")
+    records = build_folder_manifest(phantom_folders.root)
     records = [r for r in records if r.is_disease and len(r.boxes)][:3] + [r for r in records if not r.is_disease][:3]
     batch = list_data_collate(list(build_dataset(records, 32, 0.9, progress=False, lung_fields=True, lung_margin=0.05)))
     torch.manual_seed(0)

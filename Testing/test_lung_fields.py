@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import healthy_nih_manifest, make_tiny_model, require_shared_data
+from conftest import healthy_manifest, make_tiny_model, require_shared_data
 from PIL import Image
 
 from PilletGANLib.data.sources.siim_lung_fields import read_siim_lung_fields
@@ -124,7 +124,7 @@ def test_shipped_lung_field_model_finds_held_out_lung_fields() -> None:
 
 
 def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: Path) -> None:
-    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
+    manifest, images = healthy_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
     shipped = default_model_path()
     lung_fields = lung_field_model_path(read_card(shipped), shipped)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import healthy_nih_manifest, make_tiny_model, require_shared_data
+from conftest import healthy_manifest, make_tiny_model, require_shared_data
 
 from PilletGANLib.data.manifest import ManifestRecord
 from PilletGANLib.engine.config import TrainingConfig
@@ -98,7 +98,7 @@ def test_siim_prior_puts_opacities_in_the_lower_lateral_lung_fields(tmp_path: Pa
 
 
 def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tmp_path: Path) -> None:
-    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
+    manifest, images = healthy_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
     shipped = default_model_path()
     lung_fields = lung_field_model_path(read_card(shipped), shipped)

@@ -43,8 +43,7 @@ from .codestream import check_codestream
 from .polarity import polarity_warning
 
 __all__ = ["MAX_SIDE", "check_decodable", "check_element_lengths", "check_radiograph_header", "dicom_meta",
-           "ensure_transfer_syntax",
-           "read_dicom_header", "read_dicom_image"]
+           "ensure_transfer_syntax", "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
