@@ -148,8 +148,8 @@ def rsna_folder(tmp_path_factory) -> Path:
         write_cr_dicom(phantom_normals(1, seed=100 + index)[0].astype(np.uint8),
                        root / "stage_2_train_images" / f"{patient}.dcm", patient)
         for _ in range(count):
-            x, y = rng.uniform(20, 120, size=2).round(1)
-            rows.append([patient, x, y, rng.uniform(20, 100).round(1), rng.uniform(20, 100).round(1), 1])
+            x, y, width, height = np.round(rng.uniform((20, 20, 20, 20), (120, 120, 100, 100)), 1)
+            rows.append([patient, x, y, width, height, 1])
     for index in range(len(_RSNA_BOXES), len(_RSNA_BOXES) + _RSNA_ABSENT):
         rows.append([_rsna_patient(index), 10.0, 20.0, 30.0, 40.0, 1])
     rows += [[_rsna_patient(1000 + index), "", "", "", "", 0] for index in range(_RSNA_NORMALS)]
