@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .dicom.reader import read_dicom_image
 from .errors import error_kind, error_reason
 from .reading import load_cxr
 from .text import path_text
 
-__all__ = ["expand_inputs", "format_report", "inspect_file"]
+__all__ = ["expand_inputs", "format_report", "inspect_file", "quiet_reader_warnings"]
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -27,6 +29,11 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
             dirnames[:] = sorted(name for name in dirnames if name not in links)
             yield from (Path(dirpath, name) for name in sorted(filenames))
+
+
+def quiet_reader_warnings() -> None:
+    """Stop the reader logging what a command prints with each file's record anyway (so it is printed once)."""
+    logging.getLogger(read_dicom_image.__module__).setLevel(logging.ERROR)
 
 
 def inspect_file(path: str | os.PathLike) -> dict[str, Any]:

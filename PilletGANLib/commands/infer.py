@@ -48,7 +48,7 @@ def load_predictor(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..errors import FileNotFoundInputError
     from ..inference.files import infer_files
-    from ..inspection import expand_inputs
+    from ..inspection import expand_inputs, quiet_reader_warnings
 
     inputs = list(expand_inputs(args.inputs))
     if not inputs:
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundInputError("no files to analyse: the folder is empty (give radiograph files, or folders "
                                      "that hold them)", folders)
     predictor = load_predictor(args)
+    quiet_reader_warnings()  # each image's line below shows its warnings
     summary = infer_files(inputs, args.out, predictor, args.formats)
     for record in summary.written:
         warnings = "".join(f"; warning: {w}" for w in record["warnings"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..inspection import expand_inputs, format_report, inspect_file
+from ..inspection import expand_inputs, format_report, inspect_file, quiet_reader_warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_reader_warnings()  # each record shows its warnings itself
     records = [inspect_file(path) for path in expand_inputs(args.paths)]
     if args.json:
         print(json.dumps(records, indent=2))
