@@ -1,9 +1,9 @@
 """``pilletgan batch``: a messy export end to end, SEG validity, SIGKILL then resume, torchrun, refusals, failures.
 
-Exports are built by the tests from the real radiographs of ../shared/data/dicom under new UIDs
-(``dicom_factory``); the model is the tiny untrained one, so these tests check the plumbing, not the
-quality of the maps. The command runs as a subprocess where it has to be killed or started by torchrun,
-with ``OMP_NUM_THREADS=1`` and one image per forward pass so that runs are bit-for-bit comparable.
+Exports are built by the tests from the project's sample radiographs under new UIDs (``dicom_factory``); the
+model is the tiny untrained one, so these tests check the plumbing, not the quality of the maps. The command
+runs as a subprocess where it has to be killed or started by torchrun, with ``OMP_NUM_THREADS=1`` and one
+image per forward pass so that runs are bit-for-bit comparable.
 """
 
 from __future__ import annotations
@@ -25,8 +25,17 @@ from pathlib import Path
 import highdicom as hd
 import pydicom
 import pytest
-from dicom_factory import build_mixed_export, write_copy, write_ct_image, write_not_dicom, write_sr_document
-from pydicom.encaps import encapsulate
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    MONO1_J2K_LOSSLESS,
+    build_mixed_export,
+    write_copy,
+    write_ct_image,
+    write_not_dicom,
+    write_sr_document,
+)
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import generate_uid
 
 from PilletGANLib.batch import (
@@ -136,14 +145,14 @@ def fake_instance(study: str, series: str, sop: str) -> DicomInstance:
 
 
 def build_clean_export(root: Path, dicom_dir: Path, count: int = 8) -> dict[str, Path]:
-    """``count`` radiographs (NIH DX and SIIM JPEG copies, 1024 px, no extension) in 2 studies and 3 series, plus
+    """``count`` radiographs (DX and JPEG sample copies, no extension) in 2 studies and 3 series, plus
     a CT image, an SR and a text file, which are expected in an export and skipped without error."""
     studies = [generate_uid() for _ in range(2)]
     series = [(studies[0], generate_uid()), (studies[0], generate_uid()), (studies[1], generate_uid())]
     radiographs = {}
     for index in range(count):
         study, serie = series[index % 3]
-        name = "NIH_DX_UNCOMPRESSED.dcm" if index % 2 else "SIIM_CR_JPEG_BASELINE.dcm"
+        name = DX_8BIT if index % 2 else JPEG_BASELINE
         target = root / f"PAT{studies.index(study)}" / f"SER{index % 3}" / f"IM{index:04d}"
         radiographs[str(write_copy(dicom_dir, name, target, study, serie).SOPInstanceUID)] = target
     write_ct_image(dicom_dir, root / "PAT0" / "CT" / "ct0001", studies[0])
@@ -380,9 +389,12 @@ def test_failed_files_are_recorded_and_the_run_goes_on(dicom_dir, tiny_model, tm
     radiographs = build_clean_export(export, dicom_dir, count=4)
 
     def undecodable(ds: pydicom.Dataset) -> None:
-        ds.PixelData = encapsulate([b"\x00" * 1000])  # a JPEG fragment that is not JPEG: found, then fails to decode
+        """A valid JPEG 2000 header (discovery's check passes) over tile data that is garbage: fails to decode."""
+        codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
+        body = codestream.index(b"\xff\x93") + 2
+        ds.PixelData = encapsulate([codestream[:body] + bytes(range(256)) * ((len(codestream) - body) // 256)])
 
-    bad = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", export / "PAT1" / "bad", generate_uid(), generate_uid(),
+    bad = write_copy(dicom_dir, MONO1_J2K_LOSSLESS, export / "PAT1" / "bad", generate_uid(), generate_uid(),
                      edit=undecodable)
     out = tmp_path / "out"
     blocked_uid = sorted(radiographs)[0]
@@ -396,7 +408,8 @@ def test_failed_files_are_recorded_and_the_run_goes_on(dicom_dir, tiny_model, tm
     assert summary.exit_code == EXIT_FAILURES
     assert (summary.found, summary.succeeded, summary.failed) == (5, 3, 2)
     problems = {row["file"]: row for row in read_csv(summary.errors_csv)}
-    assert problems["PAT1/bad"]["stage"] == "inference" and problems["PAT1/bad"]["kind"] == "CorruptFileError"
+    assert problems["PAT1/bad"]["stage"] == "inference" and problems["PAT1/bad"]["kind"] == "corrupt"
+    assert "JPEG 2000" in problems["PAT1/bad"]["reason"] and "cannot be decoded" in problems["PAT1/bad"]["reason"]
     blocked_source = str(radiographs[blocked_uid].relative_to(export))
     assert problems[blocked_source]["stage"] == "output"
     statuses = {r["sop_instance_uid"]: (r["status"], r["seg"]) for r in read_csv(summary.summary_csv)}

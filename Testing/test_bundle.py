@@ -22,7 +22,8 @@ import onnxruntime
 import pytest
 import SimpleITK as sitk
 import torch
-from conftest import REPO_ROOT, make_tiny_model, require_shared_data
+from conftest import REPO_ROOT, make_tiny_model
+from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_UNCOMPRESSED
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -278,17 +279,17 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
         assert heatmap.dtype == np.float32 and heatmap.min() >= 0 and heatmap.max() <= 1
         assert set(np.unique(mask)) <= {0, 1}
     predictor = Predictor.from_path(tiny_model, device="cpu")
-    for name in ("RG1_UNCR", "SIIM_CR_JPEG_BASELINE"):  # 1955 x 1841 without spacing; 1024 x 1024 at 0.168 mm
-        source = dicom_dir / f"{name}.dcm"
-        assert_same_as_product(out / f"{name}_heatmap.nii.gz", out / f"{name}_mask.nii.gz", source, predictor)
+    for name in (MONO1_UNCOMPRESSED, JPEG_BASELINE):  # not square, without spacing; square with spacing
+        source = dicom_dir / name
+        assert_same_as_product(out / f"{source.stem}_heatmap.nii.gz", out / f"{source.stem}_mask.nii.gz", source,
+                               predictor)
         assert scores[source.name] == pytest.approx(predictor.predict_path(source).score, abs=1e-6)
 
 
 @pytest.mark.slow
-def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path: Path) -> None:
+def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path: Path, phantom_folders) -> None:
     """Lung gate, interior weighting and the mirrored pass (``LocalizerInferer``) give the Predictor's maps."""
-    nih = require_shared_data("nih1000_64px", "valid", "1_abnormal")
-    first, second = sorted(nih.glob("*.png"))[:2]
+    first, second = phantom_folders.images_of("valid", "disease")[:2]
     data = tmp_path / "data"
     (data / "a").mkdir(parents=True)
     (data / "b").mkdir()
@@ -318,7 +319,7 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
 
 
 def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: Path) -> None:
-    shutil.copy(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm", tmp_path / "1.2.840.1234")  # a DICOM file without extension
+    shutil.copy(dicom_dir / DX_8BIT, tmp_path / "1.2.840.1234")  # a DICOM file without extension
     (tmp_path / "README.txt").write_text("export notes\n")
     assert image_datalist(tmp_path) == [{"image": str(tmp_path / "1.2.840.1234")}]
     (tmp_path / "1.2.840.1234").unlink()
@@ -331,9 +332,9 @@ def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: 
 # -- training and evaluation ----------------------------------------------------------------------------------------
 
 
-def training_manifest(folder: Path, per_class: int = 12) -> Path:
-    """``per_class`` NIH 64 px images of each class, one patient in four held out for validation."""
-    root = require_shared_data("nih1000_64px", "train")
+def training_manifest(folder: Path, dataset: Path, per_class: int = 12) -> Path:
+    """``per_class`` 64 px images of each class of the NIH-layout ``dataset``, one in four held out for validation."""
+    root = dataset / "train"
     records = []
     for label, sub in (("healthy", "0_normal"), ("disease", "1_abnormal")):
         for index, path in enumerate(sorted((root / sub).glob("*.png"))[:per_class]):
@@ -342,14 +343,13 @@ def training_manifest(folder: Path, per_class: int = 12) -> Path:
     return write_manifest(records, folder / "train.csv")
 
 
-def evaluation_manifest(folder: Path) -> Path:
-    """Six healthy NIH 64 px images and the five with official NIH boxes (64 px coordinates)."""
-    root = require_shared_data("nih1000_64px")
+def evaluation_manifest(folder: Path, root: Path) -> Path:
+    """Six healthy 64 px images of the NIH-layout ``root`` and five with boxes (``boxes.csv``, 64 px coordinates)."""
     images = {p.name: p for p in root.rglob("*.png")}
     records = [ManifestRecord(image=p, label="healthy", split="test")
                for p in sorted((root / "valid" / "0_normal").glob("*.png"))[:6]]
     with open(root / "boxes.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
+        for row in list(csv.DictReader(handle))[:5]:
             x, y, w, h = (float(row[k]) for k in ("x_64", "y_64", "w_64", "h_64"))
             records.append(ManifestRecord(image=images[row["Image Index"]], label="disease", split="test",
                                           boxes=np.array([[x, y, x + w, y + h]])))
@@ -357,8 +357,8 @@ def evaluation_manifest(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_class_folders_become_patient_split_training_records() -> None:
-    dataset = require_shared_data("nih1000_64px")
+def test_class_folders_become_patient_split_training_records(phantom_folders) -> None:
+    dataset = phantom_folders.root
     train, val = training_split(load_records(dataset))
     assert len(train) + len(val) == len(list(dataset.rglob("*.png")))
     assert {r.label for r in train} == {r.label for r in val} == {"healthy", "disease"}
@@ -378,8 +378,8 @@ def test_train_settings_are_the_defaults_of_pilletgan_train() -> None:
 
 
 @pytest.mark.slow
-def test_train_then_evaluate(tmp_path: Path) -> None:
-    manifest = training_manifest(tmp_path)
+def test_train_then_evaluate(tmp_path: Path, phantom_folders) -> None:
+    manifest = training_manifest(tmp_path, phantom_folders.root)
     run_dir = tmp_path / "run"
     trainer = workflow("train.json", "train", manifest=str(manifest), output_dir=str(run_dir), **TINY_TRAINING)
     trainer.initialize()
@@ -404,7 +404,7 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
     assert set(state) == set(checkpoint["generator"])
 
     report = tmp_path / "report"
-    evaluator = workflow("evaluate.json", None, manifest=str(evaluation_manifest(tmp_path)), split="test",
+    evaluator = workflow("evaluate.json", None, manifest=str(evaluation_manifest(tmp_path, phantom_folders.root)), split="test",
                          output_dir=str(report), model_path=str(run_dir / "model.pt"), device="cpu",
                          **{"evaluator#progress": False})
     evaluator.initialize()

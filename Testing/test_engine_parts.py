@@ -74,13 +74,13 @@ def test_summaries_of_validation_records() -> None:
     assert summary["pointing_game"] == 0.5 and summary["dice_top15"] == pytest.approx(0.3)
 
 
-def test_lung_edit_region_changes_only_the_lung_fields(shared_data) -> None:
+def test_lung_edit_region_changes_only_the_lung_fields(phantom_folders) -> None:
     """With lung gates the translation keeps every pixel outside the estimated lungs; without, it does not."""
     from PilletGANLib import load_cxr
     from PilletGANLib.data import build_folder_manifest
     from PilletGANLib.transforms import estimate_lung_mask
 
-    record = build_folder_manifest(shared_data / "nih1000_64px")[0]
+    record = build_folder_manifest(phantom_folders.root)[0]
     image = prepare_image(*load_cxr(record.image), 64, 0.9).network_input[None]
     gates = lung_edit_gates(image)
     expected = estimate_lung_mask(image[0, 0].numpy(), hull=True)
@@ -129,13 +129,13 @@ def test_wall_time_budget_stops_a_run_and_is_validated() -> None:
     assert TrainingConfig(max_minutes=5.5).to_dict()["max_minutes"] == 5.5
 
 
-def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
+def test_training_dataset_caches_every_deterministic_step(phantom_folders) -> None:
     """The in-memory cache holds finished items (truth and lung fields included): nothing is recomputed per
     iteration. A nested Compose would count as random for MONAI and silently disable the cache."""
     from PilletGANLib.data import build_folder_manifest
     from PilletGANLib.data.datasets import build_dataset
 
-    records = build_folder_manifest(shared_data / "nih1000_64px")[:3]
+    records = build_folder_manifest(phantom_folders.root)[:3]
     dataset = build_dataset(records, 32, 0.9, progress=False, lung_fields=True)
     cached = dataset._cache[0]
     assert {"image", "lesion", "valid", "lung"} <= set(cached)
@@ -143,7 +143,7 @@ def test_training_dataset_caches_every_deterministic_step(shared_data) -> None:
     assert dataset[0]["lung"] is cached["lung"], "items come from the cache, not from a new run of the transforms"
 
 
-def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(shared_data, tmp_path) -> None:
+def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(phantom_folders, tmp_path) -> None:
     """A ``cache_dir`` run mixes items read back from disk (MONAI stores no metadata) with freshly computed
     ones in one batch; both must collate, and a non-square image must keep its padding geometry."""
     from monai.data import list_data_collate
@@ -153,7 +153,7 @@ def test_disk_cached_items_collate_with_fresh_ones_and_keep_their_geometry(share
     from PilletGANLib.data.datasets import build_dataset, cache_folder, item_geometry
     from PilletGANLib.data.manifest import ManifestRecord
 
-    source = build_folder_manifest(shared_data / "nih1000_64px")[0].image
+    source = build_folder_manifest(phantom_folders.root)[0].image
     wide = tmp_path / "wide.png"
     Image.open(source).convert("L").crop((0, 8, 64, 56)).save(wide)  # 48 rows x 64 cols
     records = [ManifestRecord(wide, "disease", boxes=np.array([[10.0, 10.0, 30.0, 30.0]])),

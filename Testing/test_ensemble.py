@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import healthy_nih_manifest, make_tiny_model
+from conftest import healthy_manifest, make_tiny_model
 
 from PilletGANLib.bundle import load_weights
 from PilletGANLib.cli import main
@@ -138,7 +138,7 @@ def test_bundle_network_of_an_ensemble_card_loads_the_ensemble_weights(tmp_path:
 
 @pytest.mark.slow
 def test_ensemble_command_then_calibrate_gives_a_calibrated_ensemble(tmp_path: Path) -> None:
-    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
+    manifest, images = healthy_manifest(tmp_path / "m.csv", 4)
     members = [make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)]
     raw = tmp_path / "raw" / "model.pt"
     assert main(["model", "ensemble", "--model", str(members[0]), "--model", str(members[1]), "--out", str(raw)]) == 0

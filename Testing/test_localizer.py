@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
+from dicom_factory import DX_8BIT
 from scipy import ndimage
 
 from PilletGANLib import load_cxr
@@ -136,7 +137,7 @@ def test_gates_follow_the_valid_area_minus_the_border() -> None:
 
 def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_score_gate(dicom_dir) -> None:
     """``lung_weighting='interior'``: 0 outside the lungs, 1 at the deepest lung pixel, smaller near the edge."""
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     images, valid = prepared.network_input[None], valid_masks([prepared.geometry])
     lung_gate, lung_score = Localizer(MapRecipe(border_fraction=0.0, lung_gate=True)).gates(images, valid)
@@ -157,7 +158,7 @@ def test_interior_lung_weighting_peaks_deep_in_the_lungs_and_keeps_the_binary_sc
 def test_lung_margin_widens_the_map_gate_and_the_edit_gate_alike(dicom_dir) -> None:
     """``lung_margin`` dilates each lung's hull by a fraction of the side: the inference-time map gate and
     the training edit gate are the same widened fields, and a margin of 0 is the hull itself."""
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     network = prepared.network_input[0].numpy()
     hull = estimate_lung_mask(network, hull=True)
@@ -204,7 +205,7 @@ def test_score_is_the_mean_of_the_top_percent_of_the_score_region() -> None:
 
 def test_score_region_image_scores_beyond_the_lung_gate(dicom_dir) -> None:
     """With a lung gate, ``score_region='image'`` still scores evidence outside the estimated lungs."""
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     prepared = prepare_image(image, meta, 64, 1.0)
     images = prepared.network_input[None]
     healed = images.clone()
@@ -339,7 +340,7 @@ def test_calibration_sets_a_threshold_that_masks_about_one_percent_of_healthy_pi
     model = make_tiny_model(tmp_path / "m.pt", image_size=64)
     card = read_card(model)
     predictor = Predictor.from_path(model, localizer=Localizer(MapRecipe(smoothing_sigma=0.0)))
-    image, meta = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    image, meta = load_cxr(dicom_dir / DX_8BIT)
     healthy = [prepare_image(image[i::2, j::2], meta, 64, 1.0) for i in range(2) for j in range(2)]
     fitted = calibrate(predictor, healthy, percentile=99.0)
     assert predictor.localizer.calibration.threshold == fitted["threshold"] and fitted["healthy_images"] == 4

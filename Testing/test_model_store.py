@@ -79,9 +79,9 @@ def test_calibrate_command_changes_localization_and_refits_the_threshold(tmp_pat
     import subprocess
     import sys
 
-    from conftest import healthy_nih_manifest
+    from conftest import healthy_manifest
 
-    manifest, _ = healthy_nih_manifest(tmp_path / "m.csv", 6)
+    manifest, _ = healthy_manifest(tmp_path / "m.csv", 6)
     model = make_tiny_model(tmp_path / "tiny.pt")
     out = tmp_path / "recalibrated.pt"
     result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "model", "calibrate", "--model", str(model),

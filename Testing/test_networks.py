@@ -345,9 +345,9 @@ def test_channels_last() -> None:
 # -- deployment -------------------------------------------------------------------------------------------
 
 
-def real_image(shared_data: Path) -> torch.Tensor:
-    path = shared_data / "nih1000_64px" / "train" / "1_abnormal"
-    first = sorted(path.glob("*.png"))[0]
+def radiograph(folders) -> torch.Tensor:
+    """A 64 px phantom radiograph with an opacity, preprocessed as the network sees it."""
+    first = folders.images_of("train", "disease")[0]
     return cxr_preprocessing(64)({"image": str(first)})["image"].as_tensor()[None]
 
 
@@ -389,7 +389,7 @@ def test_torchscript_export_matches_eager(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_onnx_export_on_a_real_image(tmp_path: Path, shared_data: Path) -> None:
+def test_onnx_export_on_a_radiograph(tmp_path: Path, phantom_folders) -> None:
     import onnxruntime
 
     torch.manual_seed(0)
@@ -401,7 +401,7 @@ def test_onnx_export_on_a_real_image(tmp_path: Path, shared_data: Path) -> None:
     path = export_onnx(translator, tmp_path / "translator.onnx", image_size=64)
     assert [p.name for p in tmp_path.iterdir()] == ["translator.onnx"]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = real_image(shared_data)
+    x = radiograph(phantom_folders)
     assert x.shape == (1, 1, 64, 64)
     (pred,) = session.run(["pred"], {"image": x.numpy()})
     healed, lesion_map = pred[:, :1], pred[:, 1:]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import healthy_nih_manifest, make_tiny_model, require_shared_data
+from conftest import healthy_manifest, make_tiny_model, require_shared_data
 from PIL import Image
 
 from PilletGANLib.data.manifest import ManifestRecord
@@ -118,7 +118,7 @@ def test_shipped_lung_field_model_finds_held_out_lung_fields() -> None:
 
 @pytest.mark.slow
 def test_calibrate_with_lung_fields_copies_them_beside_the_new_model(tmp_path: Path) -> None:
-    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
+    manifest, images = healthy_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
     lung_fields = shipped_lung_fields()
     out = tmp_path / "new" / "model.pt"
@@ -195,7 +195,7 @@ def test_siim_prior_puts_opacities_in_the_lower_lateral_lung_fields(tmp_path: Pa
 
 @pytest.mark.slow
 def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tmp_path: Path) -> None:
-    manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
+    manifest, images = healthy_manifest(tmp_path / "m.csv", 4)
     model = make_tiny_model(tmp_path / "tiny.pt")
     lung_fields = shipped_lung_fields()
     template = torch.zeros(8, 8)

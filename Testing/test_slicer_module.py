@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_tiny_model
+from dicom_factory import DX_8BIT, JPEG_BASELINE, SAMPLE_SHAPE
 
 from PilletGANLib import load_cxr
 from PilletGANLib.inference import LesionBox, LesionResult
@@ -123,12 +124,12 @@ def test_library_root_and_environment(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def inference_folder(tmp_path_factory: pytest.TempPathFactory, dicom_dir: Path) -> tuple[Path, LesionResult]:
-    """What ``pilletgan infer`` writes for a real radiograph, made with the library's writers."""
-    image, meta = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    """What ``pilletgan infer`` writes for a radiograph, made with the library's writers."""
+    image, meta = load_cxr(dicom_dir / JPEG_BASELINE)
     rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
-    heatmap = np.exp(-(((rows - 600) / 90.0) ** 2 + ((cols - 300) / 70.0) ** 2)).astype(np.float32)
+    heatmap = np.exp(-(((rows - 150) / 22.0) ** 2 + ((cols - 75) / 18.0) ** 2)).astype(np.float32)
     mask = heatmap >= 0.4
-    box = LesionBox(230.0, 530.0, 371.0, 671.0, 1.0, int(mask.sum()))
+    box = LesionBox(57.0, 132.0, 93.0, 168.0, 1.0, int(mask.sum()))
     result = LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.73,
                           calibration=Calibration(threshold=0.4),
                           mask=mask, boxes=[box], meta=meta)
@@ -148,7 +149,7 @@ def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) 
     np.testing.assert_allclose(outputs.segment.color, (0.9, 0.2, 0.1))
     assert outputs.threshold == pytest.approx(0.4) and outputs.score == pytest.approx(0.73)
     assert outputs.min_component_fraction == pytest.approx(0.001)
-    assert outputs.boxes[0]["x1"] == 230.0 and outputs.boxes[0]["y2"] == 671.0
+    assert outputs.boxes[0]["x1"] == 57.0 and outputs.boxes[0]["y2"] == 168.0
 
 
 @pytest.mark.slow
@@ -157,7 +158,7 @@ def test_load_inference_outputs_reports_broken_results(inference_folder, tmp_pat
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     (broken / ".input.json.0123.partial.json").write_text("{")  # a hidden partial file is ignored
-    assert load_inference_outputs(broken).heatmap.shape == (1024, 1024)
+    assert load_inference_outputs(broken).heatmap.shape == SAMPLE_SHAPE
     (broken / "input.seg.nrrd").unlink()
     with pytest.raises(ResultFileError, match="missing"):
         load_inference_outputs(broken)
@@ -475,8 +476,8 @@ def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp
 
     model = make_tiny_model(tmp_path / "tiny.pt")
 
-    image, _ = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
-    volume = sitk.GetImageFromArray(image[::8, ::6][np.newaxis].astype(np.int16))  # 128 x 171, as Slicer exports it
+    image, _ = load_cxr(dicom_dir / DX_8BIT)
+    volume = sitk.GetImageFromArray(image[::2, :171][np.newaxis].astype(np.int16))  # 128 x 171, as Slicer exports it
     volume.SetSpacing((0.8, 0.6, 1.0))
     volume.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
     sitk.WriteImage(volume, str(tmp_path / "input.nrrd"))

@@ -1,4 +1,5 @@
-"""Lung-field estimate, synthetic opacity insertion and the semi-synthetic dataset writer, on real normals."""
+"""Lung-field estimate, synthetic opacity insertion and the semi-synthetic dataset writer, on healthy phantoms
+(and the lung-field estimate against real SIIM lung boxes where ../shared/data exists)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from phantom_data import phantom_normals, write_normals
 from PIL import Image
 from scipy import ndimage
 
@@ -42,8 +44,15 @@ def siim_normals(shared_data) -> list[tuple[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def nih_normals(shared_data) -> list[Path]:
-    return sorted((shared_data / "nih1000_64px" / "train" / "0_normal").glob("*.png"))
+def normals_256() -> list[np.ndarray]:
+    """Eight healthy 256 px phantoms (8-bit grey)."""
+    return phantom_normals(8)
+
+
+@pytest.fixture(scope="module")
+def nih_normals(tmp_path_factory) -> list[Path]:
+    """24 healthy 64 px phantoms saved as NIH-style RGB PNGs, one patient each."""
+    return write_normals(tmp_path_factory.mktemp("normals"), 24)
 
 
 # ------------------------------------------------------------------------------------------ lungs
@@ -75,11 +84,11 @@ def test_lung_mask_lies_in_the_lung_box_and_follows_the_image(siim_normals, shar
 
 
 @pytest.mark.slow
-def test_lung_mask_fallbacks_shapes_and_hull(siim_normals):
+def test_lung_mask_fallbacks_shapes_and_hull(normals_256):
     flat = np.full((100, 80), 7.0, dtype=np.float32)
     np.testing.assert_array_equal(estimate_lung_mask(flat), lung_prior_mask((100, 80)))
     assert not estimate_lung_mask(flat, fallback=False).any()
-    image = siim_normals[0][1]
+    image = normals_256[0]
     big = np.kron(image, np.ones((4, 3), dtype=np.float32))  # 1024 x 768, not square
     mask_big = estimate_lung_mask(torch.from_numpy(big)[None])
     assert mask_big.shape == big.shape
@@ -94,9 +103,9 @@ def test_lung_mask_fallbacks_shapes_and_hull(siim_normals):
 
 
 @pytest.mark.slow
-def test_opacity_is_reproducible_in_the_lungs_of_the_right_size_and_local(siim_normals):
+def test_opacity_is_reproducible_in_the_lungs_of_the_right_size_and_local(normals_256):
     area_range = (0.05, 0.10)
-    for k, (_, pixels) in enumerate(siim_normals[:8]):
+    for k, pixels in enumerate(normals_256):
         image = normalized(pixels)[None]
         out, mask = insert_synthetic_opacity(image, np.random.default_rng(k), area_range=area_range)
         again, mask_again = insert_synthetic_opacity(image, np.random.default_rng(k), area_range=area_range)
@@ -118,8 +127,8 @@ def test_opacity_is_reproducible_in_the_lungs_of_the_right_size_and_local(siim_n
     assert not np.array_equal(first, out)
 
 
-def test_opacity_respects_a_given_lung_mask_and_rejects_an_empty_one(siim_normals):
-    image = normalized(siim_normals[1][1])
+def test_opacity_respects_a_given_lung_mask_and_rejects_an_empty_one(normals_256):
+    image = normalized(normals_256[1])
     lung = np.zeros(image.shape, dtype=bool)
     lung[60:180, 40:110] = True
     _, mask = insert_synthetic_opacity(image, np.random.default_rng(0), lung_mask=lung)
@@ -171,7 +180,7 @@ def test_mask_boxes_are_component_bounds():
 
 
 @pytest.mark.slow
-def test_synthetic_dataset_has_disjoint_groups_real_normals_and_exact_masks(nih_normals, tmp_path):
+def test_synthetic_dataset_has_disjoint_groups_unchanged_normals_and_exact_masks(nih_normals, tmp_path):
     normals = _normals_manifest(nih_normals)
     sick = ManifestRecord(image=nih_normals[20], label="disease", patient_id="ignored")
     records = write_synthetic_dataset([*normals, sick], tmp_path / "syn", seed=3, progress=False)

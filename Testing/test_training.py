@@ -23,9 +23,8 @@ TINY = ["image_size=64", "batch_size=4", "base_channels=8", "num_res_blocks=1", 
         "n_critic=2", "num_workers=0", "log_interval=1", "ema_decay=0.9"]
 
 
-def nih_manifest(folder: Path, per_class: int = 12, with_val: bool = True) -> Path:
-    """A manifest of real NIH 64 px images: ``per_class`` of each label, a few patients held out."""
-    root = require_shared_data("nih1000_64px")
+def class_manifest(folder: Path, root: Path, per_class: int = 12, with_val: bool = True) -> Path:
+    """A manifest of the 64 px images of the NIH-layout ``root``: ``per_class`` of each label, a few held out."""
     rows = []
     for label, sub in (("healthy", "0_normal"), ("disease", "1_abnormal")):
         files = sorted((root / "train" / sub).glob("*.png"))[:per_class]
@@ -45,8 +44,8 @@ def _generator_state(checkpoint: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_resume_is_exact(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+def test_resume_is_exact(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     # the learning-rate decay follows the run's total, so the schedule is held constant here
     settings = [*TINY, "checkpoint_interval=4", "val_interval=100", "lr_decay_start=1.0"]
     train(manifest, tmp_path / "straight", load_config(overrides=[*settings, "iterations=8"]), progress=False)
@@ -63,10 +62,10 @@ def test_resume_is_exact(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> None:
+def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path, phantom_folders) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    manifest = nih_manifest(tmp_path)
+    manifest = class_manifest(tmp_path, phantom_folders.root)
     run_dir = tmp_path / "run"
     summary = train(manifest, run_dir, load_config(overrides=[*TINY, "iterations=6", "val_interval=3",
                                                               "checkpoint_interval=3", "image_log_interval=3"]),
@@ -90,8 +89,8 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "PilletGANLib.cli", "train", "--manifest", str(manifest), "--out", str(run_dir),
                "--no-progress", *[a for s in [*TINY, "iterations=100000", "checkpoint_interval=100000"]
@@ -116,8 +115,8 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+def test_torchrun_two_processes(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",

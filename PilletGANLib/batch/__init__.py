@@ -3,9 +3,9 @@
 ``run_batch`` is the entry point (``pilletgan batch`` and ``pilletgan demo`` call it); see ``docs/batch.md``.
 """
 
+from .failures import FAILURES_FOLDER, FailureJournal
 from .outputs import OUTPUT_NAMES, RESULT_NAME, OutputPlan, instance_folder, read_complete_record, remove_temporaries
 from .records import (
-    ERROR_SKIP_KINDS,
     EXIT_FAILURES,
     EXIT_NOT_STARTED,
     EXIT_OK,
@@ -19,13 +19,14 @@ from .runner import check_run_paths, predictions, run_batch
 from .sharding import RankGroup, TorchrunEnvironment, device_for_rank, shard, torchrun_environment
 
 __all__ = [
-    "ERROR_SKIP_KINDS",
     "EXIT_FAILURES",
     "EXIT_NOT_STARTED",
     "EXIT_OK",
+    "FAILURES_FOLDER",
     "OUTPUT_NAMES",
     "RESULT_NAME",
     "BatchSummary",
+    "FailureJournal",
     "FileProblem",
     "InstanceRecord",
     "OutputPlan",

@@ -6,30 +6,41 @@ import argparse
 from pathlib import Path
 
 from ..outputs import DEFAULT_FORMATS, FORMATS
+from ..text import path_text
 from .arguments import add_model_arguments, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="localize pneumonia on radiograph files and write maps, masks, overlays and records",
-        description="For each input: <stem>_heatmap.nii.gz, <stem>_mask.nii.gz, <stem>_heatmap.nrrd, <stem>.seg.nrrd, "
-                    "<stem>_overlay.png and <stem>.json in the source pixel grid. Exit code 1 when any input failed.")
+        description="For each input, in the source pixel grid: <stem>_heatmap.nrrd (the heat map), <stem>.seg.nrrd "
+                    "(the mask as a Slicer segmentation), <stem>_overlay.png and <stem>.json; --formats nifti adds "
+                    "<stem>_heatmap.nii.gz and <stem>_mask.nii.gz. Exit code 1 when any input failed, 2 when there is "
+                    "nothing to analyse.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM or image files, or folders (walked)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     add_model_arguments(parser)
     parser.add_argument("--formats", nargs="+", default=list(DEFAULT_FORMATS), choices=sorted(FORMATS),
-                        help="outputs to write (default: all)")
+                        help=f"outputs to write (default: {' '.join(DEFAULT_FORMATS)}; one heat-map format)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import FileNotFoundInputError
     from ..inference.files import infer_files
-    from ..inspection import expand_inputs
+    from ..inspection import expand_inputs, quiet_reader_warnings
 
+    inputs = list(expand_inputs(args.inputs))
+    if not inputs:
+        folders = ", ".join(path_text(p) for p in args.inputs)
+        raise FileNotFoundInputError("no files to analyse: the folder is empty (give radiograph files, or folders "
+                                     "that hold them)", folders)
     predictor = load_predictor(args)
-    summary = infer_files(list(expand_inputs(args.inputs)), args.out, predictor, args.formats)
+    quiet_reader_warnings()  # each image's line below shows its warnings
+    summary = infer_files(inputs, args.out, predictor, args.formats)
     for record in summary.written:
-        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}")
+        warnings = "".join(f"; warning: {w}" for w in record["warnings"])
+        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}{warnings}")
     for record in summary.failed:
-        print(f"ERROR {record['input']}: {record['error']}: {record['reason']}")
+        print(f"ERROR {record['input']}: {record['kind']}: {record['reason']}")
     return 0 if summary.ok else 1

@@ -16,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inspection import expand_inputs, format_report, inspect_file
+    from ..inspection import expand_inputs, format_report, inspect_file, quiet_reader_warnings
 
+    quiet_reader_warnings()  # each record shows its warnings itself
     records = [inspect_file(path) for path in expand_inputs(args.paths)]
     if args.json:
         print(json.dumps(records, indent=2))

@@ -56,7 +56,8 @@ class LesionResult:
         return (int(self.heatmap.shape[0]), int(self.heatmap.shape[1]))
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready record: score, threshold, boxes, shape, source identification."""
+        """JSON-ready record: score, threshold, boxes, shape, source identification, and the reader's ``warnings``
+        (for example a photometric interpretation the pixels contradict)."""
         keys = ("source_path", "sop_instance_uid", "series_instance_uid", "study_instance_uid", "modality",
                 "pixel_spacing", "pixel_spacing_source", "model_name", "model_sha256", "model_version")
         return {
@@ -67,4 +68,5 @@ class LesionResult:
             "mask_pixels": int(self.mask.sum()),
             "boxes": [b.to_dict() for b in self.boxes],
             **{k: self.meta.get(k) for k in keys},
+            "warnings": list(self.meta.get("warnings") or []),
         }
