@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from .dicom.reader import MAX_PIXELS, MAX_SIDE, read_dicom_image
 from .errors import (
     ColourImageError,
     CorruptFileError,
+    EmptyFileError,
     FileNotFoundInputError,
     ImplausibleDimensionsError,
     MultiFrameError,
+    NotARegularFileError,
     TruncatedFileError,
     UnreadableFileError,
     UnrecognizedFormatError,
@@ -35,6 +38,7 @@ _ITK_FORMATS = {"nifti", "nrrd", "metaimage"}
 def detect_format(path: str | Path) -> str:
     """Return ``dicom``, ``png``, ``jpeg``, ``tiff``, ``nifti``, ``nrrd``, ``metaimage`` or ``unknown``."""
     path = Path(path)
+    _check_regular_file(path)
     try:
         with open(path, "rb") as handle:
             head = handle.read(512)
@@ -64,6 +68,23 @@ def detect_format(path: str | Path) -> str:
         if inner[344:347] in (b"n+1", b"ni1", b"n+2"):
             return "nifti"
     return "dicom_candidate"
+
+
+def _check_regular_file(path: Path) -> int:
+    """The size of ``path``; raises unless it is an existing regular file (a FIFO is never opened: it would block)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as err:
+        if path.is_symlink():
+            raise UnreadableFileError("broken symbolic link (its target does not exist)", path) from err
+        raise FileNotFoundInputError("no such file", path) from err
+    except OSError as err:
+        raise UnreadableFileError(f"the file cannot be accessed ({err.strerror or err})", path) from err
+    if stat.S_ISDIR(info.st_mode):
+        raise NotARegularFileError("a folder, not a file", path)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotARegularFileError("not a regular file (FIFO, socket or device); not opened", path)
+    return info.st_size
 
 
 def _check_size(shape: tuple[int, ...], path: Path) -> None:
@@ -157,14 +178,11 @@ def load_cxr(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         PilletGANError: a subclass naming the file and what is wrong with it.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundInputError("no such file", path)
-    if not path.is_file():
-        raise FileNotFoundInputError("not a regular file", path)
+    size = _check_regular_file(path)
     if not os.access(path, os.R_OK):
         raise UnreadableFileError("permission denied: the file cannot be read", path)
-    if path.stat().st_size == 0:
-        raise TruncatedFileError("the file is empty (0 bytes)", path)
+    if size == 0:
+        raise EmptyFileError("the file is empty (0 bytes)", path)
     fmt = detect_format(path)
     if fmt in ("dicom", "dicom_candidate"):
         return read_dicom_image(path)

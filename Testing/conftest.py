@@ -1,4 +1,10 @@
-"""Shared fixtures: the real data folder (skipped with a message when absent) and scratch space."""
+"""Shared fixtures: the project's own sample radiographs, the real data folder (skipped with a message when absent)
+and scratch space.
+
+``dicom_dir`` is the folder of sample radiographs the tests make themselves (``dicom_factory.write_sample_dicoms``:
+the demo phantom in every encoding and header trait the reader handles), so the DICOM, SEG, batch and infer tests
+run on every machine. ``real_dicom_dir`` is ``../shared/data/dicom`` for the tests that need real anatomy.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +33,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def dicom_dir() -> Path:
-    """The folder of real chest radiograph DICOM files."""
+def real_dicom_dir() -> Path:
+    """The folder of real chest radiograph DICOM files (skips without ../shared/data)."""
     return require_shared_data("dicom")
+
+
+@pytest.fixture(scope="session")
+def dicom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's sample radiographs (``dicom_factory.SAMPLE_FILES``), written once per session."""
+    from dicom_factory import write_sample_dicoms
+
+    folder = tmp_path_factory.mktemp("sample_dicoms")
+    write_sample_dicoms(folder)
+    return folder
 
 
 def make_tiny_model(path: Path, attention: str = "none", image_size: int = 32, seed: int = 0) -> Path:
@@ -45,17 +61,28 @@ def make_tiny_model(path: Path, attention: str = "none", image_size: int = 32, s
     return save_model(PilletGenerator(**network).state_dict(), card, path)
 
 
-def healthy_nih_manifest(path: Path, count: int) -> tuple[Path, list[Path]]:
-    """A manifest at ``path`` of the first ``count`` healthy NIH 64 px images, all in the ``val`` split (skips
-    without the real data); returns it and the images."""
+def healthy_manifest(path: Path, count: int) -> tuple[Path, list[Path]]:
+    """A manifest at ``path`` of ``count`` healthy 64 px phantom images (written beside it), all in the ``val``
+    split; returns it and the images."""
     import csv
 
-    images = sorted(require_shared_data("nih1000_64px", "train", "0_normal").glob("*.png"))[:count]
+    from phantom_data import write_class_folders
+
+    folders = write_class_folders(path.parent / f"{path.stem}_images", per_class=count, images_per_patient=1)
+    images = folders.images_of("train", "healthy")[:count]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "label", "split"])
         writer.writerows([[str(image), "healthy", "val"] for image in images])
     return path, images
+
+
+@pytest.fixture(scope="session")
+def phantom_folders(tmp_path_factory: pytest.TempPathFactory):
+    """A 64 px class-folder dataset in the NIH layout made from the phantom (``phantom_data.write_class_folders``)."""
+    from phantom_data import write_class_folders
+
+    return write_class_folders(tmp_path_factory.mktemp("phantom64") / "nih_like", per_class=12)
 
 
 @pytest.fixture(scope="session")

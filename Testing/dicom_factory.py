@@ -1,10 +1,19 @@
-"""Build messy PACS-export trees for tests from the real radiographs in ``../shared/data/dicom``.
+"""DICOM test inputs the project makes itself, and messy PACS-export trees built from them.
 
-Every radiograph written here is a copy of a real file with new Study / Series / SOP Instance UIDs
-(pixels untouched, so compressed syntaxes stay compressed). The other objects are made from the
-real files too: a CT image (real pixels, CT header), a Basic Text SR, a truncated copy, a copy
-without Pixel Data, plus a non-DICOM file, unreadable entries, a FIFO, a DICOMDIR written by
-:class:`pydicom.fileset.FileSet` and a folder link that loops.
+The sample radiographs (:func:`write_sample_dicoms`) are the demo's chest phantom
+(:mod:`PilletGANLib.demo.phantom`) written with the traits the reader must handle, each compressed by
+pydicom's own encoders: MONOCHROME1 with a VOI window and 15 of 16 bits stored, the same pixels as JPEG 2000
+lossless and lossy, JPEG Baseline (8 bit, through Pillow), the same JPEG labelled MONOCHROME1 in its header
+only (the pixels say MONOCHROME2), an 8-bit DX Secondary Capture in Implicit VR with the broken header values
+of a real export, JPEG-LS, RLE, and a signed 16-bit image with a Modality LUT and a VOI LUT sequence. They stand
+in for the real files of ``../shared/data/dicom`` (:data:`REAL_FILES`) wherever a test checks the reader, the
+SEG writer or the batch rather than real anatomy, so those tests run on every machine.
+
+Every other builder copies one of these files with new Study / Series / SOP Instance UIDs (pixels untouched,
+so compressed syntaxes stay compressed) or makes the other objects an export holds: a CT image, a Basic Text
+SR, a truncated copy, a copy without Pixel Data, plus a non-DICOM file, unreadable entries, a FIFO, a DICOMDIR
+written by :class:`pydicom.fileset.FileSet` and a folder link that loops. They take the folder of the sample
+files (or of the real ones: the names differ, the builders take them as arguments).
 
 On "unreadable": ``chmod 000`` stops every user but root, and tests may run as root. The factory
 therefore makes two entries: ``unreadable.dcm`` (a chmod 000 copy of a radiograph, which is
@@ -18,16 +27,36 @@ the permission path as root, drop the capabilities that bypass file permissions:
 from __future__ import annotations
 
 import datetime
+import functools
+import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.fileset import FileSet
-from pydicom.uid import BasicTextSRStorage, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    JPEG2000,
+    BasicTextSRStorage,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from PilletGANLib.demo.phantom import FIELD_OF_VIEW_MM, PhantomRadiograph, make_phantom_radiograph
+from PilletGANLib.demo.study import phantom_dataset
 
 #: The real chest radiographs of ../shared/data/dicom.
 REAL_FILES = (
@@ -38,6 +67,27 @@ REAL_FILES = (
     "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm",
     "NIH_DX_UNCOMPRESSED.dcm",
 )
+
+#: The project's sample radiographs (:func:`write_sample_dicoms`), named by the trait each one carries.
+MONO1_UNCOMPRESSED = "CR_MONO1_UNCOMPRESSED.dcm"
+MONO1_J2K_LOSSLESS = "CR_MONO1_J2K_LOSSLESS.dcm"
+MONO1_J2K_LOSSY = "CR_MONO1_J2K_LOSSY.dcm"
+JPEG_BASELINE = "CR_JPEG_BASELINE.dcm"
+JPEG_HEADER_MONO1 = "CR_JPEG_BASELINE_HEADER_MONO1.dcm"
+DX_8BIT = "DX_SC_8BIT_IMPLICIT.dcm"
+JPEG_LS = "DX_JPEGLS_LOSSLESS.dcm"
+RLE = "CR_RLE_LOSSLESS.dcm"
+VOI_LUT_16BIT = "DX_16BIT_VOI_LUT.dcm"
+SAMPLE_FILES = (MONO1_UNCOMPRESSED, MONO1_J2K_LOSSLESS, MONO1_J2K_LOSSY, JPEG_BASELINE, JPEG_HEADER_MONO1, DX_8BIT,
+                JPEG_LS, RLE, VOI_LUT_16BIT)
+#: The files with their own SOP Instance UID (the header-only MONOCHROME1 edit keeps its source's).
+DISTINCT_SAMPLE_FILES = tuple(name for name in SAMPLE_FILES if name != JPEG_HEADER_MONO1)
+#: Rows x columns of the MONOCHROME1 samples (not square, so a transposition shows) and of the others.
+MONO1_SHAPE = (320, 288)
+SAMPLE_SHAPE = (256, 256)
+#: Window of the MONOCHROME1 samples (15 bits stored), and the Pixel Spacing of the JPEG samples in mm.
+MONO1_WINDOW = (15000, 30000)
+JPEG_SPACING_MM = FIELD_OF_VIEW_MM / SAMPLE_SHAPE[0]
 
 
 @dataclass
@@ -57,7 +107,155 @@ class ExportTree:
         self.studies.setdefault(str(ds.StudyInstanceUID), set()).add(str(ds.SeriesInstanceUID))
 
 
-def read_real(dicom_dir: Path, name: str) -> Dataset:
+# -- the sample radiographs ------------------------------------------------------------------------------
+def _sample_uid(*parts: str) -> str:
+    return str(generate_uid(entropy_srcs=["PilletGAN test sample", *parts]))
+
+
+@functools.lru_cache(maxsize=16)
+def _phantom(shape: tuple[int, int], seed: int) -> PhantomRadiograph:
+    """The demo phantom (12 bits stored, MONOCHROME2) of ``shape`` with an opacity (made once per process)."""
+    return make_phantom_radiograph(size=shape, opacity=True, seed=seed)
+
+
+def _phantom_pixels(shape: tuple[int, int], seed: int) -> np.ndarray:
+    return _phantom(shape, seed).pixels
+
+
+def _mono1_dataset(name: str) -> Dataset:
+    """A CR like the RG1 test image: MONOCHROME1, 15 of 16 bits, a VOI window, Pixel Spacing 0\\0 (unknown)."""
+    phantom = _phantom(MONO1_SHAPE, 11)
+    ds = phantom_dataset(phantom)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _sample_uid(name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _sample_uid("mono1 study"), _sample_uid("mono1 series")
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.BitsStored, ds.HighBit = 15, 14
+    ds.WindowCenter, ds.WindowWidth = (str(v) for v in MONO1_WINDOW)
+    ds.PixelSpacing = ["0", "0"]
+    del ds.ImagerPixelSpacing
+    ds.PixelData = (32767 - phantom.pixels.astype(np.uint16) * 8).astype("<u2").tobytes()
+    return ds
+
+
+def _jpeg_dataset(name: str, sop_uid: str, photometric: str) -> Dataset:
+    """A CR Secondary Capture like the SIIM test image: 8-bit JPEG Baseline (through Pillow) with its header."""
+    pixels = (_phantom_pixels(SAMPLE_SHAPE, seed=12) >> 4).astype(np.uint8)
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, format="JPEG", quality=92)
+    ds = _minimal_image_dataset(SecondaryCaptureImageStorage, JPEGBaseline8Bit, sop_uid, "jpeg", "CR")
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.StudyDate, ds.StudyTime = "19010101", "000000.00"
+    ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "", "", ""
+    ds.ConversionType = "WSD"
+    ds.SeriesDescription = "view: PA"
+    ds.PatientBirthDate, ds.PatientSex = "", "M"
+    _invalid_value(ds, "PatientAge", "62")  # no unit, as in the real file
+    ds.BodyPartExamined, ds.ViewPosition = "CHEST", "PA"
+    ds.SeriesNumber, ds.InstanceNumber, ds.PatientOrientation = "1", "1", ""
+    _pixel_module(ds, SAMPLE_SHAPE, 8, 8, photometric)
+    ds.PixelSpacing = [f"{JPEG_SPACING_MM:.6g}"] * 2
+    ds.LossyImageCompression, ds.LossyImageCompressionMethod = "01", "ISO_10918_1"
+    ds.PixelData = encapsulate([encoded.getvalue()])
+    ds["PixelData"].VR = "OB"
+    return ds
+
+
+def _dx_dataset(name: str) -> Dataset:
+    """A DX Secondary Capture like the NIH test image: 8 bits, Implicit VR, Patient's Age '81' without its unit,
+    no Birth Date, Study Date, Patient Orientation, Body Part or View Position."""
+    ds = _minimal_image_dataset(SecondaryCaptureImageStorage, ImplicitVRLittleEndian, _sample_uid(name), "dx", "DX")
+    ds.StudyDescription = "No Finding"
+    ds.PatientSex = "M"
+    _invalid_value(ds, "PatientAge", "81")
+    _pixel_module(ds, SAMPLE_SHAPE, 8, 8, "MONOCHROME2")
+    ds.PixelData = (_phantom_pixels(SAMPLE_SHAPE, seed=13) >> 4).astype(np.uint8).tobytes()
+    return ds
+
+
+def _compressed_phantom(name: str, syntax: str, seed: int, modality: str) -> Dataset:
+    """The phantom's own CR dataset (12 of 16 bits, MONOCHROME2), compressed by pydicom's encoder for ``syntax``."""
+    ds = phantom_dataset(_phantom(SAMPLE_SHAPE, seed))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _sample_uid(name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _sample_uid(name, "study"), _sample_uid(name, "series")
+    ds.Modality = modality
+    ds.compress(syntax)
+    return ds
+
+
+def _voi_lut_dataset(name: str) -> Dataset:
+    """16 of 16 bits stored, a Modality LUT (rescale) and a VOI LUT Sequence (a square-root curve) to apply."""
+    ds = phantom_dataset(_phantom(SAMPLE_SHAPE, 14))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _sample_uid(name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _sample_uid(name, "study"), _sample_uid(name, "series")
+    ds.Modality = "DX"
+    pixels = np.frombuffer(ds.PixelData, dtype="<u2").reshape(SAMPLE_SHAPE).astype(np.uint16) * 16
+    ds.BitsStored, ds.HighBit = 16, 15
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
+    del ds.WindowCenter, ds.WindowWidth
+    lut = Dataset()
+    lut.LUTDescriptor = [0, 0, 16]  # 65536 entries from stored value 0, 16 bits each
+    lut.LUTExplanation = "square root"
+    lut.add_new(0x00283006, "OW", np.round(np.sqrt(np.arange(65536) / 65535.0) * 65535).astype("<u2").tobytes())
+    ds.VOILUTSequence = [lut]
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    return ds
+
+
+def write_sample_dicoms(folder: Path) -> dict[str, Path]:
+    """Write every sample radiograph of :data:`SAMPLE_FILES` into ``folder``; returns name -> path.
+
+    The same call always writes the same pixels and UIDs. The MONOCHROME1 samples hold one image
+    uncompressed and as JPEG 2000 lossless (decoding to the same values) and lossy.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mono1 = _mono1_dataset(MONO1_UNCOMPRESSED)
+    jpeg_uid = _sample_uid(JPEG_BASELINE)
+    datasets = {MONO1_UNCOMPRESSED: mono1, JPEG_BASELINE: _jpeg_dataset(JPEG_BASELINE, jpeg_uid, "MONOCHROME2"),
+                JPEG_HEADER_MONO1: _jpeg_dataset(JPEG_HEADER_MONO1, jpeg_uid, "MONOCHROME1"),
+                DX_8BIT: _dx_dataset(DX_8BIT), JPEG_LS: _compressed_phantom(JPEG_LS, JPEGLSLossless, 15, "DX"),
+                RLE: _compressed_phantom(RLE, RLELossless, 16, "CR"), VOI_LUT_16BIT: _voi_lut_dataset(VOI_LUT_16BIT)}
+    for name, syntax, options in ((MONO1_J2K_LOSSLESS, JPEG2000Lossless, {}), (MONO1_J2K_LOSSY, JPEG2000, {"j2k_cr": [15]})):
+        compressed = _mono1_dataset(name)
+        compressed.compress(syntax, **options)
+        if syntax == JPEG2000:
+            compressed.LossyImageCompression = "01"
+        datasets[name] = compressed
+    paths = {}
+    for name in SAMPLE_FILES:
+        paths[name] = folder / name
+        _save(datasets[name], paths[name])
+    return paths
+
+
+def _minimal_image_dataset(sop_class: str, syntax: str, sop_uid: str, key: str, modality: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+    ds.Modality = modality
+    ds.PatientName = ds.PatientID = f"Phantom-{key}"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _sample_uid(key, "study"), _sample_uid(key, "series")
+    return ds
+
+
+def _invalid_value(ds: Dataset, keyword: str, value: str) -> None:
+    """Set a value that breaks its VR, as real exports do (pydicom warns about it; the test means it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        setattr(ds, keyword, value)
+
+
+def _pixel_module(ds: Dataset, shape: tuple[int, int], allocated: int, stored: int, photometric: str) -> None:
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.Rows, ds.Columns = shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, stored, stored - 1, 0
+
+
+# -- copies and other objects ------------------------------------------------------------------------------
+def read_dataset(dicom_dir: Path, name: str) -> Dataset:
     """A full (pixels included) read of one real file."""
     return pydicom.dcmread(dicom_dir / name)
 
@@ -74,7 +272,7 @@ def renew_uids(ds: Dataset, study_uid: str, series_uid: str, sop_uid: str | None
 def write_copy(dicom_dir: Path, name: str, target: Path, study_uid: str, series_uid: str,
                edit: Callable[[Dataset], None] | None = None) -> Dataset:
     """Copy a real file to ``target`` with new UIDs (and an optional header ``edit``); returns its dataset."""
-    ds = renew_uids(read_real(dicom_dir, name), study_uid, series_uid)
+    ds = renew_uids(read_dataset(dicom_dir, name), study_uid, series_uid)
     if edit is not None:
         edit(ds)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -82,9 +280,9 @@ def write_copy(dicom_dir: Path, name: str, target: Path, study_uid: str, series_
     return ds
 
 
-def write_ct_image(dicom_dir: Path, target: Path, study_uid: str) -> Dataset:
-    """A CT Image Storage object with the real NIH pixels (16-bit, HU rescale) in a new series."""
-    source = read_real(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm")
+def write_ct_image(dicom_dir: Path, target: Path, study_uid: str, source: str = DX_8BIT) -> Dataset:
+    """A CT Image Storage object with the pixels of ``dicom_dir / source`` (16-bit, HU rescale) in a new series."""
+    source = read_dataset(dicom_dir, source)
     ds = _new_dataset(CTImageStorage, study_uid, source)
     ds.Modality = "CT"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -206,30 +404,31 @@ def dicomdir_ready(ds: Dataset, study_id: str = "1") -> Dataset:
 def build_mixed_export(root: Path, dicom_dir: Path) -> ExportTree:
     """A messy export of several studies and series, with everything discovery must survive.
 
-    Radiographs (new UIDs): the 3 RG1 files (MONOCHROME1; uncompressed, JPEG 2000 lossless and lossy)
-    in one study and two series, the 2 SIIM JPEG Baseline files in a second study, the NIH DX in a third;
-    two of them without extension, one with ``.DCM``; two more (SIIM, NIH copies) only inside a DICOMDIR
-    file-set. Skipped: the DICOMDIR itself, a CT image, an SR, a truncated file, a file without Pixel
-    Data, a text file, a dangling link, a FIFO, a folder link loop, and a chmod 000 radiograph (skipped as
-    unreadable when the user really cannot read it, else a radiograph to find).
+    ``dicom_dir`` holds the sample radiographs (:func:`write_sample_dicoms`). Radiographs (new UIDs): the 3
+    MONOCHROME1 files (uncompressed, JPEG 2000 lossless and lossy) in one study and two series, the 2 JPEG
+    Baseline files in a second study, the 8-bit DX in a third; two of them without extension, one with ``.DCM``;
+    two more (JPEG, DX copies) only inside a DICOMDIR file-set. Skipped: the DICOMDIR itself, a CT image, an
+    SR, a truncated file, a file without Pixel Data, a text file, a dangling link, a FIFO, a folder link loop,
+    and a chmod 000 radiograph (skipped as unreadable when the user really cannot read it, else a radiograph
+    to find).
     """
     tree = ExportTree(root=root)
     study_rg1, study_siim, study_nih = (generate_uid() for _ in range(3))
     series_rg1_a, series_rg1_b, series_siim, series_nih = (generate_uid() for _ in range(4))
 
     rg1 = root / "PAT_RG1" / "STUDY1"
-    for name, target, series in (("RG1_UNCR.dcm", rg1 / "SER1" / "IM0001", series_rg1_a),
-                                 ("RG1_J2KR.dcm", rg1 / "SER1" / "IM0002.dcm", series_rg1_a),
-                                 ("RG1_J2KI.dcm", rg1 / "SER2" / "lossy.DCM", series_rg1_b)):
+    for name, target, series in ((MONO1_UNCOMPRESSED, rg1 / "SER1" / "IM0001", series_rg1_a),
+                                 (MONO1_J2K_LOSSLESS, rg1 / "SER1" / "IM0002.dcm", series_rg1_a),
+                                 (MONO1_J2K_LOSSY, rg1 / "SER2" / "lossy.DCM", series_rg1_b)):
         tree.add_radiograph(write_copy(dicom_dir, name, target, study_rg1, series), target)
-    for name, target in (("SIIM_CR_JPEG_BASELINE.dcm", root / "PAT_SIIM" / "a" / "image1.dcm"),
-                         ("SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm", root / "PAT_SIIM" / "a" / "image2")):
+    for name, target in ((JPEG_BASELINE, root / "PAT_SIIM" / "a" / "image1.dcm"),
+                         (JPEG_HEADER_MONO1, root / "PAT_SIIM" / "a" / "image2")):
         tree.add_radiograph(write_copy(dicom_dir, name, target, study_siim, series_siim), target)
     nih = root / "PAT_NIH" / "dx.dcm"
-    tree.add_radiograph(write_copy(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm", nih, study_nih, series_nih), nih)
+    tree.add_radiograph(write_copy(dicom_dir, DX_8BIT, nih, study_nih, series_nih), nih)
 
-    media = [dicomdir_ready(renew_uids(read_real(dicom_dir, name), generate_uid(), generate_uid()), str(i))
-             for i, name in enumerate(("SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm"), start=1)]
+    media = [dicomdir_ready(renew_uids(read_dataset(dicom_dir, name), generate_uid(), generate_uid()), str(i))
+             for i, name in enumerate((JPEG_BASELINE, DX_8BIT), start=1)]
     dicomdir, referenced = write_dicomdir(root / "MEDIA", media)
     tree.expected_skips[dicomdir] = "dicomdir"
     for ds, path in zip(media, referenced, strict=True):
@@ -242,9 +441,9 @@ def build_mixed_export(root: Path, dicom_dir: Path) -> ExportTree:
     tree.expected_skips[other / "SR" / "report.dcm"] = "not_an_image"
 
     broken = root / "broken"
-    write_truncated(dicom_dir / "RG1_UNCR.dcm", broken / "truncated.dcm")
+    write_truncated(dicom_dir / MONO1_UNCOMPRESSED, broken / "truncated.dcm")
     tree.expected_skips[broken / "truncated.dcm"] = "truncated"
-    write_without_pixel_data(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm", broken / "no_pixels.dcm", study_nih, generate_uid())
+    write_without_pixel_data(dicom_dir, DX_8BIT, broken / "no_pixels.dcm", study_nih, generate_uid())
     tree.expected_skips[broken / "no_pixels.dcm"] = "no_pixel_data"
     write_not_dicom(broken / "README.txt")
     tree.expected_skips[broken / "README.txt"] = "not_dicom"
@@ -254,7 +453,7 @@ def build_mixed_export(root: Path, dicom_dir: Path) -> ExportTree:
     tree.expected_skips[broken / "pipe"] = "not_a_file"
     tree.expected_skips[write_symlink_loop(broken / "nested")] = "symlink_loop"
     unreadable = broken / "unreadable.dcm"
-    ds = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", unreadable, generate_uid(), generate_uid())
+    ds = write_copy(dicom_dir, JPEG_BASELINE, unreadable, generate_uid(), generate_uid())
     if make_unreadable(unreadable):
         tree.expected_skips[unreadable] = "unreadable"
     else:  # root reads it anyway: then it is a radiograph like any other

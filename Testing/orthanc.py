@@ -40,18 +40,24 @@ def require_orthanc() -> None:
 
 
 def write_radiographs(dicom_dir: Path, folder: Path) -> dict[str, Path]:
-    """The six real radiographs (five transfer syntaxes) under new UIDs in three studies, RG1 in two series;
-    returns SOP Instance UID -> file."""
-    from dicom_factory import REAL_FILES, write_copy
+    """Six of the project's sample radiographs (``dicom_factory``; five transfer syntaxes) under new UIDs in three
+    studies, the MONOCHROME1 ones in two series; returns SOP Instance UID -> file."""
+    from dicom_factory import (
+        DX_8BIT,
+        JPEG_BASELINE,
+        JPEG_HEADER_MONO1,
+        MONO1_J2K_LOSSLESS,
+        MONO1_J2K_LOSSY,
+        MONO1_UNCOMPRESSED,
+        write_copy,
+    )
 
     studies = [generate_uid() for _ in range(3)]
     series = [generate_uid() for _ in range(4)]
-    placement = {"RG1_UNCR.dcm": (0, 0), "RG1_J2KR.dcm": (0, 0), "RG1_J2KI.dcm": (0, 1),
-                 "SIIM_CR_JPEG_BASELINE.dcm": (1, 2), "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm": (1, 2),
-                 "NIH_DX_UNCOMPRESSED.dcm": (2, 3)}
+    placement = {MONO1_UNCOMPRESSED: (0, 0), MONO1_J2K_LOSSLESS: (0, 0), MONO1_J2K_LOSSY: (0, 1),
+                 JPEG_BASELINE: (1, 2), JPEG_HEADER_MONO1: (1, 2), DX_8BIT: (2, 3)}
     written = {}
-    for name in REAL_FILES:
-        study, serie = placement[name]
+    for name, (study, serie) in placement.items():
         ds = write_copy(dicom_dir, name, folder / name, studies[study], series[serie])
         written[str(ds.SOPInstanceUID)] = folder / name
     return written

@@ -1,9 +1,9 @@
 """``pilletgan batch``: a messy export end to end, SEG validity, SIGKILL then resume, torchrun, refusals, failures.
 
-Exports are built by the tests from the real radiographs of ../shared/data/dicom under new UIDs
-(``dicom_factory``); the model is the tiny untrained one, so these tests check the plumbing, not the
-quality of the maps. The command runs as a subprocess where it has to be killed or started by torchrun,
-with ``OMP_NUM_THREADS=1`` and one image per forward pass so that runs are bit-for-bit comparable.
+Exports are built by the tests from the project's sample radiographs under new UIDs (``dicom_factory``); the
+model is the tiny untrained one, so these tests check the plumbing, not the quality of the maps. The command
+runs as a subprocess where it has to be killed or started by torchrun, with ``OMP_NUM_THREADS=1`` and one
+image per forward pass so that runs are bit-for-bit comparable.
 """
 
 from __future__ import annotations
@@ -25,8 +25,17 @@ from pathlib import Path
 import highdicom as hd
 import pydicom
 import pytest
-from dicom_factory import build_mixed_export, write_copy, write_ct_image, write_not_dicom, write_sr_document
-from pydicom.encaps import encapsulate
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    MONO1_J2K_LOSSLESS,
+    build_mixed_export,
+    write_copy,
+    write_ct_image,
+    write_not_dicom,
+    write_sr_document,
+)
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import generate_uid
 
 from PilletGANLib.batch import (
@@ -136,14 +145,14 @@ def fake_instance(study: str, series: str, sop: str) -> DicomInstance:
 
 
 def build_clean_export(root: Path, dicom_dir: Path, count: int = 8) -> dict[str, Path]:
-    """``count`` radiographs (NIH DX and SIIM JPEG copies, 1024 px, no extension) in 2 studies and 3 series, plus
+    """``count`` radiographs (DX and JPEG sample copies, no extension) in 2 studies and 3 series, plus
     a CT image, an SR and a text file, which are expected in an export and skipped without error."""
     studies = [generate_uid() for _ in range(2)]
     series = [(studies[0], generate_uid()), (studies[0], generate_uid()), (studies[1], generate_uid())]
     radiographs = {}
     for index in range(count):
         study, serie = series[index % 3]
-        name = "NIH_DX_UNCOMPRESSED.dcm" if index % 2 else "SIIM_CR_JPEG_BASELINE.dcm"
+        name = DX_8BIT if index % 2 else JPEG_BASELINE
         target = root / f"PAT{studies.index(study)}" / f"SER{index % 3}" / f"IM{index:04d}"
         radiographs[str(write_copy(dicom_dir, name, target, study, serie).SOPInstanceUID)] = target
     write_ct_image(dicom_dir, root / "PAT0" / "CT" / "ct0001", studies[0])
@@ -169,7 +178,7 @@ def mixed_run(tmp_path_factory, dicom_dir, tiny_model):
     tree = build_mixed_export(root / "export", dicom_dir)
     before = snapshot(tree.root)
     predictor = Predictor.from_path(tiny_model, device="cpu", batch_size=4, num_workers=2)
-    predictor.localization.threshold = 0.4
+    predictor.localizer.calibration = predictor.localizer.calibration.replace(threshold=0.4)
     summary = run_batch(tree.root, root / "out", predictor, heatmap_seg=True, png=True, progress=False)
     return tree, summary, before
 
@@ -188,6 +197,7 @@ def reference_run(clean_export, tiny_model, tmp_path_factory) -> tuple[Path, sub
 
 
 # -- the mixed export ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_mixed_export_runs_to_the_end(mixed_run, tiny_model):
     tree, summary, _ = mixed_run
     out = summary.out_dir
@@ -235,6 +245,7 @@ def test_mixed_export_runs_to_the_end(mixed_run, tiny_model):
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == RUN_FILES
 
 
+@pytest.mark.slow
 def test_every_seg_validates_and_references_its_source(mixed_run, tiny_model):
     tree, summary, _ = mixed_run
     sha256 = json.loads(tiny_model.with_suffix(".json").read_text())["sha256"]
@@ -258,12 +269,14 @@ def test_every_seg_validates_and_references_its_source(mixed_run, tiny_model):
             assert "threshold=0.4" in algorithm.AlgorithmParameters
 
 
+@pytest.mark.slow
 def test_the_export_is_never_written_to(mixed_run):
     tree, _, before = mixed_run
     assert snapshot(tree.root) == before
 
 
 # -- a clean export, killed and resumed, and under torchrun ----------------------------------------------------
+@pytest.mark.slow
 def test_clean_export_exits_0(reference_run, clean_export):
     out, done = reference_run
     assert done.returncode == EXIT_OK, done.stderr[-3000:]
@@ -275,6 +288,7 @@ def test_clean_export_exits_0(reference_run, clean_export):
     assert instance_folders(out) == expected_folders(out, radiographs)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_completes_every_instance_once(clean_export, reference_run, tiny_model, tmp_path):
     export, radiographs = clean_export
     reference, _ = reference_run
@@ -322,6 +336,7 @@ def test_sigkill_then_resume_completes_every_instance_once(clean_export, referen
     assert f"0 succeeded, {len(radiographs)} already done, 0 failed" in again.stdout
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_matches_one_process(clean_export, reference_run, tiny_model, tmp_path):
     export, _ = clean_export
     reference, _ = reference_run
@@ -342,6 +357,7 @@ def test_torchrun_with_two_processes_matches_one_process(clean_export, reference
 
 
 # -- refusals and failures ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_that_must_not_start_exits_2(clean_export, tiny_model, tmp_path, capsys):
     export, _ = clean_export
     before = snapshot(export)
@@ -367,14 +383,18 @@ def test_a_run_that_must_not_start_exits_2(clean_export, tiny_model, tmp_path, c
     assert snapshot(export) == before
 
 
+@pytest.mark.slow
 def test_failed_files_are_recorded_and_the_run_goes_on(dicom_dir, tiny_model, tmp_path):
     export = tmp_path / "export"
     radiographs = build_clean_export(export, dicom_dir, count=4)
 
     def undecodable(ds: pydicom.Dataset) -> None:
-        ds.PixelData = encapsulate([b"\x00" * 1000])  # a JPEG fragment that is not JPEG: found, then fails to decode
+        """A valid JPEG 2000 header (discovery's check passes) over tile data that is garbage: fails to decode."""
+        codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
+        body = codestream.index(b"\xff\x93") + 2
+        ds.PixelData = encapsulate([codestream[:body] + bytes(range(256)) * ((len(codestream) - body) // 256)])
 
-    bad = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", export / "PAT1" / "bad", generate_uid(), generate_uid(),
+    bad = write_copy(dicom_dir, MONO1_J2K_LOSSLESS, export / "PAT1" / "bad", generate_uid(), generate_uid(),
                      edit=undecodable)
     out = tmp_path / "out"
     blocked_uid = sorted(radiographs)[0]
@@ -388,7 +408,8 @@ def test_failed_files_are_recorded_and_the_run_goes_on(dicom_dir, tiny_model, tm
     assert summary.exit_code == EXIT_FAILURES
     assert (summary.found, summary.succeeded, summary.failed) == (5, 3, 2)
     problems = {row["file"]: row for row in read_csv(summary.errors_csv)}
-    assert problems["PAT1/bad"]["stage"] == "inference" and problems["PAT1/bad"]["kind"] == "CorruptFileError"
+    assert problems["PAT1/bad"]["stage"] == "inference" and problems["PAT1/bad"]["kind"] == "corrupt"
+    assert "JPEG 2000" in problems["PAT1/bad"]["reason"] and "cannot be decoded" in problems["PAT1/bad"]["reason"]
     blocked_source = str(radiographs[blocked_uid].relative_to(export))
     assert problems[blocked_source]["stage"] == "output"
     statuses = {r["sop_instance_uid"]: (r["status"], r["seg"]) for r in read_csv(summary.summary_csv)}
@@ -421,6 +442,7 @@ def test_temporaries_of_every_writer_are_recognised_and_removed(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(keep)
 
 
+@pytest.mark.slow
 def test_an_instance_is_complete_only_with_every_listed_file_and_the_same_model(mixed_run, tmp_path):
     _, summary, _ = mixed_run
     record = summary.records[0]

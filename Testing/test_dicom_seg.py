@@ -1,7 +1,7 @@
 """DICOM SEG output: validation with dciodvfy, read-back with highdicom, header repair, UIDs and safe paths.
 
-The SEGs are written for the six real radiographs of ../shared/data/dicom (RG1 x3, SIIM x2, NIH DX),
-whose headers are incomplete or invalid in real-world ways.
+The SEGs are written for the project's sample radiographs (``dicom_factory``: every encoding, and headers that
+are incomplete or invalid in the ways real exports are) and, where ../shared/data exists, the six real ones.
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import REAL_FILES
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    MONO1_J2K_LOSSLESS,
+    MONO1_J2K_LOSSY,
+    MONO1_UNCOMPRESSED,
+    REAL_FILES,
+    SAMPLE_FILES,
+    SAMPLE_SHAPE,
+)
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -62,9 +71,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module", params=REAL_FILES)
+@pytest.fixture(scope="module", params=SAMPLE_FILES)
 def written_seg(request, dicom_dir, tmp_path_factory):
-    """(source path, source header, mask, SEG path, source hash before writing) for one real file."""
+    """(source path, source header, mask, SEG path, source hash before writing) for one sample file."""
     source = dicom_dir / request.param
     before = sha256(source)
     header = pydicom.dcmread(source, stop_before_pixels=True)
@@ -75,6 +84,7 @@ def written_seg(request, dicom_dir, tmp_path_factory):
     return source, header, mask, seg_path, before
 
 
+@pytest.mark.slow
 def test_lesion_seg_passes_dciodvfy(written_seg):
     *_, seg_path, _ = written_seg
     assert dciodvfy_errors(seg_path) == []
@@ -128,22 +138,33 @@ def test_output_path_is_built_from_uids_only(written_seg):
     assert [p.name for p in seg_path.parent.iterdir()] == ["lesion_seg.dcm"]  # no temporary file left behind
 
 
+def test_real_files_give_valid_segs(real_dicom_dir, tmp_path):
+    """Each real radiograph (the headers of real modalities and exports) gives a SEG that validates and reads back."""
+    for name in REAL_FILES:
+        header = pydicom.dcmread(real_dicom_dir / name, stop_before_pixels=True)
+        mask = rectangle_mask(int(header.Rows), int(header.Columns))
+        path = write_lesion_seg(real_dicom_dir / name, mask, tmp_path / f"{name}.seg.dcm")
+        assert dciodvfy_errors(path) == [], name
+        pixels = hd.seg.segread(path).get_pixels_by_source_instance([header.SOPInstanceUID])
+        np.testing.assert_array_equal(pixels[0, :, :, 0].astype(bool), mask)
+
+
 def test_segs_of_one_source_series_share_one_seg_series(dicom_dir, tmp_path):
     uids = []
-    for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm"):  # one source series, three instances
+    for name in (MONO1_UNCOMPRESSED, MONO1_J2K_LOSSLESS, MONO1_J2K_LOSSY):  # one source series, three instances
         header = pydicom.dcmread(dicom_dir / name, stop_before_pixels=True)
         path = write_lesion_seg(dicom_dir / name, rectangle_mask(header.Rows, header.Columns), tmp_path / f"{name}.seg")
         seg = pydicom.dcmread(path, stop_before_pixels=True)
         uids.append((seg.SeriesInstanceUID, seg.SOPInstanceUID))
     assert len({series for series, _ in uids}) == 1
     assert len({instance for _, instance in uids}) == 3
-    newer = seg_series_uid(pydicom.dcmread(dicom_dir / "RG1_UNCR.dcm", stop_before_pixels=True).SeriesInstanceUID,
+    newer = seg_series_uid(pydicom.dcmread(dicom_dir / MONO1_UNCOMPRESSED, stop_before_pixels=True).SeriesInstanceUID,
                            Algorithm(version="999"))
     assert newer != uids[0][0]  # another algorithm version starts another SEG series
 
 
 def test_heatmap_seg_is_fractional_validates_and_round_trips(dicom_dir, tmp_path):
-    source = dicom_dir / "NIH_DX_UNCOMPRESSED.dcm"
+    source = dicom_dir / DX_8BIT
     header = pydicom.dcmread(source, stop_before_pixels=True)
     rows, cols = header.Rows, header.Columns
     heatmap = np.outer(np.linspace(0, 1, rows), np.linspace(1, 0, cols)).astype(np.float32)
@@ -161,7 +182,7 @@ def test_heatmap_seg_is_fractional_validates_and_round_trips(dicom_dir, tmp_path
 
 
 def test_empty_mask_gives_one_all_zero_frame(dicom_dir, tmp_path):
-    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
+    source = dicom_dir / JPEG_BASELINE
     header = pydicom.dcmread(source, stop_before_pixels=True)
     path = write_lesion_seg(source, np.zeros((header.Rows, header.Columns), bool), tmp_path / "empty.dcm")
     seg = hd.seg.segread(path)
@@ -171,7 +192,7 @@ def test_empty_mask_gives_one_all_zero_frame(dicom_dir, tmp_path):
 
 
 def test_options_reach_the_seg(dicom_dir, tmp_path):
-    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
+    source = dicom_dir / JPEG_BASELINE
     header = pydicom.dcmread(source, stop_before_pixels=True)
     algorithm = Algorithm(name="PilletGAN-LTA", version="2.0", parameters={"threshold": "0.42", "model_sha256": "ab" * 32})
     path = write_lesion_seg(source, rectangle_mask(header.Rows, header.Columns), tmp_path / "x.dcm", algorithm=algorithm,
@@ -188,10 +209,11 @@ def test_options_reach_the_seg(dicom_dir, tmp_path):
 
 
 def test_nih_header_is_repaired_in_the_seg(dicom_dir, tmp_path):
-    """NIH DX: Patient's Age '81' without unit, no Birth Date, no Patient Orientation, no Study Date."""
-    source = dicom_dir / "NIH_DX_UNCOMPRESSED.dcm"
+    """The DX sample (an NIH-like export): Patient's Age '81' without unit, no Birth Date, Patient Orientation,
+    Study Date."""
+    source = dicom_dir / DX_8BIT
     header = pydicom.dcmread(source, stop_before_pixels=True)
-    assert header.PatientAge == "81" and "PatientBirthDate" not in header  # the real file is as described
+    assert header.PatientAge == "81" and "PatientBirthDate" not in header  # the sample is as described
     seg = pydicom.dcmread(write_lesion_seg(source, rectangle_mask(header.Rows, header.Columns), tmp_path / "nih.dcm"))
     assert seg.PatientAge == "081Y"
     for keyword in ("PatientBirthDate", "PatientOrientation", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
@@ -200,8 +222,9 @@ def test_nih_header_is_repaired_in_the_seg(dicom_dir, tmp_path):
 
 
 def test_pixel_spacing_is_not_copied_and_orientation_is(dicom_dir, tmp_path):
-    """RG1 has Pixel Spacing 0\\0 (invalid); the SEG takes its spacing from the image it references."""
-    source = dicom_dir / "RG1_UNCR.dcm"
+    """The MONOCHROME1 sample has Pixel Spacing 0\\0 (invalid); the SEG takes its spacing from the image it
+    references."""
+    source = dicom_dir / MONO1_UNCOMPRESSED
     header = pydicom.dcmread(source, stop_before_pixels=True)
     assert [float(v) for v in header.PixelSpacing] == [0.0, 0.0]
     seg = pydicom.dcmread(write_lesion_seg(source, rectangle_mask(header.Rows, header.Columns), tmp_path / "rg1.dcm"))
@@ -210,8 +233,8 @@ def test_pixel_spacing_is_not_copied_and_orientation_is(dicom_dir, tmp_path):
 
 
 def broken_header(dicom_dir: Path, tmp_path: Path) -> Dataset:
-    """The NIH DX file (pixels included) with many kinds of invalid header values, written and read back."""
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    """The DX sample (pixels included) with many kinds of invalid header values, written and read back."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     ds.PatientName = "A^B^C^D^E^F^G"  # 7 components: invalid, identifying -> emptied
     ds.PatientID = "X" * 70  # longer than LO: identifying -> emptied, never shortened
     ds.PatientSex = "m"  # -> "M"
@@ -272,20 +295,20 @@ def test_broken_header_still_gives_a_valid_seg(dicom_dir, tmp_path):
 
 @pytest.mark.parametrize(("value", "expected"), [("81", "081Y"), ("81Y", "081Y"), ("5 m", "005M"), ("012W", "012W")])
 def test_age_repair(dicom_dir, value, expected):
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm", stop_before_pixels=True)
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT, stop_before_pixels=True)
     ds.PatientAge = value
     assert repair_source_header(ds).dataset.PatientAge == expected
 
 
 def test_unrepairable_age_is_removed(dicom_dir):
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm", stop_before_pixels=True)
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT, stop_before_pixels=True)
     ds.PatientAge = "eighty"
     assert "PatientAge" not in repair_source_header(ds).dataset
 
 
 @pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SOPInstanceUID", "SeriesInstanceUID"])
 def test_invalid_reference_uid_refuses_the_source(dicom_dir, tmp_path, keyword):
-    ds = pydicom.dcmread(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
     setattr(ds, keyword, "1.2.03.4")  # leading zero: dciodvfy rejects it, and it must not be altered
     with pytest.raises(CorruptFileError, match=keyword):
         write_lesion_seg(ds, rectangle_mask(ds.Rows, ds.Columns), tmp_path / "ref.dcm")
@@ -293,28 +316,28 @@ def test_invalid_reference_uid_refuses_the_source(dicom_dir, tmp_path, keyword):
 
 
 def test_mask_that_does_not_fit_is_refused(dicom_dir, tmp_path):
-    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
-    with pytest.raises(OutputError, match="source image is 1024x1024"):
+    source = dicom_dir / JPEG_BASELINE
+    with pytest.raises(OutputError, match=f"source image is {SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}"):
         write_lesion_seg(source, np.zeros((512, 512), bool), tmp_path / "a.dcm")
     with pytest.raises(OutputError, match="boolean or 0/1"):
-        write_lesion_seg(source, np.full((1024, 1024), 0.5), tmp_path / "a.dcm")
+        write_lesion_seg(source, np.full(SAMPLE_SHAPE, 0.5), tmp_path / "a.dcm")
     with pytest.raises(OutputError, match=r"\[0, 1\]"):
-        write_heatmap_seg(source, np.full((1024, 1024), 1.5, np.float32), tmp_path / "a.dcm")
+        write_heatmap_seg(source, np.full(SAMPLE_SHAPE, 1.5, np.float32), tmp_path / "a.dcm")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_rewrite_replaces_the_file_atomically(dicom_dir, tmp_path):
-    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
+    source = dicom_dir / JPEG_BASELINE
     target = tmp_path / "seg.dcm"
-    write_lesion_seg(source, np.zeros((1024, 1024), bool), target)
-    write_lesion_seg(source, rectangle_mask(1024, 1024), target)
+    write_lesion_seg(source, np.zeros(SAMPLE_SHAPE, bool), target)
+    write_lesion_seg(source, rectangle_mask(*SAMPLE_SHAPE), target)
     assert [p.name for p in tmp_path.iterdir()] == ["seg.dcm"]
     assert hd.seg.segread(target).get_pixels_by_source_instance(
         [pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID]).any()
 
 
 def test_dataset_source_is_not_modified(dicom_dir, tmp_path):
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     original = copy.deepcopy(ds)
     write_lesion_seg(ds, rectangle_mask(ds.Rows, ds.Columns), tmp_path / "x.dcm")
     assert ds == original
@@ -344,7 +367,7 @@ def test_uid_helpers():
 
 
 def test_character_set_is_kept_when_known_and_dropped_when_unknown(dicom_dir):
-    ds = pydicom.dcmread(dicom_dir / "RG1_UNCR.dcm", stop_before_pixels=True)
+    ds = pydicom.dcmread(dicom_dir / MONO1_UNCOMPRESSED, stop_before_pixels=True)
     assert repair_source_header(ds).dataset.SpecificCharacterSet == "ISO_IR 100"
     ds.SpecificCharacterSet = "ISO_IR 999"
     repaired = repair_source_header(ds)

@@ -1,4 +1,4 @@
-"""Discovery of chest radiographs in messy PACS export trees built from the real DICOM files."""
+"""Discovery of chest radiographs in messy PACS export trees built from the project's sample radiographs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_factory import (
-    REAL_FILES,
+    DX_8BIT,
+    JPEG_BASELINE,
+    JPEG_HEADER_MONO1,
+    MONO1_J2K_LOSSLESS,
+    MONO1_SHAPE,
+    SAMPLE_FILES,
     build_mixed_export,
     dicomdir_ready,
-    read_real,
+    read_dataset,
     renew_uids,
     write_copy,
     write_dicomdir,
@@ -56,14 +61,14 @@ def result(export):
 def test_every_radiograph_is_found_under_its_new_uids(export, result, dicom_dir):
     found = {i.sop_instance_uid: i.path for i in result.instances}
     assert found == export.radiographs
-    real_uids = {str(pydicom.dcmread(dicom_dir / name, stop_before_pixels=True).SOPInstanceUID) for name in REAL_FILES}
-    assert not real_uids & set(found)
+    sample_uids = {str(pydicom.dcmread(dicom_dir / name, stop_before_pixels=True).SOPInstanceUID) for name in SAMPLE_FILES}
+    assert not sample_uids & set(found)
     assert {i.modality for i in result.instances} == {"CR", "DX"}
     assert JPEG2000Lossless in {i.transfer_syntax for i in result.instances}
     assert "MONOCHROME1" in {i.photometric for i in result.instances}
     assert any(i.path.suffix == "" for i in result.instances)  # files without extension
     rg1 = next(i for i in result.instances if i.path.name == "IM0001")
-    assert (rg1.rows, rg1.columns, rg1.body_part, rg1.view_position) == (1955, 1841, "CHEST", "PA")
+    assert (rg1.rows, rg1.columns, rg1.body_part, rg1.view_position) == (*MONO1_SHAPE, "CHEST", "PA")
 
 
 def test_every_other_entry_is_skipped_with_its_kind(export, result):
@@ -138,7 +143,7 @@ def test_rules_parse_and_print():
 
 
 def test_duplicates_and_links(dicom_dir, tmp_path):
-    ds = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "a" / "first.dcm", generate_uid(), generate_uid())
+    ds = write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "a" / "first.dcm", generate_uid(), generate_uid())
     shutil.copyfile(tmp_path / "a" / "first.dcm", tmp_path / "b_copy.dcm")  # same SOP Instance UID, another file
     os.link(tmp_path / "a" / "first.dcm", tmp_path / "c_hardlink.dcm")  # the same file twice
     (tmp_path / "d_alias").symlink_to(tmp_path / "a", target_is_directory=True)  # folder link inside the export
@@ -153,7 +158,7 @@ def test_duplicates_and_links(dicom_dir, tmp_path):
 
 
 def test_dicomdir_with_missing_and_lower_case_files(dicom_dir, tmp_path):
-    datasets = [dicomdir_ready(renew_uids(read_real(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm"), generate_uid(), generate_uid()),
+    datasets = [dicomdir_ready(renew_uids(read_dataset(dicom_dir, JPEG_BASELINE), generate_uid(), generate_uid()),
                                str(i)) for i in range(3)]
     dicomdir, referenced = write_dicomdir(tmp_path / "cd", datasets)
     referenced[0].unlink()  # listed but gone
@@ -171,7 +176,7 @@ def test_for_processing_images_are_not_selected_by_default(dicom_dir, tmp_path):
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1.1"
         ds.PresentationIntentType = "FOR PROCESSING"
 
-    write_copy(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm", tmp_path / "raw.dcm", generate_uid(), generate_uid(),
+    write_copy(dicom_dir, DX_8BIT, tmp_path / "raw.dcm", generate_uid(), generate_uid(),
                edit=for_processing)
     default = discover_within(tmp_path)
     assert default.instances == [] and default.skipped[0].kind == SkipKind.NOT_SELECTED
@@ -180,15 +185,23 @@ def test_for_processing_images_are_not_selected_by_default(dicom_dir, tmp_path):
 
 
 def test_single_file_root_and_missing_root(dicom_dir, tmp_path):
-    result = discover_within(dicom_dir / "RG1_J2KR.dcm")
+    result = discover_within(dicom_dir / MONO1_J2K_LOSSLESS)
     assert len(result.instances) == 1 and result.instances[0].transfer_syntax == JPEG2000Lossless
     with pytest.raises(FileNotFoundInputError):
         discover(tmp_path / "nowhere")
 
 
-def test_real_folder_is_found_with_one_duplicate_uid(dicom_dir):
-    """The shared folder itself: the two SIIM files carry the same SOP Instance UID (a header-only edit)."""
+def test_sample_folder_is_found_with_one_duplicate_uid(dicom_dir):
+    """The sample folder itself: the two JPEG files carry the same SOP Instance UID (a header-only edit)."""
     result = discover_within(dicom_dir)
-    assert len(result.instances) == len(REAL_FILES) - 1
+    assert len(result.instances) == len(SAMPLE_FILES) - 1
     assert [s.kind for s in result.skipped] == [SkipKind.DUPLICATE]
-    assert result.skipped[0].path.name == "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm"
+    assert result.skipped[0].path.name == JPEG_HEADER_MONO1
+
+
+def test_real_folder_is_found_with_one_duplicate_uid(real_dicom_dir):
+    """The shared folder of real files: the two SIIM files carry the same SOP Instance UID (a header-only edit)."""
+    result = discover_within(real_dicom_dir)
+    assert len(result.instances) == 5
+    assert [(s.kind, s.path.name) for s in result.skipped] == [(SkipKind.DUPLICATE,
+                                                                 "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm")]

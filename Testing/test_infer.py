@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import slicerio
 import torch
+from dicom_factory import DX_8BIT, JPEG_BASELINE, JPEG_HEADER_MONO1, MONO1_UNCOMPRESSED, SAMPLE_FILES
+from PIL import Image
 
 from PilletGANLib import load_cxr
 from PilletGANLib.inference import Predictor
-from PilletGANLib.outputs import RESULT_SUFFIXES
+from PilletGANLib.outputs import FORMATS, RESULT_SUFFIXES
 from PilletGANLib.transforms import CXRGeometry
 
 
-def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: Path, tiny_model: Path,
-                                                 tmp_path: Path) -> None:
-    rsna = sorted((shared_data / "rsna" / "images").glob("*.png"))[0]
-    inputs = [*sorted(dicom_dir.glob("*.dcm")), rsna]
+@pytest.mark.slow
+def test_infer_writes_every_output_for_every_sample(dicom_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+    png = tmp_path / "phantom.png"
+    Image.fromarray(pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array).save(png)
+    inputs = [*(dicom_dir / name for name in SAMPLE_FILES), png]
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "infer", *map(str, inputs), "--out", str(out),
-                             "--model", str(tiny_model), "--threshold", "0.2"],
+                             "--model", str(tiny_model), "--threshold", "0.2", "--formats", *FORMATS],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     for path in inputs:
@@ -45,11 +50,42 @@ def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: 
         record = json.loads((out / f"{stem}.json").read_text())
         assert (record["rows"], record["columns"]) == (rows, cols)
         assert record["threshold"] == pytest.approx(0.2)
+        assert bool(record["warnings"]) == (path.name == JPEG_HEADER_MONO1)
     assert not list(out.glob(".*")), "temporary files left behind"
+    lying = next(line for line in result.stdout.splitlines() if JPEG_HEADER_MONO1 in line)
+    assert "warning: the pixels look like a photographic negative" in lying
+
+
+def test_infer_reports_each_failure_once_and_refuses_an_empty_folder(dicom_dir: Path, tiny_model: Path,
+                                                                     tmp_path: Path) -> None:
+    broken = tmp_path / "in" / "broken.dcm"
+    broken.parent.mkdir()
+    broken.write_bytes((dicom_dir / DX_8BIT).read_bytes()[:3000])
+    shutil.copy(dicom_dir / DX_8BIT, tmp_path / "in" / "good.dcm")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "PilletGANLib.cli", "infer", str(tmp_path / "in"), "--out", str(out),
+               "--model", str(tiny_model)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert output.count("broken.dcm") == 1, output  # once, on its own line, after the progress bar
+    line = next(line for line in done.stdout.splitlines() if "broken.dcm" in line)
+    assert line.startswith("ERROR ") and ": truncated: " in line
+    assert sorted(p.name for p in out.iterdir()) == ["good.json", "good.seg.nrrd", "good_heatmap.nrrd",
+                                                     "good_overlay.png"]  # one heat-map format by default
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    command[4] = str(empty)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{empty}: no files to analyse" in done.stderr and "0image" not in done.stderr
 
 
 class PaintedHealing(torch.nn.Module):
     """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
+
+    num_domains, in_channels = 2, 1
 
     def __init__(self, box: tuple[int, int, int, int]) -> None:
         super().__init__()
@@ -63,7 +99,8 @@ class PaintedHealing(torch.nn.Module):
         return x - paint, []
 
 
-@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "SIIM_CR_JPEG_BASELINE.dcm"])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [MONO1_UNCOMPRESSED, JPEG_BASELINE])
 def test_network_box_lands_on_the_same_place_in_the_source(dicom_dir: Path, name: str) -> None:
     size, box = 128, (40, 30, 80, 90)
     card = {"preprocessing": {"image_size": size, "margin": 1.0},

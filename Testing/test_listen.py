@@ -1,4 +1,4 @@
-"""``pilletgan listen``: a DICOM node receiving real radiographs (pynetdicom and DCMTK ``dcmsend`` as senders) and
+"""``pilletgan listen``: a DICOM node receiving radiographs (pynetdicom and DCMTK ``dcmsend`` as senders) and
 forwarding the SEGs to a real Orthanc; dropped associations, refusals, a forward node that is down, restarts.
 
 The model is the tiny untrained one; the listener runs in the test process (threads) except for the command-line
@@ -20,7 +20,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_factory import write_ct_image, write_sr_document, write_without_pixel_data
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    MONO1_UNCOMPRESSED,
+    write_ct_image,
+    write_sr_document,
+    write_without_pixel_data,
+)
 from orthanc import Orthanc, free_port, wait_for_port, write_radiographs
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -32,7 +39,7 @@ from PilletGANLib.errors import ConfigurationError, PacsError
 from PilletGANLib.inference import Predictor
 from PilletGANLib.pacs import DicomListener, DicomNode, Spool, send_files
 
-SMALL = ("SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm")  # 1024 px: quick to analyse
+SMALL = (JPEG_BASELINE, DX_8BIT)  # 256 px, 8 bit: the quickest to analyse
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -189,11 +196,12 @@ def test_segs_wait_on_disk_while_the_forward_node_is_down_and_arrive_after_it_re
 
 
 # -- robustness and named errors --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_sender_dropping_mid_association_leaves_nothing_and_the_node_keeps_working(start_listener, dicom_dir,
                                                                                      tmp_path):
     listener = start_listener()
-    source = dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"
-    big = dicom_dir / "RG1_UNCR.dcm"  # 7 MB: many PDUs, so the drop lands mid-dataset
+    source = dicom_dir / JPEG_BASELINE
+    big = dicom_dir / MONO1_UNCOMPRESSED  # the largest sample: several PDUs, so the drop lands mid-dataset
     header = pydicom.dcmread(big, stop_before_pixels=True)
     pdus = []
 
@@ -218,16 +226,17 @@ def test_a_sender_dropping_mid_association_leaves_nothing_and_the_node_keeps_wor
     assert row["status"] == "succeeded" and row["sop_instance_uid"] == pydicom.dcmread(source).SOPInstanceUID
 
 
+@pytest.mark.slow
 def test_objects_that_are_not_radiographs_are_refused_with_the_reason(start_listener, dicom_dir, tmp_path):
     listener = start_listener()
     study = generate_uid()
     report = tmp_path / "report.dcm"
     write_sr_document(report, study)
     no_pixels = tmp_path / "no_pixels.dcm"
-    write_without_pixel_data(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", no_pixels, study, generate_uid())
+    write_without_pixel_data(dicom_dir, JPEG_BASELINE, no_pixels, study, generate_uid())
     ct = tmp_path / "ct.dcm"
     write_ct_image(dicom_dir, ct, study)
-    good = dicom_dir / "NIH_DX_UNCOMPRESSED.dcm"
+    good = dicom_dir / DX_8BIT
     statuses = send(listener.port, [report, no_pixels, ct, good])
     assert [s.Status for s in statuses] == [0x0122, 0xC000, 0x0122, 0x0000]
     assert statuses[0].ErrorComment.startswith("not_an_image: a DICOM 'Basic Text SR Storage' object")
@@ -243,6 +252,7 @@ def test_objects_that_are_not_radiographs_are_refused_with_the_reason(start_list
     assert run_json(out)["listen"]["refused"] == 3
 
 
+@pytest.mark.slow
 def test_rejected_associations_are_named_on_both_sides(tmp_path, start_listener, dicom_dir):
     listener = start_listener(allowed_callers=["MODALITY"])
     ae = AE(ae_title="INTRUDER")
@@ -254,8 +264,8 @@ def test_rejected_associations_are_named_on_both_sides(tmp_path, start_listener,
     strict = Orthanc(tmp_path / "strict", settings={"DicomCheckCalledAet": True}).start()
     try:
         wrong = DicomNode("NOT-ORTHANC", "127.0.0.1", strict.dicom_port)
-        forwarding = start_listener(tmp_path / "forwarding", forward=wrong)
-        assert [s.Status for s in send(forwarding.port, [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"])] == [0]
+        forwarding = start_listener(tmp_path / "forwarding", forward=wrong, timeout=30.0)  # a loaded machine is slow
+        assert [s.Status for s in send(forwarding.port, [dicom_dir / JPEG_BASELINE])] == [0]
         assert forwarding.wait_idle(timeout=120, forwarded=False)
         deadline = time.monotonic() + 30
         while not run_json(forwarding.out_dir)["listen"]["forward"]["last_error"] and time.monotonic() < deadline:
@@ -268,9 +278,10 @@ def test_rejected_associations_are_named_on_both_sides(tmp_path, start_listener,
         strict.stop(graceful=False)
 
 
+@pytest.mark.slow
 def test_images_queued_before_a_restart_are_analysed_on_start(start_listener, dicom_dir, tmp_path):
     out = tmp_path / "listen"
-    queued = Spool(out / "queue" / "incoming").put_file(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm", tag="MODALITY")
+    queued = Spool(out / "queue" / "incoming").put_file(dicom_dir / JPEG_BASELINE, tag="MODALITY")
     listener = start_listener(out)
     assert listener.wait_idle(timeout=120)
     assert not queued.exists()
@@ -291,7 +302,7 @@ def test_a_node_that_is_not_there_is_a_named_error(dicom_dir):
     port = free_port()
     with pytest.raises(PacsError, match=rf"ORTHANC@127\.0\.0\.1:{port}: no association: cannot connect to "
                                         rf"127\.0\.0\.1:{port} \(Connection refused\)"):
-        send_files(DicomNode("ORTHANC", "127.0.0.1", port), [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"], "PILLETGAN",
+        send_files(DicomNode("ORTHANC", "127.0.0.1", port), [dicom_dir / JPEG_BASELINE], "PILLETGAN",
                    timeout=5)
 
 
@@ -301,7 +312,7 @@ def test_a_node_that_does_not_answer_is_a_named_timeout(dicom_dir):
         silent.listen()
         node = DicomNode("SILENT", "127.0.0.1", silent.getsockname()[1])
         with pytest.raises(PacsError, match=r"no answer to the association request within 1 s \(timeout\)"):
-            send_files(node, [dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm"], "PILLETGAN", timeout=1)
+            send_files(node, [dicom_dir / JPEG_BASELINE], "PILLETGAN", timeout=1)
 
 
 def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):

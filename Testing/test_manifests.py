@@ -1,7 +1,8 @@
 """Manifest builders (RSNA, NIH, SIIM-FISABIO-RSNA COVID-19, class folders), patient splits and the CLI.
 
-Layouts are rebuilt in temporary folders from the real images and the official label tables in
-../shared/data; expected labels and boxes are recomputed here from those tables independently.
+The NIH and SIIM layouts are rebuilt in temporary folders from the real images and the official label tables in
+../shared/data; the RSNA layout and the class folders are written by the tests from the demo phantom, with label
+tables in the official format. Expected labels and boxes are recomputed here from those tables independently.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from phantom_data import phantom_normals
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -124,17 +126,40 @@ def _rsna_expected(labels_csv: Path) -> dict[str, list[list[float]]]:
     return expected
 
 
+#: Boxes per RSNA-layout image written by the fixture (11 in all), and patients listed without images on disk.
+_RSNA_BOXES = (1, 2, 2, 3, 1, 2)
+_RSNA_ABSENT, _RSNA_NORMALS = 4, 3
+
+
+def _rsna_patient(index: int) -> str:
+    return f"{index:08x}-0000-4000-8000-{index:012x}"
+
+
 @pytest.fixture(scope="module")
-def rsna_folder(tmp_path_factory, shared_data) -> Path:
-    """An RSNA-layout folder: the 6 real RSNA PNGs as DICOMs + the official label CSV (copied to tmp)."""
+def rsna_folder(tmp_path_factory) -> Path:
+    """An RSNA-layout folder written by the test: 6 phantom radiographs (256 px) with opacities as DICOMs named by
+    patientId, and ``stage_2_train_labels.csv`` in the official format listing their 11 boxes, 3 healthy patients
+    and 4 patients with boxes whose images are not on disk."""
     root = tmp_path_factory.mktemp("rsna")
-    for png in sorted((shared_data / "rsna" / "images").glob("*.png")):
-        write_cr_dicom(grey(png), root / "stage_2_train_images" / f"{png.stem}.dcm", png.stem)
-    shutil.copy(shared_data / "rsna" / "labels" / "stage_2_train_labels.csv", root / "stage_2_train_labels.csv")
+    rng = np.random.default_rng(0)
+    rows = [["patientId", "x", "y", "width", "height", "Target"]]
+    for index, count in enumerate(_RSNA_BOXES):
+        patient = _rsna_patient(index)
+        write_cr_dicom(phantom_normals(1, seed=100 + index)[0].astype(np.uint8),
+                       root / "stage_2_train_images" / f"{patient}.dcm", patient)
+        for _ in range(count):
+            x, y, width, height = np.round(rng.uniform((20, 20, 20, 20), (120, 120, 100, 100)), 1)
+            rows.append([patient, x, y, width, height, 1])
+    for index in range(len(_RSNA_BOXES), len(_RSNA_BOXES) + _RSNA_ABSENT):
+        rows.append([_rsna_patient(index), 10.0, 20.0, 30.0, 40.0, 1])
+    rows += [[_rsna_patient(1000 + index), "", "", "", "", 0] for index in range(_RSNA_NORMALS)]
+    with open(root / "stage_2_train_labels.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
     return root
 
 
-def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_data):
+@pytest.mark.slow
+def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder):
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
     skipped: Counter[str] = Counter()
     records = build_rsna_manifest(rsna_folder, skipped=skipped)
@@ -146,16 +171,18 @@ def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_dat
         np.testing.assert_allclose(np.sort(record.boxes, axis=0), np.sort(np.array(expected[patient]), axis=0))
     assert skipped == {"listed in the labels but not on disk": len(expected) - 6}
     image, meta = load_cxr(records[0].image)
-    assert meta["format"] == "dicom" and image.shape == (1024, 1024)
-    np.testing.assert_array_equal(image, grey(shared_data / "rsna" / "images" / f"{records[0].image.stem}.png"))
+    assert meta["format"] == "dicom" and image.shape == (256, 256)
+    index = int(records[0].image.stem[-12:], 16)
+    np.testing.assert_array_equal(image, phantom_normals(1, seed=100 + index)[0].astype(np.uint8))
 
 
-def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_data, tmp_path):
+@pytest.mark.slow
+def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, tmp_path):
     root = tmp_path / "rsna"
     shutil.copytree(rsna_folder, root)
     expected = _rsna_expected(root / "stage_2_train_labels.csv")
     normals = [p for p, boxes in expected.items() if not boxes][:2]
-    normal_pixels = grey(shared_data / "nih_fullres" / "00027426_000.png")
+    normal_pixels = phantom_normals(1, seed=7)[0].astype(np.uint8)
     for patient in normals:
         write_cr_dicom(normal_pixels, root / "stage_2_train_images" / f"{patient}.dcm", patient)
     positives = [p.stem for p in (root / "stage_2_train_images").glob("*.dcm") if p.stem not in normals]
@@ -163,7 +190,7 @@ def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_d
     without_classes = records_by_name(build_rsna_manifest(root))
     assert {without_classes[f"{p}.dcm"].label for p in normals} == {"healthy"}
 
-    # a class table written by the test (the official one is not in ../shared/data)
+    # a class table written by the test, in the official format
     with open(root / "stage_2_detailed_class_info.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["patientId", "class"])
@@ -183,16 +210,18 @@ def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_d
         build_rsna_manifest(root)
 
 
-def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
+@pytest.mark.slow
+def test_rsna_folder_without_images_is_a_data_error(tmp_path, rsna_folder):
     (tmp_path / "stage_2_train_images").mkdir()
-    shutil.copy(shared_data / "rsna" / "labels" / "stage_2_train_labels.csv", tmp_path)
+    shutil.copy(rsna_folder / "stage_2_train_labels.csv", tmp_path)
     with pytest.raises(DataError, match="no usable RSNA images"):
         build_rsna_manifest(tmp_path)
 
 
+@pytest.mark.slow
 def test_rsna_command_writes_a_manifest_with_the_boxes(rsna_folder, tmp_path, capsys):
     out = tmp_path / "rsna.csv"
-    assert main(["manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
+    assert main(["data", "manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
     printed = capsys.readouterr().out
     assert "disease" in printed and "left out" in printed and "boxes: 11 on 6 image(s)" in printed
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
@@ -233,6 +262,7 @@ def nih_folder(tmp_path_factory, shared_data) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     table = _nih_table(shared_data)
     skipped: Counter[str] = Counter()
@@ -260,6 +290,7 @@ def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     assert sum(len(r.boxes) for r in records.values()) == 1
 
 
+@pytest.mark.slow
 def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data, tmp_path, capsys):
     records = records_by_name(build_nih_manifest(nih_folder, findings=("Pneumonia", "Infiltration")))
     box = _nih64_boxes(shared_data)[("00000032_037.png", "Infiltrate")]
@@ -269,7 +300,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
         build_nih_manifest(nih_folder, findings=("Pneumonitis",))
 
     out = tmp_path / "nih.csv"
-    assert main(["manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
+    assert main(["data", "manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
     assert "boxes: 2 on 2 image(s)" in capsys.readouterr().out
     written = records_by_name(read_manifest(out, check_files=True))
     assert {n: r.label for n, r in written.items()} == {n: r.label for n, r in records.items()}
@@ -278,6 +309,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
 # ---------------------------------------------------------------------------------------------- SIIM
 
 
+@pytest.mark.slow
 def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     root = shared_data / "siim_covid_256"
     assert detect_siim_layout(root) == "resized"
@@ -307,6 +339,7 @@ def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     assert all(r.split == {3: "val", 2: "test"}.get(folds[r.image.stem], "train") for r in by_fold)
 
 
+@pytest.mark.slow
 def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
     labels = shared_data / "siim_covid_256" / "labels"
     with open(labels / "image_labels.csv", newline="") as handle:
@@ -343,9 +376,10 @@ def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
         detect_siim_layout(tmp_path / "train")
 
 
+@pytest.mark.slow
 def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     out = tmp_path / "siim.csv"
-    assert main(["manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
+    assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
                  "--split-by", "fold", "--val-folds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "'Indeterminate Appearance' study" in printed
@@ -357,8 +391,8 @@ def test_siim_command_with_folds(shared_data, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- folders
 
 
-def test_folders_manifest_on_nih1000_is_patient_disjoint(shared_data):
-    root = shared_data / "nih1000_64px"
+def test_folders_manifest_on_nih_layout_is_patient_disjoint(phantom_folders):
+    root = phantom_folders.root
     records = build_folder_manifest(root, val_fraction=0.2, seed=1)
     assert len(records) == len(list(root.rglob("*.png")))
     for record in records:
@@ -376,8 +410,8 @@ def test_folders_manifest_on_nih1000_is_patient_disjoint(shared_data):
     assert [(r.image, r.label, r.split) for r in explicit] == [(r.image, r.label, r.split) for r in records]
 
 
-def test_folder_rules_patient_pattern_and_command(tmp_path, shared_data, capsys):
-    source = sorted((shared_data / "nih1000_64px" / "train" / "0_normal").glob("*.png"))[:4]
+def test_folder_rules_patient_pattern_and_command(tmp_path, phantom_folders, capsys):
+    source = phantom_folders.images_of("train", "healthy")[:4]
     for png in source:
         (tmp_path / "site" / "pneumonia_negative").mkdir(parents=True, exist_ok=True)
         shutil.copy(png, tmp_path / "site" / "pneumonia_negative" / png.name)
@@ -397,8 +431,8 @@ def test_folder_rules_patient_pattern_and_command(tmp_path, shared_data, capsys)
         build_folder_manifest(tmp_path, patient_pattern="(")
 
     out = tmp_path / "m.csv"
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out),
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out),
                  "--class", "healthy=pneumonia_negative"]) == 0
     assert "left out: 1 image(s): not under a class folder" in capsys.readouterr().out
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
     assert [r.label for r in read_manifest(out)] == ["healthy"] * 4

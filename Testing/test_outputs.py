@@ -12,13 +12,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicerio
+from dicom_factory import JPEG_BASELINE, JPEG_SPACING_MM, MONO1_UNCOMPRESSED
 from PIL import Image
 from slicerio.segmentation import terminology_entry_to_string
 
 from PilletGANLib import load_cxr
 from PilletGANLib.errors import ConfigurationError, OutputError
 from PilletGANLib.inference import LesionBox, LesionResult
+from PilletGANLib.localization import Calibration
 from PilletGANLib.outputs import (
+    FORMATS,
+    RESEARCH_BANNER,
+    OverlayCaption,
     atomic_path,
     json_ready,
     output_stem,
@@ -27,7 +32,7 @@ from PilletGANLib.outputs import (
     write_seg_nrrd,
     write_volume,
 )
-from PilletGANLib.outputs.overlay import PREDICTED_COLOR, TRUTH_COLOR
+from PilletGANLib.outputs.overlay import BANNER_COLOR, PREDICTED_COLOR, TRUTH_COLOR
 
 EXPECTED_TERMINOLOGY = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Abnormal Structure"
                         "~DCM^112001^Opacity~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
@@ -45,21 +50,30 @@ def _result(image: np.ndarray, meta: dict, threshold: float = 0.5) -> LesionResu
     mask = heatmap >= threshold
     ys, xs = np.nonzero(mask)
     box = LesionBox(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1), 1.0, int(mask.sum()))
-    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81, threshold=threshold,
+    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81,
+                        calibration=Calibration(threshold=threshold),
                         mask=mask, boxes=[box], meta={**meta, "model_name": "test", "model_version": "0"})
 
 
 @pytest.fixture(scope="module")
 def siim_result(dicom_dir: Path) -> LesionResult:
-    image, meta = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    image, meta = load_cxr(dicom_dir / JPEG_BASELINE)
     return _result(image, meta)
 
 
+def test_default_formats_write_one_heat_map_and_one_mask(siim_result: LesionResult, tmp_path: Path) -> None:
+    paths = write_result_files(siim_result, tmp_path, "x")
+    assert sorted(paths) == ["heatmap_nrrd", "json", "overlay_png", "seg_nrrd"]
+    assert sorted(os.listdir(tmp_path)) == ["x.json", "x.seg.nrrd", "x_heatmap.nrrd", "x_overlay.png"]
+
+
+@pytest.mark.slow
 def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> None:
     result = siim_result
     stem = output_stem(result.meta["source_path"])
-    assert stem == "SIIM_CR_JPEG_BASELINE"
-    paths = write_result_files(result, tmp_path / "out", stem, extra={"min_component_fraction": 0.002})
+    assert stem == "CR_JPEG_BASELINE"
+    paths = write_result_files(result, tmp_path / "out", stem, formats=tuple(FORMATS),
+                               extra={"min_component_fraction": 0.002})
 
     expected = {"heatmap_nifti": f"{stem}_heatmap.nii.gz", "mask_nifti": f"{stem}_mask.nii.gz",
                 "heatmap_nrrd": f"{stem}_heatmap.nrrd", "seg_nrrd": f"{stem}.seg.nrrd",
@@ -71,14 +85,14 @@ def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> N
     for kind in ("heatmap_nifti", "heatmap_nrrd"):
         image = sitk.ReadImage(str(paths[kind]))
         np.testing.assert_array_equal(sitk.GetArrayFromImage(image), result.heatmap[np.newaxis])
-        np.testing.assert_allclose(image.GetSpacing(), (0.168, 0.168, 1.0))
+        np.testing.assert_allclose(image.GetSpacing(), (JPEG_SPACING_MM, JPEG_SPACING_MM, 1.0))
     mask_image = sitk.ReadImage(str(paths["mask_nifti"]))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(mask_image)[0], result.mask.astype(np.uint8))
 
     nifti = nib.load(paths["heatmap_nifti"])
     assert nifti.shape == (cols, rows, 1)
     np.testing.assert_array_equal(np.asarray(nifti.dataobj)[:, :, 0].T, result.heatmap)
-    np.testing.assert_allclose(nifti.header.get_zooms(), (0.168, 0.168, 1.0), rtol=1e-6)
+    np.testing.assert_allclose(nifti.header.get_zooms(), (JPEG_SPACING_MM, JPEG_SPACING_MM, 1.0), rtol=1e-6)
 
     segmentation = slicerio.read_segmentation(str(paths["seg_nrrd"]))
     segment = slicerio.segment_from_name(segmentation, "Lesion")
@@ -91,16 +105,16 @@ def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> N
     np.testing.assert_allclose(segment["color"], (0.9, 0.2, 0.1))
     mask = slicerio.segment_mask(segmentation, segment)[:, :, 0].T
     np.testing.assert_array_equal(mask, result.mask)
-    np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (0.168, 0.168, 1.0))
+    np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (JPEG_SPACING_MM, JPEG_SPACING_MM, 1.0))
 
-    with Image.open(paths["overlay_png"]) as overlay:
-        assert overlay.size == (cols, rows) and overlay.mode == "RGB"
+    with Image.open(paths["overlay_png"]) as overlay:  # the image, with the legend to its right and below it
+        assert overlay.width > cols and overlay.height > rows and overlay.mode == "RGB"
 
     record = json.loads(paths["json"].read_text())
     assert record["score"] == pytest.approx(0.81) and record["threshold"] == pytest.approx(0.5)
     assert record["files"] == expected
     assert record["sop_instance_uid"] == result.meta["sop_instance_uid"]
-    assert record["pixel_spacing"] == [0.168, 0.168]
+    assert record["pixel_spacing"] == pytest.approx([JPEG_SPACING_MM] * 2, rel=1e-5)
     assert record["mask_pixels"] == int(result.mask.sum())
     assert record["boxes"][0]["x1"] == result.boxes[0].x1
     assert record["min_component_fraction"] == 0.002
@@ -125,19 +139,22 @@ def test_volumes_keep_orientation_and_anisotropic_spacing(tmp_path: Path) -> Non
     np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (0.3, 0.2, 1.0))
 
 
+@pytest.mark.slow
 def test_overlay_downscales_keeping_aspect_and_draws_boxes(dicom_dir: Path, tmp_path: Path) -> None:
-    image, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
+    sample, _ = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)
+    image = np.kron(sample, np.ones((6, 6), np.float32))  # 1920 x 1728: larger than the 1024 px overlay
     rows, cols = image.shape
-    assert (rows, cols) == (1955, 1841)
     heatmap = _blob(image.shape, (1200, 500), (150, 150))
     predicted = {"x1": 300, "y1": 1000, "x2": 700, "y2": 1400, "score": 0.9}
     truth = (1100, 300, 1500, 700)
-    path = write_overlay_png(image, heatmap, tmp_path / "o.png", boxes=[predicted], truth_boxes=[truth], threshold=0.5)
+    caption = OverlayCaption(score=0.1874, threshold=0.5, warnings=("the pixels look like a negative",))
+    path = write_overlay_png(image, heatmap, tmp_path / "o.png", boxes=[predicted], truth_boxes=[truth], threshold=0.5,
+                             caption=caption)
     with Image.open(path) as overlay:
         pixels = np.asarray(overlay.convert("RGB")).astype(int)
-    assert pixels.shape[0] == 1024
-    assert abs(pixels.shape[1] / pixels.shape[0] - cols / rows) < 1.0 / 1024
-    scale = pixels.shape[0] / rows
+    scale = 1024 / rows
+    width = round(cols * scale)
+    assert pixels.shape[0] > 1024 and pixels.shape[1] > width  # the caption below, the colour bar to the right
     mid_y = round(1200 * scale)
     assert tuple(pixels[mid_y, round(300 * scale) + 1]) == PREDICTED_COLOR
     assert tuple(pixels[round(500 * scale), round(1100 * scale) + 1]) == TRUTH_COLOR
@@ -145,6 +162,20 @@ def test_overlay_downscales_keeping_aspect_and_draws_boxes(dicom_dir: Path, tmp_
     assert hot[0] - hot[2] > 30, "the heat map colour is missing where the heat is high"
     cold = pixels[round(200 * scale), round(1700 * scale)]
     assert cold[0] == cold[1] == cold[2], "the image should stay grey where there is no heat"
+    bar = pixels[30:1000, width + 30:width + 40]  # inside the bar (a margin of 1/40 of the image, then the bar)
+    top, bottom = bar[:5].mean(axis=(0, 1)), bar[-5:].mean(axis=(0, 1))
+    assert top.sum() > 500 and bottom.sum() < 100, "no colour bar from bright (1) to dark (0)"
+    banner_rows = (np.abs(pixels[1024:] - BANNER_COLOR).sum(axis=2) == 0).mean(axis=1) > 0.5
+    assert banner_rows.any(), "no research-use banner"
+    assert [text for text, _ in caption.lines()] == [
+        "PilletGAN lesion heat map  |  score 0.187  |  mask threshold 0.50", "WARNING: the pixels look like a negative",
+        RESEARCH_BANNER]
+
+
+def test_overlay_caption_shows_a_finding_when_given() -> None:
+    lines = OverlayCaption(score=0.19, threshold=0.4, finding="suspected").lines()
+    assert lines[0][0] == "PilletGAN lesion heat map  |  score 0.190 - finding: suspected  |  mask threshold 0.40"
+    assert lines[-1][0] == RESEARCH_BANNER
 
 
 def test_atomic_path_leaves_old_file_and_no_temporary_on_failure(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """``pilletgan pacs`` against a real Orthanc (DICOMweb plugin): pull, analyse, push, rerun, resume, refusals.
 
-Every test starts its own Orthanc on free loopback ports (``orthanc.py``) and uploads copies of the real
-radiographs of ../shared/data/dicom under new UIDs (five transfer syntaxes). The model is the tiny untrained
+Every test starts its own Orthanc on free loopback ports (``orthanc.py``) and uploads copies of the project's
+sample radiographs (``dicom_factory``) under new UIDs (five transfer syntaxes). The model is the tiny untrained
 one: these tests check the plumbing and the DICOM, not the maps.
 """
 
@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_factory import write_copy, write_sr_document, write_without_pixel_data
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    JPEG_HEADER_MONO1,
+    write_copy,
+    write_sr_document,
+    write_without_pixel_data,
+)
 from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate, write_radiographs
 from pydicom.uid import generate_uid
 from test_batch import dciodvfy_errors
@@ -47,7 +54,7 @@ def credentials(monkeypatch):
 
 
 def upload_radiographs(server: Orthanc, dicom_dir: Path, folder: Path) -> dict[str, pydicom.Dataset]:
-    """The six real radiographs under new UIDs, stored in the PACS; SOP Instance UID -> header."""
+    """The six sample radiographs under new UIDs, stored in the PACS; SOP Instance UID -> header."""
     written = write_radiographs(dicom_dir, folder)
     for path in written.values():
         server.upload(path)
@@ -127,10 +134,10 @@ def test_pull_and_push_leaves_one_valid_seg_per_radiograph_and_a_rerun_adds_none
 @pytest.mark.slow
 def test_an_interrupted_pull_resumes_without_redoing_or_duplicating(orthanc, credentials, dicom_dir, tiny_model,
                                                                     tmp_path):
-    uploaded = {}  # five 1024 px radiographs (quick to analyse) in one study
+    uploaded = {}  # five 256 px radiographs (quick to analyse) in one study
     study, series = generate_uid(), generate_uid()
-    for index, name in enumerate(["SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm"] * 2 +
-                                 ["SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm"]):
+    for index, name in enumerate([JPEG_BASELINE, DX_8BIT] * 2 +
+                                 [JPEG_HEADER_MONO1]):
         ds = write_copy(dicom_dir, name, tmp_path / "sources" / f"{index}.dcm", study, series)
         orthanc.upload(tmp_path / "sources" / f"{index}.dcm")
         uploaded[str(ds.SOPInstanceUID)] = ds
@@ -157,6 +164,7 @@ def test_an_interrupted_pull_resumes_without_redoing_or_duplicating(orthanc, cre
 
 
 # -- named errors ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_wrong_credentials_are_a_named_error_and_nothing_is_written(orthanc, monkeypatch, tiny_model, tmp_path,
                                                                      capsys):
     monkeypatch.setenv(USER_VARIABLE, USER)
@@ -185,6 +193,7 @@ def test_a_pacs_that_does_not_answer_is_a_named_timeout(credentials, tiny_model,
     assert f"no answer from {url} within 1 s (timeout)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_wrong_dicomweb_root_names_the_http_status(orthanc, credentials, tiny_model, tmp_path, capsys):
     args = pacs_args(orthanc, tmp_path / "out", tiny_model)
     args[args.index("--url") + 1] = orthanc.url + "/no-such-root"
@@ -192,12 +201,13 @@ def test_a_wrong_dicomweb_root_names_the_http_status(orthanc, credentials, tiny_
     assert "HTTP 404 Not Found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc, credentials, dicom_dir, tiny_model,
                                                                          tmp_path):
     study, series = generate_uid(), generate_uid()
-    good = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "good.dcm", study, series)
+    good = write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "good.dcm", study, series)
     report = write_sr_document(tmp_path / "report.dcm", study)
-    broken = write_without_pixel_data(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "broken.dcm", study,
+    broken = write_without_pixel_data(dicom_dir, JPEG_BASELINE, tmp_path / "broken.dcm", study,
                                       generate_uid())
     for name in ("good.dcm", "report.dcm", "broken.dcm"):
         orthanc.upload(tmp_path / name)
@@ -215,7 +225,25 @@ def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc,
     assert skipped[0]["file"].endswith(f"/instances/{report.SOPInstanceUID}") and "no radiograph" in skipped[0]["reason"]
     assert len(orthanc.instances("SEG")) == 1
 
+    # the broken instance is remembered: --resume reports it again without retrieving it (the SR, a skip and no
+    # failure, is retrieved again); --retry-failed retrieves and checks it again
+    again = pacs_args(orthanc, out, tiny_model, "--modality", "CR,SR", "--select", "modality=CR,SR", "--resume")
+    assert main(again) == 1
+    errors = read_csv(out / "errors.csv")
+    assert [(row["kind"], row["stage"]) for row in errors] == [("no_pixel_data", "discovery")]
+    assert "remembered from an earlier run" in errors[0]["reason"]
+    assert [row["status"] for row in read_csv(out / "summary.csv")] == ["already_done"]
+    section = json.loads((out / "run.json").read_text(encoding="utf-8"))["pacs"]
+    assert section["failed_before_not_retrieved"] == 1 and section["retrieved"] == 1
+    assert main([*again, "--retry-failed"]) == 1
+    errors = read_csv(out / "errors.csv")
+    assert [(row["kind"], row["stage"]) for row in errors] == [("no_pixel_data", "discovery")]
+    assert "remembered" not in errors[0]["reason"]
+    section = json.loads((out / "run.json").read_text(encoding="utf-8"))["pacs"]
+    assert section["failed_before_not_retrieved"] == 0 and section["retrieved"] == 2
 
+
+@pytest.mark.slow
 def test_retrieval_failures_name_the_instance(orthanc, credentials, tmp_path):
     session, _ = pacs_session(orthanc.dicomweb_url)
     pacs = DicomwebPacs(orthanc.dicomweb_url, session)
@@ -228,10 +256,11 @@ def test_retrieval_failures_name_the_instance(orthanc, credentials, tmp_path):
 
 
 # -- credentials and TLS ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_credentials_come_from_a_netrc_file(orthanc, monkeypatch, dicom_dir, tiny_model, tmp_path):
     for variable in (USER_VARIABLE, PASSWORD_VARIABLE, TOKEN_VARIABLE):
         monkeypatch.delenv(variable, raising=False)
-    orthanc.upload(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    orthanc.upload(dicom_dir / JPEG_BASELINE)
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
     netrc.chmod(0o600)
@@ -273,8 +302,9 @@ def test_no_option_takes_a_password(capsys):
     assert "--password" not in usage and "--user" not in usage and "--token" not in usage
 
 
+@pytest.mark.slow
 def test_tls_is_verified_by_default(orthanc, credentials, dicom_dir, tiny_model, tmp_path, capsys, caplog):
-    orthanc.upload(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
+    orthanc.upload(dicom_dir / JPEG_BASELINE)
     cert, key = self_signed_certificate(tmp_path / "tls")
     with TlsProxy(cert, key, orthanc.http_port) as proxy:
         args = pacs_args(orthanc, tmp_path / "refused", tiny_model, "--retries", "0")
@@ -297,10 +327,11 @@ def test_query_options_are_checked():
         PacsQuery(modalities=("", " "))
 
 
+@pytest.mark.slow
 def test_queries_select_by_study_date_and_modality(orthanc, credentials, dicom_dir, tmp_path):
-    old = write_copy(dicom_dir, "SIIM_CR_JPEG_BASELINE.dcm", tmp_path / "old.dcm", generate_uid(), generate_uid(),
+    old = write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "old.dcm", generate_uid(), generate_uid(),
                      edit=lambda ds: setattr(ds, "StudyDate", "20100101"))
-    new = write_copy(dicom_dir, "NIH_DX_UNCOMPRESSED.dcm", tmp_path / "new.dcm", generate_uid(), generate_uid(),
+    new = write_copy(dicom_dir, DX_8BIT, tmp_path / "new.dcm", generate_uid(), generate_uid(),
                      edit=lambda ds: setattr(ds, "StudyDate", "20240601"))
     for name in ("old.dcm", "new.dcm"):
         orthanc.upload(tmp_path / name)

@@ -1,8 +1,11 @@
-"""Reading real chest radiographs and refusing broken files with their own messages."""
+"""Reading chest radiographs (the project's samples in every encoding, and the real files) and refusing broken
+files with their own messages."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -11,12 +14,38 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_factory import (
+    DX_8BIT,
+    JPEG_BASELINE,
+    JPEG_HEADER_MONO1,
+    JPEG_LS,
+    JPEG_SPACING_MM,
+    MONO1_J2K_LOSSLESS,
+    MONO1_J2K_LOSSY,
+    MONO1_SHAPE,
+    MONO1_UNCOMPRESSED,
+    RLE,
+    SAMPLE_FILES,
+    SAMPLE_SHAPE,
+    VOI_LUT_16BIT,
+)
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
 
 from PilletGANLib import errors, load_cxr
+from PilletGANLib.dicom.polarity import WARN_BELOW, polarity_logit
 from PilletGANLib.inspection import inspect_file
 
 
@@ -29,10 +58,10 @@ def _lung_vs_mediastinum(image: np.ndarray) -> tuple[float, float]:
     return float(lungs.mean()), float(centre.mean())
 
 
-def test_every_real_dicom_reads(dicom_dir: Path) -> None:
-    files = sorted(dicom_dir.glob("*.dcm"))
-    assert len(files) == 6
-    for path in files:
+@pytest.mark.slow
+def test_every_sample_dicom_reads(dicom_dir: Path) -> None:
+    for name in SAMPLE_FILES:
+        path = dicom_dir / name
         image, meta = load_cxr(path)
         assert image.dtype == np.float32 and image.ndim == 2
         assert list(image.shape) == meta["original_shape"]
@@ -40,25 +69,69 @@ def test_every_real_dicom_reads(dicom_dir: Path) -> None:
         assert meta["sop_instance_uid"] and meta["study_instance_uid"] and meta["series_instance_uid"]
         assert meta["modality"] in ("CR", "DX")
         assert meta["source_path"] == str(path.resolve())
+    syntaxes = {load_cxr(dicom_dir / name)[1]["transfer_syntax"] for name in SAMPLE_FILES}
+    assert {JPEG2000Lossless, JPEG2000, JPEGBaseline8Bit, JPEGLSLossless, RLELossless, ExplicitVRLittleEndian,
+            ImplicitVRLittleEndian} <= syntaxes
 
 
+def test_every_real_dicom_reads_with_air_dark(real_dicom_dir: Path) -> None:
+    """The real files: every one reads, and MONOCHROME1 (RG1) comes out like MONOCHROME2, lungs darker than the
+    mediastinum; the JPEG 2000 lossless copy decodes to the uncompressed pixels."""
+    files = sorted(real_dicom_dir.glob("*.dcm"))
+    assert len(files) == 6
+    for path in files:
+        image, meta = load_cxr(path)
+        assert list(image.shape) == meta["original_shape"] and np.isfinite(image).all()
+        assert meta["sop_instance_uid"] and meta["modality"] in ("CR", "DX")
+        if path.name != "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm":
+            lungs, centre = _lung_vs_mediastinum(image)
+            assert lungs < centre, f"{path.name}: lungs {lungs:.1f} not darker than {centre:.1f}"
+    np.testing.assert_array_equal(load_cxr(real_dicom_dir / "RG1_UNCR.dcm")[0], load_cxr(real_dicom_dir / "RG1_J2KR.dcm")[0])
+
+
+def test_real_header_that_lies_about_polarity_is_flagged(real_dicom_dir: Path) -> None:
+    """SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm: MONOCHROME2 pixels labelled MONOCHROME1 read as a negative, with a
+    warning; none of the honest files gets one."""
+    _, meta = load_cxr(real_dicom_dir / "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm")
+    assert len(meta["warnings"]) == 1 and "negative" in meta["warnings"][0] and "MONOCHROME1" in meta["warnings"][0]
+    for path in sorted(real_dicom_dir.glob("*.dcm")):
+        if path.name != "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm":
+            assert load_cxr(path)[1]["warnings"] == [], path.name
+
+
+def test_sample_header_that_lies_about_polarity_is_flagged(dicom_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        image, meta = load_cxr(dicom_dir / JPEG_HEADER_MONO1)
+    assert len(meta["warnings"]) == 1 and "MONOCHROME1" in meta["warnings"][0]
+    assert JPEG_HEADER_MONO1 in caplog.text and "negative" in caplog.text
+    assert polarity_logit(image) < WARN_BELOW < 0 < polarity_logit(image.max() + image.min() - image)
+    for name in SAMPLE_FILES:
+        if name != JPEG_HEADER_MONO1:
+            image, meta = load_cxr(dicom_dir / name)
+            assert meta["warnings"] == [] and polarity_logit(image) > 0, name
+
+
+@pytest.mark.slow
 def test_jpeg2000_lossless_equals_uncompressed(dicom_dir: Path) -> None:
-    raw, raw_meta = load_cxr(dicom_dir / "RG1_UNCR.dcm")
-    j2k, j2k_meta = load_cxr(dicom_dir / "RG1_J2KR.dcm")
+    raw, raw_meta = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)
+    j2k, j2k_meta = load_cxr(dicom_dir / MONO1_J2K_LOSSLESS)
     assert raw_meta["transfer_syntax"] != j2k_meta["transfer_syntax"]
     np.testing.assert_array_equal(raw, j2k)
 
 
+@pytest.mark.slow
 def test_jpeg2000_lossy_is_close(dicom_dir: Path) -> None:
-    raw, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
-    lossy, _ = load_cxr(dicom_dir / "RG1_J2KI.dcm")
-    assert raw.shape == lossy.shape
-    assert np.corrcoef(raw.ravel(), lossy.ravel())[0, 1] > 0.999
+    raw, _ = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)
+    lossy, _ = load_cxr(dicom_dir / MONO1_J2K_LOSSY)
+    assert raw.shape == lossy.shape and not np.array_equal(raw, lossy)
+    assert np.corrcoef(raw.ravel(), lossy.ravel())[0, 1] > 0.99
 
 
-@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG1_J2KR.dcm", "SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm"])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [MONO1_UNCOMPRESSED, MONO1_J2K_LOSSLESS, JPEG_BASELINE, DX_8BIT, JPEG_LS, RLE,
+                                  VOI_LUT_16BIT])
 def test_lungs_are_darker_than_mediastinum(dicom_dir: Path, name: str) -> None:
-    """MONOCHROME1 (RG1) must come out like MONOCHROME2: air dark, mediastinum bright."""
+    """MONOCHROME1 must come out like MONOCHROME2: air dark, mediastinum bright (the phantom's anatomy)."""
     image, meta = load_cxr(dicom_dir / name)
     lungs, centre = _lung_vs_mediastinum(image)
     assert lungs < centre, f"{name} ({meta['photometric_interpretation']}): lungs {lungs:.1f} not darker than {centre:.1f}"
@@ -66,26 +139,26 @@ def test_lungs_are_darker_than_mediastinum(dicom_dir: Path, name: str) -> None:
 
 def test_monochrome1_header_inverts_pixels(dicom_dir: Path) -> None:
     """The same JPEG pixels labelled MONOCHROME1 read as the exact inverse of the MONOCHROME2 file."""
-    mono2, _ = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
-    mono1, meta = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE_HEADER_MONO1.dcm")
+    mono2, _ = load_cxr(dicom_dir / JPEG_BASELINE)
+    mono1, meta = load_cxr(dicom_dir / JPEG_HEADER_MONO1)
     assert meta["inverted"] is True
     np.testing.assert_allclose(mono1, mono2.max() + mono2.min() - mono2)
 
 
 def test_spacing_and_meta(dicom_dir: Path) -> None:
-    _, meta = load_cxr(dicom_dir / "SIIM_CR_JPEG_BASELINE.dcm")
-    assert meta["pixel_spacing"] == pytest.approx([0.168, 0.168])
+    _, meta = load_cxr(dicom_dir / JPEG_BASELINE)
+    assert meta["pixel_spacing"] == pytest.approx([JPEG_SPACING_MM] * 2, rel=1e-5)
     assert meta["pixel_spacing_source"] == "PixelSpacing"
     assert meta["transfer_syntax"] == "1.2.840.10008.1.2.4.50"
     assert meta["view_position"] == "PA" and meta["body_part"] == "CHEST"
-    _, rg1 = load_cxr(dicom_dir / "RG1_UNCR.dcm")
-    assert rg1["pixel_spacing"] is None, "a spacing of 0 mm is unknown, not zero"
+    _, mono1 = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)
+    assert mono1["pixel_spacing"] is None, "a spacing of 0 mm is unknown, not zero"
 
 
 def test_voi_window_applied(dicom_dir: Path) -> None:
-    """RG1 has a window (centre 15000, width 30000): the output is the windowed, inverted stored value."""
-    ds = pydicom.dcmread(dicom_dir / "RG1_UNCR.dcm")
-    image, meta = load_cxr(dicom_dir / "RG1_UNCR.dcm")
+    """The MONOCHROME1 sample has a window (centre 15000, width 30000): the output is the windowed, inverted value."""
+    ds = pydicom.dcmread(dicom_dir / MONO1_UNCOMPRESSED)
+    image, meta = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)
     assert meta["voi_applied"]
     stored = ds.pixel_array.astype(np.float64)
     # linear window (DICOM C.11.2.1.2.1): y = ((x - (c - 0.5)) / (w - 1) + 0.5) * (ymax - ymin) + ymin, monotonic
@@ -94,9 +167,19 @@ def test_voi_window_applied(dicom_dir: Path) -> None:
     assert np.all(np.diff(windowed[order]) >= -1e-3)
 
 
+def test_voi_lut_sequence_applied_to_16_bit_values(dicom_dir: Path) -> None:
+    """The 16-bit sample's VOI LUT Sequence (a square-root curve) is applied to the stored values."""
+    ds = pydicom.dcmread(dicom_dir / VOI_LUT_16BIT)
+    image, meta = load_cxr(dicom_dir / VOI_LUT_16BIT)
+    assert meta["voi_applied"] and meta["bits_stored"] == 16
+    expected = np.round(np.sqrt(ds.pixel_array.astype(np.float64) / 65535.0) * 65535)
+    np.testing.assert_array_equal(image, expected.astype(np.float32))
+
+
 def test_bits_stored_masks_unused_high_bits(dicom_dir: Path, tmp_path: Path) -> None:
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     pixels = ds.pixel_array.astype(np.uint16)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 8, 7
     garbage = (pixels | 0xAB00).astype(np.uint16)  # junk in the unused high bits
     ds.PixelData = garbage.tobytes()
@@ -107,7 +190,7 @@ def test_bits_stored_masks_unused_high_bits(dicom_dir: Path, tmp_path: Path) -> 
 
 
 def test_pixel_padding_replaced_by_darkest_value(dicom_dir: Path, tmp_path: Path) -> None:
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     pixels = ds.pixel_array.copy()
     pixels[:, :40] = 255  # a bright padded border
     ds.PixelData = pixels.tobytes()
@@ -115,17 +198,26 @@ def test_pixel_padding_replaced_by_darkest_value(dicom_dir: Path, tmp_path: Path
     path = tmp_path / "padded.dcm"
     ds.save_as(path)
     image, meta = load_cxr(path)
-    assert meta["padding_pixels"] >= 40 * 1024
+    assert meta["padding_pixels"] >= 40 * pixels.shape[0]
     assert image[:, :40].max() == image.min()
 
 
-def test_image_files_read_grey(shared_data: Path, tmp_path: Path) -> None:
-    rgb = next((shared_data / "nih1000_64px" / "train" / "0_normal").glob("*.png"))
+def _sample_image_files(dicom_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """The 8-bit sample's pixels as an RGB PNG (as NIH ChestX-ray14 ships) and as a grey JPEG."""
+    grey = pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array
+    rgb, jpg = folder / "rgb.png", folder / "grey.jpg"
+    Image.fromarray(grey).convert("RGB").save(rgb)
+    Image.fromarray(grey).save(jpg, quality=90)
+    return rgb, jpg
+
+
+def test_image_files_read_grey(dicom_dir: Path, tmp_path: Path) -> None:
+    rgb, jpg = _sample_image_files(dicom_dir, tmp_path)
     image, meta = load_cxr(rgb)
-    assert image.shape == (64, 64) and meta["format"] == "png"
-    jpg = next((shared_data / "siim_covid_256" / "images").glob("*.jpg"))
+    assert image.shape == SAMPLE_SHAPE and meta["format"] == "png"
+    np.testing.assert_allclose(image, pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array, atol=1e-3)  # RGB -> grey
     image, meta = load_cxr(jpg)
-    assert image.shape == (256, 256) and meta["format"] == "jpeg"
+    assert image.shape == SAMPLE_SHAPE and meta["format"] == "jpeg"
     rgba = tmp_path / "rgba.png"
     Image.open(rgb).convert("RGBA").save(rgba)
     grey, _ = load_cxr(rgba)
@@ -142,7 +234,7 @@ def test_image_files_read_grey(shared_data: Path, tmp_path: Path) -> None:
 def test_volume_formats_read(dicom_dir: Path, tmp_path: Path, suffix: str) -> None:
     import SimpleITK as sitk
 
-    reference, _ = load_cxr(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    reference, _ = load_cxr(dicom_dir / DX_8BIT)
     image = sitk.GetImageFromArray(reference)
     image.SetSpacing((0.2, 0.3))
     path = tmp_path / f"image{suffix}"
@@ -160,9 +252,9 @@ def _save(ds: pydicom.Dataset, path: Path) -> Path:
 
 
 def _broken_files(dicom_dir: Path, folder: Path) -> dict[str, tuple[Path, type[errors.PilletGANError], str]]:
-    """Broken inputs made from the real files: name -> (path, expected error, expected words)."""
+    """Broken inputs made from the sample files: name -> (path, expected error, expected words)."""
     cases: dict[str, tuple[Path, type[errors.PilletGANError], str]] = {}
-    source = dicom_dir / "NIH_DX_UNCOMPRESSED.dcm"
+    source = dicom_dir / DX_8BIT
 
     text = folder / "notes.txt"
     text.write_text("this is not an image\n" * 20)
@@ -210,12 +302,18 @@ def _broken_files(dicom_dir: Path, folder: Path) -> dict[str, tuple[Path, type[e
     cases["absurd"] = (_save(ds, folder / "huge.dcm"), errors.ImplausibleDimensionsError, "60000 x 60000")
 
     png = folder / "cut.png"
-    png.write_bytes((dicom_dir.parent / "rsna" / "images").glob("*.png").__next__().read_bytes()[:5000])
+    png.write_bytes(_sample_image_files(dicom_dir, folder)[0].read_bytes()[:5000])
+    (folder / "rgb.png").unlink()
+    (folder / "grey.jpg").unlink()
     cases["truncated_png"] = (png, errors.TruncatedFileError, "truncated")
 
     empty = folder / "empty.dcm"
     empty.write_bytes(b"")
-    cases["empty"] = (empty, errors.TruncatedFileError, "empty")
+    cases["empty"] = (empty, errors.EmptyFileError, "empty")
+
+    pipe = folder / "pipe.dcm"
+    os.mkfifo(pipe)
+    cases["fifo"] = (pipe, errors.NotARegularFileError, "FIFO")
     return cases
 
 
@@ -239,7 +337,7 @@ def test_missing_file_error(tmp_path: Path) -> None:
 
 def test_absurd_dimensions_refused_before_decoding(dicom_dir: Path, tmp_path: Path) -> None:
     """The header check happens first: the file's tiny pixel data is never decoded."""
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     ds.Rows, ds.Columns = 50000, 50000
     ds.PixelData = b"\x00" * 16
     path = _save(ds, tmp_path / "bomb.dcm")
@@ -248,7 +346,7 @@ def test_absurd_dimensions_refused_before_decoding(dicom_dir: Path, tmp_path: Pa
 
 
 def test_dicom_without_preamble_reads(dicom_dir: Path, tmp_path: Path) -> None:
-    ds = pydicom.dcmread(dicom_dir / "NIH_DX_UNCOMPRESSED.dcm")
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     meta = FileMetaDataset()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     bare = FileDataset(str(tmp_path / "bare"), ds, file_meta=meta, preamble=None)
@@ -257,9 +355,29 @@ def test_dicom_without_preamble_reads(dicom_dir: Path, tmp_path: Path) -> None:
     bare.save_as(path, enforce_file_format=False, implicit_vr=False, little_endian=True)
     assert path.read_bytes()[128:132] != b"DICM"
     image, meta_out = load_cxr(path)
-    assert image.shape == (1024, 1024) and meta_out["sop_instance_uid"] == bare.SOPInstanceUID
+    assert image.shape == SAMPLE_SHAPE and meta_out["sop_instance_uid"] == bare.SOPInstanceUID
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dataset_without_file_meta_reads_as_pydicom_reads_it(dicom_dir: Path, tmp_path: Path, implicit: bool) -> None:
+    """No preamble and no File Meta Information at all: the transfer syntax is the encoding pydicom found."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.preamble, ds.file_meta = None, FileMetaDataset()
+    path = tmp_path / "bare_dataset"
+    pydicom.dcmwrite(path, ds, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+    assert path.read_bytes()[:4] == b"\x08\x00\x16\x00"  # the first element is (0008,0016) SOP Class UID
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, load_cxr(dicom_dir / DX_8BIT)[0])
+    assert meta["transfer_syntax"] == (ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+
+    compressed = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
+    compressed.preamble, compressed.file_meta = None, FileMetaDataset()
+    pydicom.dcmwrite(path, compressed, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    with pytest.raises(errors.UnsupportedTransferSyntaxError, match="no File Meta Information"):
+        load_cxr(path)
+
+
+@pytest.mark.slow
 def test_inspect_reports_every_file_and_exits_1(dicom_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -271,19 +389,24 @@ def test_inspect_reports_every_file_and_exits_1(dicom_dir: Path, tmp_path: Path)
     assert result.returncode == 1, result.stderr
     records = json.loads(result.stdout)
     by_name = {Path(r["path"]).name: r for r in records}
-    assert len(records) == 6 + len(cases)
-    for path in dicom_dir.glob("*.dcm"):
-        assert by_name[path.name]["status"] == "ok"
-        assert by_name[path.name]["rows"] > 0
+    assert len(records) == len(SAMPLE_FILES) + len(cases)
+    for name in SAMPLE_FILES:
+        assert by_name[name]["status"] == "ok"
+        assert by_name[name]["width"] == by_name[name]["columns"] > 0
     for path, expected, _ in cases.values():
         assert by_name[path.name]["status"] == "error"
-        assert by_name[path.name]["error"] == expected.__name__
+        assert by_name[path.name]["error"] == expected.__name__ and by_name[path.name]["kind"] == expected.kind
     text = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "inspect", str(dicom_dir)],
                           capture_output=True, text=True, timeout=300)
     assert text.returncode == 0
-    assert text.stdout.count("ok ") == 6 and "MONOCHROME1" in text.stdout
+    assert sum(line.startswith("ok ") for line in text.stdout.splitlines()) == len(SAMPLE_FILES)
+    assert "MONOCHROME1" in text.stdout
+    mono1 = next(line for line in text.stdout.splitlines() if MONO1_UNCOMPRESSED in line)
+    assert f"{MONO1_SHAPE[1]}x{MONO1_SHAPE[0]} px (width x height)" in mono1
+    lying = text.stdout.split(JPEG_HEADER_MONO1, 1)[1].splitlines()[1]
+    assert lying.strip().startswith("warning:") and "negative" in lying
 
 
 def test_inspect_file_never_raises(tmp_path: Path) -> None:
     record = inspect_file(tmp_path / "nothing.dcm")
-    assert record["status"] == "error" and record["error"] == "FileNotFoundInputError"
+    assert record["status"] == "error" and record["error"] == "FileNotFoundInputError" and record["kind"] == "missing"

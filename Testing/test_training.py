@@ -23,9 +23,8 @@ TINY = ["image_size=64", "batch_size=4", "base_channels=8", "num_res_blocks=1", 
         "n_critic=2", "num_workers=0", "log_interval=1", "ema_decay=0.9"]
 
 
-def nih_manifest(folder: Path, per_class: int = 12, with_val: bool = True) -> Path:
-    """A manifest of real NIH 64 px images: ``per_class`` of each label, a few patients held out."""
-    root = require_shared_data("nih1000_64px")
+def class_manifest(folder: Path, root: Path, per_class: int = 12, with_val: bool = True) -> Path:
+    """A manifest of the 64 px images of the NIH-layout ``root``: ``per_class`` of each label, a few held out."""
     rows = []
     for label, sub in (("healthy", "0_normal"), ("disease", "1_abnormal")):
         files = sorted((root / "train" / sub).glob("*.png"))[:per_class]
@@ -44,8 +43,9 @@ def _generator_state(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["generator"]
 
 
-def test_resume_is_exact(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+@pytest.mark.slow
+def test_resume_is_exact(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     # the learning-rate decay follows the run's total, so the schedule is held constant here
     settings = [*TINY, "checkpoint_interval=4", "val_interval=100", "lr_decay_start=1.0"]
     train(manifest, tmp_path / "straight", load_config(overrides=[*settings, "iterations=8"]), progress=False)
@@ -61,16 +61,17 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert any((tensor != 0).any() for tensor in straight.values())
 
 
-def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path, phantom_folders) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    manifest = nih_manifest(tmp_path)
+    manifest = class_manifest(tmp_path, phantom_folders.root)
     run_dir = tmp_path / "run"
     summary = train(manifest, run_dir, load_config(overrides=[*TINY, "iterations=6", "val_interval=3",
                                                               "checkpoint_interval=3", "image_log_interval=3"]),
                     progress=False)
     card = json.loads((run_dir / "model.json").read_text())
-    assert card["network"]["base_channels"] == 8 and card["localization"]["threshold"] > 0
+    assert card["network"]["base_channels"] == 8 and card["calibration"]["threshold"] > 0
     assert card["training"]["calibration"]["healthy_images"] == 3
     assert set(summary["validation"]) == {"ema", "generator"}
     assert (run_dir / "best.pt").is_file()
@@ -81,14 +82,15 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
     assert {"D/adversarial", "D/gradient_penalty", "G/cycle", "G/identity", "G/attention_sparsity"} <= scalars
     assert "detection_auc" in scalars
     images = events.Images("images/input_healed_difference_attention")
-    attention_maps = len(predictor.generator.attention_at)  # res1, up1, up2 with one residual block
+    attention_maps = len(predictor.translator.generator.attention_at)  # res1, up1, up2 with one residual block
     assert attention_maps == 3
     assert images and images[-1].height == 64 * (3 + attention_maps)  # input, healed, difference, attention
     assert len(events.Scalars("D/adversarial")) == 6
 
 
-def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "PilletGANLib.cli", "train", "--manifest", str(manifest), "--out", str(run_dir),
                "--no-progress", *[a for s in [*TINY, "iterations=100000", "checkpoint_interval=100000"]
@@ -112,8 +114,9 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
     assert summary["iterations"] == stopped_at + 4
 
 
-def test_torchrun_two_processes(tmp_path: Path) -> None:
-    manifest = nih_manifest(tmp_path, with_val=False)
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
@@ -154,6 +157,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path, one_thread) -> None:
     """Trained on real NIH normals with inserted opacities (semi-synthetic), the lesion map finds them."""
     from PilletGANLib.data import build_folder_manifest, read_manifest, write_synthetic_dataset

@@ -3,6 +3,7 @@
 ``run_batch`` is the entry point (``pilletgan batch`` and ``pilletgan demo`` call it); see ``docs/batch.md``.
 """
 
+from .failures import FAILURES_FOLDER, FailureJournal
 from .outputs import (
     OUTPUT_NAMES,
     RESULT_NAME,
@@ -13,7 +14,6 @@ from .outputs import (
     remove_temporaries,
 )
 from .records import (
-    ERROR_SKIP_KINDS,
     EXIT_FAILURES,
     EXIT_NOT_STARTED,
     EXIT_OK,
@@ -37,13 +37,14 @@ from .runner import (
 from .sharding import RankGroup, TorchrunEnvironment, device_for_rank, shard, torchrun_environment
 
 __all__ = [
-    "ERROR_SKIP_KINDS",
     "EXIT_FAILURES",
     "EXIT_NOT_STARTED",
     "EXIT_OK",
+    "FAILURES_FOLDER",
     "OUTPUT_NAMES",
     "RESULT_NAME",
     "BatchSummary",
+    "FailureJournal",
     "FileProblem",
     "InstanceRecord",
     "InstanceUIDs",

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..dicom import Algorithm, DicomInstance, uid_path, write_heatmap_seg, write_lesion_seg
 from ..inference import LesionResult
-from ..outputs import write_overlay_png, write_record_json
+from ..outputs import overlay_caption, write_overlay_png, write_record_json
 from ..version import __version__
 
 __all__ = [
@@ -115,16 +115,28 @@ def remove_temporaries(root: str | os.PathLike) -> int:
     return removed
 
 
-def clear_instance(folder: Path) -> None:
-    """Delete an instance's outputs (record first) and temporaries; the folder too when nothing else is left."""
+def clear_instance(folder: Path, root: Path | None = None) -> None:
+    """Delete an instance's outputs (record first) and temporaries; the folder too when nothing else is left,
+    and then its series and study folders up to ``root`` when they are left empty."""
     if not folder.is_dir():
         return
     (folder / RESULT_NAME).unlink(missing_ok=True)
     for entry in folder.iterdir():
         if entry.name in OUTPUT_NAMES.values() or is_temporary(entry.name):
             entry.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: files that are not ours stay
-        folder.rmdir()
+    empty = folder
+    while root is None or (empty != root and _inside(empty, root)):
+        try:
+            empty.rmdir()
+        except OSError:  # not empty: files that are not ours, or other instances, stay
+            return
+        if root is None:
+            return
+        empty = empty.parent
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return os.path.commonpath([os.path.abspath(path), os.path.abspath(root)]) == os.path.abspath(root)
 
 
 def _plain_name(name: Any) -> bool:
@@ -167,6 +179,6 @@ def write_instance_outputs(folder: Path, instance: DicomInstance, result: Lesion
         write_heatmap_seg(instance.path, result.heatmap, folder / files["heatmap_seg"], algorithm=algorithm)
     if plan.png:
         write_overlay_png(result.image, result.heatmap, folder / files["overlay"], boxes=result.boxes,
-                          threshold=result.threshold)
+                          threshold=result.threshold, caption=overlay_caption(result))
     record_path = write_record_json(result, folder / RESULT_NAME, files=files, extra=extra)
     return json.loads(record_path.read_text(encoding="utf-8"))

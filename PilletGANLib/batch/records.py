@@ -7,10 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..dicom import SkipKind
-
 __all__ = [
-    "ERROR_SKIP_KINDS",
     "EXIT_FAILURES",
     "EXIT_NOT_STARTED",
     "EXIT_OK",
@@ -22,12 +19,6 @@ __all__ = [
 
 #: Exit codes of ``pilletgan batch``: every file succeeded / some files failed / the run could not start.
 EXIT_OK, EXIT_FAILURES, EXIT_NOT_STARTED = 0, 1, 2
-
-#: Discovery skips that are failures (a file that should have been analysed and could not be); they go to
-#: ``errors.csv`` and make the exit code 1. Every other skip (DICOMDIR index, not selected, not an image,
-#: not DICOM, FIFO, symbolic-link loop, duplicate) is expected in an export and goes to ``skipped.csv``.
-ERROR_SKIP_KINDS = frozenset({SkipKind.TRUNCATED, SkipKind.CORRUPT, SkipKind.UNSUPPORTED, SkipKind.UNREADABLE,
-                              SkipKind.NO_PIXEL_DATA, SkipKind.MISSING})
 
 
 class Status(str, Enum):
@@ -52,6 +43,8 @@ class InstanceRecord:
     boxes: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: what the reader noticed about an image it analysed anyway (e.g. a polarity that contradicts the header)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -63,7 +56,11 @@ class InstanceRecord:
 
 @dataclass(frozen=True)
 class FileProblem:
-    """A file that was not analysed (``stage`` ``discovery``) or failed (``inference``, ``output``), and why."""
+    """A file that was not analysed (``stage`` ``discovery``) or failed (``inference``, ``output``), and why.
+
+    ``kind`` is the :mod:`PilletGANLib.errors` taxonomy word (``truncated``, ``corrupt``, ``unsupported``, ...;
+    ``internal`` for an unexpected exception); ``error`` says whether it goes to ``errors.csv``.
+    """
 
     file: str
     stage: str

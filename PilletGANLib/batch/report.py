@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..outputs import atomic_path, json_ready
+from ..text import csv_cell
 from ..version import __version__
 from .outputs import OUTPUT_NAMES, RESULT_NAME
 from .records import BatchSummary, FileProblem, InstanceRecord
@@ -21,7 +22,7 @@ __all__ = ["PROBLEM_COLUMNS", "SUMMARY_COLUMNS", "describe", "run_record", "soft
 
 #: Columns of ``summary.csv``; file columns hold paths relative to the output folder.
 SUMMARY_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid", "source", "status", "score",
-                   "threshold", "n_boxes", "boxes", *OUTPUT_NAMES, "result", "error")
+                   "threshold", "n_boxes", "boxes", *OUTPUT_NAMES, "result", "error", "warnings")
 #: Columns of ``errors.csv`` and ``skipped.csv``; ``file`` is relative to the export folder.
 PROBLEM_COLUMNS = ("file", "stage", "kind", "reason")
 _PACKAGES = ("torch", "monai", "pydicom", "highdicom", "numpy")
@@ -43,17 +44,21 @@ def _summary_row(record: InstanceRecord) -> dict[str, Any]:
                                                  "source", "score", "threshold", "error")}
     row.update(status=record.status.value, n_boxes=len(record.boxes) if record.files else "",
                boxes=json.dumps(json_ready(record.boxes), separators=(",", ":")) if record.files else "",
-               result=record.files.get("result", ""))
+               result=record.files.get("result", ""), warnings="; ".join(record.warnings))
     row.update({kind: record.files.get(kind, "") for kind in OUTPUT_NAMES})
     return {key: "" if value is None else value for key, value in row.items()}
 
 
 def write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """Write ``rows`` (extra keys ignored) under ``columns`` to ``path`` atomically; returns ``path``."""
+    """Write ``rows`` (extra keys ignored) under ``columns`` to ``path`` atomically; returns ``path``.
+
+    Every cell passes :func:`~PilletGANLib.text.csv_cell` (file names that are not UTF-8 kept readably, cells a
+    spreadsheet would run as formulas prefixed with an apostrophe); every front door's CSV is written here.
+    """
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     return path
 
 

@@ -22,8 +22,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..dicom import DicomInstance, DiscoveryResult, SelectionRules, discover
-from ..errors import ConfigurationError, FileNotFoundInputError, OutputError, PilletGANError
+from ..errors import ConfigurationError, FileNotFoundInputError, OutputError, PilletGANError, error_kind, error_reason
 from ..inference import LesionResult, Predictor
+from .failures import FailureJournal, RememberedFailure, forget_failures
 from .outputs import (
     RESULT_NAME,
     OutputPlan,
@@ -34,7 +35,7 @@ from .outputs import (
     remove_temporaries,
     write_instance_outputs,
 )
-from .records import ERROR_SKIP_KINDS, BatchSummary, FileProblem, InstanceRecord, Status
+from .records import BatchSummary, FileProblem, InstanceRecord, Status
 from .report import write_reports
 from .sharding import PARTS_FOLDER, RankGroup, exchange_parts, shard
 
@@ -106,13 +107,15 @@ def prepare_output_folder(out_dir: Path, resume: bool) -> None:
         remove_temporaries(out_dir)
 
 
-def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool,
+def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool, retry_failed: bool,
            progress: bool) -> tuple[DiscoveryResult, float]:
     """Rank 0's first step: check the paths, prepare the output folder, discover the export."""
     check_run_paths(input_dir, out_dir, resume)
     prepare_output_folder(out_dir, resume)
     if resume:
         shutil.rmtree(out_dir / PARTS_FOLDER, ignore_errors=True)  # parts of an interrupted distributed run
+        if retry_failed:
+            forget_failures(out_dir)
     clock = time.perf_counter()
     discovery = discover(input_dir, rules, progress=progress)
     return discovery, time.perf_counter() - clock
@@ -120,10 +123,6 @@ def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool,
 
 def _relative(path: Path, folder: Path) -> str:
     return os.path.relpath(path, folder) if _within(str(path), str(folder)) else str(path)
-
-
-def _reason(err: BaseException) -> str:
-    return err.reason if isinstance(err, PilletGANError) else f"{type(err).__name__}: {err}"
 
 
 def _predict_one(predictor: Predictor, path: Path) -> LesionResult | Exception:
@@ -160,16 +159,20 @@ class InstanceWorker:
     PACS front doors (:mod:`PilletGANLib.pacs`) retrieve or receive.
 
     ``source_of`` names an instance's source in the records (default: its path relative to ``input_dir``).
+    ``journal`` remembers failures so that a resumed run reports them again without reading the file (see
+    :mod:`~PilletGANLib.batch.failures`); ``None`` remembers nothing (the listener: a sender's new C-STORE is a
+    new attempt).
     """
 
     def __init__(self, predictor: Predictor, input_dir: Path, out_dir: Path, plan: OutputPlan,
-                 source_of: Callable[[Any], str] | None = None) -> None:
+                 source_of: Callable[[Any], str] | None = None, journal: FailureJournal | None = None) -> None:
         self.predictor, self.input_dir, self.out_dir, self.plan = predictor, input_dir, out_dir, plan
         self.source_of = source_of or (lambda instance: _relative(instance.path, self.input_dir))
         self.sha256 = predictor.card.get("sha256")
-        self.threshold = float(predictor.localization.threshold)
+        self.threshold = float(predictor.localizer.calibration.threshold)
         self.algorithm = batch_algorithm(self.sha256, self.threshold, predictor.card.get("name"),
                                          predictor.card.get("version"))
+        self.journal = journal
 
     def record(self, instance: DicomInstance, status: Status, result: dict[str, Any] | None = None,
                error: str | None = None) -> InstanceRecord:
@@ -182,7 +185,8 @@ class InstanceWorker:
                               self.source_of(instance), status,
                               score=None if result is None else result.get("score"),
                               threshold=None if result is None else result.get("threshold"),
-                              boxes=[] if result is None else list(result.get("boxes") or []), files=files, error=error)
+                              boxes=[] if result is None else list(result.get("boxes") or []), files=files, error=error,
+                              warnings=[] if result is None else list(result.get("warnings") or []))
 
     def finish(self, instance: DicomInstance, outcome: LesionResult | Exception
                ) -> tuple[InstanceRecord, FileProblem | None]:
@@ -194,33 +198,52 @@ class InstanceWorker:
             extra = {"source": source, "study_instance_uid": instance.study_instance_uid,
                      "series_instance_uid": instance.series_instance_uid, "sop_instance_uid": instance.sop_instance_uid,
                      "algorithm": {"name": self.algorithm.name, "version": self.algorithm.version},
-                     "min_component_fraction": self.predictor.localization.min_component_fraction}
+                     "min_component_fraction": self.predictor.localizer.recipe.min_component_fraction}
             try:
                 written = write_instance_outputs(folder, instance, outcome, self.plan, self.algorithm, extra)
                 return self.record(instance, Status.SUCCEEDED, written), None
             except Exception as err:  # noqa: BLE001 - one instance's outputs failing must not stop the run
-                clear_instance(folder)
+                clear_instance(folder, self.out_dir)
                 stage, error = "output", err
-        logger.warning("%s: %s failed: %s", source, stage, _reason(error))
-        problem = FileProblem(source, stage, type(error).__name__, _reason(error), error=True)
-        return self.record(instance, Status.FAILED, error=f"{stage}: {_reason(error)}"), problem
+        kind, reason = error_kind(error), error_reason(error)
+        logger.warning("%s: %s failed (%s): %s", source, stage, kind, reason)
+        if self.journal is not None:
+            self.journal.record(instance, source, stage, kind, reason)
+        return self.failed(instance, source, stage, kind, reason)
+
+    def failed(self, instance: DicomInstance, source: str, stage: str, kind: str, reason: str
+               ) -> tuple[InstanceRecord, FileProblem]:
+        return (self.record(instance, Status.FAILED, error=f"{stage}: {reason}"),
+                FileProblem(source, stage, kind, reason, error=True))
+
+    def remembered(self, instance: DicomInstance, failure: RememberedFailure) -> tuple[InstanceRecord, FileProblem]:
+        """A failure of an earlier run, reported again without reading the file."""
+        reason = f"{failure.reason} (remembered from an earlier run; --retry-failed tries it again)"
+        return self.failed(instance, failure.source, failure.stage, failure.kind, reason)
 
     def run(self, instances: Sequence[DicomInstance], resume: bool, progress: bool, label: str) -> dict[str, Any]:
         """Process ``instances``; returns this rank's part (records, problems, timing) in JSON-ready form."""
         records: list[InstanceRecord] = []
         problems: list[FileProblem] = []
         todo: list[DicomInstance] = []
+        earlier = self.journal.remembered() if resume and self.journal is not None else {}
         for instance in instances:
             folder = instance_folder(self.out_dir, instance)
             done = read_complete_record(folder, instance, self.plan.kinds, self.sha256, self.threshold) \
                 if resume else None
-            if done is None:
-                clear_instance(folder)
-                todo.append(instance)
-            else:
+            failure = earlier.get(instance.sop_instance_uid)
+            if done is not None:
                 records.append(self.record(instance, Status.ALREADY_DONE, done))
+            elif self.journal is not None and self.journal.matches(failure, instance, self.source_of(instance)):
+                record, problem = self.remembered(instance, failure)
+                records.append(record)
+                problems.append(problem)
+            else:
+                clear_instance(folder, self.out_dir)
+                todo.append(instance)
         if records:
-            logger.info("%s: %d instance(s) already complete, %d to do", label, len(records), len(todo))
+            logger.info("%s: %d instance(s) already complete or failed before, %d to do", label,
+                        len(records), len(todo))
         clock = time.perf_counter()
         by_path = {instance.path: instance for instance in todo}
         with logging_redirect_tqdm(), tqdm(total=len(instances), initial=len(records), desc=label, unit="image",
@@ -237,8 +260,8 @@ class InstanceWorker:
 
 
 def _discovery_problems(discovery: DiscoveryResult) -> list[FileProblem]:
-    return [FileProblem(_relative(s.path, discovery.root), "discovery", s.kind.value, s.reason,
-                        error=s.kind in ERROR_SKIP_KINDS) for s in discovery.skipped]
+    return [FileProblem(_relative(s.path, discovery.root), "discovery", s.kind.value, s.reason, error=bool(s.error))
+            for s in discovery.skipped]
 
 
 def timestamp() -> str:
@@ -253,6 +276,7 @@ def run_batch(
     *,
     rules: SelectionRules | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
     heatmap_seg: bool = False,
     png: bool = False,
     progress: bool = True,
@@ -272,7 +296,9 @@ def run_batch(
         predictor: the model (its ``num_workers`` decode files in worker processes, ``batch_size`` per pass).
         rules: which images to analyse (default: Modality CR or DX).
         resume: keep complete, current instances (same weights and threshold, every listed file present),
+            report the instances that failed before (same source file) as failed again without reading them,
             redo the others; temporaries of an interrupted run are removed.
+        retry_failed: with ``resume``, forget earlier failures and try those instances again.
         heatmap_seg: also write the heat map as a FRACTIONAL SEG.
         png: also write an overlay PNG.
         progress: progress bars (discovery, then images with rate and ETA).
@@ -293,7 +319,7 @@ def run_batch(
         start: tuple[DiscoveryResult, float] | PilletGANError | None = None
         if group.is_main:
             try:
-                start = _start(input_dir, out_dir, rules, resume, progress)
+                start = _start(input_dir, out_dir, rules, resume, retry_failed, progress)
             except PilletGANError as err:
                 start = err
         start = group.broadcast(start)
@@ -301,13 +327,14 @@ def run_batch(
             raise start
         discovery, discovery_s = start
         label = "batch" if world_size == 1 else f"batch rank {rank}/{world_size}"
-        part = InstanceWorker(predictor, input_dir, out_dir, plan).run(shard(discovery.instances, rank, world_size),
-                                                                     resume, progress, label)
+        worker = InstanceWorker(predictor, input_dir, out_dir, plan, journal=FailureJournal(out_dir, rank))
+        part = worker.run(shard(discovery.instances, rank, world_size), resume, progress, label)
         parts = exchange_parts(group, out_dir, part)
         summary = None
         if parts is not None:
             settings = {"input_dir": str(input_dir), "out_dir": str(out_dir), "selection": str(rules), "resume": resume,
-                        "heatmap_seg": heatmap_seg, "png": png, "world_size": world_size, **predictor_settings(predictor)}
+                        "retry_failed": retry_failed, "heatmap_seg": heatmap_seg, "png": png, "world_size": world_size,
+                        **predictor_settings(predictor)}
             summary = _merge(parts, discovery, discovery_s, out_dir, settings, model_identity(predictor), started, clock)
             write_reports(summary)
         summary = group.broadcast(summary)
@@ -317,7 +344,7 @@ def run_batch(
 def predictor_settings(predictor: Predictor) -> dict[str, Any]:
     """The predictor's run settings for ``run.json``: device, bf16, batch size, workers, threshold."""
     return {"device": str(predictor.device), "bf16": predictor.bf16, "batch_size": predictor.batch_size,
-            "workers": predictor.num_workers, "threshold": predictor.localization.threshold}
+            "workers": predictor.num_workers, "threshold": predictor.localizer.calibration.threshold}
 
 
 def model_identity(predictor: Predictor) -> dict[str, Any]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from .infer import add_model_arguments, load_predictor
+from .arguments import add_model_arguments, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder, outside EXPORT_DIR; must be empty unless --resume")
     add_model_arguments(parser)
     parser.add_argument("--resume", action="store_true",
-                        help="continue a run in OUT_DIR: keep complete results, redo partial or missing ones")
+                        help="continue a run in OUT_DIR: keep complete results, redo partial or missing ones; images "
+                             "that failed before are reported again without being read")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="with --resume: try the images that failed in earlier runs again")
     parser.add_argument("--select", metavar="RULES", default=None,
                         help="which images to analyse, e.g. 'modality=CR,DX;body_part=CHEST;view=PA,AP' "
                              "(default: modality=CR,DX; '*' means any value)")
@@ -38,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from ..dicom import SelectionRules
     from ..errors import ConfigurationError
 
-    if not getattr(args, "verbose", False):
-        logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every attribute module it copies
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
+    if args.retry_failed and not args.resume:
+        raise ConfigurationError("--retry-failed continues a run: give --resume with it")
     environment = torchrun_environment()
     rules = SelectionRules.parse(args.select)
     if environment.rank == 0:  # early, before the slow model load; only rank 0 decides (run_batch checks again there)
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if environment.world_size > 1:
         args.device = device_for_rank(args.device, environment.local_rank)
     predictor = load_predictor(args)
-    summary = run_batch(args.input, args.out, predictor, rules=rules, resume=args.resume, heatmap_seg=args.heatmap_seg,
+    summary = run_batch(args.input, args.out, predictor, rules=rules, resume=args.resume,
+                        retry_failed=args.retry_failed, heatmap_seg=args.heatmap_seg,
                         png=args.png, progress=not args.no_progress, rank=environment.rank,
                         world_size=environment.world_size)
     if environment.rank != 0:

@@ -6,50 +6,41 @@ import argparse
 from pathlib import Path
 
 from ..outputs import DEFAULT_FORMATS, FORMATS
+from ..text import path_text
+from .arguments import add_model_arguments, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="localize pneumonia on radiograph files and write maps, masks, overlays and records",
-        description="For each input: <stem>_heatmap.nii.gz, <stem>_mask.nii.gz, <stem>_heatmap.nrrd, <stem>.seg.nrrd, "
-                    "<stem>_overlay.png and <stem>.json in the source pixel grid. Exit code 1 when any input failed.")
+        description="For each input, in the source pixel grid: <stem>_heatmap.nrrd (the heat map), <stem>.seg.nrrd "
+                    "(the mask as a Slicer segmentation), <stem>_overlay.png and <stem>.json; --formats nifti adds "
+                    "<stem>_heatmap.nii.gz and <stem>_mask.nii.gz. Exit code 1 when any input failed, 2 when there is "
+                    "nothing to analyse.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM or image files, or folders (walked)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     add_model_arguments(parser)
     parser.add_argument("--formats", nargs="+", default=list(DEFAULT_FORMATS), choices=sorted(FORMATS),
-                        help="outputs to write (default: all)")
+                        help=f"outputs to write (default: {' '.join(DEFAULT_FORMATS)}; one heat-map format)")
     parser.set_defaults(func=run)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device``, ``--bf16``, ``--batch-size``, ``--workers``, ``--threshold`` (shared by commands)."""
-    parser.add_argument("--model", type=Path, help="model .pt with its .json card (default: the shipped model)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
-    parser.add_argument("--threshold", type=float, help="heat-map threshold for the mask (default: the calibrated one)")
-
-
-def load_predictor(args: argparse.Namespace):
-    """The predictor the model arguments describe."""
-    from ..inference import Predictor
-
-    predictor = Predictor.from_path(args.model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
-                                    num_workers=args.workers)
-    if args.threshold is not None:
-        predictor.localization.threshold = args.threshold
-    return predictor
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..errors import FileNotFoundInputError
     from ..inference.files import infer_files
-    from ..inspection import expand_inputs
+    from ..inspection import expand_inputs, quiet_reader_warnings
 
+    inputs = list(expand_inputs(args.inputs))
+    if not inputs:
+        folders = ", ".join(path_text(p) for p in args.inputs)
+        raise FileNotFoundInputError("no files to analyse: the folder is empty (give radiograph files, or folders "
+                                     "that hold them)", folders)
     predictor = load_predictor(args)
-    summary = infer_files(list(expand_inputs(args.inputs)), args.out, predictor, args.formats)
+    quiet_reader_warnings()  # each image's line below shows its warnings
+    summary = infer_files(inputs, args.out, predictor, args.formats)
     for record in summary.written:
-        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}")
+        warnings = "".join(f"; warning: {w}" for w in record["warnings"])
+        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}{warnings}")
     for record in summary.failed:
-        print(f"ERROR {record['input']}: {record['error']}: {record['reason']}")
+        print(f"ERROR {record['input']}: {record['kind']}: {record['reason']}")
     return 0 if summary.ok else 1

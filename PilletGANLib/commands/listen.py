@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from .infer import add_model_arguments, load_predictor
+from .arguments import add_model_arguments, load_predictor
 from .pacs import pacs_package
 
 

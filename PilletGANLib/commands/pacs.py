@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .infer import add_model_arguments, load_predictor
+from .arguments import add_model_arguments, add_progress_argument, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="series modalities to pull, comma-separated (default CR,DX)")
     parser.add_argument("--push", action="store_true", help="store each SEG in the PACS (STOW-RS)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue a run in OUT_DIR: keep complete results, reuse retrieved images")
+                        help="continue a run in OUT_DIR: keep complete results, reuse retrieved images; images that "
+                             "could not be analysed before are reported again without being retrieved")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="with --resume: retrieve and analyse the images that failed in earlier runs again")
     add_model_arguments(parser)
     parser.add_argument("--select", metavar="RULES", default=None,
                         help="which retrieved images to analyse, as in pilletgan batch "
@@ -50,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="let the PACS gzip its answers (off: it costs the PACS CPU per image; for slow links)")
     parser.add_argument("--retrieve-threads", type=int, default=2, metavar="N",
                         help="concurrent WADO-RS retrievals (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.workers < 0 or args.retrieve_threads < 1 or args.timeout <= 0:
         raise ConfigurationError("--batch-size and --retrieve-threads must be at least 1, --workers at least 0 and "
                                  "--timeout positive")
+    if args.retry_failed and not args.resume:
+        raise ConfigurationError("--retry-failed continues a run: give --resume with it")
     query = pacs_lib.PacsQuery(studies=tuple(args.study), since=args.since, modalities=tuple(args.modality.split(",")))
     rules = SelectionRules.parse(args.select) if args.select else SelectionRules(modalities=query.modalities)
     session, origin = pacs_lib.pacs_session(args.url, netrc_file=args.netrc, ca_bundle=args.ca_bundle, insecure=args.insecure)
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out, resume=args.resume)  # early, before the slow model load
     predictor = load_predictor(args)
     summary = pacs_lib.run_pacs(pacs, args.out, predictor, query=query, rules=rules, push=args.push, resume=args.resume,
-                       heatmap_seg=args.heatmap_seg, png=args.png, keep_images=args.keep_images,
+                       retry_failed=args.retry_failed, heatmap_seg=args.heatmap_seg, png=args.png, keep_images=args.keep_images,
                        retrieve_threads=args.retrieve_threads, progress=not args.no_progress, credentials=origin)
     print(describe(summary))
     section = summary.sections["pacs"]

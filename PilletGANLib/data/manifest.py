@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..text import path_text
 
 __all__ = ["LABELS", "SPLITS", "ManifestRecord", "read_manifest", "select_split", "write_manifest"]
 
@@ -137,10 +138,10 @@ def write_manifest(records: Iterable[ManifestRecord], path: str | os.PathLike, r
             return ""
         if relative:
             try:
-                return os.path.relpath(Path(p).resolve(), path.parent.resolve())
+                return path_text(os.path.relpath(Path(p).resolve(), path.parent.resolve()))
             except ValueError:
-                return str(p)
-        return str(p)
+                return path_text(p)
+        return path_text(p)
 
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:

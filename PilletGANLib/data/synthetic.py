@@ -27,6 +27,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from ..errors import ConfigurationError, DataError, InputFileError, OutputError
+from ..text import path_text
 from ..transforms.geometry import SquarePadResized
 from ..transforms.io import LoadCXRd
 from ..transforms.lesions import insert_synthetic_opacity
@@ -174,7 +175,8 @@ def write_synthetic_dataset(normals: Sequence[ManifestRecord], out_dir: str | Pa
         _write_png(_to_uint8(image), image_path)
         records.append(ManifestRecord(image=image_path, label=label, patient_id=record.patient_id,
                                       boxes=boxes, mask=mask_path))
-        provenance.append((os.path.relpath(image_path, out_dir), os.path.abspath(record.image), patient, label))
+        provenance.append((path_text(os.path.relpath(image_path, out_dir)), path_text(os.path.abspath(record.image)),
+                           patient, label))
     if not records:
         raise DataError(f"none of the {len(healthy)} healthy images could be read (left out: {dict(skipped)})")
     records = assign_splits(records, val_fraction, test_fraction, seed)

@@ -27,24 +27,20 @@ from pydicom.uid import UID, MediaStorageDirectoryStorage
 from tqdm import tqdm
 
 from ..errors import (
-    ColourImageError,
     ConfigurationError,
     CorruptFileError,
     FileNotFoundInputError,
-    ImplausibleDimensionsError,
     InputFileError,
     MissingPixelDataError,
-    MultiFrameError,
     NotAnImageError,
     PilletGANError,
-    TruncatedFileError,
-    UnreadableFileError,
     UnrecognizedFormatError,
-    UnsupportedTransferSyntaxError,
 )
-from .reader import check_decodable, check_radiograph_header, read_dicom_header
+from .attributes import repair_source_header
+from .reader import check_decodable, check_element_lengths, check_radiograph_header, read_dicom_header
 
-__all__ = ["DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover", "examine_file"]
+__all__ = ["ERROR_KINDS", "DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover",
+           "examine_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +49,20 @@ _FILE_ID_COMPONENT = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 
 
 class SkipKind(str, Enum):
-    """Why a file of the export is not among the selected radiographs."""
+    """Why a file of the export is not among the selected radiographs.
+
+    The values that name a problem with a file are the ``kind`` of the :mod:`PilletGANLib.errors` class
+    the reader raises for it, so ``inspect``, ``infer`` and ``batch`` report one file the same way.
+    """
 
     NOT_DICOM = "not_dicom"  # neither DICOM nor anything the reader knows
     DICOMDIR = "dicomdir"  # a DICOMDIR index; its referenced files are examined instead
     NOT_SELECTED = "not_selected"  # a valid image the selection rules exclude (e.g. CT, lateral view)
     NOT_AN_IMAGE = "not_an_image"  # SR, presentation state, key object, ...: no image to analyse
     NO_PIXEL_DATA = "no_pixel_data"  # an image object without its Pixel Data
+    EMPTY = "empty"  # a file of 0 bytes
     TRUNCATED = "truncated"  # ends before the data its header announces
-    CORRUPT = "corrupt"  # cannot be parsed, or lacks the UIDs needed to reference it
+    CORRUPT = "corrupt"  # cannot be parsed, claims what it does not hold, or lacks valid UIDs to reference it
     UNSUPPORTED = "unsupported"  # multi-frame, colour, absurd size, no decoder for the transfer syntax
     UNREADABLE = "unreadable"  # permission denied, I/O error, broken symbolic link, unlistable folder
     NOT_A_FILE = "not_a_file"  # FIFO, socket or device node
@@ -70,18 +71,14 @@ class SkipKind(str, Enum):
     MISSING = "missing"  # listed in a DICOMDIR but absent
 
 
-_ERROR_KINDS: tuple[tuple[type[PilletGANError], SkipKind], ...] = (
-    (UnrecognizedFormatError, SkipKind.NOT_DICOM),
-    (TruncatedFileError, SkipKind.TRUNCATED),
-    (NotAnImageError, SkipKind.NOT_AN_IMAGE),
-    (MissingPixelDataError, SkipKind.NO_PIXEL_DATA),
-    (MultiFrameError, SkipKind.UNSUPPORTED),
-    (ColourImageError, SkipKind.UNSUPPORTED),
-    (ImplausibleDimensionsError, SkipKind.UNSUPPORTED),
-    (UnsupportedTransferSyntaxError, SkipKind.UNSUPPORTED),
-    (UnreadableFileError, SkipKind.UNREADABLE),
-    (FileNotFoundInputError, SkipKind.UNREADABLE),
-)
+#: Skips that are failures (a file that should have been analysed and could not be): a batch run lists them
+#: in ``errors.csv`` and exits 1. Any other skip is expected in an export and goes to ``skipped.csv``, except a
+#: file whose name says DICOM (``.dcm``, ``DICOMDIR``...) but whose content is not: that is an error too.
+ERROR_KINDS = frozenset({SkipKind.EMPTY, SkipKind.TRUNCATED, SkipKind.CORRUPT, SkipKind.UNSUPPORTED,
+                         SkipKind.UNREADABLE, SkipKind.NO_PIXEL_DATA, SkipKind.MISSING})
+#: Names that claim DICOM content: these suffixes (any case) and the DICOMDIR index name.
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+_DICOMDIR_NAME = "DICOMDIR"
 
 
 #: Keys of :meth:`SelectionRules.parse` and the field each one sets.
@@ -92,7 +89,11 @@ _RULE_KEYS = {"modality": "modalities", "modalities": "modalities", "body_part":
 
 
 def _kind_of(err: PilletGANError) -> SkipKind:
-    return next((kind for cls, kind in _ERROR_KINDS if isinstance(err, cls)), SkipKind.CORRUPT)
+    """The skip kind of a reading error: its taxonomy ``kind`` (``corrupt`` for a kind discovery does not list)."""
+    try:
+        return SkipKind(err.kind)
+    except ValueError:
+        return SkipKind.CORRUPT
 
 
 @dataclass(frozen=True)
@@ -202,14 +203,23 @@ class DicomInstance:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file (or folder) of the export that is not analysed, and why."""
+    """A file (or folder) of the export that is not analysed, and why.
+
+    ``error`` says whether it is a failure (see :data:`ERROR_KINDS`) rather than something an export is
+    expected to hold.
+    """
 
     path: Path
     kind: SkipKind
     reason: str
+    error: bool | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": str(self.path), "kind": self.kind.value, "reason": self.reason}
+    def __post_init__(self) -> None:
+        if self.error is None:
+            object.__setattr__(self, "error", self.kind in ERROR_KINDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "kind": self.kind.value, "reason": self.reason, "error": self.error}
 
 
 @dataclass
@@ -362,10 +372,12 @@ def _examine(path: Path, rules: SelectionRules) -> _Found:
         return _Found(path, key, skip=SkippedFile(path, SkipKind.UNREADABLE,
                                                   f"the file cannot be read ({err.strerror or err})"))
     try:
-        header = read_dicom_header(path)
+        header = read_dicom_header(path, check_lengths=False)
         if _is_dicomdir(header):
             return _dicomdir(path, key)
         return _Found(path, key, instance=_select(header, path, rules))
+    except UnrecognizedFormatError as err:
+        return _Found(path, key, skip=_not_dicom(path, err))
     except InputFileError as err:
         return _Found(path, key, skip=SkippedFile(path, _kind_of(err), err.reason))
     except _NotSelectedError as err:
@@ -373,6 +385,17 @@ def _examine(path: Path, rules: SelectionRules) -> _Found:
     except Exception as err:  # noqa: BLE001 - a malformed file must never stop the walk; pydicom raises many types
         return _Found(path, key, skip=SkippedFile(path, SkipKind.CORRUPT,
                                                   f"the header cannot be parsed ({type(err).__name__}: {err})"))
+
+
+def _not_dicom(path: Path, err: UnrecognizedFormatError) -> SkippedFile:
+    """A file that is not DICOM: expected (a README) unless its name says it is DICOM, then an error."""
+    if path.name.upper() == _DICOMDIR_NAME:
+        return SkippedFile(path, SkipKind.NOT_DICOM, "named DICOMDIR but not a DICOMDIR index: its content is not "
+                                                     "DICOM, so the files of this media cannot be listed", error=True)
+    if path.name.lower().endswith(_DICOM_SUFFIXES):
+        return SkippedFile(path, SkipKind.NOT_DICOM, f"named like a DICOM file ('{path.suffix}') but its content is "
+                                                     f"not DICOM ({err.reason})", error=True)
+    return SkippedFile(path, SkipKind.NOT_DICOM, err.reason)
 
 
 class _NotSelectedError(Exception):
@@ -397,11 +420,13 @@ def _select(header: Dataset, path: Path, rules: SelectionRules) -> DicomInstance
         raise _NotSelectedError(rejection)
     if problem is not None:
         raise problem
+    check_element_lengths(header, path)
     check_decodable(header, path)
     uids = {k: str(header.get(k, "") or "").strip() for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")}
     missing = [k for k, v in uids.items() if not v]
     if missing:
         raise CorruptFileError(f"the header lacks {', '.join(missing)}; results could not reference the image", path)
+    repair_source_header(header, path)  # refuses invalid UIDs and sizes now, before any analysis or output folder
     syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
     return DicomInstance(
         path=path,
@@ -438,7 +463,11 @@ def _dicomdir(path: Path, key: tuple[int, int]) -> _Found:
     Directory records are read directly rather than through :class:`pydicom.fileset.FileSet`,
     which drops missing files with a warning where discovery must report them.
     """
-    records = pydicom.dcmread(path).get("DirectoryRecordSequence", [])
+    try:
+        records = pydicom.dcmread(path, force=True).get("DirectoryRecordSequence", [])
+    except Exception as err:  # noqa: BLE001 - pydicom raises many types for a damaged index
+        return _Found(path, key, skip=SkippedFile(path, SkipKind.CORRUPT, "a DICOMDIR whose directory records cannot "
+                                                  f"be read ({type(err).__name__}: {err})"))
     references, invalid = [], 0
     for record in records:
         file_id = record.get("ReferencedFileID")

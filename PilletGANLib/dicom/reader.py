@@ -1,38 +1,51 @@
 """Read one projection radiograph from a DICOM file into display-ready float pixels.
 
-The returned image always has air dark and bone bright: Modality LUT, then VOI LUT or window,
-then MONOCHROME1 inversion, with pixel padding replaced by the darkest real value. Every check
+The returned image has air dark and bone bright when the header tells the truth: Modality LUT, then VOI LUT or
+window, then MONOCHROME1 inversion, with pixel padding replaced by the darkest real value. When the pixels look
+like a negative all the same (a photometric interpretation the pixels contradict), ``meta["warnings"]`` says so
+and the warning is logged: the image is never analysed as a negative silently. Every check
 that can be made from the header is made before pixel data is decoded, so a file that promises
 absurd dimensions is refused before anything is allocated.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.decoders.base import get_decoder
-from pydicom.uid import UID
+from pydicom.tag import Tag
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import (
     ColourImageError,
     CorruptFileError,
+    EmptyFileError,
     ImplausibleDimensionsError,
     MissingPixelDataError,
     MultiFrameError,
     NotAnImageError,
     TruncatedFileError,
+    UnreadableFileError,
     UnrecognizedFormatError,
     UnsupportedTransferSyntaxError,
 )
+from ..text import path_text
+from .codestream import check_codestream
+from .polarity import polarity_warning
 
-__all__ = ["MAX_SIDE", "dicom_meta", "read_dicom_header", "read_dicom_image"]
+__all__ = ["MAX_SIDE", "check_decodable", "check_element_lengths", "check_radiograph_header", "dicom_meta",
+           "ensure_transfer_syntax", "read_dicom_header", "read_dicom_image"]
+
+logger = logging.getLogger(__name__)
 
 #: Largest accepted side of a radiograph, in pixels (detectors are at most about 4,300 px).
 MAX_SIDE = 16384
@@ -44,41 +57,134 @@ _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Objec
                         "Raw Data", "Waveform", "Segmentation", "Registration", "Media Storage Directory")
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
-_NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
+#: Longest element value taken for real when it runs past the end of the file (longer: a corrupt length).
+_PLAUSIBLE_LENGTH = 1 << 30
 
 
-def read_dicom_header(path: str | Path) -> Dataset:
+def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
     """Read a DICOM file's header; large values (Pixel Data) are indexed but not loaded.
 
-    Files without the 128-byte preamble are accepted when they parse as DICOM and hold at least
-    a SOP Class UID; anything else raises :class:`UnrecognizedFormatError`.
+    Files without the 128-byte preamble, and datasets without File Meta Information, are read as pydicom
+    reads them when they hold at least a SOP Class UID or a Modality; a missing Transfer Syntax UID is then
+    set from the encoding pydicom found (see :func:`ensure_transfer_syntax`). With ``check_lengths``, an element
+    whose declared length runs past the end of the file is refused here, naming the element (else call
+    :func:`check_element_lengths` later, as discovery does after its selection rules). Raises
+    :class:`UnrecognizedFormatError` for anything that is not DICOM, :class:`EmptyFileError`,
+    :class:`TruncatedFileError` or :class:`CorruptFileError` for broken DICOM.
     """
     path = Path(path)
+    size = _file_size(path)
+    if size == 0:
+        raise EmptyFileError("the file is empty (0 bytes)", path)
+    marker = _has_dicm_marker(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
-    except InvalidDicomError:
-        pass
-    except (EOFError, ValueError, OSError, TypeError, KeyError, AttributeError, NotImplementedError) as err:
-        raise _read_failure(path, err) from err
-    else:
-        if any("end of file" in str(w.message).lower() for w in caught):
-            raise TruncatedFileError("the file ends before the DICOM data it announces "
-                                     "(truncated copy or interrupted transfer); re-export it", path)
-        return ds
-    try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
-    except Exception as err:
+            ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=not marker)
+    except InvalidDicomError as err:
         raise UnrecognizedFormatError(_NOT_DICOM, path) from err
-    if "SOPClassUID" not in ds and "Modality" not in ds:
+    except RecursionError as err:
+        raise _too_deep(path) from err
+    except Exception as err:
+        if not marker:
+            raise UnrecognizedFormatError(_NOT_DICOM, path) from err
+        raise _read_failure(path, err) from err
+    meta = getattr(ds, "file_meta", None) or {}
+    if not any(k in ds for k in ("SOPClassUID", "Modality", "PixelData", "DirectoryRecordSequence")) \
+            and "MediaStorageSOPClassUID" not in meta:
+        if marker:
+            raise CorruptFileError("the file starts like DICOM (the 'DICM' marker) but what follows is not a DICOM "
+                                   "dataset: no SOP Class UID, Modality or Pixel Data could be read", path)
         raise UnrecognizedFormatError(_NOT_DICOM, path)
+    if check_lengths:
+        check_element_lengths(ds, path)
+    if any("end of file" in str(w.message).lower() for w in caught):
+        raise TruncatedFileError("the file ends before the DICOM data it announces "
+                                 "(truncated copy or interrupted transfer); re-export it", path)
+    ensure_transfer_syntax(ds, path)
     return ds
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as err:
+        raise UnreadableFileError(f"the file cannot be accessed ({err.strerror or err})", path) from err
+
+
+def _has_dicm_marker(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError as err:
+        raise UnreadableFileError(f"the file cannot be read ({err.strerror or err})", path) from err
+
+
+def _too_deep(path: Path) -> CorruptFileError:
+    return CorruptFileError("DICOM sequences are nested deeper than the reader follows (Python's recursion limit); "
+                            "the file is corrupt or made to exhaust readers", path)
+
+
+def check_element_lengths(ds: Dataset, path: Path) -> None:
+    """Refuse an element whose declared length runs past the end of the file (the last one parsed).
+
+    A length that could be the element's real one (at most :data:`_PLAUSIBLE_LENGTH`, or exactly what Rows,
+    Columns, Bits Allocated and frames need for native Pixel Data) means the file is cut short; any other
+    length means the file is corrupt.
+    """
+    size = _file_size(path)
+    for tag in ds.keys():  # noqa: SIM118 - keys only: iterating the Dataset would read deferred values
+        element = ds.get_item(tag, keep_deferred=True)
+        offset, length = getattr(element, "value_tell", None), getattr(element, "length", None)
+        if offset is None or length is None or length == 0xFFFFFFFF or offset + length <= size:
+            continue
+        name = f"{Tag(tag)}" + (f" {keyword_for_tag(tag)}" if keyword_for_tag(tag) else "")
+        present = max(0, size - int(offset))
+        expected = _native_pixel_bytes(ds) if Tag(tag) == 0x7FE00010 else None
+        if (expected is not None and length not in (expected, expected + 1)) or length > _PLAUSIBLE_LENGTH:
+            need = f" (Rows, Columns, Bits Allocated and frames need {expected})" if expected is not None else ""
+            raise CorruptFileError(f"element {name} announces {length} bytes{need}, but only {present} follow in "
+                                   "the file; the length is corrupt", path)
+        raise TruncatedFileError(f"the file ends inside element {name}: it announces {length} bytes and {present} "
+                                 "are present (truncated copy or interrupted transfer); re-export it", path)
+
+
+def _native_pixel_bytes(ds: Dataset) -> int | None:
+    """Bytes of native Pixel Data the header describes, or ``None`` when it cannot say."""
+    try:
+        return (int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) * int(ds.get("SamplesPerPixel", 1) or 1)
+                * int(ds.get("NumberOfFrames", 1) or 1) + 7) // 8
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None
+
+
+def ensure_transfer_syntax(ds: Dataset, path: Path) -> None:
+    """Give a dataset read without File Meta Information the Transfer Syntax UID of the encoding pydicom found.
+
+    Only native (uncompressed) pixel data can be read that way; encapsulated pixel data without a transfer
+    syntax cannot be decoded (nothing says how it was compressed) and is refused.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    pixels = ds.get_item("PixelData", keep_deferred=True) if "PixelData" in ds else None
+    if pixels is not None and getattr(pixels, "length", None) == 0xFFFFFFFF:
+        raise UnsupportedTransferSyntaxError("the pixel data is encapsulated (compressed) but the file has no "
+                                             "File Meta Information saying how; re-export it as a DICOM file", path)
+    if implicit is None or little is None:
+        return
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    if meta is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+
+
 def _read_failure(path: Path, err: Exception) -> Exception:
+    if isinstance(err, RecursionError):
+        return _too_deep(path)
     text = str(err).lower()
     if isinstance(err, EOFError) or "end of file" in text or "truncat" in text or "bytes remaining" in text \
             or "fewer bytes" in text or "shorter" in text:
@@ -91,7 +197,7 @@ def _parsed_end(ds: Dataset) -> int | None:
     """File offset where the last parsed element ends (None when it cannot be known)."""
     if not len(ds):
         return None
-    element = ds.get_item(max(ds.keys()))
+    element = ds.get_item(max(ds.keys()), keep_deferred=True)
     offset, length = getattr(element, "value_tell", None), getattr(element, "length", None)
     if offset is None or length is None or length == 0xFFFFFFFF:
         return None
@@ -104,6 +210,7 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     if any(word.lower() in sop_name.lower() for word in _NON_IMAGE_SOP_WORDS):
         raise NotAnImageError(f"a DICOM '{sop_name}' object holds no radiograph to analyse", path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        check_element_lengths(ds, path)  # an element that claims the rest of the file hides the Pixel Data
         end = _parsed_end(ds)
         if end is not None and end < path.stat().st_size:
             raise TruncatedFileError("the file ends inside a DICOM element before its Pixel Data "
@@ -133,7 +240,7 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
 
 def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     """Bytes of Pixel Data actually present in the file, read from the header's element index."""
-    element = ds.get_item("PixelData")
+    element = ds.get_item("PixelData", keep_deferred=True)
     length = getattr(element, "length", None)
     offset = getattr(element, "value_tell", None)
     if length is None or offset is None or length == 0xFFFFFFFF:
@@ -142,11 +249,17 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
 
 
 def check_decodable(ds: Dataset, path: Path) -> None:
-    """Refuse pixel data that is cut short or that no installed decoder can read."""
+    """Refuse pixel data that is cut short, that no installed decoder can read, or whose codestream declares
+    another size than the header (checked from the codestream's own header, before decoding)."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is None:
         return
     syntax = UID(syntax)
+    if not syntax.is_transfer_syntax:
+        kind = "private or unknown" if syntax.is_private else "not a transfer syntax"
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {syntax} is {kind}: no decoder knows how its pixel data is encoded; "
+            "convert the file to a standard transfer syntax", path)
     if not syntax.is_compressed:
         expected = int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8
         actual = _pixel_bytes_on_disk(ds, path)
@@ -166,6 +279,7 @@ def check_decodable(ds: Dataset, path: Path) -> None:
         raise UnsupportedTransferSyntaxError(
             f"transfer syntax {syntax.name} ({syntax}) needs {missing}; install it "
             "(pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg)", path)
+    check_codestream(ds, path, syntax)
 
 
 def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
@@ -211,10 +325,18 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
     """Decode pixel data with BitsStored honoured (unused high bits cleared, signed values extended)."""
     try:
         pixels = ds.pixel_array
-    except (EOFError, ValueError, OSError, RuntimeError, KeyError, TypeError, AttributeError) as err:
-        raise _read_failure(path, err) from err
     except NotImplementedError as err:
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {err}", path) from err
+    except MemoryError as err:
+        raise ImplausibleDimensionsError("decoding the pixel data needs more memory than is available", path) from err
+    except Exception as err:  # decoders raise many types for damaged data; each becomes one of ours
+        failure = _read_failure(path, err)
+        if isinstance(failure, CorruptFileError):
+            syntax = UID(ds.file_meta.TransferSyntaxUID).name
+            detail = " ".join(str(err).split())[:300]
+            failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({type(err).__name__}: {detail}); "
+                                       "the file is damaged, re-export it", path)
+        raise failure from err
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
     allocated = int(ds.BitsAllocated)
@@ -254,6 +376,7 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         ds = pydicom.dcmread(path, force=True)
     except Exception as err:
         raise _read_failure(path, err) from err
+    ensure_transfer_syntax(ds, path)
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     stored = _stored_values(ds, path)
@@ -261,6 +384,8 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     try:
         image = apply_modality_lut(stored, ds)
         voi_applied = any(k in ds for k in ("VOILUTSequence", "WindowCenter"))
+        if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
+            image = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
         if voi_applied:
             image = apply_voi_lut(image, ds, index=0)
     except (ValueError, TypeError, IndexError, KeyError) as err:
@@ -275,5 +400,9 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise CorruptFileError("the pixel values are not finite after the header's LUTs", path)
     meta = dicom_meta(ds, path)
     meta.update({"voi_applied": bool(voi_applied), "inverted": photometric == "MONOCHROME1",
-                 "padding_pixels": int(padding.sum()) if padding is not None else 0})
+                 "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
+    polarity = polarity_warning(image, photometric)
+    if polarity is not None:
+        logger.warning("%s: %s", path_text(path), polarity)
+        meta["warnings"].append(polarity)
     return image, meta

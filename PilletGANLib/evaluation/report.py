@@ -15,6 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..outputs import json_ready
+from ..text import csv_cell
 from .accumulator import ImageScores
 
 __all__ = ["PerImageCSV", "atomic_output", "rate_label", "write_index", "write_json"]
@@ -51,7 +53,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON (NaN refused; paths and other objects as strings)."""
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(json_ready(data), indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
     return Path(path)
 
 
@@ -70,7 +72,7 @@ class PerImageCSV:
     def write(self, row: ImageScores) -> None:
         values = row.to_row()
         values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
-        self._writer.writerow({k: "" if v is None else v for k, v in values.items()})
+        self._writer.writerow({k: "" if v is None else csv_cell(v) for k, v in values.items()})
 
     def close(self, complete: bool = True) -> None:
         """Rename the finished file into place (``complete``) or delete it."""

@@ -2,9 +2,9 @@
 
 from .atomic import atomic_path
 from .naming import FORMATS, RESULT_SUFFIXES, output_stem, result_file_names
-from .overlay import overlay_rgb, write_overlay_png
+from .overlay import RESEARCH_BANNER, OverlayCaption, overlay_rgb, write_overlay_png
 from .records import json_ready, write_record_json
-from .result_files import DEFAULT_FORMATS, write_result_files
+from .result_files import DEFAULT_FORMATS, overlay_caption, write_result_files
 from .segnrrd import write_seg_nrrd
 from .terminology import CodedTerm, lesion_terminology, slicer_terminology_entry
 from .volumes import write_volume
@@ -12,12 +12,15 @@ from .volumes import write_volume
 __all__ = [
     "DEFAULT_FORMATS",
     "FORMATS",
+    "RESEARCH_BANNER",
     "RESULT_SUFFIXES",
     "CodedTerm",
+    "OverlayCaption",
     "atomic_path",
     "json_ready",
     "lesion_terminology",
     "output_stem",
+    "overlay_caption",
     "overlay_rgb",
     "result_file_names",
     "slicer_terminology_entry",

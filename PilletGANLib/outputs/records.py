@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..text import path_text
 from ..version import __version__
 from .atomic import atomic_path
 
@@ -18,17 +19,19 @@ __all__ = ["json_ready", "write_record_json"]
 
 
 def json_ready(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and paths made JSON types; NaN and infinities become ``None``."""
+    """``value`` with numpy scalars/arrays, tuples and paths made JSON types; NaN and infinities become ``None``;
+    text and paths pass through :func:`~PilletGANLib.text.path_text`, so a file name that is not UTF-8 is kept,
+    readably, instead of failing the write."""
     if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
+        return {path_text(str(k)): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
         return [json_ready(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
+    if isinstance(value, (str, os.PathLike)):
+        return path_text(value)
     return value
 
 

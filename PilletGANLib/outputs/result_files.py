@@ -11,14 +11,22 @@ import numpy as np
 
 from ..errors import ConfigurationError, OutputError
 from .naming import FORMATS, result_file_names
-from .overlay import write_overlay_png
+from .overlay import OverlayCaption, write_overlay_png
 from .records import write_record_json
 from .segnrrd import write_seg_nrrd
 from .volumes import write_volume
 
-__all__ = ["DEFAULT_FORMATS", "write_result_files"]
+__all__ = ["DEFAULT_FORMATS", "overlay_caption", "write_result_files"]
 
-DEFAULT_FORMATS = ("nifti", "nrrd", "seg.nrrd", "png", "json")
+#: One heat map (NRRD), one mask (the Slicer segmentation), the overlay and the record; ``nifti`` adds both maps as
+#: NIfTI for tools that want them.
+DEFAULT_FORMATS = ("nrrd", "seg.nrrd", "png", "json")
+
+
+def overlay_caption(result: Any) -> OverlayCaption:
+    """The overlay legend of a :class:`~PilletGANLib.inference.LesionResult`: its score, threshold and warnings."""
+    return OverlayCaption(score=float(result.score), threshold=float(result.threshold),
+                          warnings=tuple(result.meta.get("warnings") or ()))
 
 
 def _check_stem(stem: str, out_dir: Path) -> None:
@@ -74,7 +82,8 @@ def write_result_files(result: Any, out_dir: str | os.PathLike, stem: str,
         "heatmap_nrrd": lambda p: write_volume(heatmap, p, spacing),
         "seg_nrrd": lambda p: write_seg_nrrd(mask, p, spacing),
         "overlay_png": lambda p: write_overlay_png(result.image, heatmap, p, boxes=result.boxes,
-                                                   truth_boxes=truth_boxes, threshold=result.threshold),
+                                                   truth_boxes=truth_boxes, threshold=result.threshold,
+                                                   caption=overlay_caption(result)),
     }
     for kind in kinds:
         if kind != "json":

@@ -34,7 +34,6 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification
 
 from ..batch import (
-    ERROR_SKIP_KINDS,
     BatchSummary,
     FileProblem,
     InstanceRecord,
@@ -53,6 +52,7 @@ from ..batch.report import write_reports
 from ..dicom import DicomInstance, SelectionRules, SkipKind, examine_file
 from ..errors import ConfigurationError, OutputError, PacsError
 from ..inference import Predictor
+from ..outputs import json_ready
 from .dimse import DicomNode, send_files, valid_ae_title
 from .spool import Spool, item_tag
 
@@ -131,6 +131,7 @@ class DicomListener:
         self.predictor = predictor
         self.incoming = Spool(self.out_dir / "queue" / "incoming")
         self.outgoing = Spool(self.out_dir / "queue" / "forward")
+        # no failure journal: a sender's new C-STORE of an instance that failed is a new attempt
         self.worker = InstanceWorker(predictor, self.incoming.folder, self.out_dir, self.plan, source_of=_source)
         self._records: dict[str, InstanceRecord] = {}
         self._problems: list[FileProblem] = []
@@ -242,7 +243,7 @@ class DicomListener:
         with self._lock:
             self._counts["refused"] += 1
         self._add_problem(FileProblem(label, "receive", examined.kind.value, examined.reason,
-                                      error=examined.kind in ERROR_SKIP_KINDS))
+                                      error=bool(examined.error)))
         logger.warning("%s refused: %s", label, examined.reason)
         code = _NOT_SUPPORTED if examined.kind in _NOT_FOR_US else _CANNOT_UNDERSTAND
         return _status(code, f"{examined.kind.value}: {examined.reason}")
@@ -274,7 +275,7 @@ class DicomListener:
             if not isinstance(examined, DicomInstance):  # queued by an older version or altered on disk
                 self._add_problem(FileProblem(f"{_sender(item)}: {item.name}", "receive",
                                               examined.kind.value, examined.reason,
-                                              error=examined.kind in ERROR_SKIP_KINDS))
+                                              error=bool(examined.error)))
                 item.unlink(missing_ok=True)
             elif examined.sop_instance_uid in seen:
                 continue  # the same instance twice in one batch: the second waits for the next one
@@ -364,7 +365,7 @@ class DicomListener:
 
     # -- records and reports -------------------------------------------------------------------
     def _journal(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, separators=(",", ":"), default=str) + "\n"
+        line = json.dumps(json_ready(entry), separators=(",", ":"), default=str) + "\n"
         with self._lock, open(self.out_dir / JOURNAL_NAME, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

@@ -6,7 +6,10 @@ each straight into ``OUT/retrieved/``) while the model analyses those already re
 instance's outputs with the batch machinery, and with ``push`` store each SEG in the PACS (STOW-RS)
 unless the PACS already holds it. A retrieved image is deleted once analysed (``keep_images`` keeps
 it); an interrupted run leaves the images it retrieved, which ``--resume`` uses instead of retrieving
-them again.
+them again. An instance that was retrieved but could not be analysed (a broken or unsupported image, a failed
+analysis or output) is remembered in ``OUT/failures/`` as ``batch`` remembers it: ``--resume`` reports it
+failed again without retrieving it, ``--retry-failed`` tries it again. Failed retrievals and pushes are not
+remembered (the network or the PACS may be back): ``--resume`` tries them again.
 
 Idempotence: an instance's outputs are complete for one source SOP Instance UID and one model
 checksum (``result.json``); the SEG's SOP Instance UID is derived from the same two, so the PACS is
@@ -31,7 +34,6 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..batch import (
-    ERROR_SKIP_KINDS,
     BatchSummary,
     FileProblem,
     InstanceRecord,
@@ -49,10 +51,11 @@ from ..batch import (
     timestamp,
     write_csv,
 )
+from ..batch.failures import FailureJournal, forget_failures, pacs_signature
 from ..batch.outputs import clear_instance
 from ..batch.report import write_reports
 from ..dicom import DicomInstance, SelectionRules, examine_file, safe_uid_name, uid_path
-from ..errors import OutputError, PacsError
+from ..errors import OutputError, PacsError, error_kind
 from ..inference import Predictor
 from .dicomweb import DicomwebPacs, PacsQuery, RemoteInstance
 
@@ -140,7 +143,7 @@ class _Pusher:
         except PacsError as err:
             outcome.status, outcome.detail = "failed", str(err)
             logger.warning("%s", err)
-            self.problems.append(FileProblem(record.source, "push", type(err).__name__, err.reason, error=True))
+            self.problems.append(FileProblem(record.source, "push", error_kind(err), err.reason, error=True))
         self.outcomes.append(outcome)
         self.seconds += time.perf_counter() - clock
 
@@ -192,6 +195,7 @@ def run_pacs(
     rules: SelectionRules | None = None,
     push: bool = False,
     resume: bool = False,
+    retry_failed: bool = False,
     heatmap_seg: bool = False,
     png: bool = False,
     keep_images: bool = False,
@@ -211,7 +215,9 @@ def run_pacs(
         query: studies, date and modalities to pull (default: every CR and DX series).
         rules: which retrieved images to analyse (default: the query's modalities, as ``batch`` selects).
         push: store each SEG (and heat-map SEG) in the PACS unless it already holds it.
-        resume: keep complete, current instances; use images an interrupted run retrieved.
+        resume: keep complete, current instances; use images an interrupted run retrieved; report the instances
+            that could not be analysed before as failed again without retrieving them.
+        retry_failed: with ``resume``, forget earlier failures and retrieve and analyse those instances again.
         heatmap_seg: also write (and push) the heat map as a FRACTIONAL SEG.
         png: also write an overlay PNG.
         keep_images: keep the retrieved images in ``out_dir/retrieved`` after analysis.
@@ -237,37 +243,52 @@ def run_pacs(
     listed = _list_instances(pacs, studies, query, problems, progress)
     query_s = time.perf_counter() - clock
     prepare_output_folder(out_dir, resume)
+    if resume and retry_failed:
+        forget_failures(out_dir)
     cache = out_dir / RETRIEVED_FOLDER
     plan = OutputPlan(heatmap_seg=heatmap_seg, png=png)
-    worker = InstanceWorker(predictor, cache, out_dir, plan, source_of=resource_of)
+    journal = FailureJournal(out_dir, signature_of=pacs_signature)
+    worker = InstanceWorker(predictor, cache, out_dir, plan, source_of=resource_of, journal=journal)
     records: list[InstanceRecord] = []
     todo: list[RemoteInstance] = []
+    earlier = journal.remembered() if resume else {}
+    remembered = 0
     for remote in listed:
         folder = instance_folder(out_dir, remote)
         done = read_complete_record(folder, remote, plan.kinds, worker.sha256, worker.threshold) if resume else None
-        if done is None:
-            clear_instance(folder)
-            todo.append(remote)
-        else:
+        failure = earlier.get(remote.sop_instance_uid)
+        if done is not None:
             records.append(worker.record(remote, Status.ALREADY_DONE, done))
-            if not keep_images:  # analysed by a run interrupted before it could delete the image
-                retrieved_path(cache, remote).unlink(missing_ok=True)
+        elif journal.matches(failure, remote, resource_of(remote)):
+            record, problem = worker.remembered(remote, failure)
+            if failure.stage != "discovery":  # a broken image is in errors.csv only, as on the first run
+                records.append(record)
+            problems.append(problem)
+            remembered += 1
+        else:
+            clear_instance(folder, out_dir)
+            todo.append(remote)
+            continue
+        if not keep_images:  # analysed by a run interrupted before it could delete the image
+            retrieved_path(cache, remote).unlink(missing_ok=True)
     if records:
-        logger.info("%d instance(s) already complete, %d to retrieve and analyse", len(records), len(todo))
+        logger.info("%d instance(s) already complete or failed before, %d to retrieve and analyse", len(records),
+                    len(todo))
     pusher = _Pusher(pacs, out_dir) if push else None
     if pusher is not None:
         for record in records:
-            pusher.push(record)
+            if record.status is Status.ALREADY_DONE:
+                pusher.push(record)
 
     loop_clock = time.perf_counter()
     retriever = _Retriever(pacs, cache, retrieve_threads, window=2 * predictor.batch_size + retrieve_threads)
     retrievals: list[_Retrieval] = []
-    with logging_redirect_tqdm(), tqdm(total=len(listed), initial=len(records), desc="pacs", unit="image",
+    with logging_redirect_tqdm(), tqdm(total=len(listed), initial=len(listed) - len(todo), desc="pacs", unit="image",
                                        disable=not progress, dynamic_ncols=True) as bar:
         chunk: list[DicomInstance] = []
         for retrieval in retriever(todo):
             retrievals.append(retrieval)
-            instance = _checked(retrieval, rules, records, problems, worker)
+            instance = _checked(retrieval, rules, records, problems, worker, journal)
             if instance is None:
                 bar.update(1)
             else:
@@ -286,13 +307,15 @@ def run_pacs(
                "instances_per_s": processed / loop_s if processed and loop_s > 0 else None,
                "inference_s_per_rank": [loop_s], "retrieve_s": sum(r.seconds for r in retrievals),
                "push_s": pusher.seconds if pusher else 0.0}
-    settings = {"url": pacs.url, "out_dir": str(out_dir), "selection": str(rules), "resume": resume, "push": push,
+    settings = {"url": pacs.url, "out_dir": str(out_dir), "selection": str(rules), "resume": resume,
+                "retry_failed": retry_failed, "push": push,
                 "heatmap_seg": heatmap_seg, "png": png, "keep_images": keep_images, "world_size": 1,
                 **predictor_settings(predictor)}
     section = {"url": pacs.url, "query": query.to_dict(), "credentials": credentials, "studies": len(studies),
                "instances_listed": len(listed), "retrieved": sum(r.path is not None and not r.reused for r in retrievals),
                "retrieved_bytes": sum(r.size for r in retrievals if not r.reused),
                "reused_from_earlier_run": sum(r.reused for r in retrievals),
+               "failed_before_not_retrieved": remembered,
                "retrieve_failed": sum(r.error is not None for r in retrievals)}
     if pusher is not None:
         section["push"] = dict(Counter(o.status for o in pusher.outcomes))
@@ -332,20 +355,20 @@ def _list_instances(pacs: DicomwebPacs, studies: list[str], query: PacsQuery, pr
             if _is_fatal(err):
                 raise
             logger.warning("%s", err)
-            problems.append(FileProblem(f"studies/{study}", "query", type(err).__name__, err.reason, error=True))
+            problems.append(FileProblem(f"studies/{study}", "query", error_kind(err), err.reason, error=True))
     logger.info("%d instance(s) in %d study(ies) on %s", len(found), len(studies), pacs.url)
     return sorted(found.values(), key=lambda r: (r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid))
 
 
 def _checked(retrieval: _Retrieval, rules: SelectionRules, records: list[InstanceRecord],
-             problems: list[FileProblem], worker: InstanceWorker) -> DicomInstance | None:
+             problems: list[FileProblem], worker: InstanceWorker, journal: FailureJournal) -> DicomInstance | None:
     """The retrieved radiograph to analyse, or ``None`` after recording why not (retrieval failed, not selected,
-    broken, or not the instance asked for)."""
+    broken, or not the instance asked for). A broken image is remembered in ``journal``; the rest is not."""
     remote = retrieval.remote
     source = resource_of(remote)
     if retrieval.error is not None:
         logger.warning("%s", retrieval.error)
-        problems.append(FileProblem(source, "retrieve", type(retrieval.error).__name__, retrieval.error.reason,
+        problems.append(FileProblem(source, "retrieve", error_kind(retrieval.error), retrieval.error.reason,
                                     error=True))
         records.append(worker.record(remote, Status.FAILED, error=f"retrieve: {retrieval.error.reason}"))
         return None
@@ -353,15 +376,16 @@ def _checked(retrieval: _Retrieval, rules: SelectionRules, records: list[Instanc
     if isinstance(examined, DicomInstance) and examined.sop_instance_uid != remote.sop_instance_uid:
         reason = (f"the PACS returned SOP Instance UID {examined.sop_instance_uid} for "
                   f"{remote.sop_instance_uid}")
-        problems.append(FileProblem(source, "retrieve", "UnexpectedInstance", reason, error=True))
+        problems.append(FileProblem(source, "retrieve", PacsError.kind, reason, error=True))
         records.append(worker.record(remote, Status.FAILED, error=f"retrieve: {reason}"))
         retrieval.path.unlink(missing_ok=True)
         return None
     if isinstance(examined, DicomInstance):
         return examined
-    (logger.warning if examined.kind in ERROR_SKIP_KINDS else logger.info)("%s: %s", source, examined.reason)
-    problems.append(FileProblem(source, "discovery", examined.kind.value, examined.reason,
-                                error=examined.kind in ERROR_SKIP_KINDS))
+    (logger.warning if examined.error else logger.info)("%s: %s", source, examined.reason)
+    problems.append(FileProblem(source, "discovery", examined.kind.value, examined.reason, error=bool(examined.error)))
+    if examined.error:  # in errors.csv only, as batch lists a broken file of an export
+        journal.record(remote, source, "discovery", examined.kind.value, examined.reason)
     retrieval.path.unlink(missing_ok=True)
     return None
 
