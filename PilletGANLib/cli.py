@@ -12,8 +12,8 @@ from .errors import PilletGANError
 from .version import __version__
 
 #: Sub-command modules under ``PilletGANLib.commands``; each has ``register(subparsers)``.
-COMMANDS = ("inspect", "infer", "evaluate", "compare", "train", "train_lung_fields", "fit_opacity_prior", "calibrate",
-            "ensemble", "manifest", "batch", "demo")
+COMMANDS = ("inspect", "infer", "evaluate", "compare", "train", "train_classifier", "train_lung_fields",
+            "fit_opacity_prior", "calibrate", "ensemble", "manifest", "batch", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

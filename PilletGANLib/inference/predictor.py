@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -152,6 +153,18 @@ class Predictor:
         return cls(generator, card, **kwargs)
 
     # -- network -------------------------------------------------------------------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        """The generator (or ensemble) this predictor runs."""
+        return self.generator
+
+    def with_network(self, network: torch.nn.Module) -> Predictor:
+        """A predictor with this one's card, settings and auxiliary models running ``network`` instead (the
+        evaluation's sanity checks run a copy with randomized weights)."""
+        twin = copy.copy(self)
+        twin.generator = network.to(self.device).eval()
+        return twin
+
     def _autocast(self):
         if self.bf16:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)

@@ -2,6 +2,7 @@
 
 from .attention import FUSIONS, LesionTraversalAttention
 from .blocks import InputStatsInstanceNorm2d, ResidualBlock
+from .classifier import CLASSIFIER_KIND, CLASSIFIER_PRESETS, classifier_from_card, is_classifier_card
 from .conditioning import domain_one_hot, tile_domain
 from .discriminator import PatchDiscriminator
 from .ensemble import GeneratorEnsemble, ensemble_size, generator_from_card
@@ -11,6 +12,8 @@ from .translator import HealthyTranslator, export_onnx, export_torchscript
 
 __all__ = [
     "ATTENTIONS",
+    "CLASSIFIER_KIND",
+    "CLASSIFIER_PRESETS",
     "FUSIONS",
     "LUNG_FIELD_INPUT_SIZE",
     "OUTPUTS",
@@ -23,11 +26,13 @@ __all__ = [
     "PilletGenerator",
     "ResidualBlock",
     "attention_positions",
+    "classifier_from_card",
     "default_attention_positions",
     "domain_one_hot",
     "ensemble_size",
     "export_onnx",
     "export_torchscript",
     "generator_from_card",
+    "is_classifier_card",
     "tile_domain",
 ]
