@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_roc_auc
+from scipy import stats
 
 __all__ = [
     "DICE_TOP_FRACTION",
@@ -31,6 +32,7 @@ __all__ = [
     "box_iou",
     "boxes_to_mask",
     "detection_auc",
+    "detection_auc_interval",
     "dice",
     "froc",
     "iou",
@@ -75,6 +77,29 @@ def detection_auc(scores: Sequence[float], labels: Sequence[int | bool]) -> floa
     if labels.all() or not labels.any():
         return None
     return float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels.astype(np.int64))))
+
+
+def detection_auc_interval(scores: Sequence[float], labels: Sequence[int | bool], resamples: int = 2000,
+                           confidence: float = 0.95, seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap interval of :func:`detection_auc`, disease and healthy images resampled separately (so
+    every resample has both classes); None when either class is absent.
+
+    Each resample's AUC is the Mann-Whitney statistic from average ranks (ties count one half, as in
+    :func:`detection_auc`), computed for all resamples at once.
+    """
+    scores, labels = _binary_labels(scores, labels)
+    positives, negatives = scores[labels], scores[~labels]
+    if positives.size == 0 or negatives.size == 0:
+        return None
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
+    rng = np.random.default_rng(seed)
+    drawn = np.hstack([rng.choice(positives, (resamples, positives.size)),
+                       rng.choice(negatives, (resamples, negatives.size))])
+    positive_ranks = stats.rankdata(drawn, axis=1)[:, :positives.size].sum(1)
+    samples = (positive_ranks - positives.size * (positives.size + 1) / 2) / (positives.size * negatives.size)
+    tail = (1 - confidence) / 2 * 100
+    return [float(v) for v in np.percentile(samples, [tail, 100 - tail])]
 
 
 def roc_curve(scores: Sequence[float], labels: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

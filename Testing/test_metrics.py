@@ -11,6 +11,7 @@ from PilletGANLib.metrics import (
     box_iou,
     boxes_to_mask,
     detection_auc,
+    detection_auc_interval,
     dice,
     froc,
     iou,
@@ -313,3 +314,14 @@ def test_mean_interval_covers_the_mean_and_narrows_with_more_data():
     assert low_s < small.mean() < high_s and low_l < large.mean() < high_l
     assert high_l - low_l < (high_s - low_s) / 4
     assert mean_interval([]) is None
+
+
+def test_detection_auc_interval_is_a_stratified_bootstrap_of_the_rank_auc():
+    rng = np.random.default_rng(0)
+    labels = rng.random(300) < 0.4
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)  # coarse values: many ties
+    low, high = detection_auc_interval(scores, labels, resamples=1000, seed=2)
+    assert low < detection_auc(scores, labels) < high and high - low < 0.2
+    assert detection_auc_interval([0.1, 0.9, 0.8], [0, 1, 1], resamples=50) == [1.0, 1.0]  # separates in every resample
+    assert detection_auc_interval([0.5, 0.5, 0.5], [0, 1, 1], resamples=50) == [0.5, 0.5]  # ties count one half
+    assert detection_auc_interval([0.1, 0.2], [1, 1]) is None

@@ -125,6 +125,11 @@ class CosineToBudget:
         engine.add_event_handler(Events.ITERATION_STARTED, self)
 
 
+def _every(interval: int) -> Any:
+    """An ignite event filter that passes every ``interval``-th iteration."""
+    return lambda _engine, iteration: iteration % interval == 0
+
+
 def _card(config: ClassifierTrainingConfig) -> dict[str, Any]:
     network, default_layer = classifier_network_config(config.network, config.dropout_prob)
     return {"name": f"PilletGAN classifier baseline ({config.network})", "kind": CLASSIFIER_KIND,
@@ -165,7 +170,7 @@ def train_classifier(manifest: str | os.PathLike, run_dir: str | os.PathLike, co
                                 epoch_length=epoch_length, prepare_batch=_PrepareBatch(augment),
                                 train_handlers=[StatsHandler(name="PilletGAN.classifier", tag_name="loss",
                                                              output_transform=from_engine(["loss"], first=True),
-                                                             iteration_log=max(1, epoch_length // 4))])
+                                                             iteration_log=_every(max(1, epoch_length // 4)))])
     CosineToBudget(optimizer, config.epochs * epoch_length, config.max_minutes * 60.0, start_time).attach(trainer)
     StopAtWallTime(config.max_minutes * 60.0, start_time).attach(trainer)
     history: list[dict[str, float]] = []

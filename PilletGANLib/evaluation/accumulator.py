@@ -24,12 +24,14 @@ from ..metrics import (
     PixelAUROC,
     boxes_to_mask,
     detection_auc,
+    detection_auc_interval,
     dice,
     froc,
     iou,
     laterality_mass,
     laterality_peak,
     laterality_summary,
+    mean_interval,
     pointing_game,
     rsna_map,
     top_fraction_mask,
@@ -37,11 +39,13 @@ from ..metrics import (
 )
 from .maps import read_array
 
-__all__ = ["METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
+__all__ = ["INTERVAL_KEYS", "METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
 
 #: Keys of the metrics every method reports (``metrics.json`` and its ``floors`` entries).
 METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc",
-               "laterality_mass", "laterality_peak", "laterality")
+               "laterality_mass", "laterality_peak", "laterality", "intervals")
+#: Metrics whose bootstrap 95 % interval ``results()["intervals"]`` gives (laterality's are in its summary).
+INTERVAL_KEYS = ("detection_auc", "pointing_game", "dice_top15", "dice")
 
 
 @dataclass
@@ -151,6 +155,16 @@ class MetricAccumulator:
         return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
                                   [row.truth_side for row in lateral], seed=seed)
 
+    def intervals(self, seed: int = 0) -> dict[str, list[float] | None]:
+        """Percentile bootstrap 95 % intervals of :data:`INTERVAL_KEYS` (2,000 resamples): detection AUC with disease
+        and healthy images resampled separately, the others over the images with truth; None where the metric is."""
+        intervals: dict[str, list[float] | None] = {
+            "detection_auc": detection_auc_interval(self.scores, self.labels, seed=seed) if self.scores else None}
+        for key, field_name in (("pointing_game", "pointing_hit"), ("dice_top15", "dice_top15"), ("dice", "dice")):
+            values = [getattr(row, field_name) for row in self.localized]
+            intervals[key] = None if any(v is None for v in values) else mean_interval(values, seed=seed)
+        return intervals
+
     def results(self) -> dict[str, Any]:
         """The metrics under :data:`METRIC_KEYS`; None where the data cannot give one."""
         laterality = self.laterality()
@@ -166,4 +180,5 @@ class MetricAccumulator:
             "laterality_mass": laterality["laterality_mass"],
             "laterality_peak": laterality["laterality_peak"],
             "laterality": laterality,
+            "intervals": self.intervals(),
         }

@@ -95,12 +95,14 @@ def rate_label(rate: float) -> str:
     return f"{rate:g}" if rate >= 1 else f"1/{round(1 / rate)}"
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, interval: Sequence[float] | None = None) -> str:
     if isinstance(value, dict):  # FROC
         value = value.get("mean_sensitivity")
     if value is None:
         return '<td class="na" title="the data cannot give this metric">n/a</td>'
-    return f"<td>{value:.3f}</td>"
+    if interval is None:
+        return f"<td>{value:.3f}</td>"
+    return f'<td>{value:.3f} <span class="ci">({interval[0]:.3f} to {interval[1]:.3f})</span></td>'
 
 
 def _info_table(info: Mapping[str, Any]) -> str:
@@ -130,6 +132,7 @@ table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: left; }
 td { font-variant-numeric: tabular-nums; }
 td.na { color: #999; }
+span.ci { color: #666; font-size: 0.85em; }
 .note { color: #555; font-size: 0.9em; max-width: 60em; }
 figure { display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -233,7 +236,7 @@ def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], 
     head = "".join(f"<th>{html.escape(name)}</th>" for name in methods)
     rows = "".join(
         f'<tr><th title="{html.escape(hint)}">{html.escape(label)}</th>'
-        f'{"".join(_cell(m.get(key)) for m in methods.values())}</tr>'
+        f'{"".join(_cell(m.get(key), (m.get("intervals") or {}).get(key)) for m in methods.values())}</tr>'
         for key, label, hint in _TABLE_ROWS)
     images = "".join(
         f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
@@ -248,7 +251,8 @@ def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], 
 <p class="note">Floors are scored by the same code as the model: a smooth random map and a fixed two-lung prior
 (two Gaussians over the usual lung positions). Their mask is their top 15 % of pixels and their boxes its connected
 components, so their Dice equals their Dice (top 15 %). A model localizes only where it beats the lung prior.
-Truth: the manifest's pixel mask where it gives one, else its boxes. Localization-only images (counts below) enter
+Truth: the manifest's pixel mask where it gives one, else its boxes. In brackets: bootstrap 95 % intervals over the
+images (detection AUC: disease and healthy images resampled separately). Localization-only images (counts below) enter
 the map's rows and laterality, not detection AUC, RSNA mAP or FROC. n/a: the data cannot give the metric.
 Definitions: docs/metrics.md.</p>
 {_laterality_section(methods)}{_sanity_section(metrics.get("sanity"))}
