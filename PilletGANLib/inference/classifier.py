@@ -22,8 +22,8 @@ import torch
 from monai.visualize import GradCAM
 from torch.utils.data import DataLoader
 
-from ..errors import ModelError, PilletGANError
-from ..model_store import load_model
+from ..errors import PilletGANError
+from ..model_store import load_network
 from ..networks.classifier import classifier_from_card
 from .lesion_map import clean_mask, connected_boxes, heat_from_difference
 from .predictor import PreparedImage, _keep_list, _PathDataset, resolve_device
@@ -97,15 +97,8 @@ class ClassifierPredictor:
     @classmethod
     def from_path(cls, path: str | os.PathLike, **kwargs: Any) -> ClassifierPredictor:
         """Load a classifier baseline (``.pt`` + ``.json`` card of kind ``classifier``, checksum checked)."""
-        state, card, weights = load_model(path)
-        try:
-            network = classifier_from_card(card)
-            network.load_state_dict(state)
-        except ModelError as err:
-            raise ModelError(str(err), weights) from err
-        except (TypeError, RuntimeError) as err:
-            raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
-        return cls(network, {**card, "path": str(weights)}, **kwargs)
+        network, card = load_network(path, classifier_from_card)
+        return cls(network, card, **kwargs)
 
     @property
     def network(self) -> torch.nn.Module:

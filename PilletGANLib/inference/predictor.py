@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ModelError, PilletGANError
-from ..model_store import companion_path, load_model
+from ..model_store import companion_path, load_network
 from ..reading import load_cxr
 from ..transforms.geometry import CXRGeometry
 from ..transforms.pipeline import intensity_normalization
@@ -135,15 +135,7 @@ class Predictor:
         """Load a model (``.pt`` + ``.json`` card, checksum checked); ``None`` is the shipped default."""
         from ..networks import generator_from_card
 
-        state, card, weights = load_model(path)
-        try:
-            generator = generator_from_card(card)
-            generator.load_state_dict(state)
-        except ModelError as err:
-            raise ModelError(str(err), weights) from err
-        except (TypeError, RuntimeError) as err:
-            raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
-        card = {**card, "path": str(weights)}
+        generator, card = load_network(path, generator_from_card)
         lung_fields_path = lung_field_model_path(card)
         if lung_fields_path is not None:
             kwargs.setdefault("lung_fields", LungFieldEstimator.from_path(lung_fields_path))
