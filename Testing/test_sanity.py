@@ -128,6 +128,11 @@ def test_report_flags_a_prior_and_passes_a_map_of_the_image(tmp_path):
     assert prior["available"] and prior["images"] == 4 and prior["disease"] == 3
     assert prior["inverted"]["spearman_median"] == pytest.approx(1.0)  # the same map whatever the image
     assert prior["randomized"]["spearman_median"] == pytest.approx(1.0) and prior["randomized"]["defined"] == 4
+    assert prior["randomized"]["constant"] == 0
+    zeroed = torch.nn.Conv2d(1, 1, 1, bias=False)
+    torch.nn.init.zeros_(zeroed.weight)  # a network whose map vanishes: no correlation, counted as constant
+    vanishing = sanity_report(_FakePredictor("image").with_network(zeroed), records, count=4, progress=False)
+    assert vanishing["inverted"] == {"spearman_median": None, "pearson_median": None, "defined": 0, "constant": 4}
     reading = sanity_report(_FakePredictor("image"), records, count=4, progress=False)
     assert reading["inverted"]["spearman_median"] == pytest.approx(-1.0)  # the map follows the image's grey levels
     assert reading["inverted"]["pearson_median"] == pytest.approx(-1.0)

@@ -213,16 +213,17 @@ def _sanity_section(sanity: Mapping[str, Any] | None) -> str:
     for key, label in (("inverted", "grey-inverted image"), ("randomized", "randomized weights")):
         entry = sanity[key]
         rows += (f"<tr><th>{label}</th>{_cell(entry['spearman_median'])}{_cell(entry['pearson_median'])}"
-                 f"<td>{entry['defined']}</td></tr>")
+                 f"<td>{entry['defined']}</td><td>{entry.get('constant', 'n/a')}</td></tr>")
     return f"""<h2>Sanity checks</h2>
 <table><tr><th>the map against the map of the</th><th>median Spearman</th><th>median Pearson</th>
-<th>images with a defined correlation</th></tr>{rows}</table>
+<th>images with a defined correlation</th><th>images where that map is constant</th></tr>{rows}</table>
 <p class="note">Adebayo et al. 2018, "Sanity checks for saliency maps": on {sanity["images"]} images
 ({sanity["disease"]} disease first, then healthy, chosen with seed {sanity["seed"]}), the correlation of the map with
 the map of the same image with its grey levels inverted (the network input negated, everything else the same), and
 with the map of the same network with randomized weights (re-initialized with seed
 {sanity["randomization_seed"]}). A map that reads the image changes with both: correlations near 1 say the map
-shows where lesions usually are, or the image's edges, not what the network found. Time: {sanity["seconds"]:.0f} s.
+shows where lesions usually are, or the image's edges, not what the network found. A constant map has no
+correlation: a map that vanishes when the weights are randomized passes that check. Time: {sanity["seconds"]:.0f} s.
 </p>
 """
 

@@ -131,8 +131,9 @@ def sanity_report(predictor: RerunnablePredictor, records: Sequence[ManifestReco
     inverted twin and against the map of a randomized copy of the network (see the module docstring).
 
     Returns ``{"available": True, "images", "disease", "seed", "randomization_seed", "inverted": {"spearman_median",
-    "pearson_median", "defined"}, "randomized": {...}, "seconds", "per_image": [...]}``; ``defined`` counts the
-    images whose correlation exists (neither map constant). Costs three predictions per image.
+    "pearson_median", "defined", "constant"}, "randomized": {...}, "seconds", "per_image": [...]}``; ``defined``
+    counts the images whose correlation exists (neither map constant), ``constant`` those whose map became constant
+    (a map that vanishes when the weights are randomized passes that check). Costs three predictions per image.
     """
     chosen = sanity_images(records, count, seed)
     started = time.perf_counter()
@@ -147,11 +148,12 @@ def sanity_report(predictor: RerunnablePredictor, records: Sequence[ManifestReco
         scrambled = randomized.predict_prepared(prepared)
         for record, base, inv, rnd in zip(batch, original, inverted, scrambled, strict=True):
             reference = ranking_map(base, where=record.image)
-            inverted_rho, inverted_r = map_correlations(reference, ranking_map(inv, where=record.image))
-            random_rho, random_r = map_correlations(reference, ranking_map(rnd, where=record.image))
-            rows.append({"key": record.key, "label": record.label, "inverted_spearman": inverted_rho,
-                         "inverted_pearson": inverted_r, "randomized_spearman": random_rho,
-                         "randomized_pearson": random_r})
+            row: dict[str, Any] = {"key": record.key, "label": record.label}
+            for check, result in (("inverted", inv), ("randomized", rnd)):
+                changed = ranking_map(result, where=record.image)
+                row[f"{check}_spearman"], row[f"{check}_pearson"] = map_correlations(reference, changed)
+                row[f"{check}_constant"] = bool(np.ptp(changed) == 0)
+            rows.append(row)
         bar.update(len(batch))
     bar.close()
     report: dict[str, Any] = {"available": True, "images": len(rows), "disease": sum(r.is_disease for r in chosen),
@@ -159,7 +161,8 @@ def sanity_report(predictor: RerunnablePredictor, records: Sequence[ManifestReco
     for check in ("inverted", "randomized"):
         spearman, defined = _median([row[f"{check}_spearman"] for row in rows])
         pearson, _ = _median([row[f"{check}_pearson"] for row in rows])
-        report[check] = {"spearman_median": spearman, "pearson_median": pearson, "defined": defined}
+        report[check] = {"spearman_median": spearman, "pearson_median": pearson, "defined": defined,
+                         "constant": sum(row[f"{check}_constant"] for row in rows)}
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["per_image"] = rows
     logger.info("sanity checks on %d images in %.0f s: median Spearman with the grey-inverted image's map %s, with the "
