@@ -28,6 +28,7 @@ from PilletGANModuleLib import (
     build_infer_command,
     cli_prefix,
     find_library_root,
+    library_postprocess,
     load_inference_outputs,
     model_argument,
     no_downgrade_constraints,
@@ -35,7 +36,6 @@ from PilletGANModuleLib import (
     start_process,
     stop_process_tree,
     subprocess_environment,
-    threshold_heatmap,
     unmet_requirements,
 )
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -586,7 +586,8 @@ class PilletGANLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("This segmentation was not made by PilletGAN (or its heat map was deleted)."))
         heatmapNode = segmentationNode.GetNodeReference(HEATMAP_REFERENCE_ROLE)
         fraction = float(heatmapNode.GetAttribute(MIN_COMPONENT_ATTRIBUTE) or 0.0)
-        mask = threshold_heatmap(slicer.util.arrayFromVolume(heatmapNode)[0], threshold, fraction)
+        mask = library_postprocess(MODULE_DIR).clean_mask(slicer.util.arrayFromVolume(heatmapNode)[0], threshold,
+                                                          fraction)
         self._setSegmentMask(segmentationNode, segmentationNode.GetAttribute(SEGMENT_ID_ATTRIBUTE), mask, heatmapNode)
         return int(mask.sum())
 

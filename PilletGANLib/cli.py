@@ -1,4 +1,9 @@
-"""``pilletgan``: the command-line front door. Argument parsing only; the work is in the library."""
+"""``pilletgan``: the command-line front door. Argument parsing only; the work is in the library.
+
+User verbs are top-level (``inspect``, ``infer``, ``evaluate``, ``compare``, ``batch``, ``demo``, ``train``);
+model-building and data tasks are grouped (``model``, ``prior``, ``data``). Building the parser imports no
+torch or MONAI: each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ from .errors import PilletGANError
 from .version import __version__
 
 #: Sub-command modules under ``PilletGANLib.commands``; each has ``register(subparsers)``.
-COMMANDS = ("inspect", "infer", "evaluate", "compare", "train", "train_classifier", "train_lung_fields",
-            "fit_opacity_prior", "calibrate", "ensemble", "manifest", "batch", "demo")
+COMMANDS = ("inspect", "infer", "evaluate", "compare", "batch", "demo", "train", "model", "prior", "data")
+#: Verbs of earlier releases and where they are now.
+MOVED = {"calibrate": "model calibrate", "ensemble": "model ensemble", "manifest": "data manifest",
+         "train-lung-fields": "prior lung-fields", "fit-opacity-prior": "prior opacity-template",
+         "train-classifier": "model train-classifier"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    moved = next((MOVED[word] for word in argv[:1] if word in MOVED), None)
+    if moved is not None:
+        print(f"pilletgan {argv[0]} is now pilletgan {moved}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

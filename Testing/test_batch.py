@@ -169,7 +169,7 @@ def mixed_run(tmp_path_factory, dicom_dir, tiny_model):
     tree = build_mixed_export(root / "export", dicom_dir)
     before = snapshot(tree.root)
     predictor = Predictor.from_path(tiny_model, device="cpu", batch_size=4, num_workers=2)
-    predictor.localization.threshold = 0.4
+    predictor.localizer.calibration = predictor.localizer.calibration.replace(threshold=0.4)
     summary = run_batch(tree.root, root / "out", predictor, heatmap_seg=True, png=True, progress=False)
     return tree, summary, before
 
@@ -188,6 +188,7 @@ def reference_run(clean_export, tiny_model, tmp_path_factory) -> tuple[Path, sub
 
 
 # -- the mixed export ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_mixed_export_runs_to_the_end(mixed_run, tiny_model):
     tree, summary, _ = mixed_run
     out = summary.out_dir
@@ -235,6 +236,7 @@ def test_mixed_export_runs_to_the_end(mixed_run, tiny_model):
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == RUN_FILES
 
 
+@pytest.mark.slow
 def test_every_seg_validates_and_references_its_source(mixed_run, tiny_model):
     tree, summary, _ = mixed_run
     sha256 = json.loads(tiny_model.with_suffix(".json").read_text())["sha256"]
@@ -258,12 +260,14 @@ def test_every_seg_validates_and_references_its_source(mixed_run, tiny_model):
             assert "threshold=0.4" in algorithm.AlgorithmParameters
 
 
+@pytest.mark.slow
 def test_the_export_is_never_written_to(mixed_run):
     tree, _, before = mixed_run
     assert snapshot(tree.root) == before
 
 
 # -- a clean export, killed and resumed, and under torchrun ----------------------------------------------------
+@pytest.mark.slow
 def test_clean_export_exits_0(reference_run, clean_export):
     out, done = reference_run
     assert done.returncode == EXIT_OK, done.stderr[-3000:]
@@ -275,6 +279,7 @@ def test_clean_export_exits_0(reference_run, clean_export):
     assert instance_folders(out) == expected_folders(out, radiographs)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_completes_every_instance_once(clean_export, reference_run, tiny_model, tmp_path):
     export, radiographs = clean_export
     reference, _ = reference_run
@@ -322,6 +327,7 @@ def test_sigkill_then_resume_completes_every_instance_once(clean_export, referen
     assert f"0 succeeded, {len(radiographs)} already done, 0 failed" in again.stdout
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_matches_one_process(clean_export, reference_run, tiny_model, tmp_path):
     export, _ = clean_export
     reference, _ = reference_run
@@ -342,6 +348,7 @@ def test_torchrun_with_two_processes_matches_one_process(clean_export, reference
 
 
 # -- refusals and failures ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_that_must_not_start_exits_2(clean_export, tiny_model, tmp_path, capsys):
     export, _ = clean_export
     before = snapshot(export)
@@ -367,6 +374,7 @@ def test_a_run_that_must_not_start_exits_2(clean_export, tiny_model, tmp_path, c
     assert snapshot(export) == before
 
 
+@pytest.mark.slow
 def test_failed_files_are_recorded_and_the_run_goes_on(dicom_dir, tiny_model, tmp_path):
     export = tmp_path / "export"
     radiographs = build_clean_export(export, dicom_dir, count=4)
@@ -421,6 +429,7 @@ def test_temporaries_of_every_writer_are_recognised_and_removed(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(keep)
 
 
+@pytest.mark.slow
 def test_an_instance_is_complete_only_with_every_listed_file_and_the_same_model(mixed_run, tmp_path):
     _, summary, _ = mixed_run
     record = summary.records[0]

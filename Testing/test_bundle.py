@@ -27,14 +27,7 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 
 from PilletGANLib import __version__, load_cxr
-from PilletGANLib.bundle import (
-    BundleGenerator,
-    image_datalist,
-    load_records,
-    load_weights,
-    network_from_card,
-    training_split,
-)
+from PilletGANLib.bundle import image_datalist, load_records, load_weights, training_split
 from PilletGANLib.data import ManifestRecord, write_manifest
 from PilletGANLib.data.datasets import record_to_item, training_transforms
 from PilletGANLib.engine import TrainingConfig
@@ -42,7 +35,7 @@ from PilletGANLib.errors import ConfigurationError, DataError
 from PilletGANLib.inference import Predictor
 from PilletGANLib.inference.ensemble import combine_models
 from PilletGANLib.model_store import load_model, read_card, save_model
-from PilletGANLib.networks import PilletGenerator
+from PilletGANLib.networks import HealthyTranslator, PilletGenerator
 
 BUNDLE = REPO_ROOT / "Resources" / "bundle" / "PilletGAN_CXR"
 CONFIGS = BUNDLE / "configs"
@@ -151,6 +144,7 @@ def save_tiny_model(path: Path, image_size: int, localization: dict[str, Any], m
 # -- bundle files -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metadata_has_the_specification_fields_and_types() -> None:
     metadata = json.loads((CONFIGS / "metadata.json").read_text())
     for name, kind in METADATA_FIELDS.items():
@@ -173,7 +167,7 @@ def test_metadata_has_the_specification_fields_and_types() -> None:
         assert low < high
     # what the network really takes and returns
     image, pred = formats["inputs"]["image"], formats["outputs"]["pred"]
-    network = BundleGenerator(base_channels=8, num_res_blocks=1).eval()
+    network = HealthyTranslator(PilletGenerator(base_channels=8, num_res_blocks=1)).eval()
     x = torch.rand(1, image["num_channels"], *image["spatial_shape"]) * 2 - 1
     with torch.no_grad():
         out = network(x)
@@ -195,9 +189,10 @@ def test_license_model_card_and_logging_config_are_in_place() -> None:
 # -- network --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bundle_network_is_the_generator_with_one_input() -> None:
     generator = PilletGenerator(base_channels=8, num_res_blocks=1).eval()
-    network = BundleGenerator(base_channels=8, num_res_blocks=1).eval()
+    network = HealthyTranslator(PilletGenerator(base_channels=8, num_res_blocks=1)).eval()
     assert set(network.state_dict()) == set(generator.state_dict())
     network.load_state_dict(generator.state_dict())
     x = torch.rand(2, 1, 32, 48) * 2 - 1
@@ -206,16 +201,17 @@ def test_bundle_network_is_the_generator_with_one_input() -> None:
         out = network(x)
     assert torch.equal(out[:, :1], healed) and torch.equal(out[:, 1:], (healed - x).abs())
     with pytest.raises(ConfigurationError, match="healthy_index 2"):
-        BundleGenerator(healthy_index=2)
+        HealthyTranslator(PilletGenerator(), healthy_index=2)
 
 
+@pytest.mark.slow
 def test_bundle_exports_an_ensemble_model_it_builds_from_the_card(tmp_path: Path) -> None:
     model = tmp_path / "ensemble" / "model.pt"
     combine_models([make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)], model)
     common = ["--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", f"--model_path={model}"]
     bundle_cli("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file", str(model),
                *common, "--use_trace", "True")
-    network = network_from_card(read_card(model))
+    network = HealthyTranslator.from_card(read_card(model))
     load_weights(network, model)
     x = torch.rand(2, 1, 64, 48) * 2 - 1
     healed, _ = Predictor.from_path(model, device="cpu").translate(x)
@@ -225,11 +221,12 @@ def test_bundle_exports_an_ensemble_model_it_builds_from_the_card(tmp_path: Path
         assert (scripted(x) - network(x)).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_network_verification_and_exports_match_the_eager_network(tmp_path: Path, tiny_model: Path) -> None:
     model = f"--model_path={tiny_model}"
     common = ["--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json"]
     bundle_cli("verify_net_in_out", "network_def", *common, model)
-    network = BundleGenerator.from_card(read_card(tiny_model))
+    network = HealthyTranslator.from_card(read_card(tiny_model))
     load_weights(network, tiny_model)
     network.eval()
     x = torch.rand(2, 1, 256, 256) * 2 - 1
@@ -260,6 +257,7 @@ def test_network_verification_and_exports_match_the_eager_network(tmp_path: Path
 # -- inference ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path, dicom_dir: Path,
                                                                    tiny_model: Path) -> None:
     out = tmp_path / "out"
@@ -286,8 +284,9 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
         assert scores[source.name] == pytest.approx(predictor.predict_path(source).score, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path: Path) -> None:
-    """Lung gate, interior weighting and the mirrored pass (``MirrorAveragingInferer``) give the Predictor's maps."""
+    """Lung gate, interior weighting and the mirrored pass (``LocalizerInferer``) give the Predictor's maps."""
     nih = require_shared_data("nih1000_64px", "valid", "1_abnormal")
     first, second = sorted(nih.glob("*.png"))[:2]
     data = tmp_path / "data"
@@ -357,6 +356,7 @@ def evaluation_manifest(folder: Path) -> Path:
     return write_manifest(records, folder / "test.csv")
 
 
+@pytest.mark.slow
 def test_class_folders_become_patient_split_training_records() -> None:
     dataset = require_shared_data("nih1000_64px")
     train, val = training_split(load_records(dataset))
@@ -366,16 +366,18 @@ def test_class_folders_become_patient_split_training_records() -> None:
 
 
 def test_train_settings_are_the_defaults_of_pilletgan_train() -> None:
+    """The bundle lists no setting of its own: its settings are ``pilletgan train``'s defaults, and its components
+    read them from the one ``TrainingConfig`` (``--settings#KEY VALUE`` overrides any)."""
     config = json.loads((CONFIGS / "train.json").read_text())
-    settings = dict(config["settings"])
-    assert settings.pop("_target_") == "PilletGANLib.engine.TrainingConfig"
-    assert settings.pop("val_interval") == "@val_interval"
-    defaults = TrainingConfig().to_dict()
-    assert config["val_interval"] == defaults["val_interval"]
-    assert settings == {name: defaults[name] for name in settings}
-    assert set(defaults) - set(settings) - {"val_interval"} == {"cache_dir", "deterministic"}  # unused by the bundle
+    assert config["settings"] == {"_target_": "PilletGANLib.engine.TrainingConfig", "val_interval": "@val_interval"}
+    assert config["val_interval"] == TrainingConfig().to_dict()["val_interval"]
+    text = (CONFIGS / "train.json").read_text()
+    assert "@settings#" not in text, "components read the instantiated settings, not config keys that are not there"
+    for key in ("network_kwargs", "discriminator_kwargs", "loss_kwargs", "optimizer"):
+        assert f"@settings.{key}(" in text
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path: Path) -> None:
     manifest = training_manifest(tmp_path)
     run_dir = tmp_path / "run"
@@ -425,12 +427,13 @@ def test_training_split_needs_validation_images(tmp_path: Path) -> None:
 # -- the shipped model ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shipped_model_fits_the_bundle() -> None:
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f"no shipped model yet: {SHIPPED_MODEL.relative_to(REPO_ROOT)} is added when the trained model "
                     "is released")
     state, card, _ = load_model(SHIPPED_MODEL)  # checksum checked against models/model.json
-    network = network_from_card(card)
+    network = HealthyTranslator.from_card(card)
     network.load_state_dict(state)
     metadata = json.loads((CONFIGS / "metadata.json").read_text())
     image_size = card["preprocessing"]["image_size"]
@@ -454,5 +457,5 @@ def test_shipped_baseline_is_the_fixed_point_gan_the_card_compares_with() -> Non
         pytest.skip(f"no shipped baseline: {baseline.relative_to(REPO_ROOT)} is added with the trained models")
     state, card, _ = load_model(baseline)  # checksum checked against its .json card
     assert card["network"]["attention"] == "none"
-    BundleGenerator.from_card(card).load_state_dict(state)
+    HealthyTranslator.from_card(card).load_state_dict(state)
     assert "baseline_fixed_point_gan.pt" in (BUNDLE / "docs" / "README.md").read_text()

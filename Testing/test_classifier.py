@@ -16,11 +16,12 @@ from PilletGANLib.cli import main
 from PilletGANLib.data.manifest import ManifestRecord, write_manifest
 from PilletGANLib.errors import ConfigurationError, ModelError
 from PilletGANLib.evaluation.model import predictor_from_path
-from PilletGANLib.inference import Predictor, prepare_image
+from PilletGANLib.inference import Predictor
 from PilletGANLib.inference.classifier import ClassifierPredictor
 from PilletGANLib.model_store import save_model
 from PilletGANLib.networks import CLASSIFIER_PRESETS, classifier_from_card, generator_from_card
 from PilletGANLib.networks.classifier import classifier_network_config
+from PilletGANLib.transforms.pipeline import prepare_image
 
 SIZE = 64
 
@@ -135,7 +136,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
                                   boxes=np.array([[36.0, 0.0, 72.0, 72.0]])))
     manifest = write_manifest(records, root / "manifest.csv")
     run = root / "run"
-    assert main(["train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
+    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
                  "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=4", "--set", "seed=3",
                  "--no-progress"]) == 0
     return run, manifest
@@ -162,7 +163,7 @@ def test_training_exports_a_checksummed_classifier_card(trained):
 def test_wall_time_budget_stops_a_run_and_still_exports(trained, tmp_path):
     _, manifest = trained
     run = tmp_path / "budget"
-    assert main(["train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
+    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
                  "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=1000",
                  "--set", "max_minutes=0.01", "--no-progress"]) == 0
     card = json.loads((run / "model.json").read_text())

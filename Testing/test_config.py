@@ -41,7 +41,7 @@ def test_localization_overrides_and_file_then_set_order(tmp_path: Path) -> None:
     ("amp=perhaps", "true or false"),
     ("colour=blue", "unknown setting 'colour'"),
     ("localization.blur=3", "unknown localization setting"),
-    ("localization.lung_prior=0.1", "pilletgan calibrate"),
+    ("localization.lung_prior=0.1", "pilletgan model calibrate"),
     ("image_size", "key=value"),
 ])
 def test_bad_settings_are_refused_with_their_name(override: str, message: str) -> None:
@@ -61,3 +61,51 @@ def test_network_kwargs_follow_the_settings() -> None:
     assert config.network_kwargs() == {"in_channels": 1, "num_domains": 2, "base_channels": 32, "num_res_blocks": 4,
                                        "attention": "none", "fusion": "add", "output": "clamp_residual"}
     assert config.discriminator_kwargs()["image_size"] == 256
+
+
+def test_config_reference_is_generated_from_the_documented_settings() -> None:
+    """Every setting is described where it is defined, and ``docs/config.md`` is that description rendered."""
+    from conftest import REPO_ROOT
+
+    from PilletGANLib.config_reference import SECTIONS, field_docs, render
+
+    for _, settings, _, _ in SECTIONS:
+        assert all(text.strip() for text in field_docs(settings).values())
+    assert (REPO_ROOT / "docs" / "config.md").read_text(encoding="utf-8") == render(), \
+        "docs/config.md is out of date: python -m PilletGANLib.config_reference docs/config.md"
+
+
+def test_a_setting_without_a_description_is_caught() -> None:
+    from dataclasses import dataclass
+
+    from PilletGANLib.config_reference import field_docs
+
+    @dataclass
+    class Settings:
+        """Two settings.
+
+        Attributes:
+            documented: has a description
+                over two lines.
+            other: not a field.
+        """
+
+        documented: int = 1
+        forgotten: int = 2
+
+    with pytest.raises(ValueError, match=r"without a description \['forgotten'\], descriptions of no field \['other'\]"):
+        field_docs(Settings)
+
+
+def test_recipe_files_list_only_what_differs_from_the_defaults() -> None:
+    from conftest import REPO_ROOT
+
+    from PilletGANLib.localization import MapRecipe
+
+    defaults, recipe = TrainingConfig().to_dict(), MapRecipe().to_dict()
+    for path in sorted((REPO_ROOT / "Resources" / "training").glob("*.json")):
+        settings = json.loads(path.read_text())
+        localization = settings.pop("localization", {})
+        assert settings and all(value != defaults[key] for key, value in settings.items()), path.name
+        assert all(value != recipe[key] for key, value in localization.items()), path.name
+        assert load_config(path).to_dict()["image_size"] == settings.get("image_size", defaults["image_size"])

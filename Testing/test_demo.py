@@ -36,6 +36,7 @@ def tiny_demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("demo_model") / "tiny.pt", image_size=64)
 
 
+@pytest.mark.slow
 def test_phantom_dicom_passes_dciodvfy(study) -> None:
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
@@ -46,6 +47,7 @@ def test_phantom_dicom_passes_dciodvfy(study) -> None:
     assert not errors, report
 
 
+@pytest.mark.slow
 def test_phantom_dicom_header(study) -> None:
     ds = pydicom.dcmread(study.dicom_path)
     assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
@@ -118,6 +120,7 @@ def test_the_opacity_is_all_that_differs_from_the_healthy_twin() -> None:
     assert np.abs(difference[~ndimage.binary_dilation(near, iterations=256 // 10)]).max() <= 1
 
 
+@pytest.mark.slow
 def test_phantom_is_deterministic(tmp_path: Path) -> None:
     first = write_sample_study(tmp_path / "a" / "export", tmp_path / "a" / "truth", size=(256, 256), seed=7)
     again = write_sample_study(tmp_path / "b" / "export", tmp_path / "b" / "truth", size=(256, 256), seed=7)
@@ -154,6 +157,7 @@ def test_demo_uses_no_shared_data() -> None:
         assert "shared" not in source.read_text(encoding="utf-8").lower(), source
 
 
+@pytest.mark.slow
 def test_demo_command_writes_seg_overlay_json_and_index(tmp_path: Path, tiny_demo_model: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
@@ -203,6 +207,7 @@ def _shipped_model_or_skip() -> None:
         pytest.skip(f"the shipped default model is not installed, so the demo cannot be checked with it: {err}")
 
 
+@pytest.mark.slow
 def test_default_model_runs_the_demo_through_the_batch_path(tmp_path: Path) -> None:
     """The shipped model analyses the phantom end to end and the demo's verdict matches the SEG it wrote."""
     _shipped_model_or_skip()
@@ -215,6 +220,7 @@ def test_default_model_runs_the_demo_through_the_batch_path(tmp_path: Path) -> N
     assert json.loads((tmp_path / "demo" / "demo.json").read_text())["pointing_game"]["hit"] == summary.pointing.hit
 
 
+@pytest.mark.slow
 def test_default_model_points_at_the_phantom_opacity(tmp_path: Path) -> None:
     _shipped_model_or_skip()
     summary = run_demo(tmp_path / "demo", model=None, device="cpu", progress=False, size=(1024, 1024))

@@ -75,6 +75,7 @@ def written_seg(request, dicom_dir, tmp_path_factory):
     return source, header, mask, seg_path, before
 
 
+@pytest.mark.slow
 def test_lesion_seg_passes_dciodvfy(written_seg):
     *_, seg_path, _ = written_seg
     assert dciodvfy_errors(seg_path) == []

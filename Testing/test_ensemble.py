@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import healthy_nih_manifest, make_tiny_model
 
-from PilletGANLib.bundle import BundleEnsemble, load_weights, network_from_card
+from PilletGANLib.bundle import load_weights
 from PilletGANLib.cli import main
 from PilletGANLib.errors import ConfigurationError, ModelError
 from PilletGANLib.inference import Predictor
@@ -35,6 +35,7 @@ def _lta_members(count: int) -> list[PilletGenerator]:
     return members
 
 
+@pytest.mark.slow
 def test_ensemble_averages_its_members_healing_and_attention(tmp_path: Path) -> None:
     members = _lta_members(3)
     ensemble = GeneratorEnsemble(members).eval()
@@ -49,12 +50,12 @@ def test_ensemble_averages_its_members_healing_and_attention(tmp_path: Path) -> 
         torch.testing.assert_close(maps, sum(a[index] for _, a in outputs) / 3)
     assert not torch.allclose(healed, outputs[0][0])  # the members differ, so the average is not one of them
     with torch.no_grad():
-        translated, lesion_map = HealthyTranslator(ensemble)(x)
-    torch.testing.assert_close(translated, healed)
-    torch.testing.assert_close(lesion_map, (healed - x).abs())
+        output = HealthyTranslator(ensemble)(x)
+    torch.testing.assert_close(output[:, :1], healed)
+    torch.testing.assert_close(output[:, 1:], (healed - x).abs())
     scripted = torch.jit.load(str(export_torchscript(HealthyTranslator(ensemble), tmp_path / "ensemble.ts", image_size=32)))
     with torch.no_grad():
-        torch.testing.assert_close(scripted(x)[0], healed, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(scripted(x)[:, :1], healed, atol=1e-5, rtol=1e-5)
     with pytest.raises(ConfigurationError, match="at least one member"):
         GeneratorEnsemble([])
     with pytest.raises(ConfigurationError, match="numbers of domains"):
@@ -63,6 +64,7 @@ def test_ensemble_averages_its_members_healing_and_attention(tmp_path: Path) -> 
                                                                                                num_domains=3)])
 
 
+@pytest.mark.slow
 def test_combined_model_predicts_with_the_averaged_healing(tmp_path: Path) -> None:
     first = make_tiny_model(tmp_path / "a" / "first.pt", attention="lta", seed=0)
     second = make_tiny_model(tmp_path / "b" / "second.pt", attention="lta", seed=1)
@@ -118,11 +120,12 @@ def test_a_card_whose_ensemble_does_not_fit_its_weights_is_refused(tmp_path: Pat
         Predictor.from_path(empty, device="cpu")
 
 
+@pytest.mark.slow
 def test_bundle_network_of_an_ensemble_card_loads_the_ensemble_weights(tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     combine_models([make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)], out)
-    network = network_from_card(read_card(out))
-    assert isinstance(network, BundleEnsemble)
+    network = HealthyTranslator.from_card(read_card(out))
+    assert isinstance(network.generator, GeneratorEnsemble)
     load_weights(network, out)
     predictor = Predictor.from_path(out, device="cpu")
     x = torch.rand(1, 1, 32, 32) * 2 - 1
@@ -133,13 +136,14 @@ def test_bundle_network_of_an_ensemble_card_loads_the_ensemble_weights(tmp_path:
     torch.testing.assert_close(output[:, 1:], (healed - x).abs())
 
 
+@pytest.mark.slow
 def test_ensemble_command_then_calibrate_gives_a_calibrated_ensemble(tmp_path: Path) -> None:
     manifest, images = healthy_nih_manifest(tmp_path / "m.csv", 4)
     members = [make_tiny_model(tmp_path / f"m{i}.pt", attention="lta", seed=i) for i in range(2)]
     raw = tmp_path / "raw" / "model.pt"
-    assert main(["ensemble", "--model", str(members[0]), "--model", str(members[1]), "--out", str(raw)]) == 0
+    assert main(["model", "ensemble", "--model", str(members[0]), "--model", str(members[1]), "--out", str(raw)]) == 0
     calibrated = tmp_path / "calibrated" / "model.pt"
-    result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "calibrate", "--model", str(raw), "--manifest",
+    result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "model", "calibrate", "--model", str(raw), "--manifest",
                              str(manifest), "--out", str(calibrated), "--no-progress"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -148,4 +152,4 @@ def test_ensemble_command_then_calibrate_gives_a_calibrated_ensemble(tmp_path: P
     assert card["calibration"]["source_sha256"] == read_card(raw)["sha256"]
     prediction = Predictor.from_path(calibrated, device="cpu").predict_path(images[0])
     assert prediction.heatmap.shape == prediction.image.shape
-    assert main(["ensemble", "--model", str(members[0]), "--out", str(tmp_path / "single.pt")]) == 2
+    assert main(["model", "ensemble", "--model", str(members[0]), "--out", str(tmp_path / "single.pt")]) == 2

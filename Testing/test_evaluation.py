@@ -168,6 +168,7 @@ def evaluated(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_maps_reproduces_expected_numbers(evaluated):
     metrics = json.loads((evaluated / "metrics.json").read_text())
     # detection: disease 1.0, 0.6 vs healthy 0.7, 0.0 -> pairs won: 1, 1, 0, 1 of 4
@@ -201,6 +202,7 @@ def test_evaluate_maps_reproduces_expected_numbers(evaluated):
     assert set(METRIC_KEYS) <= set(metrics)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_floors_with_the_same_keys(evaluated):
     floors = json.loads((evaluated / "metrics.json").read_text())["floors"]
     assert set(floors) == {"random_map", "lung_prior"}
@@ -265,6 +267,7 @@ def test_index_html_renders_in_headless_chromium(evaluated, tmp_path):
 
 
 # -- floors on real data -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_lung_prior_points_inside_siim_opacity_boxes_far_more_than_a_random_map(shared_data):
     labels = shared_data / "siim_covid_256" / "labels"
     if not labels.is_dir():
@@ -289,6 +292,7 @@ def test_lung_prior_points_inside_siim_opacity_boxes_far_more_than_a_random_map(
 
 
 # -- the model branch ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_evaluate_model_streams_batched_predictions_and_stops_on_a_bad_file(tmp_path, capsys):
     manifest, _ = _build_case(tmp_path)
     model = make_tiny_model(tmp_path / "tiny.pt")
@@ -307,6 +311,7 @@ def test_evaluate_model_streams_batched_predictions_and_stops_on_a_bad_file(tmp_
     assert "C.png" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ranking_metrics_read_the_unclipped_difference_not_the_saturated_heat_map(tmp_path):
     """A heat map that saturates over a plateau has no single peak (argmax takes its first pixel): the pointing
     game and the top-15 % Dice rank a LesionResult's unclipped ``difference`` instead."""

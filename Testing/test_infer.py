@@ -19,6 +19,7 @@ from PilletGANLib.outputs import RESULT_SUFFIXES
 from PilletGANLib.transforms import CXRGeometry
 
 
+@pytest.mark.slow
 def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: Path, tiny_model: Path,
                                                  tmp_path: Path) -> None:
     rsna = sorted((shared_data / "rsna" / "images").glob("*.png"))[0]
@@ -51,6 +52,8 @@ def test_infer_writes_every_output_for_real_files(dicom_dir: Path, shared_data: 
 class PaintedHealing(torch.nn.Module):
     """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
 
+    num_domains, in_channels = 2, 1
+
     def __init__(self, box: tuple[int, int, int, int]) -> None:
         super().__init__()
         self.box = box
@@ -63,6 +66,7 @@ class PaintedHealing(torch.nn.Module):
         return x - paint, []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "SIIM_CR_JPEG_BASELINE.dcm"])
 def test_network_box_lands_on_the_same_place_in_the_source(dicom_dir: Path, name: str) -> None:
     size, box = 128, (40, 30, 80, 90)

@@ -71,6 +71,7 @@ def test_gradient_penalty_interpolates_between_real_and_fake() -> None:
         assert penalty == pytest.approx((((1 - alpha) * norms - 1) ** 2).mean().item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_penalty_on_the_patch_discriminator_under_autocast() -> None:
     torch.manual_seed(0)
     critic = PatchDiscriminator(image_size=64, base_channels=8)
@@ -157,6 +158,7 @@ def test_generator_loss_terms_and_weights() -> None:
         -2.25 + log2 + 10 * 0.1 + 10 * 0.2 + 0.1 * 0.3 + 0.55 + log2 + 10 * 0.05, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_one_training_iteration_with_the_real_networks() -> None:
     """The critic and generator objectives back-propagate through the real networks, attention 'none' included."""
     torch.manual_seed(0)

@@ -140,6 +140,7 @@ def rsna_folder(tmp_path_factory, shared_data) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_data):
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
     skipped: Counter[str] = Counter()
@@ -156,6 +157,7 @@ def test_rsna_manifest_has_the_boxes_of_the_official_csv(rsna_folder, shared_dat
     np.testing.assert_array_equal(image, grey(shared_data / "rsna" / "images" / f"{records[0].image.stem}.png"))
 
 
+@pytest.mark.slow
 def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_data, tmp_path):
     root = tmp_path / "rsna"
     shutil.copytree(rsna_folder, root)
@@ -189,6 +191,7 @@ def test_rsna_detailed_classes_decide_healthy_and_excluded(rsna_folder, shared_d
         build_rsna_manifest(root)
 
 
+@pytest.mark.slow
 def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
     (tmp_path / "stage_2_train_images").mkdir()
     shutil.copy(shared_data / "rsna" / "labels" / "stage_2_train_labels.csv", tmp_path)
@@ -196,9 +199,10 @@ def test_rsna_folder_without_images_is_a_data_error(tmp_path, shared_data):
         build_rsna_manifest(tmp_path)
 
 
+@pytest.mark.slow
 def test_rsna_command_writes_a_manifest_with_the_boxes(rsna_folder, tmp_path, capsys):
     out = tmp_path / "rsna.csv"
-    assert main(["manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
+    assert main(["data", "manifest", "rsna", str(rsna_folder), "--out", str(out), "--val-fraction", "0.3"]) == 0
     printed = capsys.readouterr().out
     assert "disease" in printed and "left out" in printed and "boxes: 11 on 6 image(s)" in printed
     expected = _rsna_expected(rsna_folder / "stage_2_train_labels.csv")
@@ -239,6 +243,7 @@ def nih_folder(tmp_path_factory, shared_data) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     table = _nih_table(shared_data)
     skipped: Counter[str] = Counter()
@@ -266,6 +271,7 @@ def test_nih_manifest_labels_follow_the_nih_table(nih_folder, shared_data):
     assert sum(len(r.boxes) for r in records.values()) == 1
 
 
+@pytest.mark.slow
 def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data, tmp_path, capsys):
     records = records_by_name(build_nih_manifest(nih_folder, findings=("Pneumonia", "Infiltration")))
     box = _nih64_boxes(shared_data)[("00000032_037.png", "Infiltrate")]
@@ -275,7 +281,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
         build_nih_manifest(nih_folder, findings=("Pneumonitis",))
 
     out = tmp_path / "nih.csv"
-    assert main(["manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
+    assert main(["data", "manifest", "nih", str(nih_folder), "--out", str(out), "--finding", "Pneumonia,Infiltration"]) == 0
     assert "boxes: 2 on 2 image(s)" in capsys.readouterr().out
     written = records_by_name(read_manifest(out, check_files=True))
     assert {n: r.label for n, r in written.items()} == {n: r.label for n, r in records.items()}
@@ -284,6 +290,7 @@ def test_nih_manifest_with_more_findings_and_the_command(nih_folder, shared_data
 # ---------------------------------------------------------------------------------------------- SIIM
 
 
+@pytest.mark.slow
 def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     root = shared_data / "siim_covid_256"
     assert detect_siim_layout(root) == "resized"
@@ -313,6 +320,7 @@ def test_siim_256_counts_and_boxes_match_the_label_tables(shared_data):
     assert all(r.split == {3: "val", 2: "test"}.get(folds[r.image.stem], "train") for r in by_fold)
 
 
+@pytest.mark.slow
 def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
     labels = shared_data / "siim_covid_256" / "labels"
     with open(labels / "image_labels.csv", newline="") as handle:
@@ -349,9 +357,10 @@ def test_siim_original_layout_reads_dicom_patient_ids(tmp_path, shared_data):
         detect_siim_layout(tmp_path / "train")
 
 
+@pytest.mark.slow
 def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     out = tmp_path / "siim.csv"
-    assert main(["manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
+    assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(out),
                  "--split-by", "fold", "--val-folds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "'Indeterminate Appearance' study" in printed
@@ -359,7 +368,7 @@ def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     assert {r.split for r in records} == {"train", "val"}
     check_patient_disjoint(records)
     boxed = tmp_path / "siim_boxed.csv"
-    assert main(["manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(boxed),
+    assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(boxed),
                  "--split-by", "fold", "--keep-boxed"]) == 0
     assert "loc. only" in capsys.readouterr().out
     assert described(read_manifest(boxed)) == described(records)  # what training reads is the same
@@ -455,8 +464,8 @@ def test_folder_rules_patient_pattern_and_command(tmp_path, shared_data, capsys)
         build_folder_manifest(tmp_path, patient_pattern="(")
 
     out = tmp_path / "m.csv"
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out),
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out),
                  "--class", "healthy=pneumonia_negative"]) == 0
     assert "left out: 1 image(s): not under a class folder" in capsys.readouterr().out
-    assert main(["manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
+    assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
     assert [r.label for r in read_manifest(out)] == ["healthy"] * 4

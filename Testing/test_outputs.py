@@ -18,6 +18,7 @@ from slicerio.segmentation import terminology_entry_to_string
 from PilletGANLib import load_cxr
 from PilletGANLib.errors import ConfigurationError, OutputError
 from PilletGANLib.inference import LesionBox, LesionResult
+from PilletGANLib.localization import Calibration
 from PilletGANLib.outputs import (
     atomic_path,
     json_ready,
@@ -45,7 +46,8 @@ def _result(image: np.ndarray, meta: dict, threshold: float = 0.5) -> LesionResu
     mask = heatmap >= threshold
     ys, xs = np.nonzero(mask)
     box = LesionBox(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1), 1.0, int(mask.sum()))
-    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81, threshold=threshold,
+    return LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.81,
+                        calibration=Calibration(threshold=threshold),
                         mask=mask, boxes=[box], meta={**meta, "model_name": "test", "model_version": "0"})
 
 
@@ -55,6 +57,7 @@ def siim_result(dicom_dir: Path) -> LesionResult:
     return _result(image, meta)
 
 
+@pytest.mark.slow
 def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> None:
     result = siim_result
     stem = output_stem(result.meta["source_path"])
@@ -125,6 +128,7 @@ def test_volumes_keep_orientation_and_anisotropic_spacing(tmp_path: Path) -> Non
     np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (0.3, 0.2, 1.0))
 
 
+@pytest.mark.slow
 def test_overlay_downscales_keeping_aspect_and_draws_boxes(dicom_dir: Path, tmp_path: Path) -> None:
     image, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
     rows, cols = image.shape

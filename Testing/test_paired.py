@@ -31,6 +31,7 @@ def test_mcnemar_exact_p_is_the_two_sided_binomial_tail() -> None:
     assert mcnemar_exact_p(5, 5) == 1.0 and mcnemar_exact_p(0, 0) == 1.0
 
 
+@pytest.mark.slow
 def test_a_better_method_gets_a_positive_interval_and_a_small_p() -> None:
     rng = np.random.default_rng(0)
     n_disease, n_healthy = 60, 60

@@ -29,6 +29,7 @@ def _lung_vs_mediastinum(image: np.ndarray) -> tuple[float, float]:
     return float(lungs.mean()), float(centre.mean())
 
 
+@pytest.mark.slow
 def test_every_real_dicom_reads(dicom_dir: Path) -> None:
     files = sorted(dicom_dir.glob("*.dcm"))
     assert len(files) == 6
@@ -42,6 +43,7 @@ def test_every_real_dicom_reads(dicom_dir: Path) -> None:
         assert meta["source_path"] == str(path.resolve())
 
 
+@pytest.mark.slow
 def test_jpeg2000_lossless_equals_uncompressed(dicom_dir: Path) -> None:
     raw, raw_meta = load_cxr(dicom_dir / "RG1_UNCR.dcm")
     j2k, j2k_meta = load_cxr(dicom_dir / "RG1_J2KR.dcm")
@@ -49,6 +51,7 @@ def test_jpeg2000_lossless_equals_uncompressed(dicom_dir: Path) -> None:
     np.testing.assert_array_equal(raw, j2k)
 
 
+@pytest.mark.slow
 def test_jpeg2000_lossy_is_close(dicom_dir: Path) -> None:
     raw, _ = load_cxr(dicom_dir / "RG1_UNCR.dcm")
     lossy, _ = load_cxr(dicom_dir / "RG1_J2KI.dcm")
@@ -56,6 +59,7 @@ def test_jpeg2000_lossy_is_close(dicom_dir: Path) -> None:
     assert np.corrcoef(raw.ravel(), lossy.ravel())[0, 1] > 0.999
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG1_J2KR.dcm", "SIIM_CR_JPEG_BASELINE.dcm", "NIH_DX_UNCOMPRESSED.dcm"])
 def test_lungs_are_darker_than_mediastinum(dicom_dir: Path, name: str) -> None:
     """MONOCHROME1 (RG1) must come out like MONOCHROME2: air dark, mediastinum bright."""
@@ -260,6 +264,7 @@ def test_dicom_without_preamble_reads(dicom_dir: Path, tmp_path: Path) -> None:
     assert image.shape == (1024, 1024) and meta_out["sop_instance_uid"] == bare.SOPInstanceUID
 
 
+@pytest.mark.slow
 def test_inspect_reports_every_file_and_exits_1(dicom_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()

@@ -19,8 +19,9 @@ from PilletGANLib.evaluation.sanity import (
     sanity_images,
     sanity_report,
 )
-from PilletGANLib.inference import Predictor, prepare_image
+from PilletGANLib.inference import Predictor
 from PilletGANLib.networks import GeneratorEnsemble, PilletGenerator
+from PilletGANLib.transforms.pipeline import prepare_image
 
 
 def test_randomized_network_reinitializes_every_weight_of_every_member_and_keeps_the_original():

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_tiny_model
-from scipy import ndimage
 
 from PilletGANLib import load_cxr
 from PilletGANLib.inference import LesionBox, LesionResult
+from PilletGANLib.localization import Calibration
 from PilletGANLib.outputs import slicer_terminology_entry, write_result_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +44,7 @@ from PilletGANModuleLib import (  # noqa: E402  (the helper lives in the module 
     build_infer_command,
     cli_prefix,
     find_library_root,
+    library_postprocess,
     load_inference_outputs,
     model_argument,
     no_downgrade_constraints,
@@ -51,9 +52,11 @@ from PilletGANModuleLib import (  # noqa: E402  (the helper lives in the module 
     start_process,
     stop_process_tree,
     subprocess_environment,
-    threshold_heatmap,
     unmet_requirements,
 )
+
+#: The mask rule the panel's threshold slider runs: the library's own.
+clean_mask = library_postprocess(MODULE_DIR).clean_mask
 
 EXPECTED_TERMINOLOGY = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Abnormal Structure"
                         "~DCM^112001^Opacity~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
@@ -126,13 +129,15 @@ def inference_folder(tmp_path_factory: pytest.TempPathFactory, dicom_dir: Path) 
     heatmap = np.exp(-(((rows - 600) / 90.0) ** 2 + ((cols - 300) / 70.0) ** 2)).astype(np.float32)
     mask = heatmap >= 0.4
     box = LesionBox(230.0, 530.0, 371.0, 671.0, 1.0, int(mask.sum()))
-    result = LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.73, threshold=0.4,
+    result = LesionResult(image=image, healed=image, difference=heatmap, heatmap=heatmap, score=0.73,
+                          calibration=Calibration(threshold=0.4),
                           mask=mask, boxes=[box], meta=meta)
     folder = tmp_path_factory.mktemp("results")
     write_result_files(result, folder, "input", extra={"min_component_fraction": 0.001})
     return folder, result
 
 
+@pytest.mark.slow
 def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) -> None:
     folder, result = inference_folder
     outputs = load_inference_outputs(folder)
@@ -146,6 +151,7 @@ def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) 
     assert outputs.boxes[0]["x1"] == 230.0 and outputs.boxes[0]["y2"] == 671.0
 
 
+@pytest.mark.slow
 def test_load_inference_outputs_reports_broken_results(inference_folder, tmp_path: Path) -> None:
     folder, _ = inference_folder
     broken = tmp_path / "broken"
@@ -168,16 +174,20 @@ def test_load_inference_outputs_reports_broken_results(inference_folder, tmp_pat
 # --- re-thresholding and boxes -----------------------------------------------------------------------------------
 
 
-def test_threshold_heatmap_matches_the_library_mask() -> None:
-    from PilletGANLib.inference.lesion_map import clean_mask
+@pytest.mark.slow
+def test_the_panel_thresholds_with_the_librarys_mask_rule_without_torch() -> None:
+    """No copy of the mask rule in the module: it imports :mod:`PilletGANLib.postprocess`, which loads neither
+    torch nor MONAI into Slicer's process."""
+    import PilletGANLib.postprocess
 
-    rng = np.random.default_rng(0)
-    heatmap = ndimage.gaussian_filter(rng.random((96, 80)), 3.0)
-    heatmap = ((heatmap - heatmap.min()) / np.ptp(heatmap)).astype(np.float32)
-    for threshold in (0.2, 0.5, 0.8):
-        for fraction in (0.0, 0.002, 0.02):
-            np.testing.assert_array_equal(threshold_heatmap(heatmap, threshold, fraction),
-                                          clean_mask(heatmap, threshold, fraction))
+    assert library_postprocess(MODULE_DIR) is PilletGANLib.postprocess
+    assert not [p for p in HELPER_DIR.glob("*.py") if "ndimage" in p.read_text(encoding="utf-8")]
+    code = ("import sys; from PilletGANModuleLib import library_postprocess; import numpy as np; "
+            "mask = library_postprocess(sys.argv[1]).clean_mask(np.eye(4, dtype=np.float32), 0.5); "
+            "assert mask.sum() == 4, mask; "
+            "bad = {'torch', 'monai', 'pydicom', 'slicer'} & {m.split('.')[0] for m in sys.modules}; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code, str(MODULE_DIR)], cwd=MODULE_DIR, check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(MODULE_DIR)})
 
 
 def test_threshold_heatmap_removes_small_components() -> None:
@@ -185,9 +195,9 @@ def test_threshold_heatmap_removes_small_components() -> None:
     heatmap[0, 0:2] = 0.9  # 2 pixels
     heatmap[5:8, 5:8] = 0.7  # 9 pixels
     heatmap[2, 2] = heatmap[3, 3] = 0.95  # diagonal neighbours: two 1-pixel components (4-connectivity)
-    assert threshold_heatmap(heatmap, 0.5).sum() == 13
-    assert threshold_heatmap(heatmap, 0.5, 0.05).sum() == 9  # components under 5 pixels dropped
-    assert not threshold_heatmap(heatmap, 0.99).any()
+    assert clean_mask(heatmap, 0.5).sum() == 13
+    assert clean_mask(heatmap, 0.5, 0.05).sum() == 9  # components under 5 pixels dropped
+    assert not clean_mask(heatmap, 0.99).any()
 
 
 def test_box_roi_geometry_follows_the_volume_geometry() -> None:
@@ -334,6 +344,7 @@ def test_ui_file_has_every_widget_the_code_uses() -> None:
     assert bound["threshold"] == bound["heatmapOpacity"] == "ctkSliderWidget" and bound["device"] == "QComboBox"
 
 
+@pytest.mark.slow
 def test_helper_never_imports_slicer() -> None:
     forbidden = {"slicer", "qt", "ctk", "vtk", "__main__", "PilletGANLib"}
     for path in HELPER_DIR.glob("*.py"):
@@ -417,6 +428,7 @@ FAKE_SLICER = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
 def test_extension_configures_against_a_stand_in_slicer(tmp_path: Path) -> None:
     """Configure the extension with a stand-in for Slicer's CMake package that records what the macros receive."""
@@ -455,6 +467,7 @@ def test_extension_configures_against_a_stand_in_slicer(tmp_path: Path) -> None:
 # --- the module's out-of-process run, end to end -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp_path: Path) -> None:
     """What ``PilletGANLogic.process`` does, minus Slicer: export a one-slice NRRD, run ``pilletgan infer`` as a
     child process with the module's command line and environment, stream its log, load the result files."""
@@ -487,5 +500,5 @@ def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp
     assert outputs.segment.terminology == EXPECTED_TERMINOLOGY
     assert outputs.record["model_name"] == "tiny-untrained"
     assert not (outputs.mask & (outputs.heatmap < outputs.threshold)).any()
-    np.testing.assert_array_equal(threshold_heatmap(outputs.heatmap, outputs.threshold, outputs.min_component_fraction),
+    np.testing.assert_array_equal(clean_mask(outputs.heatmap, outputs.threshold, outputs.min_component_fraction),
                                   outputs.mask)

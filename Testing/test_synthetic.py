@@ -49,6 +49,7 @@ def nih_normals(shared_data) -> list[Path]:
 # ------------------------------------------------------------------------------------------ lungs
 
 
+@pytest.mark.slow
 def test_lung_mask_lies_in_the_lung_box_and_follows_the_image(siim_normals, shared_data):
     with open(shared_data / "siim_covid_256" / "labels" / "lung_boxes_dungnb1333.csv", newline="") as handle:
         lung_boxes = {r["image_id"]: [round(float(r[k])) for k in ("x1_256", "y1_256", "x2_256", "y2_256")]
@@ -73,6 +74,7 @@ def test_lung_mask_lies_in_the_lung_box_and_follows_the_image(siim_normals, shar
     assert np.median(shifted_iou) > 0.65 > (prior & prior_shifted).sum() / (prior | prior_shifted).sum()
 
 
+@pytest.mark.slow
 def test_lung_mask_fallbacks_shapes_and_hull(siim_normals):
     flat = np.full((100, 80), 7.0, dtype=np.float32)
     np.testing.assert_array_equal(estimate_lung_mask(flat), lung_prior_mask((100, 80)))
@@ -91,6 +93,7 @@ def test_lung_mask_fallbacks_shapes_and_hull(siim_normals):
 # -------------------------------------------------------------------------------------- opacities
 
 
+@pytest.mark.slow
 def test_opacity_is_reproducible_in_the_lungs_of_the_right_size_and_local(siim_normals):
     area_range = (0.05, 0.10)
     for k, (_, pixels) in enumerate(siim_normals[:8]):
@@ -127,6 +130,7 @@ def test_opacity_respects_a_given_lung_mask_and_rejects_an_empty_one(siim_normal
         insert_synthetic_opacity(image, np.random.default_rng(0), area_range=(0.3, 0.1))
 
 
+@pytest.mark.slow
 def test_dictionary_transform_is_seeded_and_keeps_types(nih_normals):
     image = MetaTensor(torch.from_numpy(normalized(grey(nih_normals[0])))[None], meta={"filename_or_obj": "x.png"})
     first = InsertSyntheticOpacityd(keys="image", mask_key="lesion_mask").set_random_state(seed=7)({"image": image})
@@ -166,6 +170,7 @@ def test_mask_boxes_are_component_bounds():
     np.testing.assert_array_equal(mask_boxes(mask), [[2, 1, 6, 4], [8, 6, 12, 9]])
 
 
+@pytest.mark.slow
 def test_synthetic_dataset_has_disjoint_groups_real_normals_and_exact_masks(nih_normals, tmp_path):
     normals = _normals_manifest(nih_normals)
     sick = ManifestRecord(image=nih_normals[20], label="disease", patient_id="ignored")
@@ -205,7 +210,7 @@ def test_synthetic_command_resizes_and_refuses_one_patient(nih_normals, tmp_path
     normals_csv = tmp_path / "normals.csv"
     write_manifest(_normals_manifest(nih_normals, 8), normals_csv)
     out = tmp_path / "syn"
-    assert main(["manifest", "synthetic", str(normals_csv), "--out", str(out), "--size", "32", "--seed", "1",
+    assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(out), "--size", "32", "--seed", "1",
                  "--area-range", "0.05", "0.1", "--no-progress"]) == 0
     assert "semi-synthetic" in capsys.readouterr().out
     records = read_manifest(out / "manifest.csv", check_files=True)
@@ -214,5 +219,5 @@ def test_synthetic_command_resizes_and_refuses_one_patient(nih_normals, tmp_path
     assert "area_range: (0.05, 0.1)" in (out / "README.txt").read_text()
     with pytest.raises(DataError, match="at least 2 patients"):
         write_synthetic_dataset(_normals_manifest(nih_normals, 1), tmp_path / "one", progress=False)
-    assert main(["manifest", "synthetic", str(normals_csv), "--out", str(out), "--no-progress"]) == 2, \
+    assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(out), "--no-progress"]) == 2, \
         "an existing dataset is not overwritten"

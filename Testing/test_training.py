@@ -44,6 +44,7 @@ def _generator_state(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["generator"]
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     # the learning-rate decay follows the run's total, so the schedule is held constant here
@@ -61,6 +62,7 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert any((tensor != 0).any() for tensor in straight.values())
 
 
+@pytest.mark.slow
 def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -70,7 +72,7 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
                                                               "checkpoint_interval=3", "image_log_interval=3"]),
                     progress=False)
     card = json.loads((run_dir / "model.json").read_text())
-    assert card["network"]["base_channels"] == 8 and card["localization"]["threshold"] > 0
+    assert card["network"]["base_channels"] == 8 and card["calibration"]["threshold"] > 0
     assert card["training"]["calibration"]["healthy_images"] == 3
     assert set(summary["validation"]) == {"ema", "generator"}
     assert (run_dir / "best.pt").is_file()
@@ -81,12 +83,13 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path) -> 
     assert {"D/adversarial", "D/gradient_penalty", "G/cycle", "G/identity", "G/attention_sparsity"} <= scalars
     assert "detection_auc" in scalars
     images = events.Images("images/input_healed_difference_attention")
-    attention_maps = len(predictor.generator.attention_at)  # res1, up1, up2 with one residual block
+    attention_maps = len(predictor.translator.generator.attention_at)  # res1, up1, up2 with one residual block
     assert attention_maps == 3
     assert images and images[-1].height == 64 * (3 + attention_maps)  # input, healed, difference, attention
     assert len(events.Scalars("D/adversarial")) == 6
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     run_dir = tmp_path / "run"
@@ -112,6 +115,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
     assert summary["iterations"] == stopped_at + 4
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path) -> None:
     manifest = nih_manifest(tmp_path, with_val=False)
     run_dir = tmp_path / "ddp"
@@ -154,6 +158,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_learning_is_real_on_semi_synthetic_opacities(tmp_path: Path, one_thread) -> None:
     """Trained on real NIH normals with inserted opacities (semi-synthetic), the lesion map finds them."""
     from PilletGANLib.data import build_folder_manifest, read_manifest, write_synthetic_dataset

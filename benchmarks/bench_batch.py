@@ -36,10 +36,11 @@ from pydicom.uid import generate_uid
 
 from PilletGANLib.batch import run_batch
 from PilletGANLib.errors import ModelError
-from PilletGANLib.inference import Predictor, prepare_image
+from PilletGANLib.inference import Predictor
 from PilletGANLib.model_store import default_model_path, save_model
 from PilletGANLib.networks import PilletGenerator
 from PilletGANLib.reading import load_cxr
+from PilletGANLib.transforms.pipeline import prepare_image
 
 DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 

@@ -25,8 +25,8 @@ import torch
 
 
 def box_iou_on_folds(estimator, siim: Path, folds: list[int], margin: float) -> dict:
-    from PilletGANLib.data.sources.siim_lung_fields import read_siim_lung_fields
-    from PilletGANLib.engine.lung_fields import box_iou, lung_field_tensors
+    from PilletGANLib.priors.siim import read_siim_lung_fields
+    from PilletGANLib.priors.training import box_iou, lung_field_tensors
 
     records = [r for r in read_siim_lung_fields(siim) if r.fold in folds]
     images, boxes = lung_field_tensors(records, margin)
@@ -37,8 +37,8 @@ def box_iou_on_folds(estimator, siim: Path, folds: list[int], margin: float) -> 
 
 def write_prior_maps(estimator, manifest: Path, split: str, size: int, margin: float, out: Path) -> int:
     from PilletGANLib.data.manifest import read_manifest, select_split
-    from PilletGANLib.inference import prepare_image
     from PilletGANLib.reading import load_cxr
+    from PilletGANLib.transforms.pipeline import prepare_image
 
     out.mkdir(parents=True, exist_ok=True)
     records = select_split(read_manifest(manifest, check_files=True), split)
@@ -50,8 +50,8 @@ def write_prior_maps(estimator, manifest: Path, split: str, size: int, margin: f
 
 
 def main() -> None:
-    from PilletGANLib.inference.lung_fields import LungFieldEstimator, lung_field_model_path
-    from PilletGANLib.model_store import default_model_path, read_card
+    from PilletGANLib.model_store import companion_path, default_model_path, read_card
+    from PilletGANLib.priors import LungFieldEstimator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lung-fields", type=Path, help="lung-field model (default: the shipped model's)")
@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     model = default_model_path()
     card = read_card(model)
-    path = args.lung_fields or lung_field_model_path(card, model)
+    path = args.lung_fields or companion_path(card, "lung_fields", model)
     if path is None:
         parser.error("the shipped model names no lung-field model: pass --lung-fields")
     estimator = LungFieldEstimator.from_path(path)

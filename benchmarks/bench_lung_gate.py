@@ -34,11 +34,11 @@ def summarize(values: list[tuple[float, float]]) -> dict[str, float]:
 def main() -> None:
     from PilletGANLib.data.manifest import read_manifest, select_split
     from PilletGANLib.evaluation.accumulator import truth_mask
-    from PilletGANLib.inference import prepare_image
-    from PilletGANLib.inference.lung_fields import LungFieldEstimator, lung_field_model_path
-    from PilletGANLib.model_store import default_model_path, read_card
+    from PilletGANLib.model_store import companion_path, default_model_path, read_card
+    from PilletGANLib.priors import LungFieldEstimator
     from PilletGANLib.reading import load_cxr
     from PilletGANLib.transforms.lungs import estimate_lung_mask, widen_lung_fields
+    from PilletGANLib.transforms.pipeline import prepare_image
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, required=True)
@@ -51,7 +51,7 @@ def main() -> None:
     model = default_model_path()
     card = read_card(model)
     size, margin = int(card["preprocessing"]["image_size"]), float(card["preprocessing"]["margin"])
-    path = args.lung_fields or lung_field_model_path(card, model)
+    path = args.lung_fields or companion_path(card, "lung_fields", model)
     estimator = LungFieldEstimator.from_path(path) if path else None
 
     records = [r for r in select_split(read_manifest(args.manifest, check_files=True), args.split)

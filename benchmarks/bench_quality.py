@@ -9,7 +9,7 @@ and PILLET-GAN against the baseline image by image (``pillet_gan_vs_fixed_point_
 bootstrap intervals and, for the pointing game, the exact McNemar test; see
 :mod:`PilletGANLib.evaluation.paired`). With ``--train``, both models are first trained with ``pilletgan train``,
 the ``--config`` file and the given ``--set`` overrides (a trained model's card has no learned prior: add one with
-``pilletgan calibrate``, as the model card shows).
+``pilletgan model calibrate``, as the model card shows).
 
     python benchmarks/bench_quality.py --manifest siim.csv --split val --out quality/   # the shipped pair
     python benchmarks/bench_quality.py --manifest siim.csv --split val \\

@@ -1,18 +1,13 @@
 """Slicer-free logic of the PilletGAN Slicer module: CLI command, child process, result files, dependencies.
 
-Nothing here imports ``slicer``, ``qt``, ``ctk`` or ``vtk``, so it is tested with pytest outside Slicer.
+Nothing here imports ``slicer``, ``qt``, ``ctk`` or ``vtk``, so it is tested with pytest outside Slicer; of
+``PilletGANLib`` it imports only the numpy-only :mod:`PilletGANLib.postprocess`, and only when the panel
+re-thresholds (:func:`library_postprocess`).
 """
 
-from .command import (
-    DEVICES,
-    LIBRARY_PACKAGE,
-    build_infer_command,
-    cli_prefix,
-    find_library_root,
-    model_argument,
-    subprocess_environment,
-)
+from .command import DEVICES, build_infer_command, cli_prefix, model_argument, subprocess_environment
 from .dependencies import SLICER_PROVIDED, no_downgrade_constraints, read_requirements, unmet_requirements
+from .library import LIBRARY_PACKAGE, find_library_root, library_postprocess
 from .process import OutputPump, start_process, stop_process_tree
 from .results import (
     InferenceOutputs,
@@ -21,7 +16,6 @@ from .results import (
     box_roi_geometry,
     find_result_record,
     load_inference_outputs,
-    threshold_heatmap,
 )
 
 __all__ = [
@@ -37,6 +31,7 @@ __all__ = [
     "cli_prefix",
     "find_library_root",
     "find_result_record",
+    "library_postprocess",
     "load_inference_outputs",
     "model_argument",
     "no_downgrade_constraints",
@@ -44,6 +39,5 @@ __all__ = [
     "start_process",
     "stop_process_tree",
     "subprocess_environment",
-    "threshold_heatmap",
     "unmet_requirements",
 ]

@@ -6,21 +6,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DEVICES", "LIBRARY_PACKAGE", "build_infer_command", "cli_prefix", "find_library_root", "model_argument",
-           "subprocess_environment"]
+from .library import LIBRARY_PACKAGE
 
-LIBRARY_PACKAGE = "PilletGANLib"
+__all__ = ["DEVICES", "build_infer_command", "cli_prefix", "model_argument", "subprocess_environment"]
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def find_library_root(module_dir: str | os.PathLike) -> Path | None:
-    """The folder that holds the ``PilletGANLib`` package: the module's own folder in an installed extension
-    (CMake copies the library next to ``PilletGAN.py``), or its parent in a source checkout. ``None`` if neither."""
-    module_dir = Path(module_dir).resolve()
-    for candidate in (module_dir, module_dir.parent):
-        if (candidate / LIBRARY_PACKAGE / "__init__.py").is_file():
-            return candidate
-    return None
 
 
 def model_argument(model_path: str | os.PathLike | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["InferenceOutputs", "ResultFileError", "SegmentInfo", "box_roi_geometry", "find_result_record",
-           "load_inference_outputs", "threshold_heatmap"]
+           "load_inference_outputs"]
 
 
 class ResultFileError(RuntimeError):
@@ -121,22 +121,6 @@ def load_inference_outputs(out_dir: str | os.PathLike) -> InferenceOutputs:
         raise ResultFileError(f"{record_path}: the record has no threshold")
     return InferenceOutputs(record=record, heatmap=heatmap, mask=mask, segment=segment, folder=folder,
                             boxes=list(record.get("boxes") or []))
-
-
-def threshold_heatmap(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0) -> np.ndarray:
-    """``heatmap >= threshold`` without connected components (4-connected) smaller than
-    ``min_component_fraction`` of the image, exactly as the library builds its mask."""
-    from scipy import ndimage
-
-    heatmap = np.asarray(heatmap)
-    mask = heatmap >= threshold
-    if not mask.any():
-        return mask
-    labels, count = ndimage.label(mask)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= max(1, int(min_component_fraction * heatmap.size))
-    keep[0] = False
-    return keep[labels]
 
 
 def box_roi_geometry(box: Mapping[str, float], ijk_to_ras: Sequence[Sequence[float]] | np.ndarray

@@ -139,7 +139,7 @@ class _ShardWorker:
     def __init__(self, predictor: Predictor, input_dir: Path, out_dir: Path, plan: OutputPlan) -> None:
         self.predictor, self.input_dir, self.out_dir, self.plan = predictor, input_dir, out_dir, plan
         self.sha256 = predictor.card.get("sha256")
-        self.threshold = float(predictor.localization.threshold)
+        self.threshold = float(predictor.localizer.calibration.threshold)
         self.algorithm = batch_algorithm(self.sha256, self.threshold, predictor.card.get("name"),
                                          predictor.card.get("version"))
 
@@ -166,7 +166,7 @@ class _ShardWorker:
             extra = {"source": source, "study_instance_uid": instance.study_instance_uid,
                      "series_instance_uid": instance.series_instance_uid, "sop_instance_uid": instance.sop_instance_uid,
                      "algorithm": {"name": self.algorithm.name, "version": self.algorithm.version},
-                     "min_component_fraction": self.predictor.localization.min_component_fraction}
+                     "min_component_fraction": self.predictor.localizer.recipe.min_component_fraction}
             try:
                 written = write_instance_outputs(folder, instance, outcome, self.plan, self.algorithm, extra)
                 return self.record(instance, Status.SUCCEEDED, written), None
@@ -287,7 +287,7 @@ def run_batch(
 
 def _predictor_settings(predictor: Predictor) -> dict[str, Any]:
     return {"device": str(predictor.device), "bf16": predictor.bf16, "batch_size": predictor.batch_size,
-            "workers": predictor.num_workers, "threshold": predictor.localization.threshold}
+            "workers": predictor.num_workers, "threshold": predictor.localizer.calibration.threshold}
 
 
 def _model_identity(predictor: Predictor) -> dict[str, Any]:

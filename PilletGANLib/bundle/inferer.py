@@ -1,4 +1,4 @@
-"""The bundle's inferer: one forward pass, plus the mirrored pass that ``localization.mirror_average`` needs."""
+"""The bundle's inferer: the network's forward pass, plus the mirrored pass when the model's recipe needs it."""
 
 from __future__ import annotations
 
@@ -8,29 +8,27 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from ..inference.lesion_map import mirrored_translation
+from ..localization import Localizer
 
-__all__ = ["MirrorAveragingInferer"]
+__all__ = ["LocalizerInferer"]
 
 
-class MirrorAveragingInferer(Inferer):
-    """``network(inputs)``; when ``enabled``, also the output for the left-right mirrored inputs, mirrored back
-    and appended along the channels, so a ``(B, 2, H, W)`` output becomes ``(B, 4, H, W)``.
-
-    :class:`~PilletGANLib.bundle.LesionDifferenced` averages the lesion maps of the two halves, as the
-    :class:`~PilletGANLib.inference.Predictor` does for a card with ``localization.mirror_average``.
+class LocalizerInferer(Inferer):
+    """``network(inputs)``, and when the ``localizer``'s recipe averages the mirrored pass in
+    (:meth:`~PilletGANLib.localization.Localizer.mirrored_healing`), the output for the left-right mirrored
+    inputs, mirrored back and appended along the channels: a ``(B, 2, H, W)`` output becomes ``(B, 4, H, W)``,
+    which :class:`~PilletGANLib.bundle.LesionDifferenced` reads.
 
     Args:
-        enabled: run the mirrored pass (the card's ``localization.mirror_average``).
+        localizer: the model's localizer (``Localizer.from_card``).
     """
 
-    def __init__(self, enabled: bool = False) -> None:
+    def __init__(self, localizer: Localizer) -> None:
         super().__init__()
-        self.enabled = bool(enabled)
+        self.localizer = localizer
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any,
                  **kwargs: Any) -> torch.Tensor:
         outputs = network(inputs, *args, **kwargs)
-        if not self.enabled:
-            return outputs
-        return torch.cat([outputs, mirrored_translation(lambda batch: network(batch, *args, **kwargs), inputs)], dim=1)
+        mirrored = self.localizer.mirrored_healing(lambda batch: network(batch, *args, **kwargs), inputs)
+        return outputs if mirrored is None else torch.cat([outputs, mirrored], dim=1)

@@ -46,5 +46,5 @@ def export_model(trainer: PilletGANTrainer, evaluator: LocalizationEvaluator, se
     data = {"manifest": str(Path(source).resolve()), "train_images": len(train_records),
             "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
     start_time = time.time() - (trainer.state.times.get(Events.COMPLETED.name) or 0.0)
-    return export_trained_model(trainer, settings, evaluator, val_dataset, list(val_records), Path(run_dir),
-                                evaluator.localization, data, device, DistributedContext(), start_time)
+    return export_trained_model(trainer, settings, evaluator, val_dataset, list(val_records), Path(run_dir), data,
+                                device, DistributedContext(), start_time)

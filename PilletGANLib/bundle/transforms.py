@@ -2,13 +2,13 @@
 
 The chain in ``inference.json``::
 
-    LesionDifferenced  (network grid: gated, smoothed |healed - x| and the detection score)
+    LesionDifferenced  (network grid: the Localizer's lesion map and detection score)
     Invertd            (MONAI: undo the square pad + resize, back to the source grid)
-    LesionHeatMaskd    (source grid: heat map in [0, 1] and the cleaned binary mask)
+    LesionHeatMaskd    (source grid: the Localizer's heat map in [0, 1] and cleaned binary mask)
     SaveSourceMapd     (one-slice NIfTI/NRRD volumes with the source's pixel spacing)
 
-Every step calls the same functions as :class:`~PilletGANLib.inference.Predictor`, so the bundle's maps
-are the product's maps.
+Both map steps call the model's :class:`~PilletGANLib.localization.Localizer`, as
+:class:`~PilletGANLib.inference.Predictor` does, so the bundle's maps are the product's maps.
 """
 
 from __future__ import annotations
@@ -26,24 +26,12 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_numpy, ensure_tuple_rep
 
 from ..errors import OutputError
-from ..inference.lesion_map import (
-    LocalizationConfig,
-    clean_mask,
-    heat_from_difference,
-    lesion_maps_and_scores,
-    localization_gates,
-)
-from ..inference.lung_fields import LungFieldEstimator
-from ..inference.opacity_prior import OpacityPrior, location_priors
+from ..localization import Localizer, valid_masks
 from ..outputs import output_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
 
 __all__ = ["LesionDifferenced", "LesionHeatMaskd", "SaveSourceMapd"]
-
-
-def _localization(value: LocalizationConfig | Mapping[str, Any] | None) -> LocalizationConfig:
-    return value if isinstance(value, LocalizationConfig) else LocalizationConfig.from_dict(dict(value or {}))
 
 
 def _check_single_key(transform: MapTransform) -> None:
@@ -59,45 +47,27 @@ def _geometry(image: MetaTensor) -> CXRGeometry:
 
 
 class LesionDifferenced(MapTransform):
-    """Turn the :class:`~PilletGANLib.bundle.BundleGenerator` output into the gated lesion map and its score.
+    """Turn the :class:`~PilletGANLib.networks.HealthyTranslator` output into the lesion map and its score.
 
     The ``(2, N, N)`` output under the key (healed image, raw difference; ``(4, N, N)`` with the mirrored pass of
-    :class:`~PilletGANLib.bundle.MirrorAveragingInferer`, whose maps are averaged) becomes the ``(1, N, N)``
-    smoothed difference ``|healed - x|`` gated by the valid (unpadded) area minus a border margin, and
-    by estimated lung fields when ``localization.lung_gate``; ``score_key`` receives the detection score
-    (mean of the top ``top_percent`` % of the gated map). ``x`` is the network input under ``image_key``.
+    :class:`~PilletGANLib.bundle.LocalizerInferer`) becomes the ``(1, N, N)`` lesion map of
+    :meth:`Localizer.lesion_maps <PilletGANLib.localization.Localizer.lesion_maps>` for the network input under
+    ``image_key``, gated by its valid area; ``score_key`` receives the detection score.
 
     Args:
         keys: the network output key, usually ``"pred"`` (one key).
-        localization: the model card's localization settings (a :class:`LocalizationConfig` or its dict).
+        localizer: the model's localizer (``Localizer.from_card(card, model_path)``).
         image_key: the preprocessed network input, with the geometry meta of ``SquarePadResized``.
         score_key: where the detection score goes (a 0-d float tensor on the CPU).
-        lung_fields: the lung-field model (``.pt`` with its card) that ``localization.lung_prior`` and
-            ``opacity_prior`` need.
-        opacity_prior: the opacity-location prior (``.pt`` with its card) that ``localization.opacity_prior`` needs.
     """
 
-    def __init__(self, keys: KeysCollection, localization: LocalizationConfig | Mapping[str, Any] | None = None,
-                 image_key: str = "image", score_key: str = "score", lung_fields: str | os.PathLike | None = None,
-                 opacity_prior: str | os.PathLike | None = None, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, localizer: Localizer, image_key: str = "image",
+                 score_key: str = "score", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         _check_single_key(self)
-        self.localization = _localization(localization)
+        self.localizer = localizer
         self.image_key = image_key
         self.score_key = score_key
-        self.lung_fields = LungFieldEstimator.from_path(lung_fields) if lung_fields is not None else None
-        if self.localization.lung_prior > 0 and self.lung_fields is None:
-            raise ValueError("localization lung_prior needs the lung-field model: pass lung_fields (the card's "
-                             "'lung_fields', beside the model)")
-        self.opacity_prior = OpacityPrior.from_path(opacity_prior) if opacity_prior is not None else None
-        if self.localization.opacity_prior > 0 and (self.opacity_prior is None or self.lung_fields is None):
-            raise ValueError("localization opacity_prior needs the opacity-location prior and the lung-field model: "
-                             "pass opacity_prior and lung_fields (the card's 'opacity_prior' and 'lung_fields')")
-
-    def _gates(self, image: MetaTensor) -> tuple[torch.Tensor, torch.Tensor]:
-        map_gate, score_gate = localization_gates(convert_to_numpy(image[0], dtype=np.float32), _geometry(image),
-                                                  self.localization)
-        return map_gate[None, None], score_gate[None, None]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -105,35 +75,28 @@ class LesionDifferenced(MapTransform):
             image = d[self.image_key]
             x = torch.as_tensor(image).as_subclass(torch.Tensor).float()[None]
             output = torch.as_tensor(d[key]).as_subclass(torch.Tensor).float()[None]
-            mirrored = output[:, 2:3] if output.shape[1] >= 4 else None  # from MirrorAveragingInferer
-            if self.localization.mirror_average and mirrored is None:
-                raise ValueError("localization mirror_average needs the mirrored pass: use MirrorAveragingInferer("
-                                 "enabled=True) as the bundle's inferer")
-            lung_priors, opacity_priors = location_priors(x, self.localization, self.lung_fields, self.opacity_prior)
-            difference, scores = lesion_maps_and_scores(x, output[:, :1], self.localization, *self._gates(image),
-                                                        mirrored, lung_priors, opacity_priors)
-            d[key] = MetaTensor(difference[0], meta=dict(image.meta))
-            d[self.score_key] = scores[0].detach().cpu()
+            mirrored = output[:, 2:3] if output.shape[1] >= 4 else None  # from LocalizerInferer
+            maps = self.localizer.lesion_maps(x, output[:, :1], valid_masks([_geometry(image)]), mirrored)
+            d[key] = MetaTensor(maps.maps[0], meta=dict(image.meta))
+            d[self.score_key] = maps.scores[0].detach().cpu()
         return d
 
 
 class LesionHeatMaskd(MapTransform):
-    """Source-grid lesion map -> heat map in [0, 1] (in place) and binary mask (under ``mask_key``).
-
-    ``heat = clip(difference / heat_scale, 0, 1)``; ``mask = heat >= threshold`` without connected
-    components smaller than ``min_component_fraction`` of the image — the model card's calibration.
+    """Source-grid lesion map -> heat map in [0, 1] (in place) and binary mask (under ``mask_key``), with the
+    model's calibration (:meth:`Localizer.heat_and_mask <PilletGANLib.localization.Localizer.heat_and_mask>`).
 
     Args:
         keys: the lesion map key, already inverted to the source grid (one key).
-        localization: the model card's localization settings.
+        localizer: the model's localizer.
         mask_key: where the ``(1, rows, cols)`` uint8 mask goes.
     """
 
-    def __init__(self, keys: KeysCollection, localization: LocalizationConfig | Mapping[str, Any] | None = None,
-                 mask_key: str = "mask", allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, localizer: Localizer, mask_key: str = "mask",
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         _check_single_key(self)
-        self.localization = _localization(localization)
+        self.localizer = localizer
         self.mask_key = mask_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -141,9 +104,7 @@ class LesionHeatMaskd(MapTransform):
         for key in self.key_iterator(d):
             difference = d[key]
             meta = dict(difference.meta) if isinstance(difference, MetaTensor) else {}
-            array = convert_to_numpy(difference, dtype=np.float32)[0]
-            heat = heat_from_difference(array, self.localization.heat_scale)
-            mask = clean_mask(heat, self.localization.threshold, self.localization.min_component_fraction)
+            heat, mask = self.localizer.heat_and_mask(convert_to_numpy(difference, dtype=np.float32)[0])
             d[key] = MetaTensor(torch.from_numpy(heat)[None], meta=meta)
             d[self.mask_key] = MetaTensor(torch.from_numpy(mask.astype(np.uint8))[None], meta=dict(meta))
         return d

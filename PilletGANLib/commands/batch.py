@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .infer import add_model_arguments, load_predictor
+from .arguments import add_model_arguments, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from .arguments import add_device_argument, add_model_path_argument, add_progress_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,12 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "SEG, overlay PNG, result.json, summary.csv), and write DIR/index.html. DIR must be new, empty "
                     "or an earlier demo's folder. Exit code 0 when the phantom was analysed.")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="demo folder")
-    parser.add_argument("--model", type=Path, help="model .pt with its .json card (default: the shipped model)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    add_model_path_argument(parser)
+    add_device_argument(parser)
     parser.add_argument("--size", type=int, metavar="PIXELS",
                         help="rows and columns of the phantom (default 2048: 0.2 mm pixels)")
     parser.add_argument("--seed", type=int, help="seed of the phantom and its opacity (default: the demo's, 2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 

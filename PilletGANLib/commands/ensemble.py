@@ -1,4 +1,4 @@
-"""``pilletgan ensemble --model A.pt --model B.pt [...] --out ENSEMBLE.pt``."""
+"""``pilletgan model ensemble --model A.pt --model B.pt [...] --out ENSEMBLE.pt``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write one model whose weights hold several trained generators of the same network; at inference "
                     "their healed images are averaged and the lesion map is the input minus that average. The "
                     "ensemble takes the first model's localization settings and companion models; calibrate it "
-                    "afterwards (pilletgan calibrate --model ENSEMBLE.pt ...), since its heat scale is the first "
+                    "afterwards (pilletgan model calibrate --model ENSEMBLE.pt ...), since its heat scale is the first "
                     "model's.")
     parser.add_argument("--model", action="append", required=True, type=Path, dest="models", metavar="MODEL.pt",
                         help="a member model (.pt with its card); give it twice or more")
@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
 
     card = combine_models(args.models, args.out)
     print(json.dumps({"model": str(args.out), "members": [m["source"] for m in card["ensemble"]],
-                      "next": f"pilletgan calibrate --model {args.out} --manifest M.csv --out CALIBRATED.pt"}, indent=2))
+                      "next": f"pilletgan model calibrate --model {args.out} --manifest M.csv --out CALIBRATED.pt"}, indent=2))
     return 0

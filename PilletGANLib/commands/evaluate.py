@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.manifest import SPLITS, read_manifest, select_split
-from ..errors import ConfigurationError
+from .arguments import add_device_argument, add_manifest_arguments, add_progress_argument
 
 #: Images of the sanity checks unless --sanity says otherwise (three predictions each).
 DEFAULT_SANITY = 50
@@ -21,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "half of the image?) and, for a model, the sanity checks of the map. Localization-only images of "
                     "the manifest count for localization and laterality, not for detection. Writes metrics.json, "
                     "per_image.csv, ROC/FROC/overlay figures and index.html to --out.")
-    parser.add_argument("--manifest", required=True, type=Path, help="manifest CSV (image, label, boxes, masks)")
-    parser.add_argument("--split", choices=SPLITS, default=None, help="evaluate only this split (default: all images)")
+    add_manifest_arguments(parser, None, "are scored (image, label, boxes, masks)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the report")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", type=Path, default=None,
@@ -31,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--maps", type=Path, default=None,
                         help="folder of saved maps named by image stem (.npy, .nii.gz or 16-bit .png, source grid; "
                              "optional <stem>.json with 'score' and 'boxes') scored instead of a model")
-    parser.add_argument("--device", default="auto", help="model only: auto, cpu, cuda, cuda:1, ... (default: auto)")
+    add_device_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="model only: images per forward pass (default: 8)")
     parser.add_argument("--sanity", type=int, default=DEFAULT_SANITY, metavar="N",
                         help="model only: run the sanity checks (map of the grey-inverted image, map of the network "
@@ -40,12 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the sanity images, the weight randomization and the bootstrap (default 0)")
     parser.add_argument("--no-floors", action="store_true", help="do not score the random-map and lung-prior floors")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # imported here so that building the parser (every pilletgan command) does not load torch and MONAI
+    from ..data.manifest import read_manifest, select_split
+    from ..errors import ConfigurationError
     from ..evaluation import SavedMaps, evaluate
     from ..evaluation.model import PredictorStream, predictor_from_path
     from ..evaluation.sanity import SANITY_NOT_FOR_MAPS, sanity_report

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..outputs import DEFAULT_FORMATS, FORMATS
+from .arguments import add_model_arguments, load_predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,27 +20,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--formats", nargs="+", default=list(DEFAULT_FORMATS), choices=sorted(FORMATS),
                         help="outputs to write (default: all)")
     parser.set_defaults(func=run)
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device``, ``--bf16``, ``--batch-size``, ``--workers``, ``--threshold`` (shared by commands)."""
-    parser.add_argument("--model", type=Path, help="model .pt with its .json card (default: the shipped model)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
-    parser.add_argument("--threshold", type=float, help="heat-map threshold for the mask (default: the calibrated one)")
-
-
-def load_predictor(args: argparse.Namespace):
-    """The predictor the model arguments describe."""
-    from ..inference import Predictor
-
-    predictor = Predictor.from_path(args.model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
-                                    num_workers=args.workers)
-    if args.threshold is not None:
-        predictor.localization.threshold = args.threshold
-    return predictor
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..inspection import expand_inputs, format_report, inspect_file
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("inspect", help="show what the reader sees in files or folders",
@@ -18,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inspection import expand_inputs, format_report, inspect_file
+
     records = [inspect_file(path) for path in expand_inputs(args.paths)]
     if args.json:
         print(json.dumps(records, indent=2))

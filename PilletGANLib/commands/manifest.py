@@ -1,23 +1,10 @@
-"""``pilletgan manifest rsna|nih|siim-covid|folders|synthetic SRC --out ...``: write a training/evaluation manifest."""
+"""``pilletgan data manifest rsna|nih|siim-covid|folders|synthetic SRC --out ...``: a training/evaluation manifest."""
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
 from pathlib import Path
-
-from ..data.manifest import LABELS, read_manifest, write_manifest
-from ..data.sources import (
-    DEFAULT_PATIENT_PATTERN,
-    NIH_DEFAULT_FINDINGS,
-    build_folder_manifest,
-    build_nih_manifest,
-    build_rsna_manifest,
-    build_siim_covid_manifest,
-    format_summary,
-)
-from ..data.synthetic import write_synthetic_dataset
-from ..errors import ConfigurationError
 
 
 def _split_options() -> argparse.ArgumentParser:
@@ -49,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              description="PNGs anywhere under SRC + Data_Entry_2017*.csv(.gz) + optional "
                                          "BBox_List_2017.csv. 'No Finding' = healthy; the chosen findings = disease.")
     nih.add_argument("--finding", action="append", metavar="LABEL",
-                     help=f"NIH finding counted as disease; repeat or comma-separate (default {','.join(NIH_DEFAULT_FINDINGS)})")
+                     help="NIH finding counted as disease; repeat or comma-separate (default: Pneumonia)")
     nih.add_argument("--data-entry", help="Data_Entry table (default: newest SRC/Data_Entry_2017*.csv[.gz])")
     nih.add_argument("--bbox-list", help="bounding-box list (default SRC/BBox_List_2017.csv if present)")
     nih.add_argument("--images", help="folder searched for the PNGs (default SRC)")
@@ -76,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "ignored: images are split again by patient.")
     folders.add_argument("--class", dest="classes", action="append", metavar="LABEL=FOLDER",
                          help="folder name of a class, e.g. healthy=0_normal (repeatable; default: keyword rules)")
-    folders.add_argument("--patient-regex", default=DEFAULT_PATIENT_PATTERN,
-                         help=f"regex whose first group in the file name is the patient id (default {DEFAULT_PATIENT_PATTERN!r}; "
-                              "the stem when it does not match)")
+    folders.add_argument("--patient-regex",
+                         help="regex whose first group in the file name is the patient id (default: the leading digits "
+                              "before an underscore; the stem when it does not match)")
     folders.add_argument("--one-patient-per-image", action="store_true", help="do not parse patient ids from names")
 
     for sub in (rsna, nih, siim, folders):
@@ -103,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _class_folders(values: list[str] | None) -> dict[str, list[str]] | None:
+    from ..data.manifest import LABELS
+    from ..errors import ConfigurationError
+
     if not values:
         return None
     mapping: dict[str, list[str]] = {}
@@ -115,6 +105,19 @@ def _class_folders(values: list[str] | None) -> dict[str, list[str]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here so that building the parser (every pilletgan command) does not load torch and MONAI
+    from ..data.manifest import read_manifest, write_manifest
+    from ..data.sources import (
+        DEFAULT_PATIENT_PATTERN,
+        NIH_DEFAULT_FINDINGS,
+        build_folder_manifest,
+        build_nih_manifest,
+        build_rsna_manifest,
+        build_siim_covid_manifest,
+        format_summary,
+    )
+    from ..data.synthetic import write_synthetic_dataset
+
     skipped: Counter[str] = Counter()
     split = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "seed": args.seed}
     if args.layout == "synthetic":
@@ -138,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
                                                 test_folds=args.test_folds, patient_from_dicom=not args.no_dicom_patient,
                                                 keep_boxed=args.keep_boxed, skipped=skipped, **split)
         else:
+            pattern = None if args.one_patient_per_image else args.patient_regex or DEFAULT_PATIENT_PATTERN
             records = build_folder_manifest(args.src, class_folders=_class_folders(args.classes),
-                                            patient_pattern=None if args.one_patient_per_image else args.patient_regex,
-                                            skipped=skipped, **split)
+                                            patient_pattern=pattern, skipped=skipped, **split)
         out = write_manifest(records, args.out)
     print(f"manifest: {out} ({len(records)} images)")
     print(format_summary(records, skipped))

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .arguments import add_progress_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -13,14 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train with MONAI engines: checkpoints, TensorBoard, validation, export of a calibrated model "
                     "(RUN_DIR/model.pt + model.json). Runs data-parallel under torchrun. Ctrl-C leaves a "
                     "resumable checkpoint.")
-    parser.add_argument("--manifest", required=True, help="manifest CSV (see `pilletgan manifest`)")
+    parser.add_argument("--manifest", required=True, help="manifest CSV (see `pilletgan data manifest`)")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run folder")
     parser.add_argument("--config", type=Path, help="JSON or YAML file of settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. image_size=64, attention=none, iterations=2000 (repeatable)")
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR from its newest checkpoint; `iterations` is the new total")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 

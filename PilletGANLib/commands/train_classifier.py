@@ -1,10 +1,12 @@
-"""``pilletgan train-classifier --manifest M.csv --out RUN_DIR [--config CFG] [--set key=value ...]``."""
+"""``pilletgan model train-classifier --manifest M.csv --out RUN_DIR [--config CFG] [--set key=value ...]``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from .arguments import add_progress_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,12 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "RUN_DIR/model.pt + model.json (kind 'classifier'), which `pilletgan evaluate --model` scores "
                     "like a PilletGAN model. Settings: network (densenet121, densenet-small), image_size, "
                     "batch_size, learning_rate, epochs, max_minutes (wall-time budget), seed, cam_layer, ...")
-    parser.add_argument("--manifest", required=True, help="manifest CSV (see `pilletgan manifest`)")
+    parser.add_argument("--manifest", required=True, help="manifest CSV (see `pilletgan data manifest`)")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run folder")
     parser.add_argument("--config", type=Path, help="JSON or YAML file of settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. network=densenet-small, max_minutes=25, seed=1 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -1,20 +1,13 @@
 """The one-command demo: a synthetic chest radiograph phantom with a known opacity, localized as ``pilletgan batch`` does.
 
-:mod:`.phantom` draws the sample study and writes it as a DICOM CR file (no copied images);
+:mod:`.phantom` draws the sample radiograph (no copied images) and :mod:`.study` writes it as a DICOM CR file;
 :mod:`.run` runs the model on it and scores the heat map; :mod:`.report` writes ``index.html``.
 """
 
-from .phantom import (
-    DEFAULT_SIZE,
-    PhantomRadiograph,
-    SampleStudy,
-    make_phantom_radiograph,
-    phantom_dataset,
-    write_phantom_dicom,
-    write_sample_study,
-)
+from .phantom import DEFAULT_SIZE, PhantomRadiograph, make_phantom_radiograph
 from .report import phantom_preview_png, write_demo_index
 from .run import DEMO_SEED, DemoSummary, PointingGame, read_seg_frame, run_demo
+from .study import SampleStudy, phantom_dataset, write_phantom_dicom, write_sample_study
 
 __all__ = [
     "DEFAULT_SIZE",

@@ -27,8 +27,9 @@ from ..errors import ConfigurationError, OutputError
 from ..inference import Predictor
 from ..metrics import dice, pointing_game
 from ..outputs import atomic_path, json_ready
-from .phantom import DEFAULT_SIZE, SampleStudy, write_sample_study
+from .phantom import DEFAULT_SIZE
 from .report import write_demo_index
+from .study import SampleStudy, write_sample_study
 
 __all__ = ["DEMO_RECORD", "DEMO_SEED", "DemoSummary", "PointingGame", "read_seg_frame", "run_demo"]
 

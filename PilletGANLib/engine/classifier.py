@@ -31,9 +31,9 @@ from ..data.datasets import build_dataset, item_geometry
 from ..data.manifest import read_manifest
 from ..errors import ConfigurationError, DataError
 from ..inference.classifier import ClassifierPredictor, calibrate_classifier
-from ..inference.predictor import PreparedImage
 from ..model_store import save_model
 from ..networks.classifier import CLASSIFIER_KIND, CLASSIFIER_PRESETS, classifier_from_card, classifier_network_config
+from ..transforms.pipeline import PreparedImage
 from ..version import __version__
 from .augment import augment_batch
 from .handlers import StopAtWallTime
@@ -48,10 +48,39 @@ CONFIG_FILE = "config.json"
 
 @dataclass
 class ClassifierTrainingConfig:
-    """Settings of :func:`train_classifier` (``pilletgan train-classifier --config/--set``)."""
+    """Settings of :func:`train_classifier`.
+
+    Set with ``pilletgan model train-classifier --config FILE --set KEY=VALUE`` (a file lists only what differs from
+    these defaults).
+
+    Attributes:
+        network: the DenseNet preset: ``densenet121`` (MONAI's DenseNet121, 7.0 M weights) or ``densenet-small``
+            (the same design at CPU cost, 80 k weights).
+        cam_layer: the layer whose Grad-CAM is the lesion map, a module name of the network such as
+            ``features.denseblock3``; null = the preset's (the output of dense block 3).
+        dropout_prob: dropout probability of the DenseNet's layers.
+        image_size: side of the square network grid in pixels (a multiple of 4, at least 32): each image is padded
+            to a square and resized to it, as for the GAN.
+        margin: intensities are mapped to ``[-margin, margin]`` by each image's 0.5 and 99.5 percentiles, as for
+            the GAN.
+        batch_size: images per iteration, half healthy and half disease (even, at least 2).
+        num_workers: worker processes that read and preprocess the images.
+        cache_dir: folder that keeps the preprocessed images on disk instead of in memory (one subfolder per image
+            size and margin, as for the GAN; delete it when the images change); null = in memory.
+        augment: the GAN's light random geometry and contrast augmentation of the training images.
+        learning_rate: AdamW learning rate at the start; it follows a cosine to 0 over the run.
+        weight_decay: AdamW weight decay.
+        epochs: training epochs (an epoch is the train split's size in balanced batches).
+        max_minutes: wall-time budget in minutes (0 = none): the run stops there, and the cosine learning rate
+            follows whichever of the budget and ``epochs`` ends first.
+        val_interval: epochs between validations (AUC on the validation images).
+        seed: seed of the initialization, the balanced sampling, the augmentation and the patient split.
+        calibration_percentile: healthy-pixel percentile of the exported model's mask threshold (the heat scale is
+            their 99.9th percentile of the Grad-CAM).
+    """
 
     network: str = "densenet121"
-    cam_layer: str | None = None  # default: the preset's
+    cam_layer: str | None = None
     dropout_prob: float = 0.0
     image_size: int = 128
     margin: float = 1.0
@@ -62,8 +91,8 @@ class ClassifierTrainingConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     epochs: int = 30
-    max_minutes: float = 0.0  # wall-time budget (0: none); the learning rate follows whichever ends first
-    val_interval: int = 1  # epochs
+    max_minutes: float = 0.0
+    val_interval: int = 1
     seed: int = 0
     calibration_percentile: float = 99.0
 

@@ -8,17 +8,79 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from ..errors import ConfigurationError
-from ..inference.lesion_map import LocalizationConfig
+from ..localization.recipe import LEGACY_FITTED_KEYS, MapRecipe
 
 __all__ = ["TrainingConfig", "load_config", "parse_overrides"]
 
 
 @dataclass
 class TrainingConfig:
-    """Everything a training run needs besides the data. Defaults follow Fixed-Point GAN."""
+    """Everything a training run needs besides the data. Defaults follow Fixed-Point GAN.
+
+    Set with ``pilletgan train --config FILE --set KEY=VALUE`` (a file lists only what differs from these
+    defaults) or the bundle's ``train.json`` ``settings``.
+
+    Attributes:
+        image_size: side of the square network grid in pixels (a multiple of 4, at least 16): each image is padded
+            to a square and resized to it.
+        margin: intensities are mapped to ``[-margin, margin]`` by each image's 0.5 and 99.5 percentiles (in (0, 1];
+            below 1 keeps pixels off the asymptotes of a ``tanh`` output).
+        batch_size: images per iteration and process, half healthy and half disease (even, at least 2).
+        num_workers: worker processes that read and preprocess the images.
+        cache_dir: folder that keeps the preprocessed images on disk instead of in memory, so later runs skip the
+            decoding (one subfolder per image size, margin and lung-field setting; delete it when the images
+            change); null = in memory.
+        augment: light random geometry and contrast augmentation of the training images.
+        edit_region: where the generator may change an image: ``image`` (the published method) or ``lungs`` (only
+            each image's estimated lung fields, widened by ``localization.lung_margin``; needs
+            ``localization.lung_gate=true`` and ``localization.score_region=map``).
+        attention: ``lta`` (PILLET-GAN's lesion traversal attention) or ``none`` (exactly Fixed-Point GAN, the
+            baseline).
+        attention_at: where the LTA modules sit, e.g. ``[res3, res6, up1, up2]`` (``stem``, ``down1..2``,
+            ``res1..N``, ``up1..2``); null = the middle and end of the bottleneck and each up-sampling stage.
+        fusion: how LTA fuses the mined features back: ``add`` (``F + gamma * M``, gamma starting at 0) or
+            ``concat`` (concatenation and a 1x1 convolution).
+        output: the generator's output: ``tanh_residual`` (``tanh(x + delta)``, Fixed-Point GAN's) or
+            ``clamp_residual`` (``clamp(x + delta, -1, 1)``, which can reproduce saturated pixels exactly).
+        base_channels: channels of the generator's first stage (doubled by each of its two down-sampling stages).
+        num_res_blocks: residual blocks in the generator's bottleneck.
+        disc_base_channels: channels of the critic's first convolution.
+        disc_layers: stride-2 convolutions of the PatchGAN critic.
+        iterations: critic iterations of the run (the new total when resuming).
+        max_minutes: wall-time budget of one session in minutes (0 = none): the run stops there and exports as
+            usual.
+        n_critic: critic iterations per generator update.
+        lr_g: Adam learning rate of the generator.
+        lr_d: Adam learning rate of the critic.
+        beta1: Adam's first-moment decay (both networks).
+        beta2: Adam's second-moment decay (both networks).
+        lr_decay_start: fraction of ``iterations`` after which both learning rates decay linearly to 0 (1 = no
+            decay).
+        ema_decay: decay per generator update of the generator's exponential moving average (0 = no EMA copy).
+        lambda_gp: weight of the WGAN-GP gradient penalty.
+        lambda_cls: weight of the critic's domain-classification loss.
+        lambda_rec: weight of the cycle-reconstruction L1 loss.
+        lambda_id: weight of the conditional identity L1 loss (translation into the image's own domain).
+        lambda_att: weight of the LTA sparsity loss on the attention maps of same-domain translations.
+        amp: bfloat16 autocast for the forward passes of training and validation.
+        channels_last: channels-last memory format for the networks and inputs.
+        seed: seed of the initialization, the balanced sampling, the augmentation and the patient split.
+        deterministic: use deterministic algorithms where torch has them (a warning where it has none).
+        val_interval: iterations between validations.
+        checkpoint_interval: iterations between checkpoints (the last two are kept, and ``checkpoint_final.pt``).
+        log_interval: iterations between loss logs (console and TensorBoard).
+        image_log_interval: iterations between TensorBoard grids of input, healed image, difference and attention.
+        best_metric: the validation metric that keeps ``best.pt`` and picks the exported generator (EMA or raw):
+            ``detection_auc``, ``pointing_game`` or ``dice_top15``.
+        val_max_images: validate on at most this many images (null = all).
+        localization: the lesion-map recipe of validation and of the exported card: the ``localization.*``
+            settings below (``localization.KEY=VALUE`` sets one).
+        calibration_percentile: healthy-pixel percentile of the exported model's mask threshold.
+    """
 
     # data
     image_size: int = 256
@@ -39,7 +101,7 @@ class TrainingConfig:
     disc_layers: int = 6
     # optimisation
     iterations: int = 20000
-    max_minutes: float = 0.0  # wall-time budget of one session (0: none); stops early, then exports
+    max_minutes: float = 0.0
     n_critic: int = 5
     lr_g: float = 1e-4
     lr_d: float = 1e-4
@@ -63,8 +125,8 @@ class TrainingConfig:
     image_log_interval: int = 500
     best_metric: str = "detection_auc"
     val_max_images: int | None = None
-    # localization (exported with the model)
-    localization: dict[str, Any] = field(default_factory=lambda: LocalizationConfig().to_dict())
+    # lesion map (exported with the model)
+    localization: dict[str, Any] = field(default_factory=lambda: MapRecipe().to_dict())
     calibration_percentile: float = 99.0
 
     def __post_init__(self) -> None:
@@ -79,13 +141,15 @@ class TrainingConfig:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
-        self.localization = LocalizationConfig.from_dict(self.localization).to_dict()
+        # configurations written before fitted values left the recipe list them: training fits them at export
+        recipe = MapRecipe.from_dict({k: v for k, v in (self.localization or {}).items() if k not in LEGACY_FITTED_KEYS})
+        self.localization = recipe.to_dict()
         for prior, model in (("lung_prior", "--lung-fields LUNG_FIELDS.pt"),
                              ("opacity_prior", "--opacity-prior OPACITY_PRIOR.pt --lung-fields LUNG_FIELDS.pt")):
             if self.localization[prior] > 0:
                 raise ConfigurationError(f"localization.{prior} is not used while training (validation scores the "
-                                         f"GAN's own map): add it to the trained model with pilletgan calibrate --set "
-                                         f"localization.{prior}=A {model}")
+                                         f"GAN's own map): add it to the trained model with pilletgan model calibrate "
+                                         f"--set localization.{prior}=A {model}")
         if self.edit_region not in ("image", "lungs"):
             raise ConfigurationError(f"edit_region must be 'image' or 'lungs', got '{self.edit_region}'")
         if self.edit_region == "lungs" and not (self.localization["lung_gate"]
@@ -93,6 +157,11 @@ class TrainingConfig:
             raise ConfigurationError("edit_region=lungs trains the generator to change only the lung fields: set "
                                      "localization.lung_gate=true and localization.score_region=map so that "
                                      "maps and scores read only what it was trained to change")
+
+    @property
+    def recipe(self) -> MapRecipe:
+        """The lesion-map recipe of the run (validation and the exported card)."""
+        return MapRecipe.from_dict(self.localization)
 
     def network_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``PilletGenerator`` (stored in the model card)."""
@@ -104,8 +173,18 @@ class TrainingConfig:
         return kwargs
 
     def discriminator_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``PatchDiscriminator``."""
         return {"in_channels": 1, "num_domains": 2, "image_size": self.image_size,
                 "base_channels": self.disc_base_channels, "num_layers": self.disc_layers}
+
+    def loss_kwargs(self) -> dict[str, float]:
+        """Keyword arguments of ``PilletGANLoss``."""
+        return {"lambda_gp": self.lambda_gp, "lambda_cls": self.lambda_cls, "lambda_rec": self.lambda_rec,
+                "lambda_id": self.lambda_id, "lambda_att": self.lambda_att}
+
+    def optimizer(self, network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
+        """Adam with the run's betas over ``network``'s parameters."""
+        return torch.optim.Adam(network.parameters(), learning_rate, betas=(self.beta1, self.beta2))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,7 +234,11 @@ def parse_overrides(pairs: list[str] | None, base: dict[str, Any], config_class:
         key, text = (s.strip() for s in pair.split("=", 1))
         if key.startswith("localization."):
             sub = key.split(".", 1)[1]
-            defaults = LocalizationConfig().to_dict()
+            defaults = MapRecipe().to_dict()
+            if sub in LEGACY_FITTED_KEYS:
+                raise ConfigurationError(f"'{sub}' is fitted on healthy validation images (the card's calibration), "
+                                         "not set: pilletgan train and pilletgan model calibrate fit it; pilletgan infer "
+                                         "--threshold overrides the mask threshold")
             if sub not in defaults:
                 raise ConfigurationError(f"unknown localization setting '{sub}' (known: {sorted(defaults)})")
             current = dict(out.get("localization") or {})  # only what is set: the rest stays as it was

@@ -1,9 +1,9 @@
 """``LocalizationEvaluator``: validation during training, at network resolution.
 
-For every validation image the generator (its EMA copy when kept) translates to Healthy; the
-gated, smoothed difference gives the detection score and the map. Metrics: detection AUC over all
-images; pointing game and ``dice_top15`` (Dice of the truth against the map's top 15 %) on the
-disease images that have boxes or masks. The full-resolution report is ``pilletgan evaluate``.
+For every validation image the generator (its EMA copy when kept) translates to Healthy and the run's
+:class:`~PilletGANLib.localization.Localizer` makes the map and the detection score, as at inference.
+Metrics: detection AUC over all images; pointing game and ``dice_top15`` (Dice of the truth against the map's
+top 15 %) on the disease images that have boxes or masks. The full-resolution report is ``pilletgan evaluate``.
 """
 
 from __future__ import annotations
@@ -17,28 +17,13 @@ from ignite.metrics import Metric
 from monai.engines import Evaluator
 
 from .. import metrics
-from ..inference.lesion_map import LocalizationConfig, lesion_maps_and_scores, lung_map_weights, mirrored_translation
-from .trainer import lung_edit_gates
+from ..localization import Localizer
+from ..networks import HealthyTranslator
 
-__all__ = ["LOCALIZATION_METRICS", "LocalizationEvaluator", "LocalizationMetric", "gates_from_valid",
-           "summarize_records"]
+__all__ = ["LOCALIZATION_METRICS", "LocalizationEvaluator", "LocalizationMetric", "summarize_records"]
 
 #: Metric names the evaluator reports (and that ``best_metric`` may name).
 LOCALIZATION_METRICS = ("detection_auc", "pointing_game", "dice_top15")
-
-
-def gates_from_valid(valid: torch.Tensor, border_fraction: float) -> torch.Tensor:
-    """Gate ``(B, 1, N, N)``: the valid (unpadded) area minus a border margin of its extent."""
-    gates = torch.zeros_like(valid, dtype=torch.float32)
-    for index, item in enumerate(valid[:, 0] > 0.5):
-        rows = torch.nonzero(item.any(1)).flatten()
-        cols = torch.nonzero(item.any(0)).flatten()
-        if len(rows) == 0:
-            continue
-        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        mr, mc = round((bottom - top) * border_fraction), round((right - left) * border_fraction)
-        gates[index, 0, top + mr: bottom - mr, left + mc: right - mc] = 1.0
-    return gates
 
 
 def summarize_records(records: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -76,12 +61,12 @@ class LocalizationMetric(Metric):
 
 class LocalizationEvaluator(Evaluator):
     """Runs ``generator`` towards the Healthy domain on batches with ``image``, ``label``, ``lesion``,
-    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`. With
-    ``localization.lung_gate`` maps are lung-gated like the Predictor's: by the batch's cached ``lung`` masks
-    (:class:`~PilletGANLib.data.datasets.LungFieldsd`), else by lung fields estimated on the batch."""
+    ``has_truth`` and ``valid`` and records per-image scores for :class:`LocalizationMetric`. The ``localizer``
+    makes the maps as the Predictor's does; with a lung gate it reads the batch's cached ``lung`` masks
+    (:class:`~PilletGANLib.data.datasets.LungFieldsd`) when present, else estimates them on the batch."""
 
     def __init__(self, device: torch.device | str, val_data_loader: Iterable, generator: torch.nn.Module,
-                 localization: LocalizationConfig | None = None, healthy_index: int = 0,
+                 localizer: Localizer | None = None, healthy_index: int = 0,
                  key_metric: str = "detection_auc", bf16: bool = False, val_handlers: Sequence | None = None,
                  epoch_length: int | None = None) -> None:
         super().__init__(device=device, val_data_loader=val_data_loader, epoch_length=epoch_length,
@@ -89,7 +74,7 @@ class LocalizationEvaluator(Evaluator):
                          additional_metrics={n: LocalizationMetric(n) for n in LOCALIZATION_METRICS if n != key_metric},
                          val_handlers=val_handlers, decollate=False)
         self.generator = generator
-        self.localization = localization or LocalizationConfig()
+        self.localizer = localizer or Localizer()
         self.healthy_index = healthy_index
         self.bf16 = bf16
 
@@ -100,26 +85,18 @@ class LocalizationEvaluator(Evaluator):
         labels = torch.as_tensor(batchdata["label"]).view(-1)
         truth = torch.as_tensor(batchdata["lesion"])[:, 0] > 0.5
         has_truth = torch.as_tensor(batchdata["has_truth"]).view(-1).bool()
-        border = gates_from_valid(torch.as_tensor(batchdata["valid"]), self.localization.border_fraction).to(device)
-        map_gates = score_gates = border
-        if self.localization.lung_gate:  # as the Predictor gates: the batch's cached masks, else estimated here
-            lungs = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor)[:, 0] if "lung" in batchdata \
-                else lung_edit_gates(images, self.localization.lung_margin)[:, 0].cpu()
-            weights = torch.stack([lung_map_weights(mask, self.localization.lung_weighting) for mask in lungs])
-            map_gates = border * weights[:, None].to(device)
-            if self.localization.score_region == "map":
-                score_gates = border * lungs[:, None].to(device).float()
+        translator = HealthyTranslator(self.generator, self.healthy_index)
         self.generator.eval()
-        target = torch.full((images.shape[0],), self.healthy_index, dtype=torch.long, device=device)
         context = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if self.bf16 \
             else torch.autocast(device_type="cpu", enabled=False)
         with context:
-            healed, _ = self.generator(images, target)
-            mirrored = None
-            if self.localization.mirror_average:
-                mirrored = mirrored_translation(lambda batch: self.generator(batch, target)[0], images).float()
-        diff, scores = lesion_maps_and_scores(images, healed.float(), self.localization, map_gates, score_gates, mirrored)
-        scores = scores.cpu()
+            healed, _ = translator.heal(images)
+            mirrored = self.localizer.mirrored_healing(lambda batch: translator.heal(batch)[0], images)
+        lungs = batchdata.get("lung") if self.localizer.recipe.lung_gate else None
+        maps = self.localizer.lesion_maps(images, healed.float(), batchdata["valid"],
+                                          None if mirrored is None else mirrored.float(), lungs)
+        diff = maps.maps
+        scores = maps.scores.cpu()
         records = []
         for index in range(images.shape[0]):
             record = {"score": float(scores[index]), "label": int(labels[index]), "hit": None, "dice_top15": None}

@@ -32,7 +32,7 @@ def iteration_seed(seed: int, iteration: int, rank: int = 0) -> int:
 def lung_edit_gates(images: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """``(B, 1, N, N)`` float gates: each image's estimated lung fields (convex hull per lung, widened by
     ``margin`` times the side), the region the inference-time lung gate keeps (see
-    :func:`PilletGANLib.inference.localization_gates`)."""
+    :meth:`PilletGANLib.localization.Localizer.gates`)."""
     masks = [lung_fields_gate(image[0].float().cpu().numpy(), margin) for image in images]
     return torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)).to(images.device, images.dtype)
 
@@ -77,7 +77,7 @@ class PilletGANTrainer(Trainer):
         augment: light random geometry/contrast augmentation of the real images.
         edit_region: ``"image"`` (the published method) or ``"lungs"`` (see above).
         lung_margin: with ``edit_region="lungs"`` and no cached ``lung`` masks, widen the estimated lung
-            fields by this fraction of the side (``LocalizationConfig.lung_margin``).
+            fields by this fraction of the side (``MapRecipe.lung_margin``).
         seed, rank: seeding of the per-iteration random draws.
     """
 

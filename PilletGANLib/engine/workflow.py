@@ -23,11 +23,12 @@ from ..data.datasets import build_dataset, item_geometry
 from ..data.manifest import ManifestRecord, read_manifest
 from ..errors import ConfigurationError, DataError
 from ..inference.calibration import calibrate
-from ..inference.lesion_map import LocalizationConfig
-from ..inference.predictor import Predictor, PreparedImage
+from ..inference.predictor import Predictor
+from ..localization import Localizer, card_sections
 from ..losses import PilletGANLoss
 from ..model_store import save_model
 from ..networks import PatchDiscriminator, PilletGenerator
+from ..transforms.pipeline import PreparedImage
 from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
@@ -80,7 +81,8 @@ def _prepared_from_item(item: dict[str, Any]) -> PreparedImage:
     return PreparedImage(image=None, meta={}, network_input=image, geometry=item_geometry(item))
 
 
-def _model_card(config: TrainingConfig, localization: LocalizationConfig, training: dict[str, Any]) -> dict[str, Any]:
+def _model_card(config: TrainingConfig, localizer: Localizer, training: dict[str, Any]) -> dict[str, Any]:
+    record = training.get("calibration") or {"status": "not calibrated: no healthy validation images"}
     return {
         "name": "PilletGAN",
         "version": __version__,
@@ -90,7 +92,7 @@ def _model_card(config: TrainingConfig, localization: LocalizationConfig, traini
                           "percentiles": [0.5, 99.5], "pad": "square, symmetric, darkest value"},
         "domains": ["healthy", "disease"],
         "healthy_index": 0,
-        "localization": localization.to_dict(),
+        **card_sections(localizer.recipe, localizer.calibration, record),
         "training": training,
     }
 
@@ -119,10 +121,10 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     if config.val_max_images and len(val_records) > config.val_max_images:
         val_records = val_records[: config.val_max_images]
     show = progress and ctx.is_main
-    localization = LocalizationConfig.from_dict(config.localization)
+    localizer = Localizer(config.recipe)
     train_ds = build_dataset(train_records, config.image_size, config.margin, cache_dir=config.cache_dir,
                              num_workers=config.num_workers, progress=show,
-                             lung_fields=config.edit_region == "lungs", lung_margin=localization.lung_margin)
+                             lung_fields=config.edit_region == "lungs", lung_margin=config.recipe.lung_margin)
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
     train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
@@ -136,11 +138,10 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         discriminator = discriminator.to(memory_format=torch.channels_last)
     broadcast_parameters(generator)
     broadcast_parameters(discriminator)
-    g_optimizer = torch.optim.Adam(generator.parameters(), config.lr_g, betas=(config.beta1, config.beta2))
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), config.lr_d, betas=(config.beta1, config.beta2))
+    g_optimizer = config.optimizer(generator, config.lr_g)
+    d_optimizer = config.optimizer(discriminator, config.lr_d)
     ema = make_ema(generator) if config.ema_decay > 0 else None
-    loss = PilletGANLoss(lambda_gp=config.lambda_gp, lambda_cls=config.lambda_cls, lambda_rec=config.lambda_rec,
-                         lambda_id=config.lambda_id, lambda_att=config.lambda_att)
+    loss = PilletGANLoss(**config.loss_kwargs())
 
     epoch_length = max(1, len(train_ds) // config.batch_size)  # one pass over the data, whatever the total
     trainer = PilletGANTrainer(device=device, max_epochs=math.ceil(config.iterations / epoch_length),
@@ -149,7 +150,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
                                ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
                                bf16=config.amp, channels_last=config.channels_last, augment=config.augment,
-                               edit_region=config.edit_region, lung_margin=localization.lung_margin,
+                               edit_region=config.edit_region, lung_margin=config.recipe.lung_margin,
                                seed=config.seed, rank=ctx.rank)
     save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
                                  "d_optimizer": d_optimizer, "trainer": trainer}
@@ -176,11 +177,11 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         if val_records:
             val_ds = build_dataset(val_records, config.image_size, config.margin, cache_dir=config.cache_dir,
                                    num_workers=config.num_workers, progress=show,
-                                   lung_fields=bool(localization.lung_gate), lung_margin=localization.lung_margin)
+                                   lung_fields=config.recipe.lung_gate, lung_margin=config.recipe.lung_margin)
             val_loader = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, num_workers=0,
                                     collate_fn=list_data_collate)
             evaluator = LocalizationEvaluator(
-                device, val_loader, export_generator, localization, key_metric=config.best_metric, bf16=config.amp,
+                device, val_loader, export_generator, localizer, key_metric=config.best_metric, bf16=config.amp,
                 val_handlers=[
                     StatsHandler(name="PilletGAN.val", iteration_log=False),
                     TensorBoardStatsHandler(summary_writer=writer, iteration_log=False,
@@ -212,7 +213,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         data = {"manifest": str(Path(manifest).resolve()), "resumed": resume, "train_images": len(train_records),
                 "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
         summary.update(export_trained_model(trainer, config, evaluator, val_ds if val_records else None, val_records,
-                               run_dir, localization, data, device, ctx, start_time))
+                               run_dir, data, device, ctx, start_time))
         writer.close()
     ctx.barrier()
     ctx.close()
@@ -226,8 +227,8 @@ def _grid_indices(records: list[ManifestRecord], per_class: int = 2) -> list[int
 
 
 def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, evaluator: LocalizationEvaluator | None,
-                         val_ds, val_records: list[ManifestRecord], run_dir: Path, localization: LocalizationConfig,
-                         data: dict[str, Any], device: torch.device, ctx: DistributedContext,
+                         val_ds, val_records: list[ManifestRecord], run_dir: Path, data: dict[str, Any],
+                         device: torch.device, ctx: DistributedContext,
                          start_time: float) -> dict[str, Any]:
     """Pick the EMA or the raw generator by the validation metric, calibrate on the healthy validation
     images and write ``model.pt`` + ``model.json`` + ``run.json``.
@@ -241,7 +242,7 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
     chosen = "ema" if "ema" in candidates else "generator"
     if evaluator is not None:
         scorer = LocalizationEvaluator(evaluator.state.device, evaluator.data_loader, evaluator.generator,
-                                       evaluator.localization, key_metric=config.best_metric, bf16=config.amp)
+                                       evaluator.localizer, key_metric=config.best_metric, bf16=config.amp)
         for name, network in candidates.items():
             scorer.generator = network
             scorer.run()
@@ -249,20 +250,21 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
         chosen = max(validation, key=lambda k: (validation[k].get(config.best_metric, 0.0), k == "ema"))
     network = candidates[chosen]
     calibration: dict[str, Any] = {}
-    card = _model_card(config, localization, {})
-    predictor = Predictor(network, card, device=device, batch_size=config.batch_size)
+    predictor = Predictor(network, _model_card(config, Localizer(config.recipe), {}), device=device,
+                          batch_size=config.batch_size)
     healthy = [_prepared_from_item(val_ds[i]) for i, r in enumerate(val_records) if not r.is_disease] if val_ds else []
     if healthy:
         calibration = calibrate(predictor, healthy, config.calibration_percentile)
     else:
-        logger.warning("no healthy validation images: the mask threshold keeps its default %.3f", localization.threshold)
+        logger.warning("no healthy validation images: the mask threshold keeps its default %.3f",
+                       predictor.localizer.calibration.threshold)
     training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 # wall time of this session: only the last part of a run when data["resumed"]
                 "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),
                 "data": data, "exported": chosen, "validation": validation,
                 "calibration": calibration}
-    card = _model_card(config, predictor.localization, training)
+    card = _model_card(config, predictor.localizer, training)
     save_model(network.state_dict(), card, run_dir / "model.pt")
     summary = {"model": str(run_dir / "model.pt"), "exported": chosen, "validation": validation,
                "calibration": calibration, "wall_time_s": training["wall_time_s"]}

@@ -28,8 +28,8 @@ from scipy import stats
 from tqdm import tqdm
 
 from ..data.manifest import ManifestRecord
-from ..inference.predictor import PreparedImage, prepare_image
 from ..reading import load_cxr
+from ..transforms.pipeline import PreparedImage, prepare_image
 from .harness import ranking_map
 
 __all__ = ["DEFAULT_SANITY_IMAGES", "SANITY_NOT_FOR_MAPS", "RerunnablePredictor", "grey_inverted", "map_correlations",

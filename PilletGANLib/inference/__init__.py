@@ -1,15 +1,6 @@
 """Inference: from a radiograph to its healed twin, lesion map, score, mask and boxes."""
 
-from .lesion_map import LocalizationConfig
-from .predictor import Predictor, PreparedImage, prepare_image, resolve_device
+from .predictor import Predictor, resolve_device
 from .result import LesionBox, LesionResult
 
-__all__ = [
-           "LesionBox",
-           "LesionResult",
-           "LocalizationConfig",
-           "Predictor",
-           "PreparedImage",
-           "prepare_image",
-           "resolve_device",
-]
+__all__ = ["LesionBox", "LesionResult", "Predictor", "resolve_device"]

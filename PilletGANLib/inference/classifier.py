@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from ..errors import PilletGANError
 from ..model_store import load_network
 from ..networks.classifier import classifier_from_card
-from .lesion_map import clean_mask, connected_boxes, heat_from_difference
-from .predictor import PreparedImage, _keep_list, _PathDataset, resolve_device
-from .result import LesionBox
+from ..postprocess import LesionBox, clean_mask, connected_boxes, heat_from_difference
+from ..transforms.pipeline import PreparedImage
+from .predictor import _keep_list, _PathDataset, resolve_device
 
 __all__ = ["ClassifierPredictor", "ClassifierResult", "calibrate_classifier"]
 

@@ -1,4 +1,4 @@
-"""Combining trained PilletGAN models into one generator-ensemble model (``pilletgan ensemble``)."""
+"""Combining trained PilletGAN models into one generator-ensemble model (``pilletgan model ensemble``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..localization import card_sections, localization_from_card
 from ..model_store import companion_path, copy_beside, load_model, save_model
 from ..networks import ensemble_size
 
@@ -25,7 +26,7 @@ def combine_models(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
     differing entry named). The new card takes the first member's localization settings and companion models
     (copied beside ``out``) and lists each member's source, SHA-256, training record and calibration under
     ``ensemble``. Its heat scale and mask threshold are the first member's, so the ensemble must be calibrated
-    (``pilletgan calibrate``) before its masks mean anything; the card says so under ``calibration``.
+    (``pilletgan model calibrate``) before its masks mean anything; the card says so under ``calibration``.
     Returns the new card.
     """
     if len(models) < 2:
@@ -53,7 +54,8 @@ def combine_models(models: Sequence[str | os.PathLike], out: str | os.PathLike) 
         if companion is not None:
             new_card[key] = copy_beside(companion, out)
     new_card["ensemble"] = members
-    new_card["calibration"] = {"status": "not calibrated: heat_scale and threshold are the first member's; run "
-                                         "pilletgan calibrate on this model"}
+    new_card.update(card_sections(*localization_from_card(first_card),
+                                  {"status": "not calibrated: heat_scale and threshold are the first member's; run "
+                                             "pilletgan model calibrate on this model"}))
     save_model(state, new_card, out)
     return new_card

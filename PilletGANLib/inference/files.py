@@ -55,7 +55,7 @@ def infer_files(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
             continue
         try:
             files = write_result_files(outcome, out_dir, stems[path], formats, extra={
-                "min_component_fraction": predictor.localization.min_component_fraction})
+                "min_component_fraction": predictor.localizer.recipe.min_component_fraction})
         except PilletGANError as err:
             logger.error("%s", err)
             summary.failed.append({"input": str(path), "error": type(err).__name__, "reason": err.reason})

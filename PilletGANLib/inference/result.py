@@ -7,25 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from ..localization.recipe import Calibration
+from ..postprocess import LesionBox
+
 __all__ = ["LesionBox", "LesionResult"]
-
-
-@dataclass
-class LesionBox:
-    """A connected component of the lesion mask: ``x1, y1, x2, y2`` in source pixels (exclusive end)."""
-
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    score: float
-    area_pixels: int
-    #: the same box in millimetres from the image's top-left corner, when pixel spacing is known
-    mm: tuple[float, float, float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"x1": self.x1, "y1": self.y1, "x2": self.x2, "y2": self.y2, "score": self.score,
-                "area_pixels": self.area_pixels, "mm": list(self.mm) if self.mm else None}
 
 
 @dataclass
@@ -35,11 +20,12 @@ class LesionResult:
     Attributes:
         image: the input as read (float32, air dark), for overlays.
         healed: the healed twin in network intensity units ([-1, 1]), resampled to the source grid.
-        difference: ``|healed - input|`` in network intensity units, source grid.
-        heatmap: the lesion heat map in [0, 1] (smoothed, gated and scaled difference), source grid.
+        difference: the unclipped lesion map (the recipe's smoothed, gated difference ``|healed - input|``, plus
+            the priors it adds) in network intensity units, source grid.
+        heatmap: the lesion heat map in [0, 1] (``difference`` scaled by the calibrated heat scale), source grid.
         attention: attention maps of the generator (each in [0, 1]), source grid; empty without LTA.
         score: detection score (higher = more likely pneumonia).
-        threshold: heat-map threshold used for ``mask`` (calibrated on healthy validation images).
+        calibration: the fitted values the heat map and mask were made with (heat scale, mask threshold).
         mask: binary lesion mask (``heatmap >= threshold``, small components removed).
         boxes: connected components of ``mask`` with scores.
         meta: the reader's metadata plus model identification.
@@ -53,12 +39,17 @@ class LesionResult:
     difference: np.ndarray
     heatmap: np.ndarray
     score: float
-    threshold: float
+    calibration: Calibration
     mask: np.ndarray
     boxes: list[LesionBox] = field(default_factory=list)
     attention: list[np.ndarray] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     location_prior: np.ndarray | None = None
+
+    @property
+    def threshold(self) -> float:
+        """The heat-map threshold of ``mask`` (the calibration's)."""
+        return self.calibration.threshold
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""PILLET-GAN networks: generator with lesion traversal attention, PatchGAN critic, deployment wrapper."""
+"""PILLET-GAN networks: generator with lesion traversal attention, PatchGAN critic, the healthy translator and its
+export."""
 
 from .attention import FUSIONS, LesionTraversalAttention
 from .blocks import InputStatsInstanceNorm2d, ResidualBlock
@@ -6,22 +7,21 @@ from .classifier import CLASSIFIER_KIND, CLASSIFIER_PRESETS, classifier_from_car
 from .conditioning import domain_one_hot, tile_domain
 from .discriminator import PatchDiscriminator
 from .ensemble import GeneratorEnsemble, ensemble_size, generator_from_card
+from .export import EXPORT_FORMATS, export_onnx, export_torchscript
 from .generator import ATTENTIONS, OUTPUTS, PilletGenerator, attention_positions, default_attention_positions
-from .lung_fields import LUNG_FIELD_INPUT_SIZE, LungFieldNet
-from .translator import HealthyTranslator, export_onnx, export_torchscript
+from .translator import HealthyTranslator
 
 __all__ = [
     "ATTENTIONS",
     "CLASSIFIER_KIND",
     "CLASSIFIER_PRESETS",
+    "EXPORT_FORMATS",
     "FUSIONS",
-    "LUNG_FIELD_INPUT_SIZE",
     "OUTPUTS",
     "GeneratorEnsemble",
     "HealthyTranslator",
     "InputStatsInstanceNorm2d",
     "LesionTraversalAttention",
-    "LungFieldNet",
     "PatchDiscriminator",
     "PilletGenerator",
     "ResidualBlock",

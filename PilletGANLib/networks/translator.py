@@ -1,32 +1,40 @@
-"""Deployment wrapper: one image in, its healed twin and the lesion map out; TorchScript and ONNX export."""
+"""``HealthyTranslator``: the healed twin of a radiograph, from a model card's generator (or ensemble).
+
+The one network wrapper every front door runs: the :class:`~PilletGANLib.inference.Predictor` and the
+training evaluator call :meth:`HealthyTranslator.heal`; the MONAI bundle and ``pilletgan model export``
+use its one-input, one-output ``forward``.
+"""
 
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigurationError, OutputError
-from .ensemble import GeneratorEnsemble
+from ..errors import ConfigurationError
+from .ensemble import GeneratorEnsemble, generator_from_card
 from .generator import PilletGenerator
 
-__all__ = ["ONNX_OPSET", "HealthyTranslator", "export_onnx", "export_torchscript"]
-
-#: ONNX opset of exported translators.
-ONNX_OPSET = 17
+__all__ = ["HealthyTranslator"]
 
 
 class HealthyTranslator(nn.Module):
-    """``x -> (healed, lesion_map)``: translate to the healthy domain; ``lesion_map = |healed - x|``.
+    """Translate every image to the Healthy domain: ``forward(x) -> (B, 2, H, W)``.
 
-    A one-input module for deployment (predictors, TorchScript, ONNX). The healthy one-hot code is a
-    buffer broadcast over the batch, so traced and exported graphs keep batch and image size dynamic.
+    Channel 0 is the healed image ``G(x, healthy)`` in [-1, 1], channel 1 the raw lesion map
+    ``|G(x, healthy) - x|``. One input and one tensor output is what MONAI's bundle tools expect
+    (``verify_net_in_out``, ``ckpt_export``, ``onnx_export``, ``SupervisedEvaluator``); the healthy one-hot
+    code is broadcast over the batch, so traced and exported graphs keep batch and image size dynamic.
+
+    The state dict is the wrapped generator's own (the code is a non-persistent buffer), so a PilletGAN
+    ``model.pt`` loads into it as it is, whether MONAI or PilletGAN loads it.
+
+    Args:
+        generator: a :class:`PilletGenerator` or :class:`GeneratorEnsemble`.
+        healthy_index: index of the Healthy domain.
     """
 
     def __init__(self, generator: PilletGenerator | GeneratorEnsemble, healthy_index: int = 0) -> None:
@@ -36,76 +44,28 @@ class HealthyTranslator(nn.Module):
                                      "generator")
         self.generator = generator
         self.healthy_index = healthy_index
+        self.in_channels = generator.in_channels
         self.register_buffer("healthy_code", F.one_hot(torch.tensor([healthy_index]), generator.num_domains).float(),
                              persistent=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        code = self.healthy_code.to(x.dtype) * torch.ones_like(x[:, :1, 0, 0])
-        healed, _ = self.generator(x, code)
-        return healed, (healed - x).abs()
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> HealthyTranslator:
+        """The (untrained) translator a model card describes: its ``network`` (and ``ensemble``) and
+        ``healthy_index``."""
+        return cls(generator_from_card(card), int(card.get("healthy_index", 0)))
 
+    def heal(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(healed, attention maps)`` of a ``(B, C, H, W)`` batch."""
+        return self.generator(x, self.healthy_code.to(x.device, x.dtype) * torch.ones_like(x[:, :1, 0, 0]))
 
-@contextmanager
-def _expected_export_warnings() -> Iterator[None]:
-    """Silence the warnings every export of this graph raises by design.
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        healed, _ = self.heal(x)
+        return torch.cat([healed, (healed - x).abs()], dim=1)
 
-    The generator's input checks run in Python, so the tracer reports them as constants (the traced
-    graph stays valid for any batch and any size that is a multiple of 4), and instance norm always
-    normalizes with per-image statistics, which the ONNX exporter reports as ``train=True``.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
-        yield
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The generator's state dict (the model file's keys)."""
+        return self.generator.state_dict(*args, **kwargs)
 
-
-def _example_input(translator: HealthyTranslator, image_size: int, batch_size: int = 1) -> torch.Tensor:
-    parameter = next(translator.parameters())
-    return torch.zeros(batch_size, translator.generator.in_channels, image_size, image_size, device=parameter.device,
-                       dtype=parameter.dtype)
-
-
-def _replace_into(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Write with ``write(temporary_path)`` next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot write the exported model: the folder {path.parent} does not exist", path)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as err:
-        raise OutputError(f"cannot write the exported model: {err}", path) from err
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def export_torchscript(translator: HealthyTranslator, path: str | os.PathLike, image_size: int = 256) -> Path:
-    """Trace ``translator`` (in eval mode) on an ``image_size`` example and save it as TorchScript at ``path``.
-
-    The traced module takes any batch size and any square size that is a multiple of 4.
-    """
-    translator.eval()
-    with torch.no_grad(), _expected_export_warnings():
-        traced = torch.jit.trace(translator, _example_input(translator, image_size, batch_size=2))
-    return _replace_into(path, lambda temporary: torch.jit.save(traced, str(temporary)))
-
-
-def export_onnx(translator: HealthyTranslator, path: str | os.PathLike, image_size: int = 256,
-                opset: int = ONNX_OPSET) -> Path:
-    """Export ``translator`` (in eval mode) to ONNX at ``path``: input ``image`` ``(batch, C, height, width)``,
-    outputs ``healed`` and ``lesion_map`` of the same shape, with dynamic batch and image size.
-
-    Uses the TorchScript-based exporter (``dynamo=False``), which handles the generator's graph in one pass.
-    """
-    translator.eval()
-    dynamic = {0: "batch", 2: "height", 3: "width"}
-
-    def write(temporary: Path) -> None:
-        with torch.no_grad(), _expected_export_warnings():
-            torch.onnx.export(translator, (_example_input(translator, image_size),), str(temporary), dynamo=False,
-                              opset_version=opset, input_names=["image"], output_names=["healed", "lesion_map"],
-                              dynamic_axes={"image": dynamic, "healed": dynamic, "lesion_map": dynamic})
-
-    return _replace_into(path, write)
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load a generator state dict (a model file's weights)."""
+        return self.generator.load_state_dict(state_dict, strict=strict, assign=assign)

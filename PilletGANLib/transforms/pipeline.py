@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import torch
 from monai.transforms import Compose, ScaleIntensityRangePercentilesd
 
-from .geometry import SquarePadResized
+from .geometry import CXRGeometry, SquarePadResized
 from .io import LoadCXRd
 
-__all__ = ["DEFAULT_PERCENTILES", "cxr_preprocessing", "intensity_normalization"]
+__all__ = ["DEFAULT_PERCENTILES", "PreparedImage", "cxr_preprocessing", "intensity_normalization", "prepare_image"]
 
 #: Robust intensity window: these percentiles of each image map to the ends of the output range.
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -38,3 +42,23 @@ def cxr_preprocessing(size: int = 256, keys: str | Sequence[str] = "image", marg
     transforms = [LoadCXRd(keys)] if load else []
     transforms += [intensity_normalization(keys, margin), SquarePadResized(keys, size, pad_value=-margin)]
     return Compose(transforms)
+
+
+@dataclass
+class PreparedImage:
+    """A radiograph read and preprocessed for the network, with what is needed to map back."""
+
+    image: np.ndarray
+    meta: dict[str, Any]
+    network_input: torch.Tensor
+    geometry: CXRGeometry
+
+
+def prepare_image(image: np.ndarray, meta: dict[str, Any], size: int, margin: float) -> PreparedImage:
+    """An image already read (``H x W``, air dark), normalized to ``[-margin, margin]`` by robust percentiles,
+    padded to square and resized to ``size``: the dictionary-free form of :func:`cxr_preprocessing`."""
+    normalize = intensity_normalization("image", margin)
+    tensor = normalize({"image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]})["image"]
+    geometry = CXRGeometry(int(image.shape[0]), int(image.shape[1]), size)
+    network_input = geometry.image_to_network(torch.as_tensor(tensor).float(), pad_value=-margin)
+    return PreparedImage(image, meta, network_input, geometry)

@@ -1,26 +1,52 @@
-"""The learned lung-field prior of a lesion map: a predicted lung-field box drawn as two lungs.
+"""The learned lung-field model: a small regressor from a radiograph to the box around both lungs, and the
+two-lung drawing of that box that ``lung_prior`` adds to the lesion map.
 
 SIIM's radiologist opacity boxes lie inside the image's lung-field box (97 % of their area on the
 validation split), while the rule-based lung estimate (:mod:`PilletGANLib.transforms.lungs`) misses
-dense consolidations. A :class:`~PilletGANLib.networks.LungFieldNet` predicts the lung-field box on
-any new radiograph; :func:`lung_box_prior` draws it as two ellipses, one per half of the box,
-each 1 at its centre and 0 at its edge. ``LocalizationConfig.lung_prior`` adds that drawing,
-times its amplitude, to the gated difference map.
+dense consolidations. :class:`LungFieldNet` predicts the box on any new radiograph; :func:`lung_box_prior`
+draws it as two ellipses, one per half of the box, each 1 at its centre and 0 at its edge.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from monai.networks.nets import Regressor
+from torch import nn
 
 from ..errors import ModelError
-from ..model_store import companion_path, load_model
-from ..networks.lung_fields import LungFieldNet
+from ..model_store import load_model
 
-__all__ = ["LungFieldEstimator", "lung_box_prior", "lung_field_model_path"]
+__all__ = ["LUNG_FIELD_INPUT_SIZE", "LungFieldEstimator", "LungFieldNet", "lung_box_prior"]
+
+#: Side, in pixels, of the copy of the network-grid image the regressor reads.
+LUNG_FIELD_INPUT_SIZE = 64
+
+
+class LungFieldNet(nn.Module):
+    """MONAI ``Regressor`` from a ``(B, 1, N, N)`` network-grid radiograph to its lung-field box.
+
+    The image is resized (area) to :data:`LUNG_FIELD_INPUT_SIZE`; the output ``(B, 4)`` is
+    ``x1, y1, x2, y2`` as fractions of the grid's side (sigmoid, so inside the image).
+
+    Args:
+        channels: channels of the regressor's stages (each stage halves the resolution).
+        num_res_units: residual units per stage.
+    """
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64, 128), num_res_units: int = 1) -> None:
+        super().__init__()
+        self.config = {"channels": [int(c) for c in channels], "num_res_units": int(num_res_units)}
+        self.regressor = Regressor(in_shape=(1, LUNG_FIELD_INPUT_SIZE, LUNG_FIELD_INPUT_SIZE), out_shape=(4,),
+                                   channels=tuple(channels), strides=(2,) * len(channels), num_res_units=num_res_units)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (LUNG_FIELD_INPUT_SIZE, LUNG_FIELD_INPUT_SIZE):
+            images = nn.functional.interpolate(images, size=(LUNG_FIELD_INPUT_SIZE,) * 2, mode="area")
+        return torch.sigmoid(self.regressor(images))
 
 
 def lung_box_prior(boxes: torch.Tensor, size: int) -> torch.Tensor:
@@ -42,11 +68,6 @@ def lung_box_prior(boxes: torch.Tensor, size: int) -> torch.Tensor:
         radius = ((xx - cx[:, None, None]) / half_width) ** 2 + ((yy - cy) / half_height) ** 2
         prior = torch.maximum(prior, (1 - radius).clamp_min(0))
     return prior[:, None]
-
-
-def lung_field_model_path(card: dict[str, Any], weights: str | os.PathLike | None = None) -> Path | None:
-    """The lung-field model a card names (``lung_fields``), see :func:`~PilletGANLib.model_store.companion_path`."""
-    return companion_path(card, "lung_fields", weights)
 
 
 class LungFieldEstimator:

@@ -1,4 +1,4 @@
-"""Training the lung-field regressor (:class:`~PilletGANLib.networks.LungFieldNet`) on lung-field boxes."""
+"""Training the lung-field regressor (:class:`~PilletGANLib.priors.LungFieldNet`) on lung-field boxes."""
 
 from __future__ import annotations
 
@@ -14,21 +14,39 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..data.sources.siim_lung_fields import LUNG_BOX_FILE, LungFieldRecord, read_siim_lung_fields
 from ..errors import DataError
 from ..model_store import save_model
-from ..networks.lung_fields import LUNG_FIELD_INPUT_SIZE, LungFieldNet
 from ..reading import load_cxr
+from ..transforms.pipeline import prepare_image
+from .lung_fields import LUNG_FIELD_INPUT_SIZE, LungFieldNet
 
-__all__ = ["LungFieldTrainingConfig", "box_iou", "lung_field_tensors", "save_lung_field_model",
-           "train_lung_field_net", "train_siim_lung_fields"]
+__all__ = ["LungFieldRecord", "LungFieldTrainingConfig", "box_iou", "lung_field_tensors", "save_lung_field_model",
+           "train_lung_field_net"]
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LungFieldRecord:
+    """One image with its lung-field box ``x1, y1, x2, y2`` in the image's pixels and its fold."""
+
+    image: Path
+    box: tuple[float, float, float, float]
+    fold: int
+
+
 @dataclass
 class LungFieldTrainingConfig:
-    """Settings of :func:`train_lung_field_net` (the shipped model used these defaults)."""
+    """Settings of :func:`train_lung_field_net` (the shipped model used these defaults).
+
+    Attributes:
+        epochs: passes over the training images.
+        batch_size: images per step (the training set must hold at least one batch).
+        learning_rate: peak learning rate of AdamW's one-cycle schedule.
+        weight_decay: AdamW's weight decay.
+        margin: intensity margin of the images' preprocessing, as the GAN's (``margin`` of training).
+        seed: seed of the initialization, the batch order and the augmentation.
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -43,8 +61,6 @@ def lung_field_tensors(records: Sequence[LungFieldRecord], margin: float, progre
     """``(images (B, 1, S, S), boxes (B, 4))``: each image prepared as for inference at the regressor's input
     size, its box mapped to that grid as fractions of the side."""
     from tqdm import tqdm
-
-    from ..inference.predictor import prepare_image
 
     images, boxes = [], []
     for record in tqdm(records, desc="lung-field images", disable=not progress):
@@ -135,25 +151,3 @@ def save_lung_field_model(net: LungFieldNet, path: str | os.PathLike, config: Lu
             "input_size": LUNG_FIELD_INPUT_SIZE, "output": "x1, y1, x2, y2 as fractions of the network grid",
             "training": {"config": asdict(config), "data": data, "history": list(history)}}
     return save_model(net.state_dict(), card, path)
-
-
-def train_siim_lung_fields(src: str | os.PathLike, out: str | os.PathLike, config: LungFieldTrainingConfig | None = None,
-                           val_folds: Sequence[int] = (3,), progress: bool = False) -> dict[str, Any]:
-    """Train on the lung-field boxes of the SIIM folds not in ``val_folds``, validate on those, save to ``out``.
-
-    Returns a summary: the saved path, image counts and the last epoch's validation IoU.
-    """
-    config = config or LungFieldTrainingConfig()
-    records = read_siim_lung_fields(src)
-    train_records = [r for r in records if r.fold not in val_folds]
-    val_records = [r for r in records if r.fold in val_folds]
-    if not train_records or not val_records:
-        raise DataError(f"folds {sorted(val_folds)} leave {len(train_records)} training and {len(val_records)} "
-                        "validation images; both must be non-empty", src)
-    train = lung_field_tensors(train_records, config.margin, progress)
-    val = lung_field_tensors(val_records, config.margin, progress)
-    net, history = train_lung_field_net(train, val, config)
-    data = {"source": Path(src).name, "train_images": len(train_records), "val_images": len(val_records),
-            "val_folds": sorted(val_folds), "labels": str(LUNG_BOX_FILE)}
-    path = save_lung_field_model(net, out, config, history, data)
-    return {"model": str(path), **data, "validation": history[-1]}

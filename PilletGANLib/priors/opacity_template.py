@@ -1,14 +1,13 @@
-"""The learned opacity-location prior: where radiologists' opacity boxes fall within the lung fields.
+"""The opacity-location template: where radiologists' opacity boxes fall within the lung fields.
 
 Pneumonia opacities are not spread evenly over the lungs: on the SIIM training folds they sit mostly in
 the lower, lateral lung zones. :func:`fit_opacity_template` counts, on a grid of lung-field
 coordinates (``u, v`` = 0 at the lung-field box's left/top edge, 1 at its right/bottom edge, the
 grid reaching ``EXTENT`` past them), how often a training image's opacity boxes cover each point,
 averaged with its left-right mirror. At inference :func:`warp_opacity_template` draws that template
-into each image through the lung-field box a :class:`~PilletGANLib.networks.LungFieldNet` predicts.
-``LocalizationConfig.opacity_prior`` adds it to the gated difference map, scaled by the image's
-detection score, so the prior shapes the maps of images the GAN finds abnormal and stays faint on
-the rest. The template alone is also scored as the ``model_prior`` floor of ``pilletgan evaluate``.
+into each image through the lung-field box a :class:`~PilletGANLib.priors.LungFieldNet` predicts; the
+recipe's ``opacity_prior`` adds it to the lesion map, scaled by the image's detection score. The template
+alone is also scored as the ``model_prior`` floor of ``pilletgan evaluate``.
 """
 
 from __future__ import annotations
@@ -23,10 +22,8 @@ import torch
 
 from ..errors import DataError, ModelError
 from ..model_store import load_model, save_model
-from .lesion_map import LocalizationConfig
-from .lung_fields import LungFieldEstimator, lung_box_prior
 
-__all__ = ["EXTENT", "OpacityPrior", "fit_opacity_template", "location_priors", "warp_opacity_template"]
+__all__ = ["CARD_KIND", "EXTENT", "OpacityTemplate", "fit_opacity_template", "warp_opacity_template"]
 
 #: Lung-field coordinates the template covers, on both axes: opacity boxes reach past the lung-field box.
 EXTENT = (-0.2, 1.2)
@@ -86,7 +83,7 @@ def warp_opacity_template(template: torch.Tensor, lung_boxes: torch.Tensor, size
     return torch.nn.functional.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class OpacityPrior:
+class OpacityTemplate:
     """A fitted opacity-location template with its card; ``maps(lung_boxes, size)`` draws it into images."""
 
     def __init__(self, template: torch.Tensor, card: dict[str, Any] | None = None) -> None:
@@ -97,7 +94,7 @@ class OpacityPrior:
         self.extent = tuple(float(v) for v in self.card.get("extent", EXTENT))
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike) -> OpacityPrior:
+    def from_path(cls, path: str | os.PathLike) -> OpacityTemplate:
         """Load a template file and its card (checksum checked, ``weights_only``)."""
         state, card, weights = load_model(path)
         if card.get("kind") != CARD_KIND or "template" not in state:
@@ -114,18 +111,3 @@ class OpacityPrior:
     def maps(self, lung_boxes: torch.Tensor, size: int) -> torch.Tensor:
         """``(B, 1, size, size)`` prior of images with these lung-field boxes (fractions of the side)."""
         return warp_opacity_template(self.template, lung_boxes, size, self.extent)
-
-
-def location_priors(images: torch.Tensor, localization: LocalizationConfig, lung_fields: LungFieldEstimator | None,
-                    opacity_prior: OpacityPrior | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(lung-field prior, opacity-location prior)`` of a network-grid batch for ``localization``, each
-    ``(B, 1, N, N)``, or ``None`` where its amplitude is 0 or its model is missing; the lung-field boxes are
-    predicted once for both."""
-    want_lungs = localization.lung_prior > 0 and lung_fields is not None
-    want_opacity = localization.opacity_prior > 0 and lung_fields is not None and opacity_prior is not None
-    if not (want_lungs or want_opacity):
-        return None, None
-    boxes = lung_fields.boxes(images).to(images.device)
-    size = images.shape[-1]
-    return (lung_box_prior(boxes, size) if want_lungs else None,
-            opacity_prior.maps(boxes, size) if want_opacity else None)
