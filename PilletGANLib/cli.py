@@ -20,7 +20,8 @@ from .version import __version__
 COMMANDS = ("inspect", "infer", "evaluate", "compare", "batch", "pacs", "listen", "demo", "train", "model", "prior", "data")
 #: Verbs of earlier releases and where they are now.
 MOVED = {"calibrate": "model calibrate", "ensemble": "model ensemble", "manifest": "data manifest",
-         "train-lung-fields": "prior lung-fields", "fit-opacity-prior": "prior opacity-template"}
+         "train-lung-fields": "prior lung-fields", "fit-opacity-prior": "prior opacity-template",
+         "train-classifier": "model train-classifier"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from .engine.classifier import ClassifierTrainingConfig
 from .engine.config import TrainingConfig
 from .localization.recipe import Calibration, MapRecipe
 from .priors.training import LungFieldTrainingConfig
@@ -34,6 +35,9 @@ SECTIONS: tuple[tuple[str, type, str, str], ...] = (
      "calibrate` on healthy validation images (`pilletgan infer --threshold` overrides the mask threshold)."),
     ("Lung-field model training", LungFieldTrainingConfig, "",
      "`pilletgan prior lung-fields` (`--epochs`); the others are the shipped model's and are recorded in its card."),
+    ("Classifier baseline training", ClassifierTrainingConfig, "",
+     "`pilletgan model train-classifier --config FILE --set KEY=VALUE`; recorded in the baseline's card "
+     "(`training.config`)."),
 )
 
 

@@ -7,6 +7,11 @@ Conventions shared by every function here:
   A pixel (or a point) is inside a box when ``x1 <= x < x2`` and ``y1 <= y < y2``.
 - Maps are ``rows x cols`` arrays where higher means more likely lesion.
 - Functions return ``None`` where the data cannot give the metric (for example an AUC with one class).
+- The image's left and right halves are split at its column midpoint ``cols / 2``: a pixel is in the left
+  half when its centre ``col + 0.5 < cols / 2``, in the right half when ``col + 0.5 > cols / 2``; with an odd
+  number of columns the middle column belongs to neither. "Left" and "right" are the image's, not the patient's.
+
+Definitions in words, with their floors: ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -16,23 +21,31 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_roc_auc
+from scipy import stats
 
 __all__ = [
     "DICE_TOP_FRACTION",
     "FROC_FP_RATES",
+    "LATERALITY_SIDES",
     "RSNA_IOU_THRESHOLDS",
     "PixelAUROC",
     "box_iou",
     "boxes_to_mask",
     "detection_auc",
+    "detection_auc_interval",
     "dice",
     "froc",
     "iou",
+    "laterality_mass",
+    "laterality_peak",
+    "laterality_summary",
+    "mean_interval",
     "pixel_auroc",
     "pointing_game",
     "roc_curve",
     "rsna_map",
     "top_fraction_mask",
+    "truth_side",
 ]
 
 #: IoU thresholds of the RSNA Pneumonia Detection Challenge metric: 0.40, 0.45, ..., 0.75.
@@ -41,6 +54,8 @@ RSNA_IOU_THRESHOLDS = tuple(round(0.40 + 0.05 * i, 2) for i in range(8))
 FROC_FP_RATES = (1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
 #: Fraction of a map's highest pixels compared with the truth for ``dice_top15`` (maps without a threshold).
 DICE_TOP_FRACTION = 0.15
+#: The halves of an image that laterality compares (the image's own left and right, see the module docstring).
+LATERALITY_SIDES = ("left", "right")
 
 
 def _binary_labels(scores: Sequence[float], labels: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +77,29 @@ def detection_auc(scores: Sequence[float], labels: Sequence[int | bool]) -> floa
     if labels.all() or not labels.any():
         return None
     return float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels.astype(np.int64))))
+
+
+def detection_auc_interval(scores: Sequence[float], labels: Sequence[int | bool], resamples: int = 2000,
+                           confidence: float = 0.95, seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap interval of :func:`detection_auc`, disease and healthy images resampled separately (so
+    every resample has both classes); None when either class is absent.
+
+    Each resample's AUC is the Mann-Whitney statistic from average ranks (ties count one half, as in
+    :func:`detection_auc`), computed for all resamples at once.
+    """
+    scores, labels = _binary_labels(scores, labels)
+    positives, negatives = scores[labels], scores[~labels]
+    if positives.size == 0 or negatives.size == 0:
+        return None
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
+    rng = np.random.default_rng(seed)
+    drawn = np.hstack([rng.choice(positives, (resamples, positives.size)),
+                       rng.choice(negatives, (resamples, negatives.size))])
+    positive_ranks = stats.rankdata(drawn, axis=1)[:, :positives.size].sum(1)
+    samples = (positive_ranks - positives.size * (positives.size + 1) / 2) / (positives.size * negatives.size)
+    tail = (1 - confidence) / 2 * 100
+    return [float(v) for v in np.percentile(samples, [tail, 100 - tail])]
 
 
 def roc_curve(scores: Sequence[float], labels: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,3 +369,102 @@ def froc(
         "n_truths": n_truths,
         "n_images": n_images,
     }
+
+
+# -- laterality: does the map pick the half of the image that holds the lesion? ------------------------------
+def _halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left half and the mirrored right half of ``array`` (middle column of an odd width left out), as
+    contiguous float64 arrays of the same shape: a left-right symmetric array gives two identical arrays, so
+    reductions over them give bit-identical results."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"expected a rows x cols array, got shape {array.shape}")
+    half = array.shape[1] // 2
+    if half == 0:
+        raise ValueError(f"an image {array.shape[1]} column(s) wide has no left and right halves")
+    return np.ascontiguousarray(array[:, :half]), np.ascontiguousarray(array[:, ::-1][:, :half])
+
+
+def truth_side(gt_mask: np.ndarray) -> str | None:
+    """``"left"`` or ``"right"`` when every truth pixel lies in that half of the image, else None.
+
+    None for an empty truth, a truth in both halves, or one that touches the middle column of an odd width.
+    """
+    truth = np.asarray(gt_mask, dtype=bool)
+    left, mirrored_right = _halves(truth)
+    in_left, in_right = bool(left.any()), bool(mirrored_right.any())
+    in_middle = truth.shape[1] % 2 == 1 and bool(truth[:, truth.shape[1] // 2].any())
+    if in_middle or in_left == in_right:
+        return None
+    return "left" if in_left else "right"
+
+
+def _side_hit(left: float, right: float, side: str) -> float:
+    if side not in LATERALITY_SIDES:
+        raise ValueError(f"side must be one of {LATERALITY_SIDES}, got {side!r}")
+    if left == right:
+        return 0.5
+    return float((left > right) == (side == "left"))
+
+
+def laterality_mass(heatmap: np.ndarray, side: str) -> float:
+    """1.0 when the half of the map holding more heat mass (sum of its values) is ``side``, 0.0 when it is the
+    other half, 0.5 on an exact tie (any left-right symmetric map).
+
+    The halves have the same number of pixels, so adding a constant to the map does not change the answer
+    (maps need not be non-negative).
+    """
+    left, mirrored_right = _halves(heatmap)
+    if not (np.all(np.isfinite(left)) and np.all(np.isfinite(mirrored_right))):
+        raise ValueError("maps must be finite")
+    return _side_hit(float(left.sum()), float(mirrored_right.sum()), side)
+
+
+def laterality_peak(heatmap: np.ndarray, side: str) -> float:
+    """1.0 when the half whose maximum is larger is ``side``, 0.0 when it is the other half, 0.5 when both halves
+    reach the same maximum (any left-right symmetric map; a peak on the middle column of an odd width is
+    judged by the halves' own maxima)."""
+    left, mirrored_right = _halves(heatmap)
+    if not (np.all(np.isfinite(left)) and np.all(np.isfinite(mirrored_right))):
+        raise ValueError("maps must be finite")
+    return _side_hit(float(left.max()), float(mirrored_right.max()), side)
+
+
+def mean_interval(values: Sequence[float], resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+                  ) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of ``values`` (items resampled with replacement); None when
+    empty."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        return None
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
+    draws = np.random.default_rng(seed).integers(0, values.size, size=(resamples, values.size))
+    tail = (1 - confidence) / 2 * 100
+    return [float(v) for v in np.percentile(values[draws].mean(1), [tail, 100 - tail])]
+
+
+def laterality_summary(mass: Sequence[float], peak: Sequence[float], sides: Sequence[str], resamples: int = 2000,
+                       confidence: float = 0.95, seed: int = 0) -> dict:
+    """Laterality over the unilateral disease images (one entry per image), beside its floors.
+
+    Returns ``{"images", "left", "right", "majority_side", "majority_floor", "symmetric_floor", "laterality_mass",
+    "laterality_mass_interval", "laterality_peak", "laterality_peak_interval", "resamples", "confidence"}``:
+    ``majority_floor`` is what always answering the commoner side scores, ``symmetric_floor`` (0.5) what any
+    left-right symmetric map scores; intervals are percentile bootstraps over the images. Values are None when
+    there is no unilateral image.
+    """
+    if not len(mass) == len(peak) == len(sides):
+        raise ValueError(f"{len(mass)} mass, {len(peak)} peak values but {len(sides)} sides")
+    if any(side not in LATERALITY_SIDES for side in sides):
+        raise ValueError(f"sides must be in {LATERALITY_SIDES}")
+    count = len(sides)
+    left = sum(side == "left" for side in sides)
+    summary = {"images": count, "left": left, "right": count - left,
+               "majority_side": None if not count else "left" if left >= count - left else "right",
+               "majority_floor": max(left, count - left) / count if count else None, "symmetric_floor": 0.5,
+               "resamples": resamples, "confidence": confidence}
+    for name, values in (("laterality_mass", mass), ("laterality_peak", peak)):
+        summary[name] = float(np.mean(values)) if count else None
+        summary[f"{name}_interval"] = mean_interval(values, resamples, confidence, seed)
+    return summary

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from .errors import ModelError
 
 __all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "companion_path", "copy_beside", "default_model_path", "load_model",
-           "read_card", "save_model", "sha256_file"]
+           "load_network", "read_card", "save_model", "sha256_file"]
 
 #: Environment variable that overrides the shipped default model.
 DEFAULT_MODEL_ENV = "PILLETGAN_MODEL"
@@ -124,6 +125,23 @@ def load_model(weights: str | os.PathLike | None = None, map_location: str | tor
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError("the file is not a generator state dict", path)
     return state, card, path
+
+
+def load_network(weights: str | os.PathLike | None, build: Callable[[dict[str, Any]], torch.nn.Module]
+                 ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(network, card)``: :func:`load_model`, then ``build(card)`` loaded with the weights; the card gains ``path``.
+
+    Errors of ``build`` and weights that do not fit the network raise :class:`ModelError` naming the file.
+    """
+    state, card, path = load_model(weights)
+    try:
+        network = build(card)
+        network.load_state_dict(state)
+    except ModelError as err:
+        raise ModelError(str(err), path) from err
+    except (TypeError, RuntimeError) as err:
+        raise ModelError(f"the weights do not fit the network the card describes ({err})", path) from err
+    return network, {**card, "path": str(path)}
 
 
 def save_model(state_dict: dict[str, torch.Tensor], card: dict[str, Any], path: str | os.PathLike) -> Path:

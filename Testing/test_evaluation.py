@@ -23,6 +23,7 @@ from PilletGANLib.evaluation import SavedMaps, lung_prior_map, random_map
 from PilletGANLib.evaluation.accumulator import METRIC_KEYS, truth_mask
 from PilletGANLib.evaluation.floors import floor_prediction
 from PilletGANLib.evaluation.maps import find_map, read_array
+from PilletGANLib.evaluation.sanity import SANITY_NOT_FOR_MAPS
 from PilletGANLib.metrics import boxes_to_mask, dice, pointing_game, top_fraction_mask
 
 ROWS, COLS = 32, 40  # 1280 pixels: the top 15 % is 192 pixels
@@ -187,8 +188,16 @@ def test_evaluate_maps_reproduces_expected_numbers(evaluated):
     froc = metrics["froc"]
     assert froc["curve"] == {"fp_per_image": [0.0, 0.0, 0.25], "sensitivity": [0.0, 0.5, 0.5]}
     assert froc["sensitivities"] == [0.5] * 7 and froc["n_truths"] == 2 and froc["n_images"] == 4
-    assert metrics["counts"] == {"images": 4, "healthy": 2, "disease": 2, "with_boxes": 2, "with_masks": 0,
-                                 "localized": 2}
+    assert metrics["counts"] == {"images": 4, "healthy": 2, "disease": 2, "localization_only": 0, "with_boxes": 2,
+                                 "with_masks": 0, "localized": 2, "unilateral": 2}
+    # laterality: A's box lies in the left half (cols 4-19 of 40), B's in the right (cols 20-35); A's map has all
+    # its mass and its peak in the left half, B's (40000 on cols 28-35) in the right half
+    assert (metrics["laterality_mass"], metrics["laterality_peak"]) == (1.0, 1.0)
+    laterality = metrics["laterality"]
+    assert (laterality["images"], laterality["left"], laterality["right"]) == (2, 1, 1)
+    assert laterality["majority_floor"] == 0.5 and laterality["symmetric_floor"] == 0.5
+    assert laterality["laterality_mass_interval"] == [1.0, 1.0]
+    assert metrics["sanity"] == {"available": False, "reason": SANITY_NOT_FOR_MAPS}
     assert metrics["model"]["kind"] == "saved maps" and metrics["data"]["split"] == "test"
     assert set(METRIC_KEYS) <= set(metrics)
 
@@ -327,3 +336,54 @@ def test_ranking_metrics_read_the_unclipped_difference_not_the_saturated_heat_ma
     broken = SimpleNamespace(heatmap=heatmap, difference=np.zeros((4, 4)), score=1.0, mask=None, boxes=[])
     with pytest.raises(DataError, match="difference"):
         evaluate([record], lambda r: broken, tmp_path / "broken", **info)
+
+
+def test_localization_only_images_count_for_the_map_and_laterality_not_for_detection(tmp_path):
+    """The same three images scored with and without a localization-only image (a disease image with a low score
+    and a false-positive box): detection AUC, RSNA mAP and FROC do not move; the map metrics and laterality count it."""
+    from types import SimpleNamespace
+
+    from PilletGANLib.evaluation.harness import evaluate
+
+    for name in ("p", "h", "q", "x"):
+        Image.fromarray(np.zeros((ROWS, COLS), np.uint8)).save(tmp_path / f"{name}.png")
+    left_map = boxes_to_mask([BOX_A], (ROWS, COLS)).astype(np.float32)
+    records = [ManifestRecord(image=tmp_path / "p.png", label="disease", boxes=np.array([BOX_A], float)),
+               ManifestRecord(image=tmp_path / "h.png", label="healthy"),
+               ManifestRecord(image=tmp_path / "q.png", label="healthy")]
+    extra = ManifestRecord(image=tmp_path / "x.png", label="disease", boxes=np.array([BOX_B], float),
+                           localization_only=True)  # truth in the right half; its map below points left
+    box = {"x1": 0, "y1": 0, "x2": 4, "y2": 4, "score": 0.9}
+    predictions = {"p": SimpleNamespace(heatmap=left_map, score=0.8, mask=None, boxes=[]),
+                   "h": SimpleNamespace(heatmap=np.zeros((ROWS, COLS)), score=0.5, mask=None, boxes=[]),
+                   "q": SimpleNamespace(heatmap=np.zeros((ROWS, COLS)), score=0.1, mask=None, boxes=[]),
+                   "x": SimpleNamespace(heatmap=left_map, score=0.0, mask=None, boxes=[box])}
+    info = {"model_info": {"kind": "test"}, "data_info": {}, "floors": False, "progress": False}
+    plain = evaluate(records, lambda r: predictions[r.key], tmp_path / "plain", **info)
+    both = evaluate([*records, extra], lambda r: predictions[r.key], tmp_path / "both", **info)
+    for key in ("detection_auc", "rsna_map", "froc"):
+        assert both[key] == plain[key], key
+    assert plain["detection_auc"] == 1.0 and plain["froc"]["n_images"] == 3
+    assert (plain["pointing_game"], both["pointing_game"]) == (1.0, 0.5)
+    assert both["counts"]["localization_only"] == 1 and both["counts"]["localized"] == 2
+    assert both["laterality"]["images"] == 2 and both["laterality_mass"] == 0.5  # right on p, wrong on x
+    with open(tmp_path / "both" / "per_image.csv", newline="") as handle:
+        rows = {row["key"]: row for row in csv.DictReader(handle)}
+    assert (rows["x"]["localization_only"], rows["x"]["truth_side"], rows["x"]["laterality_mass"]) == ("1", "right",
+                                                                                                       "0.0")
+    assert rows["p"]["localization_only"] == "" and rows["p"]["laterality_peak"] == "1.0"
+
+
+def test_evaluate_model_runs_the_sanity_checks_and_reports_them(tmp_path):
+    manifest, _ = _build_case(tmp_path)
+    model = make_tiny_model(tmp_path / "tiny.pt", attention="lta")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--manifest", str(manifest), "--split", "test", "--model", str(model), "--out", str(out),
+                 "--device", "cpu", "--sanity", "3", "--no-progress", "--no-floors"]) == 0
+    sanity = json.loads((out / "metrics.json").read_text())["sanity"]
+    assert sanity["available"] and sanity["images"] == 3 and sanity["disease"] == 2  # A and B first, then healthy
+    assert {row["key"] for row in sanity["per_image"][:2]} == {"A", "B"}
+    page = (out / "index.html").read_text()
+    assert "Sanity checks" in page and "grey-inverted image" in page and "Laterality" in page
+    assert main(["evaluate", "--manifest", str(manifest), "--split", "test", "--model", str(model), "--out", str(out),
+                 "--sanity", "-1", "--no-progress"]) == 2

@@ -22,7 +22,7 @@ from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian,
 
 from PilletGANLib import load_cxr
 from PilletGANLib.cli import main
-from PilletGANLib.data.manifest import ManifestRecord, read_manifest
+from PilletGANLib.data.manifest import ManifestRecord, read_manifest, write_manifest
 from PilletGANLib.data.sources import (
     build_folder_manifest,
     build_nih_manifest,
@@ -61,6 +61,12 @@ def grey(path: Path) -> np.ndarray:
 
 def records_by_name(records: list[ManifestRecord]) -> dict[str, ManifestRecord]:
     return {r.image.name: r for r in records}
+
+
+def described(records: list[ManifestRecord]) -> list[tuple]:
+    """What a manifest says about each record, comparable with ``==`` (boxes to the millipixel a CSV keeps)."""
+    return [(r.image.name, r.label, r.patient_id, r.split, r.localization_only, np.round(r.boxes, 3).tolist())
+            for r in records]
 
 
 # --------------------------------------------------------------------------------------------- splits
@@ -386,6 +392,58 @@ def test_siim_command_with_folds(shared_data, tmp_path, capsys):
     records = read_manifest(out)
     assert {r.split for r in records} == {"train", "val"}
     check_patient_disjoint(records)
+    boxed = tmp_path / "siim_boxed.csv"
+    assert main(["data", "manifest", "siim-covid", str(shared_data / "siim_covid_256"), "--out", str(boxed),
+                 "--split-by", "fold", "--keep-boxed"]) == 0
+    assert "loc. only" in capsys.readouterr().out
+    assert described(read_manifest(boxed)) == described(records)  # what training reads is the same
+    assert sum(r.localization_only for r in read_manifest(boxed, localization_only=True)) == 1149
+
+
+def test_siim_keep_boxed_adds_localization_only_images_and_moves_no_other_image(shared_data):
+    root = shared_data / "siim_covid_256"
+    with open(root / "labels" / "image_labels.csv", newline="") as handle:
+        rows = {r["image_id"]: r for r in csv.DictReader(handle)}
+    boxed_other = {i for i, r in rows.items() if r["study_label"] in ("Indeterminate Appearance", "Atypical Appearance")
+                   and int(r["n_opacity_boxes"]) > 0}
+    for split in ({"split_by": "fold"}, {"split_by": "patient", "seed": 3}):
+        plain = {r.image.stem: r for r in build_siim_covid_manifest(root, **split)}
+        skipped: Counter[str] = Counter()
+        kept = {r.image.stem: r for r in build_siim_covid_manifest(root, keep_boxed=True, skipped=skipped, **split)}
+        assert set(kept) - set(plain) == boxed_other
+        for image_id, record in plain.items():  # the labelled images keep their label and split
+            assert (kept[image_id].label, kept[image_id].split, kept[image_id].localization_only) == \
+                (record.label, record.split, False)
+        extra = [kept[i] for i in boxed_other]
+        assert all(r.label == "disease" and r.localization_only and len(r.boxes) for r in extra)
+        assert len(boxed_other) == 1149  # 389 + 877 Atypical and Indeterminate images, minus 117 without boxes
+        check_patient_disjoint(kept.values())
+    assert "'Atypical Appearance' study without opacity boxes" in skipped
+
+
+def test_localization_only_images_round_trip_and_stay_out_of_training_reads(tmp_path):
+    records = [ManifestRecord(image=tmp_path / "a.png", label="disease", split="val", boxes=np.array([[1.0, 2, 5, 6]])),
+               ManifestRecord(image=tmp_path / "b.png", label="disease", split="val", localization_only=True,
+                              boxes=np.array([[1.0, 2, 5, 6], [7.0, 2, 9, 6]])),
+               ManifestRecord(image=tmp_path / "c.png", label="healthy", split="val")]
+    path = write_manifest(records, tmp_path / "m.csv")
+    assert described(read_manifest(path, localization_only=True)) == described(records)
+    assert [r.image.name for r in read_manifest(path)] == ["a.png", "c.png"]  # training, calibration, bundle
+    plain = write_manifest([records[0], records[2]], tmp_path / "plain.csv")
+    assert "localization_only" not in plain.read_text().splitlines()[0]  # today's manifests are unchanged
+    text = path.read_text()
+    (tmp_path / "bad.csv").write_text(text.replace("c.png,healthy,,val,,,,,,", "c.png,healthy,,val,,,,,,1"))
+    with pytest.raises(DataError, match="only disease images can be localization_only"):
+        read_manifest(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text(text.replace(",1\n", ",maybe\n", 1))
+    with pytest.raises(DataError, match="localization_only 'maybe'"):
+        read_manifest(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("image,label,localization_only\nd.png,disease,1\n")
+    with pytest.raises(DataError, match="neither boxes nor a mask"):
+        read_manifest(tmp_path / "bad.csv", localization_only=True)
+    (tmp_path / "only.csv").write_text("image,label,x,y,width,height,localization_only\nd.png,disease,1,1,2,2,1\n")
+    with pytest.raises(DataError, match="no images besides localization-only ones"):
+        read_manifest(tmp_path / "only.csv")
 
 
 # ------------------------------------------------------------------------------------------- folders

@@ -11,14 +11,20 @@ from PilletGANLib.metrics import (
     box_iou,
     boxes_to_mask,
     detection_auc,
+    detection_auc_interval,
     dice,
     froc,
     iou,
+    laterality_mass,
+    laterality_peak,
+    laterality_summary,
+    mean_interval,
     pixel_auroc,
     pointing_game,
     roc_curve,
     rsna_map,
     top_fraction_mask,
+    truth_side,
 )
 
 NO_BOXES = np.zeros((0, 4))
@@ -234,3 +240,88 @@ def test_froc_ties_no_predictions_and_no_truth():
     empty = froc([(NO_BOXES, NO_SCORES)], [BOX])
     assert empty["sensitivities"] == [0.0] * 7
     assert froc([(BOX, [0.9])], [NO_BOXES]) is None
+
+
+# -- laterality --------------------------------------------------------------------------------------
+def test_truth_side_splits_at_the_column_midpoint():
+    even = np.zeros((4, 10), bool)  # halves: cols 0-4 and 5-9
+    even[1:3, 0:5] = True
+    assert truth_side(even) == "left"
+    even[1, 5] = True  # one pixel across the midpoint: both halves
+    assert truth_side(even) is None
+    assert truth_side(np.fliplr(boxes_to_mask([[0, 0, 5, 4]], (4, 10)))) == "right"
+    assert truth_side(np.zeros((4, 10), bool)) is None
+    odd = np.zeros((4, 9), bool)  # halves: cols 0-3 and 5-8; col 4 is the middle
+    odd[:, 5:] = True
+    assert truth_side(odd) == "right"
+    odd[0, 4] = True  # on the midline: not in one half
+    assert truth_side(odd) is None
+    # a box drawn by pixel centres: x2 = 5 of 10 columns stays left, x2 = 5.6 takes column 5 (centre 5.5)
+    assert truth_side(boxes_to_mask([[1, 0, 5.0, 2]], (4, 10))) == "left"
+    assert truth_side(boxes_to_mask([[1, 0, 5.6, 2]], (4, 10))) is None
+
+
+def test_laterality_mass_and_peak_pick_the_half_and_tie_at_one_half():
+    heat = np.zeros((6, 8))
+    heat[2:4, 1:3] = 1.0  # mass and peak on the left
+    assert laterality_mass(heat, "left") == 1.0 and laterality_mass(heat, "right") == 0.0
+    assert laterality_peak(heat, "left") == 1.0 and laterality_peak(heat, "right") == 0.0
+    # more mass on the right, higher peak on the left: the two metrics disagree
+    split = np.zeros((6, 8))
+    split[0, 0] = 5.0
+    split[:, 4:] = 1.0  # 24 on the right against 5 on the left
+    assert laterality_mass(split, "right") == 1.0 and laterality_peak(split, "left") == 1.0
+    # adding a constant changes neither (the halves have equal pixel counts); negative maps are fine
+    assert laterality_mass(split - 10.0, "right") == 1.0
+
+
+def test_any_left_right_symmetric_map_scores_exactly_one_half():
+    rng = np.random.default_rng(0)
+    for cols in (64, 65):  # even and odd widths (the middle column of an odd one is left out)
+        half = rng.random((48, cols // 2)).astype(np.float32) * 1e3
+        middle = rng.random((48, cols % 2)).astype(np.float32)
+        symmetric = np.hstack([half, middle, half[:, ::-1]])
+        for side in ("left", "right"):
+            assert laterality_mass(symmetric, side) == 0.5
+            assert laterality_peak(symmetric, side) == 0.5
+    with pytest.raises(ValueError, match="side"):
+        laterality_mass(np.zeros((2, 2)), "middle")
+    with pytest.raises(ValueError, match="no left and right"):
+        laterality_peak(np.zeros((3, 1)), "left")
+
+
+def test_laterality_summary_reports_floors_counts_and_a_bootstrap_interval():
+    sides = ["right"] * 6 + ["left"] * 2
+    mass = [1, 1, 1, 1, 0, 0.5, 1, 0]
+    summary = laterality_summary(mass, [0.5] * 8, sides, resamples=500)
+    assert (summary["images"], summary["left"], summary["right"]) == (8, 2, 6)
+    assert summary["majority_side"] == "right" and summary["majority_floor"] == 0.75
+    assert summary["symmetric_floor"] == 0.5
+    assert summary["laterality_mass"] == pytest.approx(5.5 / 8) and summary["laterality_peak"] == 0.5
+    low, high = summary["laterality_mass_interval"]
+    assert 0 <= low < 5.5 / 8 < high <= 1
+    assert summary["laterality_peak_interval"] == [0.5, 0.5]
+    empty = laterality_summary([], [], [])
+    assert empty["images"] == 0 and empty["laterality_mass"] is None and empty["laterality_mass_interval"] is None
+    assert empty["majority_floor"] is None
+
+
+def test_mean_interval_covers_the_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(1)
+    small, large = rng.random(20), rng.random(2000)
+    low_s, high_s = mean_interval(small, seed=0)
+    low_l, high_l = mean_interval(large, seed=0)
+    assert low_s < small.mean() < high_s and low_l < large.mean() < high_l
+    assert high_l - low_l < (high_s - low_s) / 4
+    assert mean_interval([]) is None
+
+
+def test_detection_auc_interval_is_a_stratified_bootstrap_of_the_rank_auc():
+    rng = np.random.default_rng(0)
+    labels = rng.random(300) < 0.4
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)  # coarse values: many ties
+    low, high = detection_auc_interval(scores, labels, resamples=1000, seed=2)
+    assert low < detection_auc(scores, labels) < high and high - low < 0.2
+    assert detection_auc_interval([0.1, 0.9, 0.8], [0, 1, 1], resamples=50) == [1.0, 1.0]  # separates in every resample
+    assert detection_auc_interval([0.5, 0.5, 0.5], [0, 1, 1], resamples=50) == [0.5, 0.5]  # ties count one half
+    assert detection_auc_interval([0.1, 0.2], [1, 1]) is None

@@ -85,6 +85,8 @@ def test_tables_of_different_images_or_labels_are_refused() -> None:
 def test_per_image_csv_reads_back_as_written(tmp_path: Path) -> None:
     written = rows([0.9, 0.25, 0.5], [True, False, None], [0.5, 0.125, None])
     written[0].dice, written[0].iou = 0.75, 0.6
+    written[1].localization_only, written[1].truth_side = True, "left"
+    written[1].laterality_mass, written[1].laterality_peak = 0.5, 1.0
     with PerImageCSV(tmp_path / "per_image.csv") as table:
         for row in written:
             table.write(row)
@@ -114,3 +116,43 @@ def test_compare_command_reads_two_reports(tmp_path: Path, capsys: pytest.Captur
     assert "cannot read the per-image table" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--confidence", "95"]) == 2
     assert "confidence must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_laterality_is_compared_over_unilateral_images_with_mcnemar() -> None:
+    a = rows([0.9, 0.8, 0.7, 0.6, 0.1], [True, True, True, False, None], [0.5, 0.5, 0.5, 0.5, None])
+    b = rows([0.9, 0.8, 0.7, 0.6, 0.1], [True, True, True, False, None], [0.5, 0.5, 0.5, 0.5, None])
+    for row_a, row_b, side, mass_a, mass_b in zip(a, b, ["left", "right", "left", None], [1.0, 1.0, 0.5],
+                                                  [0.0, 1.0, 0.5], strict=False):
+        row_a.truth_side = row_b.truth_side = side
+        row_a.laterality_mass, row_b.laterality_mass = mass_a, mass_b
+        row_a.laterality_peak, row_b.laterality_peak = mass_a, 0.5
+    result = paired_comparison(a, b, resamples=200)
+    assert result["lateral"] == 3 and result["localized"] == 4
+    mass = result["laterality_mass"]
+    assert (mass["a"], mass["b"]) == (pytest.approx(2.5 / 3), pytest.approx(1.5 / 3))
+    assert (mass["a_only"], mass["b_only"], mass["mcnemar_p"]) == (1, 0, 1.0)
+    peak = result["laterality_peak"]  # A 1, 1, 0.5 against B's constant 0.5: two images where A scores higher
+    assert (peak["a_only"], peak["b_only"]) == (2, 0) and peak["difference"] == pytest.approx(1 / 3)
+    b[0].truth_side = "right"
+    with pytest.raises(DataError, match="different truth"):
+        paired_comparison(a, b)
+
+
+def test_localization_only_images_stay_out_of_the_paired_auc() -> None:
+    a = rows([0.9, 0.2, 0.1, 0.05], [True, None, None, True], [0.5, None, None, 0.5])
+    b = rows([0.9, 0.2, 0.1, 0.95], [True, None, None, False], [0.5, None, None, 0.1])
+    a[3].localization_only = b[3].localization_only = True  # a low and a high score on a loc.-only image
+    result = paired_comparison(a, b, resamples=50)
+    assert result["detection_auc"]["a"] == result["detection_auc"]["b"] == 1.0  # image 3 does not count
+    assert result["pointing_game"]["a_only"] == 1  # but its map does
+    b[3].localization_only = False
+    with pytest.raises(DataError, match="different labels"):
+        paired_comparison(a, b)
+
+
+def test_per_image_tables_of_older_reports_still_read(tmp_path: Path) -> None:
+    (tmp_path / "old.csv").write_text("key,image,label,score,pointing_hit,dice,dice_top15,iou,n_boxes_pred,n_boxes_true\n"
+                                      "img0,/x/img0.png,disease,0.5,1,,0.25,,0,1\n")
+    (row,) = read_per_image(tmp_path / "old.csv")
+    assert row.pointing_hit is True and row.localization_only is False and row.truth_side is None
+    assert row.laterality_mass is None

@@ -11,9 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare", help="compare two evaluation reports image by image (paired intervals, McNemar)",
         description="Align the per_image.csv of two `pilletgan evaluate` reports of the same images and print, for "
-                    "detection AUC, pointing game, Dice of the top 15 %% and mask Dice, A, B, A minus B and a paired "
-                    "bootstrap interval of the difference; for the pointing game also the images only one method "
-                    "hits and the exact McNemar p-value.")
+                    "detection AUC (localization-only images left out), pointing game, Dice of the top 15 %, mask "
+                    "Dice and laterality (mass and peak, over the images whose truth lies in one half), A, B, A minus "
+                    "B and a paired bootstrap interval of the difference; for the pointing game and laterality also "
+                    "the images where only one method is right and the exact McNemar p-value.")
     parser.add_argument("report_a", type=Path, help="report folder (or its per_image.csv) of method A")
     parser.add_argument("report_b", type=Path, help="report folder (or its per_image.csv) of method B")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")

@@ -45,11 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Original (train_image_level.csv + train_study_level.csv + train/) or "
                                           "pre-resized (images/ + labels/image_labels.csv + labels/boxes_256.csv) layout, "
                                           "detected. Negative study without box = healthy; Typical study with boxes = "
-                                          "disease; others left out.")
+                                          "disease; others left out (--keep-boxed keeps the boxed ones for "
+                                          "localization only).")
     siim.add_argument("--split-by", choices=("patient", "fold"), default="patient",
                       help="seeded patient split, or the resized copy's patient-grouped folds (default patient)")
     siim.add_argument("--val-folds", type=int, nargs="+", default=[3], help="folds used as val with --split-by fold")
     siim.add_argument("--test-folds", type=int, nargs="*", default=[], help="folds used as test with --split-by fold")
+    siim.add_argument("--keep-boxed", action="store_true",
+                      help="also keep the boxed images of Indeterminate and Atypical studies, marked localization_only: "
+                           "pilletgan evaluate scores their maps (localization, laterality) but not their detection; "
+                           "training and calibration leave them out")
     siim.add_argument("--no-dicom-patient", action="store_true",
                       help="original layout: use the study id as patient instead of reading PatientID from each DICOM")
 
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.layout == "siim-covid":
             records = build_siim_covid_manifest(args.src, split_by=args.split_by, val_folds=args.val_folds,
                                                 test_folds=args.test_folds, patient_from_dicom=not args.no_dicom_patient,
-                                                skipped=skipped, **split)
+                                                keep_boxed=args.keep_boxed, skipped=skipped, **split)
         else:
             pattern = None if args.one_patient_per_image else args.patient_regex or DEFAULT_PATIENT_PATTERN
             records = build_folder_manifest(args.src, class_folders=_class_folders(args.classes),

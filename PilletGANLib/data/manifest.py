@@ -5,11 +5,18 @@ optional ``patient_id``, ``split`` (``train``/``val``/``test``), ``x,y,width,hei
 source pixels per row; several rows per image = several boxes, as in RSNA) and ``mask`` (path to a
 lesion mask aligned with the image). Rows of the same image are merged into one
 :class:`ManifestRecord`.
+
+An optional ``localization_only`` column (``1``/``true`` or empty) marks disease images whose boxes are good
+truth for *where* an opacity is but whose image-level label is not a clean positive (SIIM's Atypical and
+Indeterminate studies): ``pilletgan evaluate`` scores their maps but keeps them out of every figure that needs a
+clean disease/healthy label or that depends on the mix of the two (detection AUC, RSNA mAP, FROC). Every other
+reader (training, calibration, the bundle) leaves them out: :func:`read_manifest` drops them unless asked.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -26,6 +33,11 @@ __all__ = ["LABELS", "SPLITS", "ManifestRecord", "read_manifest", "select_split"
 LABELS = ("healthy", "disease")
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("image", "label", "patient_id", "split", "x", "y", "width", "height", "mask")
+#: The optional column that marks localization-only images (written only when a record is one).
+LOCALIZATION_ONLY_COLUMN = "localization_only"
+_TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +50,8 @@ class ManifestRecord:
     split: str | None = None
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     mask: Path | None = None
+    #: a disease image scored for localization only (see the module docstring)
+    localization_only: bool = False
 
     @property
     def is_disease(self) -> bool:
@@ -65,8 +79,21 @@ def _float_or_none(value: str | None, column: str, where: str) -> float | None:
     return number
 
 
-def read_manifest(path: str | os.PathLike, check_files: bool = False) -> list[ManifestRecord]:
+def _localization_only(row: dict[str, str | None], label: str, where: str) -> bool:
+    text = (row.get(LOCALIZATION_ONLY_COLUMN) or "").strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise DataError(f"{where}: {LOCALIZATION_ONLY_COLUMN} '{text}' is not 1/true or empty/0/false")
+    if text in _TRUE and label != "disease":
+        raise DataError(f"{where}: only disease images can be {LOCALIZATION_ONLY_COLUMN}")
+    return text in _TRUE
+
+
+def read_manifest(path: str | os.PathLike, check_files: bool = False,
+                  localization_only: bool = False) -> list[ManifestRecord]:
     """Read a manifest CSV; image order is the order of first appearance.
+
+    Localization-only images (see the module docstring) are left out unless ``localization_only``; each of
+    them must have boxes or a mask.
 
     Raises :class:`DataError` naming the row for a missing column, an unknown label or split,
     a partial or negative box, or (with ``check_files``) an image that does not exist.
@@ -95,6 +122,7 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> list[Ma
             if split is not None and split not in SPLITS:
                 raise DataError(f"{where}: split '{row.get('split')}' is not one of {SPLITS}")
             box = [_float_or_none(row.get(c), c, where) for c in ("x", "y", "width", "height")]
+            only = _localization_only(row, label, where)
             key = str(image)
             if key not in records:
                 mask_text = (row.get("mask") or "").strip()
@@ -103,10 +131,12 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> list[Ma
                     mask = Path(mask_text) if os.path.isabs(mask_text) else (path.parent / mask_text)
                 records[key] = ManifestRecord(image=image, label=label,
                                               patient_id=(row.get("patient_id") or "").strip() or None,
-                                              split=split, mask=mask)
+                                              split=split, mask=mask, localization_only=only)
                 boxes[key] = []
             elif records[key].label != label:
                 raise DataError(f"{where}: image {image_text} appears with labels '{records[key].label}' and '{label}'")
+            elif records[key].localization_only != only:
+                raise DataError(f"{where}: image {image_text} is {LOCALIZATION_ONLY_COLUMN} on some rows only")
             if all(v is None for v in box):
                 continue
             if any(v is None for v in box):
@@ -117,19 +147,28 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> list[Ma
             boxes[key].append([x, y, x + w, y + h])
     for key, record in records.items():
         record.boxes = np.asarray(boxes[key], dtype=np.float64).reshape(-1, 4)
+        if record.localization_only and not len(record.boxes) and record.mask is None:
+            raise DataError(f"localization-only image {record.image} has neither boxes nor a mask", path)
+    kept = [r for r in records.values() if localization_only or not r.localization_only]
+    if len(kept) < len(records):
+        logger.info("%s: %d localization-only image(s) left out", path, len(records) - len(kept))
+    for record in kept:
         if check_files and not record.image.is_file():
             raise DataError(f"image listed in the manifest does not exist: {record.image}", path)
-    if not records:
-        raise DataError("the manifest lists no images", path)
-    return list(records.values())
+    if not kept:
+        raise DataError("the manifest lists no images" + (" besides localization-only ones" if records else ""), path)
+    return kept
 
 
 def write_manifest(records: Iterable[ManifestRecord], path: str | os.PathLike, relative: bool = True) -> Path:
     """Write records as a manifest CSV (one row per box, one row for images without boxes).
 
-    Paths are written relative to the CSV's folder when ``relative`` and possible. The file is
+    Paths are written relative to the CSV's folder when ``relative`` and possible. The
+    ``localization_only`` column is written only when a record is localization-only. The file is
     written to a temporary name and renamed when complete.
     """
+    records = list(records)
+    marked = any(record.localization_only for record in records)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -146,14 +185,14 @@ def write_manifest(records: Iterable[ManifestRecord], path: str | os.PathLike, r
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(MANIFEST_COLUMNS + ((LOCALIZATION_ONLY_COLUMN,) if marked else ()))
         for record in records:
             base = [rel(record.image), record.label, record.patient_id or "", record.split or ""]
-            mask = rel(record.mask)
+            tail = [rel(record.mask)] + ([int(record.localization_only) or ""] if marked else [])
             if len(record.boxes) == 0:
-                writer.writerow([*base, "", "", "", "", mask])
+                writer.writerow([*base, "", "", "", "", *tail])
             for x1, y1, x2, y2 in np.asarray(record.boxes).reshape(-1, 4):
-                writer.writerow([*base, f"{x1:.3f}", f"{y1:.3f}", f"{x2 - x1:.3f}", f"{y2 - y1:.3f}", mask])
+                writer.writerow([*base, f"{x1:.3f}", f"{y1:.3f}", f"{x2 - x1:.3f}", f"{y2 - y1:.3f}", *tail])
     os.replace(tmp, path)
     return path
 

@@ -222,9 +222,11 @@ def _coerce(name: str, text: str, current: Any) -> Any:
     return text
 
 
-def parse_overrides(pairs: list[str] | None, base: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``key=value`` pairs to ``base``; ``localization.key=value`` sets a localization field."""
-    known = {f.name for f in fields(TrainingConfig)}
+def parse_overrides(pairs: list[str] | None, base: dict[str, Any], config_class: type = TrainingConfig
+                    ) -> dict[str, Any]:
+    """Apply ``key=value`` pairs to ``base``, typed by the fields of the dataclass ``config_class``;
+    ``localization.key=value`` sets a localization field."""
+    known = {f.name for f in fields(config_class)}
     out = dict(base)
     for pair in pairs or []:
         if "=" not in pair:
@@ -245,15 +247,16 @@ def parse_overrides(pairs: list[str] | None, base: dict[str, Any]) -> dict[str, 
             continue
         if key not in known:
             raise ConfigurationError(f"unknown setting '{key}' (known: {', '.join(sorted(known))})")
-        default = TrainingConfig.__dataclass_fields__[key]
+        default = config_class.__dataclass_fields__[key]
         current = out.get(key, default.default if default.default is not default.default_factory else None)
         out[key] = _coerce(key, text, current)
     return out
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> TrainingConfig:
-    """Defaults, then ``base`` (e.g. a resumed run's config), then the file, then ``--set`` overrides."""
+                base: dict[str, Any] | None = None, config_class: type = TrainingConfig) -> Any:
+    """Defaults, then ``base`` (e.g. a resumed run's config), then the file, then ``--set`` overrides, as a
+    ``config_class`` (the GAN's :class:`TrainingConfig` unless told otherwise)."""
     values: dict[str, Any] = dict(base or {})
     if path is not None:
         path = Path(path)
@@ -264,12 +267,12 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
             raise ConfigurationError(f"the training configuration cannot be read ({err})", path) from err
         if not isinstance(loaded, dict):
             raise ConfigurationError("the training configuration must be a mapping of settings", path)
-        unknown = set(loaded) - {f.name for f in fields(TrainingConfig)}
+        unknown = set(loaded) - {f.name for f in fields(config_class)}
         if unknown:
             raise ConfigurationError(f"unknown settings {sorted(unknown)}", path)
         values.update(loaded)
-    values = parse_overrides(overrides, values)
+    values = parse_overrides(overrides, values, config_class)
     try:
-        return TrainingConfig(**values)
+        return config_class(**values)
     except TypeError as err:
         raise ConfigurationError(f"invalid training configuration: {err}") from err

@@ -3,6 +3,10 @@
 Only what the metrics need is kept: the detection score and label of each image, a pixel histogram
 for the pixel AUROC (:class:`~PilletGANLib.metrics.PixelAUROC`), per-image localization numbers
 and the predicted boxes. Full-resolution maps are dropped after each image.
+
+Localization-only images (``ManifestRecord.localization_only``) get every per-image localization number
+(pointing game, Dice, pixel AUROC, laterality) but stay out of detection AUC, RSNA mAP and FROC, which need a
+clean image-level label or depend on the mix of disease and healthy images.
 """
 
 from __future__ import annotations
@@ -20,24 +24,35 @@ from ..metrics import (
     PixelAUROC,
     boxes_to_mask,
     detection_auc,
+    detection_auc_interval,
     dice,
     froc,
     iou,
+    laterality_mass,
+    laterality_peak,
+    laterality_summary,
+    mean_interval,
     pointing_game,
     rsna_map,
     top_fraction_mask,
+    truth_side,
 )
 from .maps import read_array
 
-__all__ = ["METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
+__all__ = ["INTERVAL_KEYS", "METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
 
 #: Keys of the metrics every method reports (``metrics.json`` and its ``floors`` entries).
-METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc")
+METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc",
+               "laterality_mass", "laterality_peak", "laterality", "intervals")
+#: Metrics whose bootstrap 95 % interval ``results()["intervals"]`` gives (laterality's are in its summary).
+INTERVAL_KEYS = ("detection_auc", "pointing_game", "dice_top15", "dice")
 
 
 @dataclass
 class ImageScores:
-    """One row of ``per_image.csv``; localization fields are None where the image has no truth."""
+    """One row of ``per_image.csv``; localization fields are None where the image has no truth, laterality
+    fields (``truth_side``: ``left``/``right``, and the two hits in {0, 0.5, 1}) where its truth is not in one
+    half of the image."""
 
     key: str
     image: str
@@ -49,6 +64,10 @@ class ImageScores:
     iou: float | None
     n_boxes_pred: int
     n_boxes_true: int
+    localization_only: bool = False
+    truth_side: str | None = None
+    laterality_mass: float | None = None
+    laterality_peak: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,19 +115,26 @@ class MetricAccumulator:
     def add(self, record: ManifestRecord, heatmap: np.ndarray, score: float, mask: np.ndarray | None,
             boxes: np.ndarray, box_scores: np.ndarray, truth: np.ndarray | None) -> ImageScores:
         """Score one image. ``truth`` is :func:`truth_mask` of the record (None: no localization metrics)."""
-        self.scores.append(float(score))
-        self.labels.append(record.is_disease)
-        self.predictions.append((np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(box_scores).ravel()))
-        self.truth_boxes.append(np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4))
+        predicted = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(box_scores).ravel())
+        if not record.localization_only:
+            self.scores.append(float(score))
+            self.labels.append(record.is_disease)
+            self.predictions.append(predicted)
+            self.truth_boxes.append(np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4))
         row = ImageScores(key=record.key, image=str(record.image), label=record.label, score=float(score),
                           pointing_hit=None, dice=None, dice_top15=None, iou=None,
-                          n_boxes_pred=len(self.predictions[-1][0]), n_boxes_true=len(record.boxes))
+                          n_boxes_pred=len(predicted[0]), n_boxes_true=len(record.boxes),
+                          localization_only=record.localization_only)
         if truth is not None:
             self.pixels.update(heatmap, truth)
             row.pointing_hit = pointing_game(heatmap, truth)
             row.dice_top15 = dice(top_fraction_mask(heatmap, DICE_TOP_FRACTION), truth)
             if mask is not None:
                 row.dice, row.iou = dice(mask, truth), iou(mask, truth)
+            row.truth_side = truth_side(truth)
+            if row.truth_side is not None:
+                row.laterality_mass = laterality_mass(heatmap, row.truth_side)
+                row.laterality_peak = laterality_peak(heatmap, row.truth_side)
         self.rows.append(row)
         return row
 
@@ -123,8 +149,25 @@ class MetricAccumulator:
             return None
         return float(np.mean(values))
 
+    def laterality(self, seed: int = 0) -> dict[str, Any]:
+        """:func:`~PilletGANLib.metrics.laterality_summary` over the images whose truth lies in one half."""
+        lateral = [row for row in self.rows if row.truth_side is not None]
+        return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
+                                  [row.truth_side for row in lateral], seed=seed)
+
+    def intervals(self, seed: int = 0) -> dict[str, list[float] | None]:
+        """Percentile bootstrap 95 % intervals of :data:`INTERVAL_KEYS` (2,000 resamples): detection AUC with disease
+        and healthy images resampled separately, the others over the images with truth; None where the metric is."""
+        intervals: dict[str, list[float] | None] = {
+            "detection_auc": detection_auc_interval(self.scores, self.labels, seed=seed) if self.scores else None}
+        for key, field_name in (("pointing_game", "pointing_hit"), ("dice_top15", "dice_top15"), ("dice", "dice")):
+            values = [getattr(row, field_name) for row in self.localized]
+            intervals[key] = None if any(v is None for v in values) else mean_interval(values, seed=seed)
+        return intervals
+
     def results(self) -> dict[str, Any]:
         """The metrics under :data:`METRIC_KEYS`; None where the data cannot give one."""
+        laterality = self.laterality()
         return {
             "detection_auc": detection_auc(self.scores, self.labels) if self.scores else None,
             "pointing_game": self._mean("pointing_hit"),
@@ -134,4 +177,8 @@ class MetricAccumulator:
             "dice_top15": self._mean("dice_top15"),
             "rsna_map": rsna_map(self.predictions, self.truth_boxes),
             "froc": froc(self.predictions, self.truth_boxes),
+            "laterality_mass": laterality["laterality_mass"],
+            "laterality_peak": laterality["laterality_peak"],
+            "laterality": laterality,
+            "intervals": self.intervals(),
         }

@@ -26,7 +26,7 @@ from .overlays import OverlayPanel, OverlaySelector, make_panel
 from .paired import paired_comparison
 from .report import PerImageCSV, write_index, write_json
 
-__all__ = ["PredictionLike", "evaluate"]
+__all__ = ["PredictionLike", "evaluate", "ranking_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class PredictionLike(Protocol):
     """What ``predict(record)`` returns (:class:`~PilletGANLib.inference.LesionResult` or a saved map).
 
     ``heatmap`` is ``rows x cols`` in the source grid (higher = more likely lesion; an optional unclipped
-    ``difference`` of the same shape is ranked instead, see :func:`_ranking_map`); ``mask`` a boolean
+    ``difference`` of the same shape is ranked instead, see :func:`ranking_map`); ``mask`` a boolean
     array of the same shape or None (no mask metrics); ``boxes`` objects or mappings with ``x1, y1,
     x2, y2, score`` in source pixels. An ``image`` attribute, when present, is used for the overlays.
     """
@@ -69,17 +69,19 @@ def _checked_arrays(result: PredictionLike, record: ManifestRecord) -> tuple[np.
     return heatmap, mask
 
 
-def _ranking_map(result: PredictionLike, heatmap: np.ndarray, record: ManifestRecord) -> np.ndarray:
-    """The map the ranking metrics (pointing game, ``dice_top15``, pixel AUROC) read: a prediction's unclipped
-    ``difference`` when it has one (a :class:`~PilletGANLib.inference.LesionResult`, whose heat map saturates at 1,
-    and a saturated plateau has no single peak), else its ``heatmap``."""
+def ranking_map(result: PredictionLike, heatmap: np.ndarray | None = None, where: Any = None) -> np.ndarray:
+    """The map the ranking metrics (pointing game, ``dice_top15``, pixel AUROC, laterality) and the sanity checks
+    read: a prediction's unclipped ``difference`` when it has one (a :class:`~PilletGANLib.inference.LesionResult`,
+    whose heat map saturates at 1, and a saturated plateau has no single peak), else its ``heatmap``. ``where``
+    names the image in errors."""
+    heatmap = np.asarray(result.heatmap) if heatmap is None else heatmap
     difference = getattr(result, "difference", None)
     if difference is None:
         return heatmap
     difference = np.asarray(difference, dtype=np.float32)
     if difference.shape != heatmap.shape or not np.all(np.isfinite(difference)):
         raise DataError(f"the lesion map's difference is {difference.shape} or not finite; the heat map is "
-                        f"{heatmap.shape}", record.image)
+                        f"{heatmap.shape}", where)
     return difference
 
 
@@ -92,14 +94,16 @@ def _panel(record: ManifestRecord, result: PredictionLike, heatmap: np.ndarray, 
     return make_panel(record.key, image, heatmap, record.boxes, boxes, caption)
 
 
-def _counts(records: Sequence[ManifestRecord], localized: int) -> dict[str, int]:
+def _counts(records: Sequence[ManifestRecord], model: MetricAccumulator) -> dict[str, int]:
     return {
         "images": len(records),
         "healthy": sum(not r.is_disease for r in records),
         "disease": sum(r.is_disease for r in records),
+        "localization_only": sum(r.localization_only for r in records),
         "with_boxes": sum(len(r.boxes) > 0 for r in records),
         "with_masks": sum(r.mask is not None for r in records),
-        "localized": localized,
+        "localized": len(model.localized),
+        "unilateral": sum(row.truth_side is not None for row in model.rows),
     }
 
 
@@ -114,11 +118,15 @@ def evaluate(
     progress: bool = True,
     overlays_per_group: int = 4,
     seed: int = 0,
+    sanity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score ``predict`` over ``records`` (and the floor maps when ``floors``) and write the report.
 
-    Detection AUC uses every image; pointing game, pixel AUROC, Dice, IoU and ``dice_top15`` use the
-    disease images with truth (pixel mask, else boxes); RSNA mAP and FROC use every image's boxes.
+    Detection AUC uses every image but the localization-only ones; pointing game, pixel AUROC, Dice, IoU and
+    ``dice_top15`` use the disease images with truth (pixel mask, else boxes), localization-only ones included;
+    laterality those of them whose truth lies in one half of the image; RSNA mAP and FROC use every image's boxes
+    but the localization-only ones. ``sanity`` (:func:`~PilletGANLib.evaluation.sanity.sanity_report`, or why there
+    is none) is reported as given.
     Returns the content of ``metrics.json``: the metrics, ``counts``, ``model``, ``data`` and ``floors``; when
     the results carry the model's location prior, also ``vs_model_prior``: the model against that prior alone,
     image by image (:func:`~PilletGANLib.evaluation.paired.paired_comparison`, model minus prior), which says
@@ -143,8 +151,8 @@ def evaluate(
             heatmap, mask = _checked_arrays(result, record)
             truth = truth_mask(record, heatmap.shape)
             boxes, box_scores = box_arrays(result.boxes if result.boxes is not None else [])
-            row = model.add(record, _ranking_map(result, heatmap, record), float(result.score), mask, boxes, box_scores,
-                            truth)
+            row = model.add(record, ranking_map(result, heatmap, record.image), float(result.score), mask, boxes,
+                            box_scores, truth)
             table.write(row)
             for name, accumulator in floor_scores.items():
                 floor = floor_prediction(name, heatmap.shape, record.key)
@@ -160,10 +168,11 @@ def evaluate(
         floor_scores[MODEL_PRIOR_FLOOR] = prior_scores
     metrics: dict[str, Any] = {
         **model.results(),
-        "counts": _counts(records, len(model.localized)),
+        "counts": _counts(records, model),
         "model": dict(model_info),
         "data": dict(data_info),
         "floors": {name: accumulator.results() for name, accumulator in floor_scores.items()},
+        "sanity": dict(sanity) if sanity is not None else None,
     }
     if prior_scores.labels:
         metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
@@ -175,6 +184,6 @@ def evaluate(
     write_json(metrics, out_dir / "metrics.json")
     write_index(metrics, _FIGURES, out_dir / "index.html")
     logger.info("evaluated %d images: %s", len(records),
-                ", ".join(f"{k}={metrics[k]:.3f}" for k in ("detection_auc", "pointing_game", "dice_top15", "rsna_map")
-                          if metrics[k] is not None))
+                ", ".join(f"{k}={metrics[k]:.3f}" for k in ("detection_auc", "pointing_game", "dice_top15", "rsna_map",
+                                                            "laterality_mass") if metrics[k] is not None))
     return metrics

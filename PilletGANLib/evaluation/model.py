@@ -1,4 +1,5 @@
-"""Feeding a model's batched predictions to the harness, which asks for one record at a time."""
+"""Loading the model an evaluation scores, and feeding its batched predictions to the harness, which asks for one
+record at a time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,23 @@ from typing import Any, Protocol
 from ..data.manifest import ManifestRecord
 from ..errors import PilletGANError
 
-__all__ = ["BatchPredictor", "PredictorStream"]
+__all__ = ["BatchPredictor", "PredictorStream", "predictor_from_path"]
+
+
+def predictor_from_path(path: str | os.PathLike | None = None, **kwargs: Any) -> Any:
+    """The predictor of a model file: a :class:`~PilletGANLib.inference.classifier.ClassifierPredictor` for a
+    classifier baseline's card (``"kind": "classifier"``), else a PilletGAN
+    :class:`~PilletGANLib.inference.Predictor`; ``None`` is the shipped default model. ``kwargs`` (device,
+    batch size) go to the predictor."""
+    from ..inference import Predictor
+    from ..inference.classifier import ClassifierPredictor
+    from ..model_store import default_model_path, read_card
+    from ..networks.classifier import is_classifier_card
+
+    weights = Path(path) if path is not None else default_model_path()
+    if weights.is_file() and is_classifier_card(read_card(weights)):
+        return ClassifierPredictor.from_path(weights, **kwargs)
+    return Predictor.from_path(weights, **kwargs)
 
 
 class BatchPredictor(Protocol):

@@ -5,8 +5,10 @@ AUC; whether that is evidence depends on how often they disagree image by image.
 aligns two methods' per-image rows (``per_image.csv`` of ``pilletgan evaluate``, or the rows its
 accumulators keep) by image key and reports, for each headline metric, both values, their difference and a
 paired bootstrap interval of the difference (images resampled, disease and healthy images separately, so
-every resample has both classes); for the pointing game also the images only one method hits and the exact
-McNemar p-value of that split.
+every resample has both classes); for the pointing game and laterality also the images only one method gets
+right and the exact McNemar p-value of that split (for laterality, whose per-image values include 0.5 for a tie,
+the images where one method scores higher: the exact sign test, McNemar's test for binary hits). Detection AUC
+leaves out localization-only images; laterality is compared over the images whose truth lies in one half.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_i
 #: Per-image metrics compared over the images both methods localize (with truth), besides detection AUC, and the
 #: per-image field each is the mean of.
 PAIRED_METRICS = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
+#: Per-image metrics compared over the images whose truth lies in one half of the image (``truth_side``).
+PAIRED_LATERALITY = ("laterality_mass", "laterality_peak")
+#: Metrics whose comparison reports the images only one method gets right and the exact McNemar p-value.
+_DISCORDANCE = ("pointing_game", *PAIRED_LATERALITY)
 
 
 def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
@@ -40,14 +46,18 @@ def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
     except OSError as err:
         raise DataError(f"cannot read the per-image table ({err.strerror})", path) from err
 
-    def optional(value: str, kind: type) -> Any:
-        return None if value == "" else kind(float(value)) if kind is bool else kind(value)
+    def optional(value: str | None, kind: type) -> Any:
+        return None if value in ("", None) else kind(float(value)) if kind is bool else kind(value)
 
-    try:
+    try:  # the localization-only and laterality columns are absent from reports older than them
         return [ImageScores(key=row["key"], image=row["image"], label=row["label"], score=float(row["score"]),
                             pointing_hit=optional(row["pointing_hit"], bool), dice=optional(row["dice"], float),
                             dice_top15=optional(row["dice_top15"], float), iou=optional(row["iou"], float),
-                            n_boxes_pred=int(row["n_boxes_pred"]), n_boxes_true=int(row["n_boxes_true"]))
+                            n_boxes_pred=int(row["n_boxes_pred"]), n_boxes_true=int(row["n_boxes_true"]),
+                            localization_only=bool(optional(row.get("localization_only"), bool)),
+                            truth_side=optional(row.get("truth_side"), str),
+                            laterality_mass=optional(row.get("laterality_mass"), float),
+                            laterality_peak=optional(row.get("laterality_peak"), float))
                 for row in table]
     except (KeyError, ValueError) as err:
         raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
@@ -75,9 +85,12 @@ def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> li
         raise DataError(f"the two methods were scored on different images ({len(keys_a - set(by_key))} only in the "
                         f"first, {len(set(by_key) - keys_a)} only in the second)")
     pairs = [(row, by_key[row.key]) for row in rows_a]
-    mismatched = [a.key for a, b in pairs if a.label != b.label]
+    mismatched = [a.key for a, b in pairs if (a.label, a.localization_only) != (b.label, b.localization_only)]
     if mismatched:
         raise DataError(f"{len(mismatched)} images have different labels in the two tables, e.g. '{mismatched[0]}'")
+    sides = [a.key for a, b in pairs if a.truth_side != b.truth_side]
+    if sides:
+        raise DataError(f"{len(sides)} images have different truth in the two tables (truth_side), e.g. '{sides[0]}'")
     return pairs
 
 
@@ -85,9 +98,10 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
                       confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Method A against method B on the same images (A minus B); see the module docstring.
 
-    Returns ``{"images", "localized", "resamples", "confidence", "detection_auc", "pointing_game", "dice_top15",
-    "dice"}``: each metric ``{"a", "b", "difference", "interval"}`` (None where the data cannot give it; the
-    interval is the paired bootstrap's), ``pointing_game`` also ``{"a_only", "b_only", "mcnemar_p"}``.
+    Returns ``{"images", "localized", "lateral", "resamples", "confidence", "detection_auc", "pointing_game",
+    "dice_top15", "dice", "laterality_mass", "laterality_peak"}``: each metric ``{"a", "b", "difference",
+    "interval"}`` (None where the data cannot give it; the interval is the paired bootstrap's), ``pointing_game``
+    and the laterality metrics also ``{"a_only", "b_only", "mcnemar_p"}``.
     """
     if resamples < 1:
         raise ConfigurationError(f"resamples must be >= 1, got {resamples}")
@@ -99,10 +113,11 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {"images": len(pairs), "resamples": resamples, "confidence": confidence}
 
-    positive = np.array([a.label == "disease" for a, _ in pairs])
+    detected = [(a, b) for a, b in pairs if not a.localization_only]
+    positive = np.array([a.label == "disease" for a, _ in detected], dtype=bool)
     result["detection_auc"] = None
     if 0 < positive.sum() < positive.size:
-        scores = np.array([[a.score, b.score] for a, b in pairs])
+        scores = np.array([[a.score, b.score] for a, b in detected])
         pos_idx, neg_idx = np.flatnonzero(positive), np.flatnonzero(~positive)
         samples = np.empty(resamples)
         for i in range(resamples):
@@ -117,16 +132,27 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     result["localized"] = len(localized)
     draws = rng.integers(0, len(localized), size=(resamples, len(localized))) if localized else None
     for metric, name in PAIRED_METRICS.items():
-        values = [(getattr(a, name), getattr(b, name)) for a, b in localized]
-        if not values or any(v is None for pair in values for v in pair):
-            result[metric] = None
-            continue
-        table = np.asarray(values, dtype=np.float64)
-        difference = table[:, 0] - table[:, 1]
-        entry = {"a": float(table[:, 0].mean()), "b": float(table[:, 1].mean()),
-                 "difference": float(difference.mean()), "interval": _interval(difference[draws].mean(1), confidence)}
-        if metric == "pointing_game":
-            a_only, b_only = int((difference > 0).sum()), int((difference < 0).sum())
-            entry.update(a_only=a_only, b_only=b_only, mcnemar_p=mcnemar_exact_p(a_only, b_only))
-        result[metric] = entry
+        result[metric] = _paired_means(localized, name, draws, metric in _DISCORDANCE, confidence)
+    lateral = [(a, b) for a, b in pairs if a.truth_side is not None]
+    result["lateral"] = len(lateral)
+    draws = rng.integers(0, len(lateral), size=(resamples, len(lateral))) if lateral else None
+    for metric in PAIRED_LATERALITY:
+        result[metric] = _paired_means(lateral, metric, draws, True, confidence)
     return result
+
+
+def _paired_means(pairs: Sequence[tuple[ImageScores, ImageScores]], name: str, draws: np.ndarray | None,
+                  discordance: bool, confidence: float) -> dict[str, Any] | None:
+    """Means of the per-image field ``name`` of both methods, their difference and its bootstrap interval over
+    ``draws``; with ``discordance`` also the images where one method scores higher and McNemar's p."""
+    values = [(getattr(a, name), getattr(b, name)) for a, b in pairs]
+    if not values or any(v is None for pair in values for v in pair):
+        return None
+    table = np.asarray(values, dtype=np.float64)
+    difference = table[:, 0] - table[:, 1]
+    entry = {"a": float(table[:, 0].mean()), "b": float(table[:, 1].mean()),
+             "difference": float(difference.mean()), "interval": _interval(difference[draws].mean(1), confidence)}
+    if discordance:
+        a_only, b_only = int((difference > 0).sum()), int((difference < 0).sum())
+        entry.update(a_only=a_only, b_only=b_only, mcnemar_p=mcnemar_exact_p(a_only, b_only))
+    return entry

@@ -31,6 +31,8 @@ _TABLE_ROWS = (
     ("dice_top15", "Dice (top 15 %)", "map's top 15 % of pixels vs truth"),
     ("rsna_map", "RSNA mAP", "predicted boxes, IoU 0.40-0.75 (all images)"),
     ("froc", "FROC mean sensitivity", "box centre inside a truth box; 1/8 to 8 FP per image"),
+    ("laterality_mass", "Laterality (mass)", "half with more map mass is the sick half (truth in one half only)"),
+    ("laterality_peak", "Laterality (peak)", "half with the higher maximum is the sick half (truth in one half only)"),
 )
 
 
@@ -72,6 +74,7 @@ class PerImageCSV:
     def write(self, row: ImageScores) -> None:
         values = row.to_row()
         values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
+        values["localization_only"] = int(row.localization_only) or ""
         self._writer.writerow({k: "" if v is None else csv_cell(v) for k, v in values.items()})
 
     def close(self, complete: bool = True) -> None:
@@ -94,12 +97,14 @@ def rate_label(rate: float) -> str:
     return f"{rate:g}" if rate >= 1 else f"1/{round(1 / rate)}"
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, interval: Sequence[float] | None = None) -> str:
     if isinstance(value, dict):  # FROC
         value = value.get("mean_sensitivity")
     if value is None:
         return '<td class="na" title="the data cannot give this metric">n/a</td>'
-    return f"<td>{value:.3f}</td>"
+    if interval is None:
+        return f"<td>{value:.3f}</td>"
+    return f'<td>{value:.3f} <span class="ci">({interval[0]:.3f} to {interval[1]:.3f})</span></td>'
 
 
 def _info_table(info: Mapping[str, Any]) -> str:
@@ -129,6 +134,7 @@ table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: left; }
 td { font-variant-numeric: tabular-nums; }
 td.na { color: #999; }
+span.ci { color: #666; font-size: 0.85em; }
 .note { color: #555; font-size: 0.9em; max-width: 60em; }
 figure { display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -169,6 +175,61 @@ the prior.</p>
 """
 
 
+def _interval_text(interval: Sequence[float] | None) -> str:
+    return "" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
+def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
+    """Laterality of every method beside its floors, with the count of unilateral images and intervals."""
+    summaries = {name: m.get("laterality") for name, m in methods.items() if m.get("laterality")}
+    first = summaries.get("model") or next(iter(summaries.values()), None)
+    if not first or not first["images"]:
+        return ("<h2>Laterality</h2>\n<p>No disease image has its truth in one half of the image: no laterality."
+                "</p>\n")
+    level = round(100 * float(first["confidence"]))
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th>{_cell(summary['laterality_mass'])}"
+        f"<td>{_interval_text(summary['laterality_mass_interval'])}</td>{_cell(summary['laterality_peak'])}"
+        f"<td>{_interval_text(summary['laterality_peak_interval'])}</td></tr>" for name, summary in summaries.items())
+    return f"""<h2>Laterality</h2>
+<table><tr><th>method</th><th>mass</th><th>{level} % interval</th><th>peak</th><th>{level} % interval</th></tr>
+{rows}<tr><th>always the commoner side ({html.escape(str(first["majority_side"]))})</th>{_cell(first["majority_floor"])}
+<td></td>{_cell(first["majority_floor"])}<td></td></tr>
+<tr><th>any left-right symmetric map</th>{_cell(first["symmetric_floor"])}<td></td>{_cell(first["symmetric_floor"])}
+<td></td></tr></table>
+<p class="note">Over the {first["images"]} disease images whose truth lies entirely in one half of the image
+({first["left"]} left, {first["right"]} right, halves of the image as displayed, split at its middle column): the
+share where the half holding more of the map's mass (resp. its higher maximum) is the sick half; an exact tie counts
+one half. A location prior cannot pass this test: a symmetric map scores 0.5, always answering the commoner side
+scores the majority share. Intervals: bootstrap over these images, {first["resamples"]} resamples.</p>
+"""
+
+
+def _sanity_section(sanity: Mapping[str, Any] | None) -> str:
+    """The sanity checks of the map (``metrics["sanity"]``), or why there are none."""
+    if not sanity:
+        return ("<h2>Sanity checks</h2>\n<p>Not run (pilletgan evaluate --sanity N runs them on N images).</p>\n")
+    if not sanity.get("available", True):
+        return f"<h2>Sanity checks</h2>\n<p>Not available: {html.escape(str(sanity.get('reason')))}</p>\n"
+    rows = ""
+    for key, label in (("inverted", "grey-inverted image"), ("randomized", "randomized weights")):
+        entry = sanity[key]
+        rows += (f"<tr><th>{label}</th>{_cell(entry['spearman_median'])}{_cell(entry['pearson_median'])}"
+                 f"<td>{entry['defined']}</td><td>{entry.get('constant', 'n/a')}</td></tr>")
+    return f"""<h2>Sanity checks</h2>
+<table><tr><th>the map against the map of the</th><th>median Spearman</th><th>median Pearson</th>
+<th>images with a defined correlation</th><th>images where that map is constant</th></tr>{rows}</table>
+<p class="note">Adebayo et al. 2018, "Sanity checks for saliency maps": on {sanity["images"]} images
+({sanity["disease"]} disease first, then healthy, chosen with seed {sanity["seed"]}), the correlation of the map with
+the map of the same image with its grey levels inverted (the network input negated, everything else the same), and
+with the map of the same network with randomized weights (re-initialized with seed
+{sanity["randomization_seed"]}). A map that reads the image changes with both: correlations near 1 say the map
+shows where lesions usually are, or the image's edges, not what the network found. A constant map has no
+correlation: a map that vanishes when the weights are randomized passes that check. Time: {sanity["seconds"]:.0f} s.
+</p>
+"""
+
+
 def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], path: str | os.PathLike) -> Path:
     """Write ``index.html``: the metrics of the model beside the floors, counts, and the figures.
 
@@ -178,7 +239,7 @@ def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], 
     head = "".join(f"<th>{html.escape(name)}</th>" for name in methods)
     rows = "".join(
         f'<tr><th title="{html.escape(hint)}">{html.escape(label)}</th>'
-        f'{"".join(_cell(m.get(key)) for m in methods.values())}</tr>'
+        f'{"".join(_cell(m.get(key), (m.get("intervals") or {}).get(key)) for m in methods.values())}</tr>'
         for key, label, hint in _TABLE_ROWS)
     images = "".join(
         f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
@@ -193,7 +254,11 @@ def write_index(metrics: Mapping[str, Any], figures: Sequence[tuple[str, str]], 
 <p class="note">Floors are scored by the same code as the model: a smooth random map and a fixed two-lung prior
 (two Gaussians over the usual lung positions). Their mask is their top 15 % of pixels and their boxes its connected
 components, so their Dice equals their Dice (top 15 %). A model localizes only where it beats the lung prior.
-Truth: the manifest's pixel mask where it gives one, else its boxes. n/a: the data cannot give the metric.</p>
+Truth: the manifest's pixel mask where it gives one, else its boxes. In brackets: bootstrap 95 % intervals over the
+images (detection AUC: disease and healthy images resampled separately). Localization-only images (counts below) enter
+the map's rows and laterality, not detection AUC, RSNA mAP or FROC. n/a: the data cannot give the metric.
+Definitions: docs/metrics.md.</p>
+{_laterality_section(methods)}{_sanity_section(metrics.get("sanity"))}
 {_paired_section(metrics.get("vs_model_prior"))}<h2>FROC sensitivity</h2>
 {_froc_table(methods)}
 <h2>Counts</h2>

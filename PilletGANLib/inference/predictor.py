@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ModelError, PilletGANError
 from ..localization import LesionMaps, Localizer, valid_masks
-from ..model_store import load_model
+from ..model_store import load_network
 from ..networks import HealthyTranslator
 from ..postprocess import connected_boxes
 from ..reading import load_cxr
@@ -95,18 +96,25 @@ class Predictor:
     @classmethod
     def from_path(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Predictor:
         """Load a model (``.pt`` + ``.json`` card, checksum checked); ``None`` is the shipped default."""
-        state, card, weights = load_model(path)
-        try:
-            translator = HealthyTranslator.from_card(card)
-            translator.load_state_dict(state)
-        except ModelError as err:
-            raise ModelError(str(err), weights) from err
-        except (TypeError, RuntimeError) as err:
-            raise ModelError(f"the weights do not fit the network the card describes ({err})", weights) from err
-        card = {**card, "path": str(weights)}
+        translator, card = load_network(path, HealthyTranslator.from_card)
         return cls(translator, card, **kwargs)
 
     # -- network -------------------------------------------------------------------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        """The healthy translator (generator or ensemble) this predictor runs."""
+        return self.translator
+
+    def with_network(self, network: torch.nn.Module) -> Predictor:
+        """A predictor with this one's card, settings and localizer running ``network`` (a
+        :class:`~PilletGANLib.networks.HealthyTranslator`, or a bare generator to wrap) instead (the evaluation's
+        sanity checks run a copy with randomized weights)."""
+        if not isinstance(network, HealthyTranslator):
+            network = HealthyTranslator(network, int(self.card.get("healthy_index", 0)))
+        twin = copy.copy(self)
+        twin.translator = network.to(self.device).eval()
+        return twin
+
     def _autocast(self):
         if self.bf16:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)

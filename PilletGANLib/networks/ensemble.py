@@ -58,6 +58,9 @@ def ensemble_size(card: Mapping[str, Any]) -> int:
 def generator_from_card(card: Mapping[str, Any]) -> PilletGenerator | GeneratorEnsemble:
     """The (untrained) network a model card describes: one :class:`PilletGenerator` built from its ``network``
     arguments, or a :class:`GeneratorEnsemble` of as many as its ``ensemble`` lists."""
+    if card.get("kind") == "classifier":
+        raise ModelError("this model is a classifier baseline (kind 'classifier'), not a PilletGAN generator: "
+                         "`pilletgan evaluate --model` scores it; the other commands run generators")
     try:
         network = dict(card["network"])
         size = ensemble_size(card)

@@ -15,12 +15,17 @@ folds can give the split (``split_by="fold"``).
 
 Labels in both: ``Negative for Pneumonia`` study and no box = healthy; ``Typical Appearance`` study
 with at least one box = disease; everything else (indeterminate, atypical, and images without box in
-a positive study, which are not negatives) is left out. The layout is detected from the files.
+a positive study, which are not negatives) is left out. With ``keep_boxed``, the boxed images of
+``Indeterminate`` and ``Atypical`` studies are kept too, as disease images marked ``localization_only``
+(:mod:`PilletGANLib.data.manifest`): their boxes say where an opacity is, so they count for localization and
+laterality, never for detection, and training does not read them. They do not move any other image between
+splits. The layout is detected from the files.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,13 +36,15 @@ from pydicom.errors import InvalidDicomError
 
 from ...errors import ConfigurationError, DataError
 from ..manifest import ManifestRecord
-from ..splits import assign_splits, split_by_folds
+from ..splits import assign_splits, patient_key, split_by_folds
 from .common import finish_build, index_images, read_table
 
 __all__ = ["SIIM_STUDY_CLASSES", "build_siim_covid_manifest", "detect_siim_layout"]
 
 SIIM_STUDY_CLASSES = ("Negative for Pneumonia", "Typical Appearance", "Indeterminate Appearance", "Atypical Appearance")
 _HEALTHY, _DISEASE = SIIM_STUDY_CLASSES[0], SIIM_STUDY_CLASSES[1]
+#: Study classes whose boxed images ``keep_boxed`` keeps as localization-only disease images.
+LOCALIZATION_ONLY_CLASSES = SIIM_STUDY_CLASSES[2:]
 
 
 def detect_siim_layout(src: Path) -> str:
@@ -50,16 +57,19 @@ def detect_siim_layout(src: Path) -> str:
                     "+ train/, or labels/image_labels.csv + labels/boxes_256.csv + images/", src)
 
 
-def _label(study_class: str, n_boxes: int) -> str | None:
+def _label(study_class: str, n_boxes: int, keep_boxed: bool) -> tuple[str, bool] | None:
+    """``(label, localization_only)`` of an image, or None when it is left out."""
     if study_class == _HEALTHY and n_boxes == 0:
-        return "healthy"
+        return "healthy", False
     if study_class == _DISEASE and n_boxes > 0:
-        return "disease"
+        return "disease", False
+    if keep_boxed and study_class in LOCALIZATION_ONLY_CLASSES and n_boxes > 0:
+        return "disease", True
     return None
 
 
-def _skip_reason(study_class: str) -> str:
-    if study_class in (_HEALTHY, _DISEASE):
+def _skip_reason(study_class: str, keep_boxed: bool) -> str:
+    if study_class in (_HEALTHY, _DISEASE) or keep_boxed:
         return f"'{study_class}' study {'with' if study_class == _HEALTHY else 'without'} opacity boxes"
     return f"'{study_class}' study"
 
@@ -96,7 +106,7 @@ def _dicom_patient_id(path: Path) -> str | None:
     return value or None
 
 
-def _original(src: Path, patient_from_dicom: bool, skipped: Counter[str]) -> list[ManifestRecord]:
+def _original(src: Path, patient_from_dicom: bool, keep_boxed: bool, skipped: Counter[str]) -> list[ManifestRecord]:
     image_csv = src / "train_image_level.csv"
     studies = _study_classes(src / "train_study_level.csv")
     images = index_images(src / "train", suffixes=(".dcm",))
@@ -106,21 +116,22 @@ def _original(src: Path, patient_from_dicom: bool, skipped: Counter[str]) -> lis
         if study not in studies:
             raise DataError(f"line {line}: study {study} of image {image_id} is not in train_study_level.csv", image_csv)
         boxes = _literal_boxes(row["boxes"], f"{image_csv}:{line}")
-        label = _label(studies[study], len(boxes))
-        if label is None:
-            skipped[_skip_reason(studies[study])] += 1
+        labelled = _label(studies[study], len(boxes), keep_boxed)
+        if labelled is None:
+            skipped[_skip_reason(studies[study], keep_boxed)] += 1
             continue
         path = images.get(image_id)
         if path is None:
             skipped["listed in the table but not on disk"] += 1
             continue
         patient = (_dicom_patient_id(path) if patient_from_dicom else None) or study
-        records.append(ManifestRecord(image=path, label=label, patient_id=patient,
+        label, localization_only = labelled
+        records.append(ManifestRecord(image=path, label=label, patient_id=patient, localization_only=localization_only,
                                       boxes=boxes if label == "disease" else np.zeros((0, 4))))
     return records
 
 
-def _resized(src: Path, skipped: Counter[str]) -> tuple[list[ManifestRecord], list[int]]:
+def _resized(src: Path, keep_boxed: bool, skipped: Counter[str]) -> tuple[list[ManifestRecord], list[int]]:
     boxes_csv = src / "labels" / "boxes_256.csv"
     columns = ("x1_256", "y1_256", "x2_256", "y2_256")
     boxes: dict[str, list[list[float]]] = defaultdict(list)
@@ -137,9 +148,9 @@ def _resized(src: Path, skipped: Counter[str]) -> tuple[list[ManifestRecord], li
         study_class = row["study_label"].strip()
         if study_class not in SIIM_STUDY_CLASSES:
             raise DataError(f"line {line}: unknown study label '{study_class}'", labels_csv)
-        label = _label(study_class, len(boxes.get(image_id, [])))
-        if label is None:
-            skipped[_skip_reason(study_class)] += 1
+        labelled = _label(study_class, len(boxes.get(image_id, [])), keep_boxed)
+        if labelled is None:
+            skipped[_skip_reason(study_class, keep_boxed)] += 1
             continue
         path = images.get(image_id)
         if path is None:
@@ -149,14 +160,17 @@ def _resized(src: Path, skipped: Counter[str]) -> tuple[list[ManifestRecord], li
             folds.append(int(row["fold"]))
         except ValueError as err:
             raise DataError(f"line {line}: fold '{row['fold']}' is not an integer", labels_csv) from err
+        label, localization_only = labelled
         records.append(ManifestRecord(image=path, label=label, patient_id=row["patient_id"].strip() or None,
-                                      boxes=np.asarray(boxes.get(image_id, []), dtype=np.float64).reshape(-1, 4)))
+                                      boxes=np.asarray(boxes.get(image_id, []), dtype=np.float64).reshape(-1, 4),
+                                      localization_only=localization_only))
     return records, folds
 
 
 def build_siim_covid_manifest(src: str | Path, val_fraction: float = 0.15, test_fraction: float = 0.0, seed: int = 0,
                               split_by: str = "patient", val_folds: Sequence[int] = (3,), test_folds: Sequence[int] = (),
-                              patient_from_dicom: bool = True, skipped: Counter[str] | None = None) -> list[ManifestRecord]:
+                              patient_from_dicom: bool = True, keep_boxed: bool = False,
+                              skipped: Counter[str] | None = None) -> list[ManifestRecord]:
     """Build manifest records from a SIIM-FISABIO-RSNA COVID-19 folder (layout detected).
 
     Args:
@@ -165,6 +179,10 @@ def build_siim_covid_manifest(src: str | Path, val_fraction: float = 0.15, test_
         split_by: ``"patient"`` (seeded patient split) or ``"fold"`` (the pre-resized copy's folds:
             ``val_folds`` -> val, ``test_folds`` -> test, the rest train).
         patient_from_dicom: original layout only: read PatientID from each DICOM header.
+        keep_boxed: also keep the boxed images of Indeterminate and Atypical studies, marked
+            ``localization_only``. The other images keep exactly the splits they get without it: with
+            ``split_by="patient"`` a kept image takes its patient's split, and patients seen only in kept
+            images are split among themselves with the same fractions and seed.
         skipped: a counter that receives the number of images left out, per reason.
     """
     src = Path(src)
@@ -175,11 +193,21 @@ def build_siim_covid_manifest(src: str | Path, val_fraction: float = 0.15, test_
     if layout == "original":
         if split_by == "fold":
             raise ConfigurationError("the original SIIM layout has no folds: use split_by='patient'", src)
-        records = _original(src, patient_from_dicom, skipped)
+        records = _original(src, patient_from_dicom, keep_boxed, skipped)
         folds: list[int] = []
     else:
-        records, folds = _resized(src, skipped)
+        records, folds = _resized(src, keep_boxed, skipped)
     finish_build(records, skipped, src, "SIIM-FISABIO-RSNA COVID-19")
     if split_by == "fold":
         return split_by_folds(records, folds, val_folds, test_folds)
-    return assign_splits(records, val_fraction, test_fraction, seed)
+    return _patient_splits(records, val_fraction, test_fraction, seed)
+
+
+def _patient_splits(records: list[ManifestRecord], val_fraction: float, test_fraction: float, seed: int
+                    ) -> list[ManifestRecord]:
+    """Seeded patient splits of the labelled images, unchanged by localization-only ones (see ``keep_boxed``)."""
+    labelled = assign_splits([r for r in records if not r.localization_only], val_fraction, test_fraction, seed)
+    split_of = {patient_key(r): r.split for r in labelled}
+    newcomers = [r for r in records if r.localization_only and patient_key(r) not in split_of]
+    split_of.update({patient_key(r): r.split for r in assign_splits(newcomers, val_fraction, test_fraction, seed)})
+    return [dataclasses.replace(r, split=split_of[patient_key(r)]) for r in records]

@@ -13,11 +13,11 @@ __all__ = ["format_summary"]
 
 def format_summary(records: Sequence[ManifestRecord], skipped: Mapping[str, int] | None = None) -> str:
     """Lines of counts: images per label x split, patients per split, boxes, masks and what was left out."""
-    counts = Counter((r.label, r.split) for r in records)
+    counts = Counter(("loc. only" if r.localization_only else r.label, r.split) for r in records)
     patients = {split: {patient_key(r) for r in records if r.split == split} for split in SPLITS}
     splits = [s for s in SPLITS if patients[s]] + (["(none)"] if any(r.split is None for r in records) else [])
     lines = ["{:<10}".format("") + "".join(f"{s:>9}" for s in splits) + f"{'total':>9}"]
-    for label in LABELS:
+    for label in LABELS + (("loc. only",) if any(r.localization_only for r in records) else ()):
         row = [counts[(label, None if s == "(none)" else s)] for s in splits]
         lines.append(f"{label:<10}" + "".join(f"{n:>9}" for n in row) + f"{sum(row):>9}")
     lines.append(f"{'patients':<10}" + "".join(f"{len(patients.get(s, ())):>9}" for s in splits)
