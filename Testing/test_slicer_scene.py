@@ -31,6 +31,7 @@ else:
 import slicer
 import vtk
 from conftest import REPO_ROOT
+from dicom_factory import JPEG_BASELINE, JPEG_SPACING_MM
 
 from PilletGANLib import load_cxr
 from PilletGANLib.inference import LesionBox, LesionResult
@@ -48,7 +49,11 @@ from PilletGANModuleLib.scene import (
     load_terminology_context,
 )
 
-RADIOGRAPH = "SIIM_CR_JPEG_BASELINE.dcm"  # 1024 x 1024, 0.168 mm pixels, JPEG baseline
+#: Importing slicer-core takes seconds: out of the fast tier.
+pytestmark = pytest.mark.slow
+
+#: A DICOM CR radiograph, JPEG baseline, with Pixel Spacing (the project-made sample corpus of ``dicom_factory``).
+RADIOGRAPH = JPEG_BASELINE
 
 
 def segment_mask(segmentation_node, segment_id: str, volume) -> np.ndarray:
@@ -117,7 +122,9 @@ def results(tmp_path: Path, dicom_dir: Path, radiograph):
     image, meta = load_cxr(dicom_dir / RADIOGRAPH)
     assert image.shape == slicer.util.arrayFromVolume(radiograph).shape[1:]
     rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
-    heatmap = np.exp(-(((rows - 600) / 90.0) ** 2 + ((cols - 300) / 70.0) ** 2)).astype(np.float32)
+    height, width = image.shape
+    heatmap = np.exp(-(((rows - 0.6 * height) / (0.09 * height)) ** 2
+                     + ((cols - 0.3 * width) / (0.07 * width)) ** 2)).astype(np.float32)
     mask = heatmap >= 0.4
     ys, xs = np.nonzero(mask)
     box = LesionBox(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1), 0.9, int(mask.sum()))
@@ -131,7 +138,7 @@ def test_scene_from_a_real_dicom(scene, radiograph, results) -> None:
     _, outputs = results
     nodes = build_scene(scene, radiograph, outputs)
     volume_matrix = matrix(radiograph)
-    np.testing.assert_allclose(np.diag(volume_matrix)[:2], [-0.168, -0.168])  # LPS file, RAS scene
+    np.testing.assert_allclose(np.diag(volume_matrix)[:2], [-JPEG_SPACING_MM, -JPEG_SPACING_MM])  # LPS file, RAS scene
 
     # heat map: a float volume on the radiograph's grid, Inferno, transparent below the visible level
     np.testing.assert_array_equal(matrix(nodes.heatmap), volume_matrix)
@@ -148,7 +155,7 @@ def test_scene_from_a_real_dicom(scene, radiograph, results) -> None:
     np.testing.assert_allclose(segment.GetColor(), outputs.segment.color, atol=1e-6)
     voxels = segment_mask(nodes.segmentation, segment_id, radiograph)  # also checks the geometry
     np.testing.assert_array_equal(voxels, outputs.mask)
-    assert int(voxels.sum()) == int(outputs.mask.sum()) > 1000
+    assert int(voxels.sum()) == int(outputs.mask.sum()) > 100
 
     tag = vtk.reference("")
     assert segment.GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), tag)
@@ -173,7 +180,8 @@ def test_scene_from_a_real_dicom(scene, radiograph, results) -> None:
     roi.GetCenter(centre)
     ijk = [(box["x1"] + box["x2"]) / 2 - 0.5, (box["y1"] + box["y2"]) / 2 - 0.5, 0.0, 1.0]
     np.testing.assert_allclose(centre, (volume_matrix @ ijk)[:3], atol=1e-6)
-    np.testing.assert_allclose(roi.GetSize()[:2], [0.168 * (box["x2"] - box["x1"]), 0.168 * (box["y2"] - box["y1"])], atol=1e-6)
+    np.testing.assert_allclose(roi.GetSize()[:2], [JPEG_SPACING_MM * (box["x2"] - box["x1"]),
+                                                   JPEG_SPACING_MM * (box["y2"] - box["y1"])], atol=1e-6)
     assert roi.GetLocked() and roi.GetAttribute("PilletGAN.BoxesOf") == nodes.segmentation.GetID()
 
     # a second run on the same nodes replaces the boxes and the segment, not adds to them
