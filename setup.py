@@ -19,6 +19,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["PilletGANLib", "PilletGANLib.*"]),
+    # the lesion terminology, a Slicer terminology context that the outputs and the Slicer module read
+    package_data={"PilletGANLib.outputs": ["*.term.json"]},
     # the shipped default model (found by PilletGANLib.model_store.default_model_path() after a regular install)
     # and the Fixed-Point GAN baseline of the model card
     data_files=[("share/pilletgan/bundle/PilletGAN_CXR/models",
@@ -55,7 +57,11 @@ setup(
             "onnx>=1.16",
             "onnxruntime>=1.18",
             "onnxscript>=0.1",
+            "jsonschema>=4.0",
         ],
+        # Slicer's MRML, Segmentations, Markups and Terminologies classes without the application: the optional
+        # CI stage that tests the Slicer module's scene building (Testing/test_slicer_scene.py)
+        "slicer": ["slicer-core>=5.13.31053,<5.14"],
     },
     entry_points={"console_scripts": ["pilletgan=PilletGANLib.cli:main"]},
     classifiers=[

@@ -24,7 +24,6 @@ from PilletGANModuleLib import (
     InferenceOutputs,
     OutputPump,
     SegmentInfo,
-    box_roi_geometry,
     build_infer_command,
     cli_prefix,
     find_library_root,
@@ -36,7 +35,17 @@ from PilletGANModuleLib import (
     start_process,
     stop_process_tree,
     subprocess_environment,
+    terminology_file,
     unmet_requirements,
+)
+from PilletGANModuleLib.scene import (
+    HEATMAP_REFERENCE_ROLE,
+    MIN_COMPONENT_ATTRIBUTE,
+    SEGMENT_ID_ATTRIBUTE,
+    SceneNodes,
+    build_scene,
+    load_terminology_context,
+    set_segment_mask,
 )
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
@@ -53,14 +62,6 @@ from slicer.util import VTKObservationMixin
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 REQUIREMENTS_PATH = os.path.join(MODULE_DIR, "Resources", "requirements.txt")
 MINIMUM_TORCH = "2.8"
-HEATMAP_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileInferno.txt"
-#: Heat below this level is transparent in the slice views.
-HEATMAP_VISIBLE_FROM = 0.05
-#: Node attribute / reference names that tie the outputs of one run together (saved with the scene).
-SEGMENT_ID_ATTRIBUTE = "PilletGAN.SegmentID"
-MIN_COMPONENT_ATTRIBUTE = "PilletGAN.MinComponentFraction"
-BOXES_OF_ATTRIBUTE = "PilletGAN.BoxesOf"
-HEATMAP_REFERENCE_ROLE = "PilletGANHeatmap"
 
 HELP_TEXT = """
 Localizes pneumonia on a chest radiograph with PILLET-GAN: the model "heals" the image and the difference
@@ -479,97 +480,16 @@ class PilletGANLogic(ScriptedLoadableModuleLogic):
 
     def showOutputs(self, inputVolume, outputs: InferenceOutputs, segmentationNode=None, heatmapNode=None,
                     opacity: float = 0.6) -> PilletGANNodes:
-        """Put one run's heat map, lesion segment and boxes into the scene on ``inputVolume``'s geometry."""
-        expected = tuple(slicer.util.arrayFromVolume(inputVolume).shape[1:])
-        if outputs.heatmap.shape != expected:
-            raise ValueError(_("The results have {found} pixels but the radiograph has {expected}.").format(
-                found=outputs.heatmap.shape, expected=expected))
-        heatmapNode = self._updateHeatmap(inputVolume, outputs, heatmapNode)
-        segmentationNode = self._updateSegmentation(inputVolume, outputs, segmentationNode, heatmapNode)
-        boxNodes = self._updateBoxes(inputVolume, outputs, segmentationNode)
-        slicer.util.setSliceViewerLayers(background=inputVolume, foreground=heatmapNode, foregroundOpacity=opacity,
+        """Put one run's heat map, lesion segment and boxes into the scene on ``inputVolume``'s geometry
+        (:func:`PilletGANModuleLib.scene.build_scene`) and show the heat map over the radiograph."""
+        load_terminology_context(slicer.modules.terminologies.logic(), terminology_file(MODULE_DIR))
+        try:
+            nodes: SceneNodes = build_scene(slicer.mrmlScene, inputVolume, outputs, segmentationNode, heatmapNode)
+        except ValueError as err:
+            raise ValueError(_("The results do not have the radiograph's pixel grid: {error}").format(error=err)) from err
+        slicer.util.setSliceViewerLayers(background=inputVolume, foreground=nodes.heatmap, foregroundOpacity=opacity,
                                          fit=True)
-        return PilletGANNodes(segmentationNode, heatmapNode, boxNodes, outputs)
-
-    @staticmethod
-    def _updateHeatmap(inputVolume, outputs: InferenceOutputs, heatmapNode):
-        if heatmapNode is None:
-            heatmapNode = slicer.mrmlScene.AddNewNodeByClass(
-                "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(f"{inputVolume.GetName()} heat map"))
-        ijkToRas = vtk.vtkMatrix4x4()
-        inputVolume.GetIJKToRASMatrix(ijkToRas)
-        heatmapNode.SetIJKToRASMatrix(ijkToRas)
-        heatmapNode.SetAndObserveTransformNodeID(inputVolume.GetTransformNodeID())
-        slicer.util.updateVolumeFromArray(heatmapNode, outputs.heatmap[np.newaxis].astype(np.float32))
-        heatmapNode.SetAttribute(MIN_COMPONENT_ATTRIBUTE, repr(outputs.min_component_fraction))
-        heatmapNode.CreateDefaultDisplayNodes()
-        display = heatmapNode.GetDisplayNode()
-        display.SetAndObserveColorNodeID(HEATMAP_COLOR_NODE_ID)
-        display.AutoWindowLevelOff()
-        display.SetWindowLevelMinMax(0.0, 1.0)
-        display.AutoThresholdOff()
-        display.SetLowerThreshold(HEATMAP_VISIBLE_FROM)
-        display.SetUpperThreshold(1.0)
-        display.ApplyThresholdOn()
-        return heatmapNode
-
-    def _updateSegmentation(self, inputVolume, outputs: InferenceOutputs, segmentationNode, heatmapNode):
-        if segmentationNode is None:
-            segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
-                "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(f"{inputVolume.GetName()} lesion"))
-        segmentationNode.CreateDefaultDisplayNodes()
-        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
-        segmentationNode.SetAndObserveTransformNodeID(inputVolume.GetTransformNodeID())
-        segmentation = segmentationNode.GetSegmentation()
-        segmentId = segmentationNode.GetAttribute(SEGMENT_ID_ATTRIBUTE)
-        if not segmentId or segmentation.GetSegment(segmentId) is None:
-            segmentId = segmentation.AddEmptySegment("", outputs.segment.name, list(outputs.segment.color))
-        segment = segmentation.GetSegment(segmentId)
-        segment.SetName(outputs.segment.name)
-        segment.SetColor(*outputs.segment.color)
-        if outputs.segment.terminology:
-            segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), outputs.segment.terminology)
-        segmentationNode.SetAttribute(SEGMENT_ID_ATTRIBUTE, segmentId)
-        segmentationNode.SetNodeReferenceID(HEATMAP_REFERENCE_ROLE, heatmapNode.GetID())
-        self._setSegmentMask(segmentationNode, segmentId, outputs.mask, heatmapNode)
-        return segmentationNode
-
-    @staticmethod
-    def _setSegmentMask(segmentationNode, segmentId: str, mask: np.ndarray, referenceVolume) -> None:
-        slicer.util.updateSegmentBinaryLabelmapFromArray(mask[np.newaxis].astype(np.uint8), segmentationNode,
-                                                         segmentId, referenceVolume)
-
-    @staticmethod
-    def _updateBoxes(inputVolume, outputs: InferenceOutputs, segmentationNode) -> list:
-        """One locked Markups ROI per lesion box, replacing the boxes of an earlier run on the same segmentation."""
-        for roi in list(slicer.util.getNodesByClass("vtkMRMLMarkupsROINode")):
-            if roi.GetAttribute(BOXES_OF_ATTRIBUTE) == segmentationNode.GetID():
-                slicer.mrmlScene.RemoveNode(roi)
-        ijkToRas = vtk.vtkMatrix4x4()
-        inputVolume.GetIJKToRASMatrix(ijkToRas)
-        ijkToRasArray = slicer.util.arrayFromVTKMatrix(ijkToRas)
-        boxNodes = []
-        for index, box in enumerate(outputs.boxes, start=1):
-            centre, size, axes = box_roi_geometry(box, ijkToRasArray)
-            roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode",
-                                                     f"{segmentationNode.GetName()} box {index}")
-            roi.CreateDefaultDisplayNodes()
-            orientation = vtk.vtkMatrix4x4()
-            for row in range(3):
-                for column in range(3):
-                    orientation.SetElement(row, column, float(axes[row, column]))
-            roi.SetAndObserveObjectToNodeMatrix(orientation)
-            roi.SetCenter(centre.tolist())
-            roi.SetSize(size.tolist())
-            roi.SetAndObserveTransformNodeID(inputVolume.GetTransformNodeID())
-            roi.SetLocked(True)
-            if box.get("score") is not None:
-                roi.SetDescription(f"score {float(box['score']):.3f}")
-            roi.SetAttribute(BOXES_OF_ATTRIBUTE, segmentationNode.GetID())
-            roi.GetDisplayNode().SetSelectedColor(*outputs.segment.color)
-            roi.GetDisplayNode().SetFillOpacity(0.0)
-            boxNodes.append(roi)
-        return boxNodes
+        return PilletGANNodes(nodes.segmentation, nodes.heatmap, nodes.boxes, outputs)
 
     @staticmethod
     def isPilletGANSegmentation(segmentationNode) -> bool:
@@ -588,7 +508,7 @@ class PilletGANLogic(ScriptedLoadableModuleLogic):
         fraction = float(heatmapNode.GetAttribute(MIN_COMPONENT_ATTRIBUTE) or 0.0)
         mask = library_postprocess(MODULE_DIR).clean_mask(slicer.util.arrayFromVolume(heatmapNode)[0], threshold,
                                                           fraction)
-        self._setSegmentMask(segmentationNode, segmentationNode.GetAttribute(SEGMENT_ID_ATTRIBUTE), mask, heatmapNode)
+        set_segment_mask(segmentationNode, segmentationNode.GetAttribute(SEGMENT_ID_ATTRIBUTE), mask, heatmapNode)
         return int(mask.sum())
 
     # Export -----------------------------------------------------------------------------------------------
@@ -628,7 +548,7 @@ class PilletGANLogic(ScriptedLoadableModuleLogic):
 
 
 #: Terminology of the lesion segment as PilletGANLib writes it (PilletGANLib.outputs.terminology).
-TEST_TERMINOLOGY = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Abnormal "
+TEST_TERMINOLOGY = ("PilletGAN - pneumonia opacity~SCT^49755003^Morphologically Abnormal "
                     "Structure~DCM^112001^Opacity~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
 
 
@@ -675,7 +595,7 @@ class PilletGANTest(ScriptedLoadableModuleTest):
                "score": 1.0}
         return InferenceOutputs(
             record={"score": 0.8, "threshold": 0.5, "min_component_fraction": 0.0}, heatmap=heatmap, mask=mask,
-            segment=SegmentInfo("Lesion", (0.9, 0.2, 0.1), TEST_TERMINOLOGY),
+            segment=SegmentInfo("Lesion", (0.902, 0.2, 0.102), TEST_TERMINOLOGY),
             folder=pathlib.Path(slicer.app.temporaryPath), boxes=[box])
 
     def test_ShowOutputs(self):

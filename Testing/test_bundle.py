@@ -181,7 +181,8 @@ def test_license_model_card_and_logging_config_are_in_place() -> None:
     assert "Apache License" in license_text and "Version 2.0" in license_text
     assert "NON-COMMERCIAL RESEARCH USE" in license_text
     card = (BUNDLE / "docs" / "README.md").read_text()
-    for section in ("## Model overview", "## Data", "## Performance", "## Limitations", "## Intended use"):
+    for section in ("## Model overview", "## Data", "## Training", "## Performance", "## Limitations", "## Intended use",
+                    "## Commands"):
         assert section in card
     assert "not for clinical use" in card.lower()
     assert "[logger_root]" in (CONFIGS / "logging.conf").read_text()

@@ -34,7 +34,7 @@ from PilletGANLib.outputs import (
 )
 from PilletGANLib.outputs.overlay import BANNER_COLOR, PREDICTED_COLOR, TRUTH_COLOR
 
-EXPECTED_TERMINOLOGY = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Abnormal Structure"
+EXPECTED_TERMINOLOGY = ("PilletGAN - pneumonia opacity~SCT^49755003^Morphologically Abnormal Structure"
                         "~DCM^112001^Opacity~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
 
 
@@ -102,7 +102,7 @@ def test_result_files_round_trip(siim_result: LesionResult, tmp_path: Path) -> N
     assert header["Segment0_Name"] == "Lesion"
     assert segment["terminology"]["type"] == ["DCM", "112001", "Opacity"]
     assert segment["terminology"]["anatomicRegion"] == ["SCT", "39607008", "Lung"]
-    np.testing.assert_allclose(segment["color"], (0.9, 0.2, 0.1))
+    np.testing.assert_allclose(segment["color"], (0.902, 0.2, 0.102), atol=1e-6)
     mask = slicerio.segment_mask(segmentation, segment)[:, :, 0].T
     np.testing.assert_array_equal(mask, result.mask)
     np.testing.assert_allclose(np.diag(segmentation["ijkToLPS"])[:3], (JPEG_SPACING_MM, JPEG_SPACING_MM, 1.0))

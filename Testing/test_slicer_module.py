@@ -53,13 +53,14 @@ from PilletGANModuleLib import (  # noqa: E402  (the helper lives in the module 
     start_process,
     stop_process_tree,
     subprocess_environment,
+    terminology_file,
     unmet_requirements,
 )
 
 #: The mask rule the panel's threshold slider runs: the library's own.
 clean_mask = library_postprocess(MODULE_DIR).clean_mask
 
-EXPECTED_TERMINOLOGY = ("Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Abnormal Structure"
+EXPECTED_TERMINOLOGY = ("PilletGAN - pneumonia opacity~SCT^49755003^Morphologically Abnormal Structure"
                         "~DCM^112001^Opacity~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
 QT_WIDGET_CLASSES = {"QLabel", "QComboBox", "QPushButton", "QPlainTextEdit", "QWidget", "QCheckBox", "QLineEdit"}
 
@@ -146,7 +147,7 @@ def test_load_inference_outputs_reads_what_the_library_writes(inference_folder) 
     np.testing.assert_array_equal(outputs.mask, result.mask)
     assert outputs.segment.name == "Lesion"
     assert outputs.segment.terminology == EXPECTED_TERMINOLOGY == slicer_terminology_entry()
-    np.testing.assert_allclose(outputs.segment.color, (0.9, 0.2, 0.1))
+    np.testing.assert_allclose(outputs.segment.color, (0.902, 0.2, 0.102), atol=1e-6)
     assert outputs.threshold == pytest.approx(0.4) and outputs.score == pytest.approx(0.73)
     assert outputs.min_component_fraction == pytest.approx(0.001)
     assert outputs.boxes[0]["x1"] == 57.0 and outputs.boxes[0]["y2"] == 168.0
@@ -347,8 +348,10 @@ def test_ui_file_has_every_widget_the_code_uses() -> None:
 
 @pytest.mark.slow
 def test_helper_never_imports_slicer() -> None:
-    forbidden = {"slicer", "qt", "ctk", "vtk", "__main__", "PilletGANLib"}
+    """Only ``scene.py`` uses Slicer, and only its MRML classes (it runs against slicer-core too); importing the
+    package imports none of it."""
     for path in HELPER_DIR.glob("*.py"):
+        forbidden = {"qt", "ctk", "__main__", "PilletGANLib"} | (set() if path.name == "scene.py" else {"slicer", "vtk"})
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.Import):
@@ -503,3 +506,14 @@ def test_module_pipeline_runs_the_cli_and_loads_its_results(dicom_dir: Path, tmp
     assert not (outputs.mask & (outputs.heatmap < outputs.threshold)).any()
     np.testing.assert_array_equal(clean_mask(outputs.heatmap, outputs.threshold, outputs.min_component_fraction),
                                   outputs.mask)
+
+
+def test_module_finds_the_library_terminology_context() -> None:
+    """The module loads the same ``PilletGAN.term.json`` into Slicer that the library's outputs are coded from."""
+    from PilletGANLib.outputs.terminology import SEGMENTATION_CONTEXT, TERMINOLOGY_FILE
+
+    found = terminology_file(MODULE_DIR)
+    assert found.resolve() == TERMINOLOGY_FILE.resolve()
+    context = json.loads(found.read_text(encoding="utf-8"))
+    assert context["SegmentationCategoryTypeContextName"] == SEGMENTATION_CONTEXT == EXPECTED_TERMINOLOGY.split("~")[0]
+    assert '"PilletGANLib.outputs": ["*.term.json"]' in (REPO / "setup.py").read_text()  # shipped as package data

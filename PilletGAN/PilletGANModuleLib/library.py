@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["LIBRARY_PACKAGE", "find_library_root", "library_postprocess"]
+__all__ = ["LIBRARY_PACKAGE", "TERMINOLOGY_FILE", "find_library_root", "library_postprocess", "terminology_file"]
 
 LIBRARY_PACKAGE = "PilletGANLib"
+#: The lesion terminology context, inside the library package (PilletGANLib.outputs.terminology reads it too).
+TERMINOLOGY_FILE = Path("outputs") / "PilletGAN.term.json"
 
 
 def find_library_root(module_dir: str | os.PathLike) -> Path | None:
@@ -44,3 +46,22 @@ def library_postprocess(module_dir: str | os.PathLike) -> ModuleType:
                               f"{module_dir}; build the extension with CMake or install PilletGANLib into Slicer")
         sys.path.append(str(root))
     return importlib.import_module(f"{LIBRARY_PACKAGE}.postprocess")
+
+
+def terminology_file(module_dir: str | os.PathLike) -> Path:
+    """The library's ``PilletGAN.term.json``: from the installed package, else from the folder
+    :func:`find_library_root` finds.
+
+    Raises:
+        FileNotFoundError: the library or the file is in neither place.
+    """
+    spec = importlib.util.find_spec(LIBRARY_PACKAGE)
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    library_root = find_library_root(module_dir)
+    if library_root is not None:
+        roots.append(library_root / LIBRARY_PACKAGE)
+    for root in roots:
+        if (root / TERMINOLOGY_FILE).is_file():
+            return root / TERMINOLOGY_FILE
+    raise FileNotFoundError(f"{LIBRARY_PACKAGE}/{TERMINOLOGY_FILE.as_posix()} was found neither in Slicer's Python nor "
+                            f"next to the module in {module_dir}")

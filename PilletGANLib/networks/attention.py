@@ -77,6 +77,6 @@ class LesionTraversalAttention(nn.Module):
     def forward(self, features: torch.Tensor, target_domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         attention = self.attention_map(features, target_domain)
         mined = attention * self.phi(features)
-        if self.fusion == "add":
+        if hasattr(self, "gamma"):  # "add" fusion; TorchScript resolves hasattr when it compiles
             return features + self.gamma * mined, attention
         return self.fuse(torch.cat([features, mined], dim=1)), attention

@@ -17,7 +17,7 @@ def domain_one_hot(target_domain: torch.Tensor, num_domains: int, dtype: torch.d
     if target_domain.dim() == 2 and target_domain.shape[1] == num_domains:
         return target_domain.to(dtype)
     raise ConfigurationError(f"target_domain must be class indices of shape (B,) or codes of shape (B, {num_domains}), "
-                             f"got {target_domain.dtype} of shape {tuple(target_domain.shape)}")
+                             f"got {target_domain.dtype} of shape {list(target_domain.shape)}")
 
 
 def tile_domain(code: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

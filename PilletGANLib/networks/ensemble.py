@@ -39,10 +39,15 @@ class GeneratorEnsemble(nn.Module):
         self.in_channels = members[0].in_channels
 
     def forward(self, x: torch.Tensor, target_domain: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        outputs = [member(x, target_domain) for member in self.members]
-        healed = torch.stack([h for h, _ in outputs]).mean(0)
-        attention = [torch.stack(maps).mean(0) for maps in zip(*(a for _, a in outputs), strict=True)]
-        return healed, attention
+        # explicit loops: TorchScript scripts neither zip(*...) nor comprehensions over a ModuleList
+        healed: list[torch.Tensor] = []
+        maps: list[list[torch.Tensor]] = []
+        for member in self.members:
+            member_healed, member_maps = member(x, target_domain)
+            healed.append(member_healed)
+            maps.append(member_maps)
+        attention = [torch.stack([m[i] for m in maps]).mean(0) for i in range(len(maps[0]))]
+        return torch.stack(healed).mean(0), attention
 
 
 def ensemble_size(card: Mapping[str, Any]) -> int:

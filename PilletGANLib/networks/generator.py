@@ -106,6 +106,9 @@ class PilletGenerator(nn.Module):
             {p: LesionTraversalAttention(channels[p], num_domains, fusion=fusion) for p in self.attention_at}
         )
 
+    #: Python-side helpers that TorchScript leaves out when it scripts the generator.
+    __jit_unused_properties__ = ("lta_modules",)
+
     @property
     def lta_modules(self) -> dict[str, LesionTraversalAttention]:
         """The LTA modules by position, in network order."""
@@ -117,25 +120,27 @@ class PilletGenerator(nn.Module):
 
     def _attend(self, position: str, features: torch.Tensor, target_domain: torch.Tensor,
                 maps: list[torch.Tensor]) -> torch.Tensor:
-        if position not in self.lta:
-            return features
-        features, attention_map = self.lta[position](features, target_domain)
-        maps.append(attention_map)
+        # a loop over the ModuleDict rather than self.lta[position]: TorchScript indexes module containers
+        # only with constants
+        for name, module in self.lta.items():
+            if name == position:
+                features, attention_map = module(features, target_domain)
+                maps.append(attention_map)
         return features
 
     def forward(self, x: torch.Tensor, target_domain: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ConfigurationError(f"the generator takes B x {self.in_channels} x H x W images with H and W multiples "
-                                     f"of 4, got shape {tuple(x.shape)}")
+                                     f"of 4, got shape {list(x.shape)}")
         code = domain_one_hot(target_domain, self.num_domains, x.dtype)
         maps: list[torch.Tensor] = []
         h = self._attend("stem", self.stem(torch.cat([x, tile_domain(code, x)], dim=1)), target_domain, maps)
-        for i, layer in enumerate(self.down, start=1):
-            h = self._attend(f"down{i}", layer(h), target_domain, maps)
-        for i, block in enumerate(self.bottleneck, start=1):
-            h = self._attend(f"res{i}", block(h), target_domain, maps)
-        for i, layer in enumerate(self.up, start=1):
-            h = self._attend(f"up{i}", layer(h), target_domain, maps)
+        for i, layer in enumerate(self.down):
+            h = self._attend(f"down{i + 1}", layer(h), target_domain, maps)
+        for i, block in enumerate(self.bottleneck):
+            h = self._attend(f"res{i + 1}", block(h), target_domain, maps)
+        for i, layer in enumerate(self.up):
+            h = self._attend(f"up{i + 1}", layer(h), target_domain, maps)
         delta = self.head(h)
         if self.output == "tanh_residual":
             return torch.tanh(x + delta), maps

@@ -1,12 +1,17 @@
 """Coded terminology of the lesion segment, shared by the ``.seg.nrrd``, DICOM SEG and Slicer outputs.
 
 The segment is a pneumonia opacity: category SCT 49755003 "Morphologically Abnormal Structure",
-property type DCM 112001 "Opacity", anatomic region SCT 39607008 "Lung". Slicer stores such a
-triplet as a terminology entry string (see :func:`slicer_terminology_entry`).
+property type DCM 112001 "Opacity", anatomic region SCT 39607008 "Lung". Category and type are defined once, in
+the Slicer terminology context shipped beside this module (``PilletGAN.term.json``, the format of Slicer's
+Terminologies module); the Slicer module loads that file into Slicer, and the codes, colour and context name below
+are read from it. The region is Slicer's own "Anatomic codes - DICOM master list". Slicer stores such a triplet as a
+terminology entry string (see :func:`slicer_terminology_entry`).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
@@ -17,10 +22,14 @@ __all__ = [
     "LESION_SEGMENT_NAME",
     "LESION_TYPE",
     "SEGMENTATION_CONTEXT",
+    "TERMINOLOGY_FILE",
     "CodedTerm",
     "lesion_terminology",
     "slicer_terminology_entry",
 ]
+
+#: The Slicer terminology context (``.term.json``) that defines the lesion's category and type.
+TERMINOLOGY_FILE = Path(__file__).with_name("PilletGAN.term.json")
 
 
 class CodedTerm(NamedTuple):
@@ -35,13 +44,21 @@ class CodedTerm(NamedTuple):
         return "^".join(self)
 
 
-LESION_CATEGORY = CodedTerm("SCT", "49755003", "Morphologically Abnormal Structure")
-LESION_TYPE = CodedTerm("DCM", "112001", "Opacity")
+def _code(entry: dict) -> CodedTerm:
+    return CodedTerm(entry["CodingSchemeDesignator"], entry["CodeValue"], entry["CodeMeaning"])
+
+
+_CONTEXT = json.loads(TERMINOLOGY_FILE.read_text(encoding="utf-8"))
+_CATEGORY = _CONTEXT["SegmentationCodes"]["Category"][0]
+_TYPE = _CATEGORY["Type"][0]
+
+LESION_CATEGORY = _code(_CATEGORY)
+LESION_TYPE = _code(_TYPE)
 LESION_REGION = CodedTerm("SCT", "39607008", "Lung")
 LESION_SEGMENT_NAME = "Lesion"
-#: RGB in [0, 1].
-LESION_COLOR = (0.9, 0.2, 0.1)
-SEGMENTATION_CONTEXT = "Segmentation category and type - DICOM master list"
+#: RGB in [0, 1]: the type's recommended display colour.
+LESION_COLOR = tuple(round(value / 255.0, 4) for value in _TYPE["recommendedDisplayRGBValue"])
+SEGMENTATION_CONTEXT = _CONTEXT["SegmentationCategoryTypeContextName"]
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 
 
