@@ -144,11 +144,13 @@ def _plain_name(name: Any) -> bool:
 
 
 def read_complete_record(folder: Path, instance: InstanceUIDs, kinds: Iterable[str], model_sha256: str | None,
-                         threshold: float) -> dict[str, Any] | None:
+                         threshold: float, detection_threshold: float | None = None) -> dict[str, Any] | None:
     """The instance's ``result.json`` when its outputs are complete and current, else ``None``.
 
     Complete and current: the record parses, is about ``instance``, was made with the same weights
-    (``model_sha256``) and ``threshold``, lists every output kind in ``kinds``, and every file it lists exists.
+    (``model_sha256``), mask ``threshold`` and ``detection_threshold`` (so its ``finding`` is the model's call; a
+    record written before findings existed has none and counts as made without one), lists every output kind in
+    ``kinds``, and every file it lists exists.
     """
     try:
         record = json.loads((folder / RESULT_NAME).read_text(encoding="utf-8"))
@@ -158,7 +160,8 @@ def read_complete_record(folder: Path, instance: InstanceUIDs, kinds: Iterable[s
         return None
     files = record["files"]
     current = (record.get("sop_instance_uid") == instance.sop_instance_uid
-               and record.get("model_sha256") == model_sha256 and record.get("threshold") == threshold)
+               and record.get("model_sha256") == model_sha256 and record.get("threshold") == threshold
+               and record.get("detection_threshold") == detection_threshold)
     if not current or not set(kinds) <= set(files):
         return None
     if not all(_plain_name(name) and (folder / name).is_file() for name in files.values()):

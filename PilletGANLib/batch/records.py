@@ -39,6 +39,8 @@ class InstanceRecord:
     source: str
     status: Status
     score: float | None = None
+    #: ``suspected`` / ``not suspected`` at the model card's detection threshold; ``None`` without one (or no result)
+    finding: str | None = None
     threshold: float | None = None
     boxes: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)

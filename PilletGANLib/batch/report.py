@@ -22,7 +22,7 @@ __all__ = ["PROBLEM_COLUMNS", "SUMMARY_COLUMNS", "describe", "run_record", "soft
 
 #: Columns of ``summary.csv``; file columns hold paths relative to the output folder.
 SUMMARY_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid", "source", "status", "score",
-                   "threshold", "n_boxes", "boxes", *OUTPUT_NAMES, "result", "error", "warnings")
+                   "finding", "threshold", "n_boxes", "boxes", *OUTPUT_NAMES, "result", "error", "warnings")
 #: Columns of ``errors.csv`` and ``skipped.csv``; ``file`` is relative to the export folder.
 PROBLEM_COLUMNS = ("file", "stage", "kind", "reason")
 _PACKAGES = ("torch", "monai", "pydicom", "highdicom", "numpy")
@@ -41,7 +41,7 @@ def software_versions() -> dict[str, str | None]:
 
 def _summary_row(record: InstanceRecord) -> dict[str, Any]:
     row = {key: getattr(record, key) for key in ("study_instance_uid", "series_instance_uid", "sop_instance_uid",
-                                                 "source", "score", "threshold", "error")}
+                                                 "source", "score", "finding", "threshold", "error")}
     row.update(status=record.status.value, n_boxes=len(record.boxes) if record.files else "",
                boxes=json.dumps(json_ready(record.boxes), separators=(",", ":")) if record.files else "",
                result=record.files.get("result", ""), warnings="; ".join(record.warnings))

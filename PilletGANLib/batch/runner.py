@@ -170,6 +170,7 @@ class InstanceWorker:
         self.source_of = source_of or (lambda instance: _relative(instance.path, self.input_dir))
         self.sha256 = predictor.card.get("sha256")
         self.threshold = float(predictor.localizer.calibration.threshold)
+        self.detection_threshold = predictor.localizer.calibration.detection_threshold
         self.algorithm = batch_algorithm(self.sha256, self.threshold, predictor.card.get("name"),
                                          predictor.card.get("version"))
         self.journal = journal
@@ -184,6 +185,7 @@ class InstanceWorker:
         return InstanceRecord(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid,
                               self.source_of(instance), status,
                               score=None if result is None else result.get("score"),
+                              finding=None if result is None else result.get("finding"),
                               threshold=None if result is None else result.get("threshold"),
                               boxes=[] if result is None else list(result.get("boxes") or []), files=files, error=error,
                               warnings=[] if result is None else list(result.get("warnings") or []))
@@ -229,7 +231,8 @@ class InstanceWorker:
         earlier = self.journal.remembered() if resume and self.journal is not None else {}
         for instance in instances:
             folder = instance_folder(self.out_dir, instance)
-            done = read_complete_record(folder, instance, self.plan.kinds, self.sha256, self.threshold) \
+            done = read_complete_record(folder, instance, self.plan.kinds, self.sha256, self.threshold,
+                                        self.detection_threshold) \
                 if resume else None
             failure = earlier.get(instance.sop_instance_uid)
             if done is not None:
@@ -344,7 +347,9 @@ def run_batch(
 def predictor_settings(predictor: Predictor) -> dict[str, Any]:
     """The predictor's run settings for ``run.json``: device, bf16, batch size, workers, threshold."""
     return {"device": str(predictor.device), "bf16": predictor.bf16, "batch_size": predictor.batch_size,
-            "workers": predictor.num_workers, "threshold": predictor.localizer.calibration.threshold}
+            "workers": predictor.num_workers, "threshold": predictor.localizer.calibration.threshold,
+            "detection_threshold": predictor.localizer.calibration.detection_threshold,
+            "detection_specificity": predictor.localizer.calibration.detection_specificity}
 
 
 def model_identity(predictor: Predictor) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from .arguments import add_manifest_arguments, add_model_path_argument, add_prog
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "calibrate", help="refit a model's heat scale and mask threshold (optionally with a changed recipe)",
+        "calibrate", help="refit a model's heat scale, mask threshold and detection threshold (optionally with a "
+                          "changed recipe)",
         description="Copy a model with changed recipe settings (difference map, smoothing, lung gate, priors, score "
                     "rule...) and refit its calibration (heat-map scale and mask threshold) on the healthy images of a "
-                    "manifest split. The weights are unchanged; the new card records where it came from.")
+                    "manifest split, and the detection threshold of its finding (suspected / not suspected) at a stated "
+                    "specificity on those images. The weights are unchanged; the new card records where it came from.")
     add_model_path_argument(parser)
     add_manifest_arguments(parser, "val", "calibrate (its healthy ones)")
     parser.add_argument("--out", required=True, type=Path, help="the new model .pt (its .json card is written beside it)")
@@ -29,8 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "card names; made by pilletgan prior opacity-template); copied beside --out")
     parser.add_argument("--percentile", type=float, default=99.0,
                         help="healthy-pixel percentile of the mask threshold (default 99)")
+    parser.add_argument("--specificity", type=_specificity, default=0.95,
+                        help="specificity of the detection threshold: the share of the healthy images whose detection "
+                             "score falls below it, in (0, 1) (default 0.95: their 95th percentile). A research "
+                             "operating point, not a diagnosis")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
+
+
+def _specificity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1) (e.g. 0.95 for 95 %), got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     records = select_split(read_manifest(args.manifest, check_files=True), args.split)
     card = recalibrate_model(args.model, records, args.out, localization, args.percentile,
                              progress=not args.no_progress, lung_fields=args.lung_fields,
-                             opacity_prior=args.opacity_prior)
+                             opacity_prior=args.opacity_prior, specificity=args.specificity)
     print(json.dumps({"model": str(args.out), "localization": card["localization"],
                       "calibration": card["calibration"]}, indent=2))
     return 0

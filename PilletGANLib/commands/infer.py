@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     summary = infer_files(inputs, args.out, predictor, args.formats)
     for record in summary.written:
         warnings = "".join(f"; warning: {w}" for w in record["warnings"])
-        print(f"ok    {record['input']}: score {record['score']:.4f}, {record['boxes']} box(es) -> {args.out}{warnings}")
+        finding = record["finding"] or "no finding (the model card has no detection threshold)"
+        print(f"ok    {record['input']}: score {record['score']:.4f}, {finding}, {record['boxes']} box(es) -> "
+              f"{args.out}{warnings}")
     for record in summary.failed:
         print(f"ERROR {record['input']}: {record['kind']}: {record['reason']}")
     return 0 if summary.ok else 1

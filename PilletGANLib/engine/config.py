@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from ..errors import ConfigurationError
-from ..localization.recipe import LEGACY_FITTED_KEYS, MapRecipe
+from ..localization.recipe import DEFAULT_SPECIFICITY, LEGACY_FITTED_KEYS, MapRecipe
 
 __all__ = ["TrainingConfig", "load_config", "parse_overrides"]
 
@@ -80,6 +80,8 @@ class TrainingConfig:
         localization: the lesion-map recipe of validation and of the exported card: the ``localization.*``
             settings below (``localization.KEY=VALUE`` sets one).
         calibration_percentile: healthy-pixel percentile of the exported model's mask threshold.
+        calibration_specificity: specificity, in (0, 1), of the exported model's detection threshold on the healthy
+            validation images (0.95: their 95th-percentile detection score); results at or above it are ``suspected``.
     """
 
     # data
@@ -128,6 +130,7 @@ class TrainingConfig:
     # lesion map (exported with the model)
     localization: dict[str, Any] = field(default_factory=lambda: MapRecipe().to_dict())
     calibration_percentile: float = 99.0
+    calibration_specificity: float = DEFAULT_SPECIFICITY
 
     def __post_init__(self) -> None:
         if self.image_size < 16 or self.image_size % 4:
@@ -139,6 +142,8 @@ class TrainingConfig:
         for name in ("iterations", "n_critic", "val_interval", "checkpoint_interval", "log_interval", "base_channels"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.calibration_specificity < 1:
+            raise ConfigurationError(f"calibration_specificity must be in (0, 1), got {self.calibration_specificity}")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export

@@ -254,9 +254,11 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
                           batch_size=config.batch_size)
     healthy = [_prepared_from_item(val_ds[i]) for i, r in enumerate(val_records) if not r.is_disease] if val_ds else []
     if healthy:
-        calibration = calibrate(predictor, healthy, config.calibration_percentile)
+        calibration = calibrate(predictor, healthy, config.calibration_percentile,
+                                specificity=config.calibration_specificity)
     else:
-        logger.warning("no healthy validation images: the mask threshold keeps its default %.3f",
+        logger.warning("no healthy validation images: the mask threshold keeps its default %.3f and the model makes "
+                       "no finding (no detection threshold)",
                        predictor.localizer.calibration.threshold)
     training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

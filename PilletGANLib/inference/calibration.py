@@ -1,4 +1,5 @@
-"""Calibrating a model's heat-map scale and mask threshold on healthy images (``pilletgan model calibrate``)."""
+"""Calibrating a model's heat-map scale, mask threshold and detection operating point on healthy images
+(``pilletgan model calibrate``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 from ..data.manifest import ManifestRecord
 from ..errors import DataError
-from ..localization import Localizer, MapRecipe, card_sections, fit_calibration, localization_from_card
+from ..localization import (
+    DEFAULT_SPECIFICITY,
+    Localizer,
+    MapRecipe,
+    card_sections,
+    fit_calibration,
+    localization_from_card,
+)
 from ..model_store import companion_path, copy_beside, load_model, save_model
 from ..priors import LungFieldEstimator, OpacityTemplate
 from ..transforms.pipeline import PreparedImage, prepare_image
@@ -19,17 +27,19 @@ __all__ = ["calibrate", "recalibrate_model"]
 
 
 def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile: float = 99.0,
-              scale_percentile: float = 99.9) -> dict[str, Any]:
-    """Fit the predictor's calibration (heat scale and mask threshold) on healthy images and set it on its
-    localizer (:func:`~PilletGANLib.localization.fit_calibration`). Returns the fitted values and their record."""
+              scale_percentile: float = 99.9, specificity: float = DEFAULT_SPECIFICITY) -> dict[str, Any]:
+    """Fit the predictor's calibration (heat scale, mask threshold, and the detection threshold at
+    ``specificity``) on healthy images and set it on its localizer
+    (:func:`~PilletGANLib.localization.fit_calibration`). Returns the fitted values and their record."""
     if not healthy:
         raise ValueError("calibration needs at least one healthy validation image")
-    pairs = []
+    pairs, scores = [], []
     for start in range(0, len(healthy), predictor.batch_size):
         _, _, maps = predictor.network_maps(healthy[start: start + predictor.batch_size])
         pairs += [(maps.maps[i, 0].float().cpu().numpy(), maps.map_gates[i, 0].cpu().numpy())
                   for i in range(maps.maps.shape[0])]
-    calibration, record = fit_calibration(pairs, percentile, scale_percentile)
+        scores += [float(s) for s in maps.scores.float().cpu()]
+    calibration, record = fit_calibration(pairs, percentile, scale_percentile, scores=scores, specificity=specificity)
     predictor.localizer.calibration = calibration
     return {**calibration.to_dict(), **record}
 
@@ -37,9 +47,11 @@ def calibrate(predictor: Predictor, healthy: Sequence[PreparedImage], percentile
 def recalibrate_model(model: str | os.PathLike | None, records: Sequence[ManifestRecord], out: str | os.PathLike,
                       localization: dict[str, Any] | None = None, percentile: float = 99.0,
                       progress: bool = True, lung_fields: str | os.PathLike | None = None,
-                      opacity_prior: str | os.PathLike | None = None) -> dict[str, Any]:
+                      opacity_prior: str | os.PathLike | None = None,
+                      specificity: float = DEFAULT_SPECIFICITY) -> dict[str, Any]:
     """Save a copy of ``model`` whose recipe settings are changed (``localization``) and whose calibration is
-    refitted on the healthy images of ``records`` (the weights are not touched).
+    refitted on the healthy images of ``records`` (the weights are not touched), the detection threshold at
+    ``specificity`` of those images.
 
     ``lung_fields`` is a lung-field model for the recipe's ``lung_prior`` or ``opacity_prior`` (default: the one
     the card names) and ``opacity_prior`` an opacity-location template; both are copied beside ``out`` and named in
@@ -64,7 +76,7 @@ def recalibrate_model(model: str | os.PathLike | None, records: Sequence[Manifes
         raise DataError("recalibration needs healthy images in the given records")
     prepared = [prepare_image(*load_cxr(r.image), predictor.image_size, predictor.margin)
                 for r in tqdm(healthy, desc="calibration images", disable=not progress)]
-    fitted = calibrate(predictor, prepared, percentile)
+    fitted = calibrate(predictor, prepared, percentile, specificity=specificity)
     new_card = {k: v for k, v in card.items() if k not in ("sha256", "weights_file", "format", "lung_fields",
                                                             "opacity_prior")}
     new_card.update(card_sections(recipe, predictor.localizer.calibration,

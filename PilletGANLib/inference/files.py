@@ -72,7 +72,8 @@ def infer_files(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                 summary.failed.append(_failure(path, err))
                 bar.set_postfix(failed=len(summary.failed))
                 continue
-            summary.written.append({"input": path_text(path), "score": outcome.score, "boxes": len(outcome.boxes),
+            summary.written.append({"input": path_text(path), "score": outcome.score, "finding": outcome.finding,
+                                    "boxes": len(outcome.boxes),
                                     "files": {k: path_text(v) for k, v in files.items()},
                                     "warnings": list(outcome.meta.get("warnings") or [])})
     return summary

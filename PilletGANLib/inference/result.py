@@ -25,7 +25,8 @@ class LesionResult:
         heatmap: the lesion heat map in [0, 1] (``difference`` scaled by the calibrated heat scale), source grid.
         attention: attention maps of the generator (each in [0, 1]), source grid; empty without LTA.
         score: detection score (higher = more likely pneumonia).
-        calibration: the fitted values the heat map and mask were made with (heat scale, mask threshold).
+        calibration: the fitted values the heat map, mask and finding were made with (heat scale, mask threshold,
+            detection threshold).
         mask: binary lesion mask (``heatmap >= threshold``, small components removed).
         boxes: connected components of ``mask`` with scores.
         meta: the reader's metadata plus model identification.
@@ -52,16 +53,27 @@ class LesionResult:
         return self.calibration.threshold
 
     @property
+    def finding(self) -> str | None:
+        """``suspected`` when ``score`` is at or above the calibration's detection threshold, else ``not
+        suspected``; ``None`` (no call) when the model card has no detection threshold. A research operating
+        point, not a diagnosis."""
+        return self.calibration.finding(self.score)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (int(self.heatmap.shape[0]), int(self.heatmap.shape[1]))
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready record: score, threshold, boxes, shape, source identification, and the reader's ``warnings``
-        (for example a photometric interpretation the pixels contradict)."""
+        """JSON-ready record: score, ``finding`` with its detection threshold and specificity (``null`` when the card
+        has none), mask threshold, boxes, shape, source identification, and the reader's ``warnings`` (for example a
+        photometric interpretation the pixels contradict)."""
         keys = ("source_path", "sop_instance_uid", "series_instance_uid", "study_instance_uid", "modality",
                 "pixel_spacing", "pixel_spacing_source", "model_name", "model_sha256", "model_version")
         return {
             "score": float(self.score),
+            "finding": self.finding,
+            "detection_threshold": self.calibration.detection_threshold,
+            "detection_specificity": self.calibration.detection_specificity,
             "threshold": float(self.threshold),
             "rows": self.shape[0],
             "columns": self.shape[1],

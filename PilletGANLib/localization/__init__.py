@@ -5,15 +5,27 @@ the :class:`Localizer` applies them for the Predictor, the MONAI bundle and the 
 """
 
 from .localizer import LesionMaps, Localizer, border_gates, lung_map_weights, valid_masks
-from .recipe import Calibration, MapRecipe, card_sections, fit_calibration, localization_from_card
+from .recipe import (
+    DEFAULT_SPECIFICITY,
+    FINDINGS,
+    Calibration,
+    MapRecipe,
+    card_sections,
+    detection_threshold_at,
+    fit_calibration,
+    localization_from_card,
+)
 
 __all__ = [
+    "DEFAULT_SPECIFICITY",
+    "FINDINGS",
     "Calibration",
     "LesionMaps",
     "Localizer",
     "MapRecipe",
     "border_gates",
     "card_sections",
+    "detection_threshold_at",
     "fit_calibration",
     "localization_from_card",
     "lung_map_weights",

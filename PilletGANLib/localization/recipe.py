@@ -2,7 +2,7 @@
 
 :class:`MapRecipe` holds the choices (how the difference is taken, smoothed, gated, mirrored and blended with
 priors, and how the detection score is read); :class:`Calibration` holds what is fitted on healthy
-validation images (heat-map scale, mask threshold). A card stores them as its ``localization`` and
+validation images (heat-map scale, mask threshold, the detection operating point). A card stores them as its ``localization`` and
 ``calibration`` sections; :func:`localization_from_card` also reads cards written before the two were
 separated, whose ``localization`` section held ``heat_scale`` and ``threshold`` too.
 """
@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import ConfigurationError
 
-__all__ = ["DIFFERENCES", "LEGACY_FITTED_KEYS", "LUNG_WEIGHTINGS", "SCORE_REGIONS", "Calibration", "MapRecipe",
-           "card_sections", "fit_calibration", "localization_from_card"]
+__all__ = ["DEFAULT_SPECIFICITY", "DIFFERENCES", "FINDINGS", "LEGACY_FITTED_KEYS", "LUNG_WEIGHTINGS", "SCORE_REGIONS",
+           "Calibration", "MapRecipe", "card_sections", "detection_threshold_at", "fit_calibration",
+           "localization_from_card"]
 
 #: How the healed twin and the input become a difference map.
 DIFFERENCES = ("absolute", "removed")
@@ -28,6 +29,10 @@ LUNG_WEIGHTINGS = ("none", "interior")
 SCORE_REGIONS = ("map", "image")
 #: Fitted values that cards written before the recipe/calibration split kept in their ``localization`` section.
 LEGACY_FITTED_KEYS = ("heat_scale", "threshold")
+#: The calls of the detection operating point: ``score >= detection_threshold`` is ``suspected``.
+FINDINGS = ("suspected", "not suspected")
+#: Share of healthy calibration images whose score falls below the fitted detection threshold, by default.
+DEFAULT_SPECIFICITY = 0.95
 
 
 class _Section:
@@ -148,14 +153,37 @@ class Calibration(_Section):
     Attributes:
         heat_scale: lesion-map value that maps to heat 1.0: ``heat = clip(map / heat_scale, 0, 1)``.
         threshold: heat value at or above which a pixel is lesion (the mask).
+        detection_threshold: detection score at or above which an image's ``finding`` is ``suspected`` (else ``not
+            suspected``): the ``detection_specificity`` quantile of the healthy calibration images' scores. A research
+            operating point, not a diagnosis. ``null`` on cards calibrated before it existed: their results carry
+            ``finding: null`` (no call is made; recalibrate with ``pilletgan model calibrate`` to get one).
+        detection_specificity: share of the healthy calibration images scored below ``detection_threshold`` (the
+            specificity it was fitted at, e.g. 0.95; ``pilletgan model calibrate --specificity``); ``null`` with it.
     """
 
     heat_scale: float = 1.0
     threshold: float = 0.5
+    detection_threshold: float | None = None
+    detection_specificity: float | None = None
 
     def __post_init__(self) -> None:
         if not self.heat_scale > 0:
             raise ConfigurationError(f"calibration heat_scale must be > 0, got {self.heat_scale}")
+        if (self.detection_threshold is None) != (self.detection_specificity is None):
+            raise ConfigurationError("calibration detection_threshold and detection_specificity go together (the "
+                                     "threshold means nothing without the specificity it was fitted at)")
+        if self.detection_specificity is not None and not 0 < self.detection_specificity < 1:
+            raise ConfigurationError(f"calibration detection_specificity must be in (0, 1), got "
+                                     f"{self.detection_specificity}")
+        if self.detection_threshold is not None and not np.isfinite(self.detection_threshold):
+            raise ConfigurationError(f"calibration detection_threshold must be finite, got {self.detection_threshold}")
+
+    def finding(self, score: float) -> str | None:
+        """The call on an image with detection ``score``: ``suspected`` when ``score >= detection_threshold``, else
+        ``not suspected``; ``None`` (no call) when this calibration has no detection threshold."""
+        if self.detection_threshold is None:
+            return None
+        return FINDINGS[0] if float(score) >= self.detection_threshold else FINDINGS[1]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> Calibration:
@@ -183,14 +211,35 @@ def card_sections(recipe: MapRecipe, calibration: Calibration, record: Mapping[s
     return {"localization": recipe.to_dict(), "calibration": {**calibration.to_dict(), **(record or {})}}
 
 
-def fit_calibration(maps: Iterable[tuple[np.ndarray, np.ndarray]], percentile: float = 99.0,
-                    scale_percentile: float = 99.9) -> tuple[Calibration, dict[str, Any]]:
-    """Fit the heat scale and the mask threshold on healthy images' ``(lesion map, map gate)`` pairs.
+def detection_threshold_at(scores: Iterable[float], specificity: float = DEFAULT_SPECIFICITY) -> float:
+    """The detection threshold at ``specificity`` on healthy images' detection ``scores``: their
+    ``100 * specificity``-th percentile (linear interpolation), so about ``1 - specificity`` of healthy images score
+    at or above it (are falsely ``suspected``).
 
-    ``heat_scale`` is the ``scale_percentile`` of the map over every pixel it covers (the gate, and wherever a
-    prior adds to it), so heat 1.0 means "a value almost never seen on a healthy image"; ``threshold`` is the
-    ``percentile`` of those pixels' heat, so about ``100 - percentile`` % of healthy pixels are (falsely) masked.
-    Returns the calibration and its record (percentiles, image count).
+    Raises:
+        ValueError: no scores, a score that is not finite, or ``specificity`` outside (0, 1).
+    """
+    values = np.asarray(list(scores), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("a detection threshold needs the scores of at least one healthy image")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("healthy detection scores must be finite")
+    if not 0 < specificity < 1:
+        raise ValueError(f"specificity must be in (0, 1), got {specificity}")
+    return float(np.percentile(values, 100.0 * specificity))
+
+
+def fit_calibration(maps: Iterable[tuple[np.ndarray, np.ndarray]], percentile: float = 99.0,
+                    scale_percentile: float = 99.9, scores: Iterable[float] | None = None,
+                    specificity: float = DEFAULT_SPECIFICITY) -> tuple[Calibration, dict[str, Any]]:
+    """Fit the heat scale, the mask threshold and the detection operating point on healthy images.
+
+    ``maps`` are the healthy images' ``(lesion map, map gate)`` pairs: ``heat_scale`` is the ``scale_percentile`` of
+    the map over every pixel it covers (the gate, and wherever a prior adds to it), so heat 1.0 means "a value
+    almost never seen on a healthy image"; ``threshold`` is the ``percentile`` of those pixels' heat, so about
+    ``100 - percentile`` % of healthy pixels are (falsely) masked. ``scores`` are the same images' detection scores:
+    ``detection_threshold`` is fitted on them at ``specificity`` (:func:`detection_threshold_at`); without them the
+    calibration makes no call. Returns the calibration and its record (percentiles, image counts).
     """
     values = [lesion_map[(gate > 0) | (lesion_map > 0)] for lesion_map, gate in maps]
     if not values:
@@ -198,5 +247,13 @@ def fit_calibration(maps: Iterable[tuple[np.ndarray, np.ndarray]], percentile: f
     pooled = np.concatenate(values)
     heat_scale = float(max(np.percentile(pooled, scale_percentile), 1e-6))
     threshold = float(np.clip(np.percentile(np.clip(pooled / heat_scale, 0, 1), percentile), 1e-3, 1.0))
-    record = {"percentile": percentile, "scale_percentile": scale_percentile, "healthy_images": len(values)}
-    return Calibration(heat_scale, threshold), record
+    record: dict[str, Any] = {"percentile": percentile, "scale_percentile": scale_percentile,
+                              "healthy_images": len(values)}
+    detection: dict[str, float] = {}
+    if scores is not None:
+        scores = list(scores)
+        if len(scores) != len(values):
+            raise ValueError(f"{len(scores)} detection scores for {len(values)} healthy maps")
+        detection = {"detection_threshold": detection_threshold_at(scores, specificity),
+                     "detection_specificity": float(specificity)}
+    return Calibration(heat_scale, threshold, **detection), record

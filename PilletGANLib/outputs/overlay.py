@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import OutputError
 from .atomic import atomic_path
 
-__all__ = ["BANNER_COLOR", "RESEARCH_BANNER", "OverlayCaption", "overlay_rgb", "write_overlay_png"]
+__all__ = ["BANNER_COLOR", "NO_FINDING", "RESEARCH_BANNER", "OverlayCaption", "overlay_rgb", "write_overlay_png"]
 
 PREDICTED_COLOR = (255, 40, 40)
 TRUTH_COLOR = (40, 220, 40)
@@ -29,6 +29,8 @@ COLORMAP = "inferno"
 #: Printed on every overlay.
 RESEARCH_BANNER = "RESEARCH USE ONLY - not a medical device, not for diagnosis"
 BANNER_COLOR = (200, 30, 30)
+#: The finding shown for a result whose model card has no detection threshold (no call is made).
+NO_FINDING = "none (the model card has no detection threshold)"
 _WARNING_COLOR = (255, 170, 0)
 _TEXT_COLOR = (235, 235, 235)
 _BACKGROUND = (0, 0, 0)
@@ -42,19 +44,29 @@ class OverlayCaption:
         score: the image's detection score.
         threshold: the heat-map threshold of the mask (marked on the colour bar).
         finding: the call at a calibrated operating point (e.g. ``"suspected"``), shown after the score when given.
+        detection_threshold: the detection score the finding is called at, shown beside it when given.
+        detection_specificity: the specificity (on healthy calibration images) that threshold was fitted at.
         warnings: what the reader noticed about the image (e.g. a polarity that contradicts the header).
     """
 
     score: float | None = None
     threshold: float | None = None
     finding: str | None = None
+    detection_threshold: float | None = None
+    detection_specificity: float | None = None
     warnings: tuple[str, ...] = ()
 
     def lines(self) -> list[tuple[str, tuple[int, int, int]]]:
         """``(text, colour)`` lines under the image: score (and finding), warnings, then the banner."""
         facts = ["PilletGAN lesion heat map"]
         if self.score is not None:
-            facts.append(f"score {self.score:.3f}" + (f" - finding: {self.finding}" if self.finding else ""))
+            fact = f"score {self.score:.3f}" + (f" - finding: {self.finding}" if self.finding else "")
+            if self.finding and self.detection_threshold is not None:
+                fact += f" (at score >= {self.detection_threshold:.3f}"
+                if self.detection_specificity is not None:
+                    fact += f", {100 * self.detection_specificity:g} % specificity on healthy images"
+                fact += ")"
+            facts.append(fact)
         if self.threshold is not None:
             facts.append(f"mask threshold {self.threshold:.2f}")
         lines = [("  |  ".join(facts), _TEXT_COLOR)]

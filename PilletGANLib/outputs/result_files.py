@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, OutputError
 from .naming import FORMATS, result_file_names
-from .overlay import OverlayCaption, write_overlay_png
+from .overlay import NO_FINDING, OverlayCaption, write_overlay_png
 from .records import write_record_json
 from .segnrrd import write_seg_nrrd
 from .volumes import write_volume
@@ -24,8 +24,13 @@ DEFAULT_FORMATS = ("nrrd", "seg.nrrd", "png", "json")
 
 
 def overlay_caption(result: Any) -> OverlayCaption:
-    """The overlay legend of a :class:`~PilletGANLib.inference.LesionResult`: its score, threshold and warnings."""
-    return OverlayCaption(score=float(result.score), threshold=float(result.threshold),
+    """The overlay legend of a :class:`~PilletGANLib.inference.LesionResult`: its score and finding (with the
+    detection threshold and specificity), mask threshold and warnings."""
+    calibration = result.calibration
+    finding = result.finding or NO_FINDING
+    return OverlayCaption(score=float(result.score), threshold=float(result.threshold), finding=finding,
+                          detection_threshold=calibration.detection_threshold,
+                          detection_specificity=calibration.detection_specificity,
                           warnings=tuple(result.meta.get("warnings") or ()))
 
 

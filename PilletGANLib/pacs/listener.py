@@ -304,7 +304,8 @@ class DicomListener:
 
     def _already_done(self, instance: DicomInstance) -> bool:
         folder = instance_folder(self.out_dir, instance)
-        done = read_complete_record(folder, instance, self.plan.kinds, self.worker.sha256, self.worker.threshold)
+        done = read_complete_record(folder, instance, self.plan.kinds, self.worker.sha256, self.worker.threshold,
+                                    self.worker.detection_threshold)
         if done is None:
             return False
         with self._lock:

@@ -255,7 +255,8 @@ def run_pacs(
     remembered = 0
     for remote in listed:
         folder = instance_folder(out_dir, remote)
-        done = read_complete_record(folder, remote, plan.kinds, worker.sha256, worker.threshold) if resume else None
+        done = read_complete_record(folder, remote, plan.kinds, worker.sha256, worker.threshold,
+                                    worker.detection_threshold) if resume else None
         failure = earlier.get(remote.sop_instance_uid)
         if done is not None:
             records.append(worker.record(remote, Status.ALREADY_DONE, done))
