@@ -84,7 +84,8 @@ def test_old_cards_keep_their_fitted_values_and_new_cards_separate_them() -> Non
     assert recipe == MapRecipe(**{k: v for k, v in old.items() if k not in ("heat_scale", "threshold")})
     sections = card_sections(recipe, calibration, {"percentile": 75.0})
     assert "threshold" not in sections["localization"]
-    assert sections["calibration"] == {"heat_scale": old["heat_scale"], "threshold": old["threshold"], "percentile": 75.0}
+    assert sections["calibration"] == {"heat_scale": old["heat_scale"], "threshold": old["threshold"],
+                                       "detection_threshold": None, "detection_specificity": None, "percentile": 75.0}
     assert localization_from_card(sections) == (recipe, calibration)
     assert localization_from_card({}) == (MapRecipe(), Calibration())
     with pytest.raises(ConfigurationError, match="unknown localization setting"):

@@ -2,7 +2,7 @@
 
 from .atomic import atomic_path
 from .naming import FORMATS, RESULT_SUFFIXES, output_stem, result_file_names
-from .overlay import RESEARCH_BANNER, OverlayCaption, overlay_rgb, write_overlay_png
+from .overlay import NO_FINDING, RESEARCH_BANNER, OverlayCaption, overlay_rgb, write_overlay_png
 from .records import json_ready, write_record_json
 from .result_files import DEFAULT_FORMATS, overlay_caption, write_result_files
 from .segnrrd import write_seg_nrrd
@@ -12,6 +12,7 @@ from .volumes import write_volume
 __all__ = [
     "DEFAULT_FORMATS",
     "FORMATS",
+    "NO_FINDING",
     "RESEARCH_BANNER",
     "RESULT_SUFFIXES",
     "CodedTerm",
