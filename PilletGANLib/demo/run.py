@@ -115,6 +115,7 @@ class DemoSummary:
             "status": "finished",
             "exit_code": self.exit_code,
             "score": None if self.record is None else self.record.score,
+            "finding": None if self.record is None else self.record.finding,
             "threshold": None if self.record is None else self.record.threshold,
             "boxes": [] if self.record is None else self.record.boxes,
             "error": None if self.record is None else self.record.error,
@@ -133,8 +134,9 @@ class DemoSummary:
         elif self.record.status is Status.FAILED:
             lines.append(f"The phantom could not be analysed: {self.record.error}")
         else:
-            lines.append(f"Detection score {self.record.score:.4f}; {len(self.record.boxes)} box(es) where the heat map "
-                         f"reaches {self.record.threshold:.4f}.")
+            finding = self.record.finding or "no finding (the model card has no detection threshold)"
+            lines.append(f"Detection score {self.record.score:.4f} ({finding}); {len(self.record.boxes)} box(es) where "
+                         f"the heat map reaches {self.record.threshold:.4f}.")
         if self.pointing is not None:
             verdict = "inside" if self.pointing.hit else "OUTSIDE"
             lines.append(f"Lesion-map peak at (x={self.pointing.peak_x}, y={self.pointing.peak_y}): {verdict} the known "
