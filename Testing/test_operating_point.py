@@ -165,3 +165,16 @@ def test_batch_records_and_summary_carry_the_finding_and_resume_follows_the_thre
     assert [(r.status, r.finding) for r in resumed.records] == [(Status.SUCCEEDED, "not suspected")] * 2
     again = run_batch(export, out, predictor, png=True, resume=True, progress=False)
     assert [(r.status, r.finding) for r in again.records] == [(Status.ALREADY_DONE, "not suspected")] * 2
+
+
+def test_infer_prints_and_writes_the_finding(recalibrated, tmp_path: Path) -> None:
+    _, out, images = recalibrated
+    threshold = json.loads(out.with_suffix(".json").read_text())["calibration"]["detection_threshold"]
+    result = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "infer", str(images[0]), "--out", str(tmp_path),
+                             "--model", str(out), "--formats", "json", "png"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    expected = "suspected" if record["score"] >= threshold else "not suspected"
+    assert record["finding"] == expected and record["detection_specificity"] == 0.5
+    assert f"score {record['score']:.4f}, {expected}," in result.stdout
