@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FileNotFoundInputError
     from ..inference.files import infer_files
     from ..inspection import expand_inputs, quiet_reader_warnings
+    from ..outputs import NO_FINDING
 
     inputs = list(expand_inputs(args.inputs))
     if not inputs:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     summary = infer_files(inputs, args.out, predictor, args.formats)
     for record in summary.written:
         warnings = "".join(f"; warning: {w}" for w in record["warnings"])
-        finding = record["finding"] or "no finding (the model card has no detection threshold)"
+        finding = record["finding"] or f"finding {NO_FINDING}"
         print(f"ok    {record['input']}: score {record['score']:.4f}, {finding}, {record['boxes']} box(es) -> "
               f"{args.out}{warnings}")
     for record in summary.failed:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ..outputs import atomic_path
+from ..outputs import NO_FINDING, atomic_path
 from ..version import __version__
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _result_section(summary: DemoSummary) -> str:
     truth_box = summary.study.truth["opacity"]["box"]
     rows = [
         ("Detection score", f"{record.score:.4f} (higher: more likely pneumonia)"),
-        ("Finding", html.escape(record.finding or "none (the model card has no detection threshold)")
+        ("Finding", html.escape(record.finding or NO_FINDING)
          + " (a research operating point, not a diagnosis)"),
         ("Heat-map threshold", f"{record.threshold:.4f} (the mask and boxes are where the heat map reaches it)"),
         ("Lesion-map peak", f"x = {pointing.peak_x}, y = {pointing.peak_y} (heat shown there {pointing.peak_heat:.3f})"),

@@ -26,7 +26,7 @@ from ..batch import BatchSummary, InstanceRecord, Status, run_batch
 from ..errors import ConfigurationError, OutputError
 from ..inference import Predictor
 from ..metrics import dice, pointing_game
-from ..outputs import atomic_path, json_ready
+from ..outputs import NO_FINDING, atomic_path, json_ready
 from .phantom import DEFAULT_SIZE
 from .report import write_demo_index
 from .study import SampleStudy, write_sample_study
@@ -134,7 +134,7 @@ class DemoSummary:
         elif self.record.status is Status.FAILED:
             lines.append(f"The phantom could not be analysed: {self.record.error}")
         else:
-            finding = self.record.finding or "no finding (the model card has no detection threshold)"
+            finding = self.record.finding or f"finding {NO_FINDING}"
             lines.append(f"Detection score {self.record.score:.4f} ({finding}); {len(self.record.boxes)} box(es) where "
                          f"the heat map reaches {self.record.threshold:.4f}.")
         if self.pointing is not None:
