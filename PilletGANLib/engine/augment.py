@@ -18,6 +18,10 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, masks: torch
     ``masks`` (``B x 1 x H x W`` in {0, 1}, e.g. cached lung fields) follow the same geometric warp
     (0 outside the image). Lesion maps are not augmented along, so the truth used for validation is
     never touched. Returns ``(images, masks)``; ``masks`` is None when none were given.
+
+    The random parameters are drawn on the host from ``generator`` (the same draws on every device) and
+    sent in one pinned, non-blocking copy; everything else runs on the images' device without waiting
+    for it (no host synchronization).
     """
     batch = images.shape[0]
 
@@ -30,14 +34,18 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, masks: torch
     gamma = torch.exp(uniform(max_gamma))
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    theta = theta.to(images.device, images.dtype)
+    parameters = torch.cat([theta.flatten(), gamma]).to(images.dtype)
+    if images.device.type == "cuda":
+        parameters = parameters.pin_memory()
+    parameters = parameters.to(images.device, non_blocking=True)
+    theta, gamma = parameters[:6 * batch].view(batch, 2, 3), parameters[6 * batch:]
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    low, high = pad_value, float(images.max())
+    low = pad_value
     shifted = images - low
     warped = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + low
-    span = max(high - low, 1e-6)
+    span = (images.amax() - low).clamp_min(1e-6)
     unit = ((warped - low) / span).clamp(0, 1)
-    augmented = unit.pow(gamma.to(images.device, images.dtype).view(-1, 1, 1, 1)) * span + low
+    augmented = unit.pow(gamma.view(-1, 1, 1, 1)) * span + low
     if masks is not None:
         masks = (F.grid_sample(masks.to(images.dtype), grid, mode="bilinear", padding_mode="zeros",
                                align_corners=False) >= 0.5).to(images.dtype)

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import torch
@@ -16,9 +17,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 from .sampling import BalancedBatchSampler
 
-__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "StopOnInterrupt", "image_grid"]
+__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "StopOnInterrupt", "every", "image_grid"]
 
 logger = logging.getLogger("PilletGAN.train")
+
+
+def every(interval: int) -> Callable[[Engine, int], bool]:
+    """An event filter that fires on every ``interval``-th event (MONAI's ``StatsHandler`` takes no interval)."""
+    return lambda engine, event: event % interval == 0
 
 
 class StopAtIteration:

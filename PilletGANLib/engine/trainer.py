@@ -74,6 +74,8 @@ class PilletGANTrainer(Trainer):
         lr_decay_start: fraction of ``max_iterations`` after which both learning rates decay linearly to 0.
         bf16: bfloat16 autocast for the forward passes.
         channels_last: channels-last memory format for the inputs.
+        compile: run the generator through ``torch.compile`` (the critic stays eager: the gradient penalty
+            needs its double backward).
         augment: light random geometry/contrast augmentation of the real images.
         edit_region: ``"image"`` (the published method) or ``"lungs"`` (see above).
         lung_margin: with ``edit_region="lungs"`` and no cached ``lung`` masks, widen the estimated lung
@@ -87,7 +89,7 @@ class PilletGANTrainer(Trainer):
                  loss: PilletGANLoss | None = None, max_iterations: int | None = None, n_critic: int = 5,
                  ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
                  lr_decay_start: float = 0.5, bf16: bool = False, channels_last: bool = False,
-                 augment: bool = True, edit_region: str = "image", lung_margin: float = 0.0,
+                 compile: bool = False, augment: bool = True, edit_region: str = "image", lung_margin: float = 0.0,
                  seed: int = 0, rank: int = 0, num_domains: int = 2,
                  epoch_length: int | None = None, prepare_batch: Callable = default_prepare_batch,
                  train_handlers: Sequence | None = None, non_blocking: bool = False) -> None:
@@ -105,10 +107,13 @@ class PilletGANTrainer(Trainer):
         if edit_region not in EDIT_REGIONS:
             raise ValueError(f"edit_region must be one of {EDIT_REGIONS}, got '{edit_region}'")
         self.bf16, self.channels_last, self.augment = bf16, channels_last, augment
+        # the compiled wrapper shares the generator's parameters; checkpoints keep saving the generator itself
+        self.translator = torch.compile(generator) if compile else generator
         self.edit_region, self.lung_margin = edit_region, lung_margin
         self.seed, self.rank, self.num_domains = seed, rank, num_domains
         self.base_lrs = ([g["lr"] for g in g_optimizer.param_groups], [g["lr"] for g in d_optimizer.param_groups])
-        self.last_generator_terms: dict[str, float] = {}
+        self.last_generator_terms: dict[str, torch.Tensor] = {}
+        self._ema_pairs: tuple[list[torch.Tensor], ...] | None = None
 
     def _autocast(self):
         if self.bf16:
@@ -128,14 +133,16 @@ class PilletGANTrainer(Trainer):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """``ema = decay * ema + (1 - decay) * generator`` for parameters; buffers copied."""
+        """``ema = decay * ema + (1 - decay) * generator`` for parameters (one foreach lerp); buffers copied."""
         if self.ema_generator is None:
             return
-        source = self.generator
-        for ema_p, p in zip(self.ema_generator.parameters(), source.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1 - self.ema_decay)
-        for ema_b, b in zip(self.ema_generator.buffers(), source.buffers(), strict=True):
-            ema_b.copy_(b)
+        if self._ema_pairs is None:  # the parameter lists are fixed for a run: collect them once
+            self._ema_pairs = ([p for p in self.ema_generator.parameters()], [p for p in self.generator.parameters()],
+                               [b for b in self.ema_generator.buffers()], [b for b in self.generator.buffers()])
+        ema_params, params, ema_buffers, buffers = self._ema_pairs
+        torch._foreach_lerp_(ema_params, params, 1 - self.ema_decay)
+        if ema_buffers:
+            torch._foreach_copy_(ema_buffers, buffers)
 
     def _iteration(self, engine: Trainer, batchdata: dict[str, Any]) -> dict[str, Any]:
         iteration = engine.state.iteration  # 1-based, already incremented by ignite
@@ -160,22 +167,23 @@ class PilletGANTrainer(Trainer):
         self.discriminator.train()
         with self._autocast():
             with torch.no_grad():
-                fake, _ = gated_translation(self.generator, images, targets, gates)
+                fake, _ = gated_translation(self.translator, images, targets, gates)
             d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.float())
         self.d_optimizer.zero_grad(set_to_none=True)
         d_total.backward()
         average_gradients(self.discriminator)
         self.d_optimizer.step()
-        output: dict[str, Any] = {f"D/{k}": float(v) for k, v in d_terms.items()}
+        # the terms stay 0-d tensors on the device: read (a host synchronization) only when logged
+        output: dict[str, Any] = {f"D/{k}": v for k, v in d_terms.items()}
 
         # generator
         if iteration % self.n_critic == 0:
             for p in self.discriminator.parameters():
                 p.requires_grad_(False)
             with self._autocast():
-                fake, _ = gated_translation(self.generator, images, targets, gates)
-                same, same_attention = gated_translation(self.generator, images, labels, gates)
-                reconstructed, _ = gated_translation(self.generator, fake, labels, gates)
+                fake, _ = gated_translation(self.translator, images, targets, gates)
+                same, same_attention = gated_translation(self.translator, images, labels, gates)
+                reconstructed, _ = gated_translation(self.translator, fake, labels, gates)
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
                                                             fake, reconstructed, same, same_attention)
             self.g_optimizer.zero_grad(set_to_none=True)
@@ -185,7 +193,7 @@ class PilletGANTrainer(Trainer):
             for p in self.discriminator.parameters():
                 p.requires_grad_(True)
             self.update_ema()
-            self.last_generator_terms = {f"G/{k}": float(v) for k, v in g_terms.items()}
+            self.last_generator_terms = {f"G/{k}": v for k, v in g_terms.items()}
         output.update(self.last_generator_terms)
         output["lr"] = self.g_optimizer.param_groups[0]["lr"]
         return output

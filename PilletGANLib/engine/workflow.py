@@ -33,7 +33,8 @@ from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
 from .evaluator import LocalizationEvaluator
-from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime, StopOnInterrupt
+from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime, StopOnInterrupt, every
+from .resident import ResidentBatches, ResidentTrainingSet
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
 
@@ -127,8 +128,11 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                              lung_fields=config.edit_region == "lungs", lung_margin=config.recipe.lung_margin)
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
-    train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
-                              collate_fn=list_data_collate, persistent_workers=config.num_workers > 0)
+    if config.resident_data:
+        train_loader = ResidentBatches(ResidentTrainingSet(train_ds, device, progress=show), sampler)
+    else:
+        train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
+                                  collate_fn=list_data_collate, persistent_workers=config.num_workers > 0)
 
     torch.manual_seed(config.seed)
     generator = PilletGenerator(**config.network_kwargs()).to(device)
@@ -149,7 +153,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                discriminator=discriminator, g_optimizer=g_optimizer, d_optimizer=d_optimizer,
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
                                ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
-                               bf16=config.amp, channels_last=config.channels_last, augment=config.augment,
+                               bf16=config.amp, channels_last=config.channels_last, compile=config.compile,
+                               augment=config.augment,
                                edit_region=config.edit_region, lung_margin=config.recipe.lung_margin,
                                seed=config.seed, rank=ctx.rank)
     save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
@@ -170,7 +175,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
         CheckpointSaver(str(run_dir), save_dict, save_final=True, final_filename="checkpoint_final.pt",
                         epoch_level=False, save_interval=config.checkpoint_interval, n_saved=2).attach(trainer)
-        StatsHandler(name="PilletGAN.train", iteration_log=config.log_interval, output_transform=lambda out: out,
+        StatsHandler(name="PilletGAN.train", iteration_log=every(config.log_interval), output_transform=lambda out: out,
                      tag_name="loss").attach(trainer)
         TensorBoardStatsHandler(summary_writer=writer, iteration_log=config.log_interval,
                                 output_transform=lambda out: out).attach(trainer)

@@ -1,0 +1,105 @@
+"""The training fast path: the resident training set, fused Adam, foreach EMA and device-side losses
+train exactly what the loader path trains."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from monai.data import DataLoader, list_data_collate
+
+from PilletGANLib.data import build_folder_manifest
+from PilletGANLib.data.datasets import build_dataset
+from PilletGANLib.engine import TrainingConfig
+from PilletGANLib.engine.handlers import every
+from PilletGANLib.engine.resident import ResidentBatches, ResidentTrainingSet
+from PilletGANLib.engine.sampling import BalancedBatchSampler
+from PilletGANLib.engine.trainer import PilletGANTrainer, make_ema
+from PilletGANLib.losses import PilletGANLoss
+from PilletGANLib.networks import PatchDiscriminator, PilletGenerator
+
+SIZE, BATCH, ITERATIONS = 64, 4, 4
+
+
+@pytest.fixture(scope="module")
+def nih_items(shared_data):
+    """A cached dataset of 16 real NIH images (8 per class) with their lung fields, and their labels."""
+    records = build_folder_manifest(shared_data / "nih1000_64px")
+    healthy = [r for r in records if not r.is_disease][:8]
+    disease = [r for r in records if r.is_disease][:8]
+    records = healthy + disease
+    dataset = build_dataset(records, SIZE, 0.9, progress=False, lung_fields=True)
+    return dataset, [1 if r.is_disease else 0 for r in records]
+
+
+def _train(loader) -> PilletGANTrainer:
+    config = TrainingConfig(image_size=SIZE, batch_size=BATCH, base_channels=8, num_res_blocks=1,
+                            disc_base_channels=8, disc_layers=4)
+    torch.manual_seed(0)
+    generator = PilletGenerator(**config.network_kwargs())
+    discriminator = PatchDiscriminator(**config.discriminator_kwargs())
+    trainer = PilletGANTrainer(device="cpu", max_epochs=1, epoch_length=ITERATIONS, train_data_loader=loader,
+                               generator=generator, discriminator=discriminator,
+                               g_optimizer=config.optimizer(generator, 1e-3), d_optimizer=config.optimizer(discriminator, 1e-3),
+                               loss=PilletGANLoss(), max_iterations=ITERATIONS, n_critic=2,
+                               ema_generator=make_ema(generator), ema_decay=0.9, edit_region="lungs", seed=3)
+    trainer.run()
+    return trainer
+
+
+def _states(trainer: PilletGANTrainer) -> dict[str, torch.Tensor]:
+    networks = {"G": trainer.generator, "D": trainer.discriminator, "EMA": trainer.ema_generator}
+    return {f"{k}.{name}": t for k, net in networks.items() for name, t in net.state_dict().items()}
+
+
+def test_resident_batches_are_the_loader_batches(nih_items) -> None:
+    dataset, labels = nih_items
+    loader = DataLoader(dataset, batch_sampler=BalancedBatchSampler(labels, BATCH, seed=1), collate_fn=list_data_collate)
+    resident = ResidentTrainingSet(dataset, "cpu", dtype=torch.float32)
+    assert len(resident) == 16 and resident.lungs.dtype == torch.uint8
+    half = ResidentTrainingSet(dataset, "cpu")
+    assert half.images.dtype == torch.float16 and half.nbytes == 16 * SIZE * SIZE * 3 + 16 * 8
+    for (expected, got, rounded), _ in zip(zip(loader, ResidentBatches(resident, BalancedBatchSampler(labels, BATCH, seed=1)),
+                                               ResidentBatches(half, BalancedBatchSampler(labels, BATCH, seed=1)),
+                                               strict=False), range(5), strict=False):
+        assert torch.equal(got["image"], torch.as_tensor(expected["image"]).as_subclass(torch.Tensor))
+        assert torch.equal(got["label"], torch.as_tensor(expected["label"]).long())
+        assert torch.equal(got["lung"], torch.as_tensor(expected["lung"]).as_subclass(torch.Tensor))
+        assert (rounded["image"] - got["image"]).abs().max() < 1e-3  # float16 storage: 3 significant digits
+
+
+def test_fast_path_trains_exactly_what_the_loader_path_trains(nih_items) -> None:
+    dataset, labels = nih_items
+    slow = _train(DataLoader(dataset, batch_sampler=BalancedBatchSampler(labels, BATCH, seed=1),
+                             collate_fn=list_data_collate))
+    fast = _train(ResidentBatches(ResidentTrainingSet(dataset, "cpu", dtype=torch.float32),
+                                  BalancedBatchSampler(labels, BATCH, seed=1)))
+    slow_states, fast_states = _states(slow), _states(fast)
+    for name, tensor in slow_states.items():
+        assert torch.equal(tensor, fast_states[name]), name
+    assert fast.state.iteration == ITERATIONS
+    output = fast.state.output
+    assert all(isinstance(output[k], torch.Tensor) and output[k].dim() == 0 for k in ("D/total", "G/total"))
+    assert float(output["D/total"]) == float(slow.state.output["D/total"])
+
+
+def test_foreach_ema_is_the_moving_average() -> None:
+    generator = PilletGenerator(base_channels=8, num_res_blocks=1)
+    discriminator = PatchDiscriminator(image_size=SIZE, base_channels=8, num_layers=4)
+    ema = make_ema(generator)
+    before = copy.deepcopy(ema.state_dict())
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(1.0)
+    trainer = PilletGANTrainer("cpu", 1, [], generator, discriminator, torch.optim.Adam(generator.parameters()),
+                               torch.optim.Adam(discriminator.parameters()), ema_generator=ema, ema_decay=0.75)
+    trainer.update_ema()
+    params = dict(generator.named_parameters())
+    for name, value in ema.named_parameters():
+        assert torch.allclose(value, 0.75 * before[name] + 0.25 * params[name], atol=1e-6), name
+
+
+def test_every_fires_on_multiples() -> None:
+    fires = every(3)
+    assert [i for i in range(1, 10) if fires(None, i)] == [3, 6, 9]
