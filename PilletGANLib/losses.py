@@ -32,6 +32,20 @@ def _realness(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     return output[0] if isinstance(output, tuple | list) else output
 
 
+def penalty_interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``x_hat = a * real + (1 - a) * fake`` with ``a ~ U(0, 1)`` per sample, detached from both and requiring grad."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def penalty_at(realness: torch.Tensor, interpolates: torch.Tensor) -> torch.Tensor:
+    """``mean_i (||d realness_i / d x_hat_i||_2 - 1)^2``, with the graph kept for the critic's update."""
+    (gradient,) = torch.autograd.grad(realness, interpolates, grad_outputs=torch.ones_like(realness),
+                                      create_graph=True)
+    norm = gradient.float().flatten(1).norm(2, dim=1)
+    return ((norm - 1) ** 2).mean()
+
+
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """WGAN-GP: ``mean_i (||d D(x_hat_i) / d x_hat_i||_2 - 1)^2`` with ``x_hat = a * real + (1 - a) * fake``.
 
@@ -39,13 +53,8 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> 
     interpolates (its first output when it returns a tuple). The graph is kept so the penalty can be
     back-propagated into the critic. Inputs are detached: the penalty trains the critic only.
     """
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    realness = _realness(critic(interpolates))
-    (gradient,) = torch.autograd.grad(realness, interpolates, grad_outputs=torch.ones_like(realness),
-                                      create_graph=True)
-    norm = gradient.float().flatten(1).norm(2, dim=1)
-    return ((norm - 1) ** 2).mean()
+    interpolates = penalty_interpolates(real, fake)
+    return penalty_at(_realness(critic(interpolates)), interpolates)
 
 
 def critic_adversarial_loss(real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
@@ -122,13 +131,20 @@ class PilletGANLoss:
 
     def critic_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor,
                     fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``D(fake) - D(real) + lambda_cls * CE(D_cls(real), c) + lambda_gp * GP``; ``fake`` is detached here."""
-        real_out, real_logits = critic(real)
-        fake_out, _ = critic(fake.detach())
+        """``D(fake) - D(real) + lambda_cls * CE(D_cls(real), c) + lambda_gp * GP``; ``fake`` is detached here.
+
+        The critic scores the real images, the fakes and the penalty's interpolates in one call (its weights
+        read once, not three times; the critic must score each image on its own, as a critic without batch
+        statistics does); the terms are those of three separate calls.
+        """
+        batch = real.shape[0]
+        interpolates = penalty_interpolates(real, fake)
+        realness, logits = critic(torch.cat([real, fake.detach().to(real.dtype), interpolates]))
+        real_out, fake_out, interpolated_out = realness.split(batch)
         terms = {
             "adversarial": critic_adversarial_loss(real_out, fake_out),
-            "classification": domain_classification_loss(real_logits, real_domain),
-            "gradient_penalty": gradient_penalty(critic, real, fake),
+            "classification": domain_classification_loss(logits[:batch], real_domain),
+            "gradient_penalty": penalty_at(interpolated_out, interpolates),
         }
         total = terms["adversarial"] + self.lambda_cls * terms["classification"] + self.lambda_gp * terms["gradient_penalty"]
         return total, self._detached(terms, total)
@@ -145,7 +161,12 @@ class PilletGANLoss:
         is given (Fixed-Point GAN's full objective has both). ``fake = G(x, c_t)``,
         ``reconstructed = G(fake, c)``, ``same = G(x, c)`` and ``same_attention`` its attention maps.
         """
-        fake_out, fake_logits = critic(fake)
+        batch = fake.shape[0]
+        if self.same_domain_adversarial:  # one critic call for both translations
+            realness, logits = critic(torch.cat([fake, same.to(fake.dtype)]))
+            (fake_out, same_out), (fake_logits, same_logits) = realness.split(batch), logits.split(batch)
+        else:
+            fake_out, fake_logits = critic(fake)
         terms = {
             "adversarial": generator_adversarial_loss(fake_out),
             "classification": domain_classification_loss(fake_logits, target_domain),
@@ -156,7 +177,6 @@ class PilletGANLoss:
         total = (terms["adversarial"] + self.lambda_cls * terms["classification"] + self.lambda_rec * terms["cycle"]
                  + self.lambda_id * terms["identity"] + self.lambda_att * terms["attention_sparsity"])
         if self.same_domain_adversarial:
-            same_out, same_logits = critic(same)
             terms["same_adversarial"] = generator_adversarial_loss(same_out)
             terms["same_classification"] = domain_classification_loss(same_logits, real_domain)
             total = total + terms["same_adversarial"] + self.lambda_cls * terms["same_classification"]

@@ -183,3 +183,32 @@ def test_one_training_iteration_with_the_real_networks() -> None:
         if attention == "lta":
             assert all(gamma.grad is not None for gamma in generator.gammas().values())
         critic.zero_grad()
+
+
+def test_one_critic_call_gives_the_terms_and_gradients_of_separate_calls() -> None:
+    """The objectives score real, fake and interpolated images (and both translations) in one critic call:
+    the terms and the critic's gradients are those of one call per batch."""
+    torch.manual_seed(0)
+    critic = PatchDiscriminator(image_size=16, base_channels=4, num_layers=2)
+    real, fake, same, reconstructed = (torch.rand(4, 1, 16, 16) * 2 - 1 for _ in range(4))
+    domain, target = torch.tensor([0, 1, 0, 1]), torch.tensor([1, 1, 0, 0])
+    loss = PilletGANLoss()
+
+    torch.manual_seed(1)
+    total, terms = loss.critic_loss(critic, real, domain, fake)
+    grads = torch.autograd.grad(total, list(critic.parameters()))
+    torch.manual_seed(1)
+    expected_terms = {"adversarial": critic_adversarial_loss(critic(real)[0], critic(fake)[0]),
+                      "classification": domain_classification_loss(critic(real)[1], domain),
+                      "gradient_penalty": gradient_penalty(critic, real, fake)}
+    expected = (expected_terms["adversarial"] + expected_terms["classification"]
+                + 10 * expected_terms["gradient_penalty"])
+    for name, value in expected_terms.items():
+        assert float(terms[name]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), name
+    for got, want in zip(grads, torch.autograd.grad(expected, list(critic.parameters())), strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+
+    _, g_terms = loss.generator_loss(critic, real, domain, target, fake, reconstructed, same)
+    assert float(g_terms["adversarial"]) == pytest.approx(float(generator_adversarial_loss(critic(fake)[0])), rel=1e-5)
+    assert float(g_terms["same_classification"]) == pytest.approx(
+        float(domain_classification_loss(critic(same)[1], domain)), rel=1e-5)

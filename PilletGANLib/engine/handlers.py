@@ -4,6 +4,7 @@ image grids."""
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 import time
@@ -17,7 +18,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from .sampling import BalancedBatchSampler
 
-__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "StopOnInterrupt", "every", "image_grid"]
+__all__ = ["ImageGridHandler", "ResumeSampler", "StopAtIteration", "StopAtWallTime", "StopOnInterrupt", "Throughput", "every",
+           "image_grid"]
 
 logger = logging.getLogger("PilletGAN.train")
 
@@ -111,6 +113,57 @@ class StopOnInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+class Throughput:
+    """Training images/s of a run, from the end of its ``warmup``-th iteration to its last (every handler
+    included), and its peak memory: the device allocator's peak on CUDA, the process's peak resident set
+    elsewhere. The device is synchronized twice, at the two ends, never per iteration.
+    """
+
+    #: iterations left out of the timing by default (allocator warm-up, autotuning, compilation of the first shapes)
+    WARMUP = 5
+
+    def __init__(self, images_per_iteration: int, device: torch.device | str, warmup: int = WARMUP) -> None:
+        self.images_per_iteration, self.device, self.warmup = images_per_iteration, torch.device(device), warmup
+        self.first_iteration = 0
+        self.start: tuple[float, int] | None = None
+        self.end: tuple[float, int] | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        engine.add_event_handler(Events.COMPLETED, self._completed)
+
+    def _clock(self, engine: Engine) -> tuple[float, int]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter(), engine.state.iteration
+
+    def _started(self, engine: Engine) -> None:
+        self.first_iteration, self.start, self.end = engine.state.iteration, None, None
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _iteration(self, engine: Engine) -> None:
+        if engine.state.iteration == self.first_iteration + self.warmup:
+            self.start = self._clock(engine)
+
+    def _completed(self, engine: Engine) -> None:
+        self.end = self._clock(engine)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """``images_per_s`` (None when the run had no iteration past the warm-up), ``timed_iterations``,
+        ``seconds`` and ``peak_memory_mb``."""
+        timed = seconds = 0
+        if self.start is not None and self.end is not None:
+            timed, seconds = self.end[1] - self.start[1], self.end[0] - self.start[0]
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"images_per_s": round(timed * self.images_per_iteration / seconds, 3) if timed and seconds > 0
+                else None, "timed_iterations": timed, "seconds": round(seconds, 3), "peak_memory_mb": round(peak, 1)}
 
 
 class ResumeSampler:

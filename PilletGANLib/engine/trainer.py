@@ -162,13 +162,20 @@ class PilletGANTrainer(Trainer):
         targets = labels[torch.randperm(labels.shape[0], device=labels.device)]
         self._set_learning_rates(iteration)
 
+        generator_step = iteration % self.n_critic == 0
+
         # critic
         self.generator.train()
         self.discriminator.train()
         with self._autocast():
-            with torch.no_grad():
-                fake, _ = gated_translation(self.translator, images, targets, gates)
-            d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.float())
+            if generator_step:
+                # G(x, c_t) and G(x, c) in one call, with their graph kept for the generator's update below:
+                # the generator does not change before it, so the fakes the critic sees are the ones it updates
+                fake, same, same_attention = self._translate_twice(images, targets, labels, gates)
+            else:
+                with torch.no_grad():
+                    fake, _ = gated_translation(self.translator, images, targets, gates)
+            d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.detach().float())
         self.d_optimizer.zero_grad(set_to_none=True)
         d_total.backward()
         average_gradients(self.discriminator)
@@ -177,12 +184,10 @@ class PilletGANTrainer(Trainer):
         output: dict[str, Any] = {f"D/{k}": v for k, v in d_terms.items()}
 
         # generator
-        if iteration % self.n_critic == 0:
+        if generator_step:
             for p in self.discriminator.parameters():
                 p.requires_grad_(False)
             with self._autocast():
-                fake, _ = gated_translation(self.translator, images, targets, gates)
-                same, same_attention = gated_translation(self.translator, images, labels, gates)
                 reconstructed, _ = gated_translation(self.translator, fake, labels, gates)
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
                                                             fake, reconstructed, same, same_attention)
@@ -197,6 +202,17 @@ class PilletGANTrainer(Trainer):
         output.update(self.last_generator_terms)
         output["lr"] = self.g_optimizer.param_groups[0]["lr"]
         return output
+
+    def _translate_twice(self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+                         gates: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``G(x, c_t)``, ``G(x, c)`` and the latter's attention maps, from one generator call on both batches
+        (every layer normalizes each image on its own, so each half is what a call of its own gives)."""
+        batch = images.shape[0]
+        translated, attention = gated_translation(self.translator, torch.cat([images, images]),
+                                                  torch.cat([targets, labels]),
+                                                  None if gates is None else torch.cat([gates, gates]))
+        fake, same = translated.split(batch)
+        return fake, same, [maps[batch:] for maps in attention]
 
     def generator_for_export(self) -> torch.nn.Module:
         """The EMA generator when kept, else the trained one."""

@@ -33,7 +33,7 @@ from ..version import __version__
 from .config import TrainingConfig
 from .distributed import DistributedContext, broadcast_parameters, setup_distributed
 from .evaluator import LocalizationEvaluator
-from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime, StopOnInterrupt, every
+from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWallTime, StopOnInterrupt, Throughput, every
 from .resident import ResidentBatches, ResidentTrainingSet
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
@@ -165,6 +165,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         CheckpointLoader(load_path=str(find_resume_checkpoint(run_dir)), load_dict=save_dict,
                          map_location=device).attach(trainer)
     ResumeSampler(sampler).attach(trainer)
+    throughput = Throughput(config.batch_size * ctx.world_size, device)
+    throughput.attach(trainer)  # first, so that its clock stops before the final checkpoint is written
     StopAtIteration(config.iterations).attach(trainer)
     StopAtWallTime(config.max_minutes * 60.0, start_time).attach(trainer)
 
@@ -213,7 +215,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     else:  # every rank must stop at the same iteration: leave Ctrl-C to torchrun
         trainer.run()
     summary: dict[str, Any] = {"iterations": trainer.state.iteration, "rank": ctx.rank,
-                               "world_size": ctx.world_size}
+                               "world_size": ctx.world_size, "throughput": throughput.summary()}
     if ctx.is_main:
         data = {"manifest": str(Path(manifest).resolve()), "resumed": resume, "train_images": len(train_records),
                 "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
