@@ -22,7 +22,7 @@ EXPORT_FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
 
 
 @contextmanager
-def _expected_export_warnings() -> Iterator[None]:
+def expected_export_warnings() -> Iterator[None]:
     """Silence the warnings every export of this graph raises by design.
 
     The generator's input checks run in Python, so the tracer reports them as constants (the traced
@@ -32,6 +32,9 @@ def _expected_export_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
+        # the TorchScript-based exporter is chosen on purpose (see export_onnx)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message="The feature will be removed.*")
         yield
 
 
@@ -63,7 +66,7 @@ def export_torchscript(translator: HealthyTranslator, path: str | os.PathLike, i
     The traced module takes any batch size and any square size that is a multiple of 4.
     """
     translator.eval()
-    with torch.no_grad(), _expected_export_warnings():
+    with torch.no_grad(), expected_export_warnings():
         traced = torch.jit.trace(translator, _example_input(translator, image_size, batch_size=2))
     return _replace_into(path, lambda temporary: torch.jit.save(traced, str(temporary)))
 
@@ -79,7 +82,7 @@ def export_onnx(translator: HealthyTranslator, path: str | os.PathLike, image_si
     dynamic = {0: "batch", 2: "height", 3: "width"}
 
     def write(temporary: Path) -> None:
-        with torch.no_grad(), _expected_export_warnings():
+        with torch.no_grad(), expected_export_warnings():
             torch.onnx.export(translator, (_example_input(translator, image_size),), str(temporary), dynamo=False,
                               opset_version=opset, input_names=["image"], output_names=["pred"],
                               dynamic_axes={"image": dynamic, "pred": dynamic})

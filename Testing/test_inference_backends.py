@@ -1,0 +1,70 @@
+"""The Predictor's network backends: ONNX Runtime runs the same network as eager torch, within a bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from PilletGANLib.inference import Predictor
+from PilletGANLib.model_store import read_card
+from PilletGANLib.networks import PilletGenerator
+
+#: largest difference allowed between the backends' healed images and attention maps (values in [-1, 1])
+BOUND = 1e-4
+
+
+def _predictors(model: Path) -> tuple[Predictor, Predictor]:
+    return (Predictor.from_path(model, device="cpu", backend="torch"),
+            Predictor.from_path(model, device="cpu", backend="onnxruntime"))
+
+
+@pytest.mark.parametrize("attention", ["none", "lta"])
+def test_onnxruntime_heals_what_torch_heals(tmp_path: Path, attention: str) -> None:
+    pytest.importorskip("onnxruntime")
+    eager, onnx = _predictors(make_tiny_model(tmp_path / "tiny.pt", attention=attention, image_size=32))
+    assert (eager.backend, onnx.backend) == ("torch", "onnxruntime")
+    images = torch.rand(3, 1, 32, 32) * 2 - 1
+    healed, attention_maps = eager.translate(images)
+    onnx_healed, onnx_attention = onnx.translate(images)
+    assert (healed - onnx_healed).abs().max() < BOUND
+    assert len(attention_maps) == len(onnx_attention) and (len(attention_maps) > 0) == (attention == "lta")
+    for expected, got in zip(attention_maps, onnx_attention, strict=True):
+        assert expected.shape == got.shape and (expected - got).abs().max() < BOUND
+    # one export serves other batch sizes and image sizes
+    assert (eager.translate(images[:1] * 0.5)[0] - onnx.translate(images[:1] * 0.5)[0]).abs().max() < BOUND
+    big = torch.rand(2, 1, 48, 48) * 2 - 1
+    assert (eager.translate(big)[0] - onnx.translate(big)[0]).abs().max() < BOUND
+
+
+def test_onnxruntime_results_match_torch_results(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    eager, onnx = _predictors(make_tiny_model(tmp_path / "tiny.pt", attention="lta", image_size=32))
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 4000, (70, 50)).astype(np.float32)
+    expected, got = eager.predict_array(image), onnx.predict_array(image)
+    assert abs(expected.score - got.score) < 1e-3
+    assert np.abs(expected.difference - got.difference).max() < 1e-3
+
+
+def test_auto_picks_onnxruntime_on_the_cpu_for_the_project_networks(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    model = make_tiny_model(tmp_path / "tiny.pt")
+    assert Predictor.from_path(model, device="cpu").backend == "onnxruntime"
+    assert Predictor.from_path(model, device="cpu", bf16=True).backend == "torch"
+
+    class Custom(torch.nn.Module):  # not an exportable project network: torch runs it
+        num_domains, in_channels = 2, 1
+
+        def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            return x, []
+
+    assert Predictor(Custom(), read_card(model), device="cpu").backend == "torch"
+    with pytest.raises(ValueError, match="float32"):
+        Predictor(PilletGenerator(base_channels=8, num_res_blocks=1), read_card(model), device="cpu", bf16=True,
+                  backend="onnxruntime")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Predictor.from_path(model, device="cpu", backend="tensorrt")
