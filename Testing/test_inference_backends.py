@@ -68,3 +68,17 @@ def test_auto_picks_onnxruntime_on_the_cpu_for_the_project_networks(tmp_path: Pa
                   backend="onnxruntime")
     with pytest.raises(ValueError, match="backend must be one of"):
         Predictor.from_path(model, device="cpu", backend="tensorrt")
+
+
+def test_with_network_runs_the_new_network_on_every_backend(tmp_path: Path) -> None:
+    """The sanity checks' randomized twin must run its own weights, not the original's exported session."""
+    pytest.importorskip("onnxruntime")
+    model = make_tiny_model(tmp_path / "tiny.pt", image_size=32)
+    images = torch.rand(2, 1, 32, 32) * 2 - 1
+    for predictor in _predictors(model):
+        other = Predictor.from_path(make_tiny_model(tmp_path / "other.pt", image_size=32, seed=1), device="cpu",
+                                    backend="torch")
+        twin = predictor.with_network(other.network)
+        expected = other.translate(images)[0]
+        assert (twin.translate(images)[0] - expected).abs().max() < BOUND
+        assert (predictor.translate(images)[0] - expected).abs().max() > 10 * BOUND, "the original is unchanged"

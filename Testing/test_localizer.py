@@ -75,11 +75,11 @@ def test_recipe_settings_are_checked_with_their_name() -> None:
 
 
 def test_old_cards_keep_their_fitted_values_and_new_cards_separate_them() -> None:
-    """The shipped card predates the split: its ``localization`` holds heat scale and threshold, which win over
-    its ``calibration`` record; a card written now keeps the recipe and the fitted values apart."""
-    shipped = read_card(default_model_path())
-    recipe, calibration = localization_from_card(shipped)
-    old = shipped["localization"]
+    """The Fixed-Point GAN baseline's card predates the split: its ``localization`` holds heat scale and threshold,
+    which win over its ``calibration`` record; a card written now keeps the recipe and the fitted values apart."""
+    baseline = read_card(default_model_path().with_name("baseline_fixed_point_gan.pt"))
+    recipe, calibration = localization_from_card(baseline)
+    old = baseline["localization"]
     assert calibration == Calibration(old["heat_scale"], old["threshold"])
     assert recipe == MapRecipe(**{k: v for k, v in old.items() if k not in ("heat_scale", "threshold")})
     sections = card_sections(recipe, calibration, {"percentile": 75.0})
@@ -311,9 +311,11 @@ def test_a_recipe_without_its_prior_models_is_refused_once_with_what_to_pass(tmp
 def test_from_card_loads_only_the_priors_its_recipe_draws() -> None:
     shipped = default_model_path()
     card = read_card(shipped)
-    localizer = Localizer.from_card(card, shipped)
-    assert localizer.recipe.opacity_prior > 0
-    assert localizer.lung_fields is not None and localizer.opacity_template is not None
+    default = Localizer.from_card(card, shipped)
+    assert default.recipe.opacity_prior == 0, "the box-supervised template is opt-in, never the default"
+    assert default.opacity_template is None
+    opted_in = Localizer.from_card({**card, "localization": {**card["localization"], "opacity_prior": 1.5}}, shipped)
+    assert opted_in.lung_fields is not None and opted_in.opacity_template is not None
     plain = Localizer.from_card({**card, "localization": {"difference": "removed"}}, shipped)
     assert plain.lung_fields is None and plain.opacity_template is None
 

@@ -20,6 +20,7 @@ from PilletGANLib.engine.config import TrainingConfig
 from PilletGANLib.errors import ConfigurationError, DataError, ModelError
 from PilletGANLib.evaluation.harness import evaluate
 from PilletGANLib.inference import Predictor
+from PilletGANLib.localization import Localizer
 from PilletGANLib.model_store import companion_path, default_model_path, read_card
 from PilletGANLib.priors import (
     LungFieldEstimator,
@@ -238,11 +239,16 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
 
 
 @pytest.mark.slow
-def test_shipped_model_names_its_prior_and_draws_it_into_the_map() -> None:
+def test_shipped_model_keeps_its_box_supervised_template_opt_in() -> None:
+    """The shipped map is the GAN's own (the template fails the laterality target); the card still names the
+    template so that ``--set localization.opacity_prior=...`` draws it."""
     shipped = default_model_path()
     card = read_card(shipped)
-    assert card["localization"]["opacity_prior"] > 0 and card["opacity_prior"] == "opacity_prior.pt"
+    assert card["localization"]["opacity_prior"] == 0 and card["opacity_prior"] == "opacity_prior.pt"
     predictor = Predictor.from_path(shipped, device="cpu")
+    assert predictor.localizer.opacity_template is None
+    predictor.localizer = Localizer.from_card({**card, "localization": {**card["localization"], "opacity_prior": 1.5}},
+                                              shipped)
     template = predictor.localizer.opacity_template
     assert template is not None and template.card["training"]["data"]["val_folds"] == [3]
     image = np.zeros((128, 128), np.float32)

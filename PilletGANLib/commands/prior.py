@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lung_fields.set_defaults(func=run_lung_fields)
 
     template = priors.add_parser(
-        "opacity-template", help="fit the opacity-location template on SIIM opacity boxes",
+        "opacity-template", help="fit the box-supervised opacity-location template on SIIM opacity boxes (opt-in)",
         description="Count where the radiologists' opacity boxes of the training folds lie in lung-field "
                     "coordinates (each image framed by its lung-field box) and save that template.")
     template.add_argument("--grid", type=int, default=48, help="template cells per side (default 48)")

@@ -121,6 +121,7 @@ class Predictor:
             network = HealthyTranslator(network, int(self.card.get("healthy_index", 0)))
         twin = copy.copy(self)
         twin.translator = network.to(self.device).eval()
+        twin._network = OnnxTranslator(twin.translator) if self.backend == "onnxruntime" else twin.translator
         return twin
 
     def _autocast(self):

@@ -76,9 +76,11 @@ class MapRecipe(_Section):
         lung_prior: amplitude, in difference units, of the learned lung-field prior added to the gated map (0 =
             none): the two-lung drawing of the lung-field box the card's ``lung_fields`` model predicts. The
             score reads the difference alone.
-        opacity_prior: amplitude of the opacity-location template added to the gated map, times the image's
-            detection score (0 = none): needs the card's ``opacity_prior`` template and ``lung_fields`` model.
-            Images the GAN scores as abnormal get a map shaped by where opacities usually lie.
+        opacity_prior: amplitude of the **box-supervised** opacity-location template added to the gated map, times
+            the image's detection score (0 = none, the default and the shipped model's value): needs the card's
+            ``opacity_prior`` template (fitted on radiologists' opacity boxes) and ``lung_fields`` model. Images
+            the GAN scores as abnormal get a map shaped by where opacities usually lie, not by this image: it
+            raises the pointing game on SIIM and fails the laterality check, so it is opt-in only.
         score_region: where the detection score reads the map: ``map`` (the lung-gated map) or ``image`` (the
             whole image minus the border, so a lung gate shapes the map without hiding evidence from the score).
         top_percent: the detection score is the mean of this top percentage of the score region's pixels.
