@@ -127,6 +127,7 @@ def test_spreadsheet_and_encoding_hazards_are_defused(corpus, hostile_run):
                for part in p.relative_to(out).parts)  # folders named by UIDs only
 
 
+@pytest.mark.slow
 def test_resume_remembers_failures_unless_retry_failed(corpus, hostile_run, tiny_model, tmp_path):
     first = hostile_run[0]
     out = tmp_path / "out"

@@ -56,6 +56,7 @@ def test_infer_writes_every_output_for_every_sample(dicom_dir: Path, tiny_model:
     assert "warning: the pixels look like a photographic negative" in lying
 
 
+@pytest.mark.slow
 def test_infer_reports_each_failure_once_and_refuses_an_empty_folder(dicom_dir: Path, tiny_model: Path,
                                                                      tmp_path: Path) -> None:
     broken = tmp_path / "in" / "broken.dcm"

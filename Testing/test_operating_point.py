@@ -124,6 +124,7 @@ def recalibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     return model, out, images
 
 
+@pytest.mark.slow
 def test_calibrate_command_writes_the_threshold_at_the_stated_specificity(recalibrated) -> None:
     model, out, images = recalibrated
     section = json.loads(out.with_suffix(".json").read_text())["calibration"]
@@ -167,6 +168,7 @@ def test_batch_records_and_summary_carry_the_finding_and_resume_follows_the_thre
     assert [(r.status, r.finding) for r in again.records] == [(Status.ALREADY_DONE, "not suspected")] * 2
 
 
+@pytest.mark.slow
 def test_infer_prints_and_writes_the_finding(recalibrated, tmp_path: Path) -> None:
     _, out, images = recalibrated
     threshold = json.loads(out.with_suffix(".json").read_text())["calibration"]["detection_threshold"]
