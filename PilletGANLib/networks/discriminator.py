@@ -9,6 +9,7 @@ from monai.networks.blocks import Convolution
 from torch import nn
 
 from ..errors import ConfigurationError
+from .small_output_conv import small_output_convs
 
 __all__ = ["PatchDiscriminator"]
 
@@ -26,6 +27,10 @@ class PatchDiscriminator(nn.Module):
     ``2**num_layers`` pixels: 64 with the default 6 layers).
 
     ``forward(x) -> (realness, logits)``: ``B x 1 x h x w`` patch scores and ``(B, num_domains)`` logits.
+
+    Its convs are :class:`~PilletGANLib.networks.small_output_conv.SmallOutputConv2d`: on the CPU the deepest
+    layers (output maps of at most four positions) run as one matrix product, which makes a critic step at 64 px
+    about twice as fast as oneDNN's convolution does (same weights and results).
     """
 
     def __init__(self, in_channels: int = 1, num_domains: int = 2, image_size: int = 256, base_channels: int = 64,
@@ -46,6 +51,7 @@ class PatchDiscriminator(nn.Module):
         self.realness = Convolution(2, channels[-1], 1, kernel_size=3, conv_only=True, bias=False)
         self.classifier = Convolution(2, channels[-1], num_domains, kernel_size=final_size, padding=0, conv_only=True,
                                       bias=False)
+        small_output_convs(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (self.image_size, self.image_size):
