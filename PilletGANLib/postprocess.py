@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["LesionBox", "clean_mask", "connected_boxes", "heat_from_difference"]
+__all__ = ["LesionBox", "clean_mask", "connected_boxes", "heat_from_difference", "mask_components"]
 
 
 @dataclass
@@ -43,20 +43,31 @@ def heat_from_difference(diff: np.ndarray, heat_scale: float) -> np.ndarray:
 def clean_mask(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0) -> np.ndarray:
     """``heatmap >= threshold`` without connected components (4-connected) smaller than
     ``min_component_fraction`` of the image."""
+    return mask_components(heatmap, threshold, min_component_fraction)[0]
+
+
+def mask_components(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clean_mask` and the labels of its components (0 outside; what :func:`connected_boxes` takes, so that a
+    large image is labelled once)."""
     mask = heatmap >= threshold
     if not mask.any():
-        return mask
+        return mask, np.zeros(mask.shape, dtype=np.int32)
     labels, count = ndimage.label(mask)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = sizes >= max(1, int(min_component_fraction * heatmap.size))
     keep[0] = False
-    return keep[labels]
+    mask = keep[labels]
+    labels[~mask] = 0
+    return mask, labels
 
 
-def connected_boxes(mask: np.ndarray, heatmap: np.ndarray,
-                    pixel_spacing: Sequence[float] | None = None) -> list[LesionBox]:
-    """One box per connected component of ``mask``, scored by the component's peak heat, best first."""
-    labels, _ = ndimage.label(mask)
+def connected_boxes(mask: np.ndarray, heatmap: np.ndarray, pixel_spacing: Sequence[float] | None = None,
+                    labels: np.ndarray | None = None) -> list[LesionBox]:
+    """One box per connected component of ``mask``, scored by the component's peak heat, best first; ``labels``: the
+    mask's components as :func:`mask_components` labels them (else labelled here)."""
+    if labels is None:
+        labels, _ = ndimage.label(mask)
     boxes = []
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
         if region is None:

@@ -18,7 +18,6 @@ from ..errors import ModelError, PilletGANError
 from ..localization import LesionMaps, Localizer, valid_masks
 from ..model_store import load_network
 from ..networks import GeneratorEnsemble, HealthyTranslator, PilletGenerator
-from ..postprocess import connected_boxes
 from ..reading import load_cxr
 from ..transforms.pipeline import PreparedImage, prepare_image
 from .onnx_backend import OnnxTranslator, resolve_backend
@@ -161,25 +160,33 @@ class Predictor:
 
     def _to_source(self, item: PreparedImage, healed: torch.Tensor, diff: torch.Tensor, score: float,
                    attention: Sequence[torch.Tensor]) -> LesionResult:
+        """The result in the source grid: the lesion map resampled once, its heat map, mask and boxes there (the
+        image labelled once); the healed twin and attention maps resampled only when read
+        (:data:`~PilletGANLib.inference.result.LAZY_FIELDS`)."""
         geometry = item.geometry
         difference = geometry.map_to_source(diff[0].cpu().numpy())
-        heatmap, mask = self.localizer.heat_and_mask(difference)
-        boxes = connected_boxes(mask, heatmap, item.meta.get("pixel_spacing"))
-        attention_maps = []
-        for att in attention:
-            full = torch.nn.functional.interpolate(att[None].float(), size=(self.image_size,) * 2, mode="bilinear",
-                                                   align_corners=False)[0, 0]
-            attention_maps.append(geometry.map_to_source(full.cpu().numpy()).clip(0, 1))
+        heatmap, mask, boxes = self.localizer.heat_mask_boxes(difference, item.meta.get("pixel_spacing"))
+        healed = healed[0].cpu().numpy()
+        attention = [a.cpu() for a in attention]
+
+        def source_attention() -> list[np.ndarray]:
+            maps = []
+            for att in attention:
+                full = torch.nn.functional.interpolate(att[None].float(), size=(self.image_size,) * 2,
+                                                       mode="bilinear", align_corners=False)[0, 0]
+                maps.append(geometry.map_to_source(full.numpy()).clip(0, 1))
+            return maps
+
         return LesionResult(
             image=item.image,
-            healed=geometry.map_to_source(healed[0].cpu().numpy()),
+            healed=lambda: geometry.map_to_source(healed),
             difference=difference,
             heatmap=heatmap,
             score=score,
             calibration=self.localizer.calibration,
             mask=mask,
             boxes=boxes,
-            attention=attention_maps,
+            attention=source_attention,
             meta={**item.meta, **self.model_info},
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,12 @@ import numpy as np
 from ..localization.recipe import Calibration
 from ..postprocess import LesionBox
 
-__all__ = ["LesionBox", "LesionResult"]
+__all__ = ["LAZY_FIELDS", "LesionBox", "LesionResult"]
+
+#: Fields a :class:`LesionResult` may be given as a function of no arguments, called on the first read: the
+#: predictor resamples the healed twin and the attention maps to the source grid only for a caller that reads them
+#: (the batch front door, which writes neither, does not pay for them).
+LAZY_FIELDS = frozenset({"healed", "attention"})
 
 
 @dataclass
@@ -33,19 +39,29 @@ class LesionResult:
         location_prior: the model's opacity-location prior alone (source grid, in [0, 1]) when its localization
             uses one (``opacity_prior``), else ``None``; ``pilletgan evaluate`` scores it as the ``model_prior``
             floor.
+
+    ``healed`` and ``attention`` may be given as functions of no arguments that return them (:data:`LAZY_FIELDS`):
+    the first read calls the function and keeps its value.
     """
 
     image: np.ndarray
-    healed: np.ndarray
+    healed: np.ndarray | Callable[[], np.ndarray]
     difference: np.ndarray
     heatmap: np.ndarray
     score: float
     calibration: Calibration
     mask: np.ndarray
     boxes: list[LesionBox] = field(default_factory=list)
-    attention: list[np.ndarray] = field(default_factory=list)
+    attention: list[np.ndarray] | Callable[[], list[np.ndarray]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     location_prior: np.ndarray | None = None
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in LAZY_FIELDS and callable(value):
+            value = value()
+            object.__setattr__(self, name, value)
+        return value
 
     @property
     def threshold(self) -> float:

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..errors import ConfigurationError, ModelError
 from ..model_store import companion_path
-from ..postprocess import clean_mask, heat_from_difference
+from ..postprocess import LesionBox, connected_boxes, heat_from_difference, mask_components
 from ..priors import LungFieldEstimator, OpacityTemplate, lung_box_prior
 from ..transforms.geometry import CXRGeometry
 from ..transforms.lungs import lung_fields_gate
@@ -217,8 +217,18 @@ class Localizer:
     # -- source grid ----------------------------------------------------------------------------------------
     def heat_and_mask(self, lesion_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Heat map in [0, 1] and cleaned mask of a source-grid lesion map (:mod:`PilletGANLib.postprocess`)."""
+        heat, mask, _ = self._heat_mask_labels(lesion_map)
+        return heat, mask
+
+    def heat_mask_boxes(self, lesion_map: np.ndarray, pixel_spacing: Sequence[float] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, list[LesionBox]]:
+        """:meth:`heat_and_mask` and the mask's scored boxes (the image labelled once)."""
+        heat, mask, labels = self._heat_mask_labels(lesion_map)
+        return heat, mask, connected_boxes(mask, heat, pixel_spacing, labels)
+
+    def _heat_mask_labels(self, lesion_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         heat = heat_from_difference(lesion_map, self.calibration.heat_scale)
-        return heat, clean_mask(heat, self.calibration.threshold, self.recipe.min_component_fraction)
+        return heat, *mask_components(heat, self.calibration.threshold, self.recipe.min_component_fraction)
 
 
 def _top_percent_means(diff: torch.Tensor, top_percent: float, gates: torch.Tensor) -> torch.Tensor:

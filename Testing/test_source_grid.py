@@ -1,0 +1,57 @@
+"""The predictor's source-grid step: one labelling for mask and boxes, the healed twin and attention maps resampled on
+first read only, and the same values as computing everything at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import make_tiny_model
+
+from PilletGANLib.inference import Predictor
+from PilletGANLib.postprocess import clean_mask, connected_boxes, heat_from_difference, mask_components
+from PilletGANLib.transforms.pipeline import prepare_image
+
+
+def test_mask_components_label_the_clean_mask_once() -> None:
+    heat = np.zeros((40, 60), dtype=np.float32)
+    heat[5:15, 5:25] = 0.9  # a large component
+    heat[30:32, 50:52] = 0.7  # a small one, removed
+    heat[20:28, 40:44] = 0.6
+    mask, labels = mask_components(heat, 0.5, min_component_fraction=0.01)
+    assert np.array_equal(mask, clean_mask(heat, 0.5, 0.01)) and not mask[30:32, 50:52].any()
+    assert np.array_equal(labels > 0, mask)
+    assert connected_boxes(mask, heat, (0.5, 0.5), labels) == connected_boxes(mask, heat, (0.5, 0.5))
+    assert [b.score for b in connected_boxes(mask, heat, labels=labels)] == [np.float32(0.9), np.float32(0.6)]
+    empty, none = mask_components(np.zeros((4, 4), np.float32), 0.5)
+    assert not empty.any() and not none.any() and connected_boxes(empty, np.zeros((4, 4)), labels=none) == []
+
+
+def test_healed_and_attention_are_resampled_when_read_and_match_the_network_outputs(tmp_path: Path) -> None:
+    predictor = Predictor.from_path(make_tiny_model(tmp_path / "tiny.pt", attention="lta", image_size=32),
+                                    device="cpu", backend="torch")
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 4000, (70, 50)).astype(np.float32)
+    item = prepare_image(image, {"original_shape": [70, 50]}, predictor.image_size, predictor.margin)
+    result = predictor.predict_prepared([item])[0]
+    assert callable(object.__getattribute__(result, "healed"))
+    assert callable(object.__getattribute__(result, "attention"))
+
+    healed, attention, maps = predictor.network_maps([item])
+    geometry = item.geometry
+    difference = geometry.map_to_source(maps.maps[0, 0].numpy())
+    np.testing.assert_allclose(result.difference, difference, atol=1e-6)
+    np.testing.assert_allclose(result.healed, geometry.map_to_source(healed[0, 0].numpy()), atol=1e-6)
+    assert isinstance(object.__getattribute__(result, "healed"), np.ndarray)  # kept after the first read
+    assert len(result.attention) == len(attention) > 0
+    for got, att in zip(result.attention, attention, strict=True):
+        full = torch.nn.functional.interpolate(att[:1].float(), size=(32, 32), mode="bilinear", align_corners=False)
+        np.testing.assert_allclose(got, geometry.map_to_source(full[0, 0].numpy()).clip(0, 1), atol=1e-6)
+        assert got.shape == image.shape
+
+    calibration, recipe = predictor.localizer.calibration, predictor.localizer.recipe
+    heat = heat_from_difference(result.difference, calibration.heat_scale)
+    mask = clean_mask(heat, calibration.threshold, recipe.min_component_fraction)
+    assert np.array_equal(result.heatmap, heat) and np.array_equal(result.mask, mask)
+    assert result.boxes == connected_boxes(mask, heat, None)
