@@ -3,8 +3,8 @@
 One run: check the paths (the export is only read; the output folder must be outside it, and empty
 unless resuming), discover the export (headers only), deal the selected radiographs across ranks,
 decode them in DataLoader worker processes, run the model in batches, write each instance's outputs
-(``result.json`` last) and, on rank 0, the run-level reports. A file that cannot be read, analysed or
-written is recorded and the run goes on.
+(``result.json`` last, in a writer thread while the next batch runs) and, on rank 0, the run-level
+reports. A file that cannot be read, analysed or written is recorded and the run goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -250,14 +252,26 @@ class InstanceWorker:
         clock = time.perf_counter()
         by_path = {instance.path: instance for instance in todo}
         with logging_redirect_tqdm(), tqdm(total=len(instances), initial=len(records), desc=label, unit="image",
-                                           disable=not progress, dynamic_ncols=True) as bar:
-            for path, outcome in predictions(self.predictor, [i.path for i in todo]):
-                record, problem = self.finish(by_path[path], outcome)
+                                           disable=not progress, dynamic_ncols=True) as bar, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilletgan-writer") as writer:
+            # one writer thread, in input order, while the model runs the next batch (it releases the GIL); at
+            # most one batch of results waits for it, so memory stays bounded
+            pending: deque[Future] = deque()
+
+            def collect(future: Future) -> None:
+                record, problem = future.result()
                 records.append(record)
                 if problem is not None:
                     problems.append(problem)
                     bar.set_postfix(failed=len(problems))
                 bar.update(1)
+
+            for path, outcome in predictions(self.predictor, [i.path for i in todo]):
+                pending.append(writer.submit(self.finish, by_path[path], outcome))
+                while pending and (len(pending) > self.predictor.batch_size or pending[0].done()):
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
         return {"records": [r.to_dict() for r in records], "problems": [p.to_dict() for p in problems],
                 "inference_s": time.perf_counter() - clock, "processed": len(todo)}
 
