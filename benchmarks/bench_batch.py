@@ -9,7 +9,9 @@ series per study; pixels untouched, so JPEG and JPEG 2000 stay compressed), then
   ``inference_phase_instances_per_s`` leaves discovery and the reports out;
 - ``model_only_images_per_s``: ``Predictor.predict_prepared`` on inputs already read and preprocessed
   (network + lesion maps, masks and boxes in the source grid), same device and batch size;
-- ``network_only_images_per_s``: the generator's forward pass alone on the same inputs.
+- ``network_only_images_per_s``: the generator's forward pass alone on the same inputs;
+- ``decode_only_images_per_s``: reading and preprocessing the files in this one process (what the decoding
+  workers share the CPU for).
 
 Model: ``--model PATH``; else the shipped default model when installed; else a randomly initialised
 generator of the default size (64 base channels, 6 residual blocks, LTA, 256 px) saved as a model file
@@ -119,7 +121,9 @@ def main() -> None:
                             progress=False)
         end_to_end_s = time.perf_counter() - start
 
+        start = time.perf_counter()
         prepared = [prepare_image(*load_cxr(path), predictor.image_size, predictor.margin) for path in files]
+        decode_rate = len(files) / (time.perf_counter() - start)
         warmup = prepared[: args.batch_size]
         model_rate = images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device)
         inputs = torch.stack([p.network_input for p in prepared])
@@ -145,6 +149,8 @@ def main() -> None:
         "inference_phase_instances_per_s": round(summary.timings["instances_per_s"] or 0.0, 3),
         "model_only_images_per_s": round(model_rate, 3),
         "network_only_images_per_s": round(network_rate, 3),
+        "decode_only_images_per_s": round(decode_rate, 3),
+        "end_to_end_over_model_only": round(args.n / end_to_end_s / model_rate, 3),
     }, indent=2))
 
 
