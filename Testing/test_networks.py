@@ -95,8 +95,9 @@ def layer_signature(module: nn.Module) -> list[tuple]:
     """Type and geometry of every conv, norm and activation, in execution order."""
     signature = []
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
-            signature.append((type(layer).__name__, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):  # SmallOutputConv2d is a Conv2d computed another way
+            kind = "ConvTranspose2d" if isinstance(layer, nn.ConvTranspose2d) else "Conv2d"
+            signature.append((kind, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                               layer.padding, layer.bias is not None))
         elif isinstance(layer, nn.InstanceNorm2d):
             signature.append(("InstanceNorm2d", layer.num_features, layer.affine, layer.track_running_stats))
