@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import torch
 from conftest import make_tiny_model
 
 from PilletGANLib.inference import Predictor
+from PilletGANLib.inference.onnx_backend import OnnxTranslator
 from PilletGANLib.model_store import read_card
-from PilletGANLib.networks import PilletGenerator
+from PilletGANLib.networks import HealthyTranslator, PilletGenerator
 
 #: largest difference allowed between the backends' healed images and attention maps (values in [-1, 1])
 BOUND = 1e-4
@@ -82,3 +84,22 @@ def test_with_network_runs_the_new_network_on_every_backend(tmp_path: Path) -> N
         expected = other.translate(images)[0]
         assert (twin.translate(images)[0] - expected).abs().max() < BOUND
         assert (predictor.translate(images)[0] - expected).abs().max() > 10 * BOUND, "the original is unchanged"
+
+
+def test_the_export_runs_in_the_background_and_its_error_reaches_the_first_batch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    predictor = Predictor.from_path(make_tiny_model(tmp_path / "tiny.pt", image_size=32), device="cpu",
+                                    backend="onnxruntime")
+    runner = predictor._network
+    deadline = time.monotonic() + 120
+    while runner.session is None and time.monotonic() < deadline:  # no batch has been given
+        time.sleep(0.05)
+    assert runner.session is not None
+
+    class Unexportable(PilletGenerator):
+        def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            raise RuntimeError("this network cannot be traced")
+
+    broken = OnnxTranslator(HealthyTranslator(Unexportable(base_channels=4, num_res_blocks=1)).eval(), 32)
+    with pytest.raises(RuntimeError, match="cannot be traced"):
+        broken.heal(torch.zeros(1, 1, 32, 32))

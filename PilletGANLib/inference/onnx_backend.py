@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import nn
 
-from ..networks.export import ONNX_OPSET, expected_export_warnings
+from ..networks.export import ONNX_OPSET, exporting
 from ..networks.translator import HealthyTranslator
 
 __all__ = ["BACKENDS", "OnnxTranslator", "onnxruntime_available", "resolve_backend"]
@@ -48,14 +49,23 @@ class _HealOutputs(nn.Module):
 class OnnxTranslator:
     """:meth:`heal` of a :class:`HealthyTranslator` (in eval mode, float32) through an ONNX Runtime session.
 
-    The translator is exported in memory when the first batch arrives (dynamic batch and image size, so
-    one export serves every call); the session uses ``torch.get_num_threads()`` threads at that moment.
+    The translator is exported in memory once (dynamic batch and image size, so one export serves every call);
+    the session uses ``torch.get_num_threads()`` threads at that moment. With ``example_size`` the export starts at
+    once in a background thread (about 2 s on a 2-core CPU), so that it overlaps whatever comes before the first
+    batch (reading files, a listener waiting for images); without, it runs when the first batch arrives. An export
+    error is raised by the first :meth:`heal`.
     """
 
-    def __init__(self, translator: HealthyTranslator) -> None:
+    def __init__(self, translator: HealthyTranslator, example_size: int | None = None) -> None:
         self.translator = translator
         self.session = None
         self.num_outputs = 0
+        self._export_done: Future | None = None
+        if example_size is not None:
+            example = torch.zeros(1, translator.in_channels, example_size, example_size)
+            exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilletgan-onnx-export")
+            self._export_done = exporter.submit(self._export, example)
+            exporter.shutdown(wait=False)  # the thread ends with the export
 
     def _export(self, example: torch.Tensor) -> None:
         import onnxruntime
@@ -66,7 +76,7 @@ class OnnxTranslator:
         names = ["healed"] + [f"attention{i}" for i in range(self.num_outputs - 1)]
         dynamic = {0: "batch", 2: "height", 3: "width"}
         buffer = io.BytesIO()
-        with torch.no_grad(), expected_export_warnings():
+        with torch.no_grad(), exporting():
             torch.onnx.export(module, (example[:1],), buffer, dynamo=False, opset_version=ONNX_OPSET,
                               input_names=["image"], output_names=names,
                               dynamic_axes={name: dynamic for name in ["image", *names]})
@@ -78,6 +88,9 @@ class OnnxTranslator:
     def heal(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(healed, attention maps)`` of a ``(B, C, H, W)`` float32 CPU batch."""
         x = x.detach().float().cpu().contiguous()
+        if self._export_done is not None:
+            done, self._export_done = self._export_done, None
+            done.result()
         if self.session is None:
             self._export(x)
         healed, *attention = (torch.from_numpy(out) for out in self.session.run(None, {"image": x.numpy()}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,16 +21,20 @@ ONNX_OPSET = 17
 #: File formats ``pilletgan model export`` writes, by suffix.
 EXPORT_FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
 
+_EXPORT_LOCK = threading.RLock()
+
 
 @contextmanager
-def expected_export_warnings() -> Iterator[None]:
-    """Silence the warnings every export of this graph raises by design.
+def exporting() -> Iterator[None]:
+    """Hold the process's export lock (the tracer and the ONNX exporter keep global state, so two exports must not
+    overlap, e.g. a predictor's background export and another) and silence the warnings every export of this graph
+    raises by design.
 
     The generator's input checks run in Python, so the tracer reports them as constants (the traced
     graph stays valid for any batch and any size that is a multiple of 4), and instance norm always
     normalizes with per-image statistics, which the ONNX exporter reports as ``train=True``.
     """
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
         # the TorchScript-based exporter is chosen on purpose (see export_onnx)
@@ -66,7 +71,7 @@ def export_torchscript(translator: HealthyTranslator, path: str | os.PathLike, i
     The traced module takes any batch size and any square size that is a multiple of 4.
     """
     translator.eval()
-    with torch.no_grad(), expected_export_warnings():
+    with torch.no_grad(), exporting():
         traced = torch.jit.trace(translator, _example_input(translator, image_size, batch_size=2))
     return _replace_into(path, lambda temporary: torch.jit.save(traced, str(temporary)))
 
@@ -82,7 +87,7 @@ def export_onnx(translator: HealthyTranslator, path: str | os.PathLike, image_si
     dynamic = {0: "batch", 2: "height", 3: "width"}
 
     def write(temporary: Path) -> None:
-        with torch.no_grad(), expected_export_warnings():
+        with torch.no_grad(), exporting():
             torch.onnx.export(translator, (_example_input(translator, image_size),), str(temporary), dynamo=False,
                               opset_version=opset, input_names=["image"], output_names=["pred"],
                               dynamic_axes={"image": dynamic, "pred": dynamic})
