@@ -86,20 +86,25 @@ def test_with_network_runs_the_new_network_on_every_backend(tmp_path: Path) -> N
         assert (predictor.translate(images)[0] - expected).abs().max() > 10 * BOUND, "the original is unchanged"
 
 
-def test_the_export_runs_in_the_background_and_its_error_reaches_the_first_batch(tmp_path: Path) -> None:
+def test_warm_up_exports_in_the_background_and_an_export_error_reaches_the_first_batch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     predictor = Predictor.from_path(make_tiny_model(tmp_path / "tiny.pt", image_size=32), device="cpu",
                                     backend="onnxruntime")
     runner = predictor._network
+    assert runner.session is None  # nothing is exported before it is asked for
+    predictor.warm_up()
     deadline = time.monotonic() + 120
     while runner.session is None and time.monotonic() < deadline:  # no batch has been given
         time.sleep(0.05)
     assert runner.session is not None
+    predictor.warm_up()  # exported already: nothing more
+    assert runner._export_done is None or runner._export_done.done()
 
     class Unexportable(PilletGenerator):
         def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             raise RuntimeError("this network cannot be traced")
 
-    broken = OnnxTranslator(HealthyTranslator(Unexportable(base_channels=4, num_res_blocks=1)).eval(), 32)
+    broken = OnnxTranslator(HealthyTranslator(Unexportable(base_channels=4, num_res_blocks=1)).eval())
+    broken.start_export(32)
     with pytest.raises(RuntimeError, match="cannot be traced"):
         broken.heal(torch.zeros(1, 1, 32, 32))

@@ -110,9 +110,11 @@ def prepare_output_folder(out_dir: Path, resume: bool) -> None:
 
 
 def _start(input_dir: Path, out_dir: Path, rules: SelectionRules, resume: bool, retry_failed: bool,
-           progress: bool) -> tuple[DiscoveryResult, float]:
-    """Rank 0's first step: check the paths, prepare the output folder, discover the export."""
+           progress: bool, predictor: Predictor) -> tuple[DiscoveryResult, float]:
+    """Rank 0's first step: check the paths, prepare the output folder, discover the export (the predictor warming
+    up meanwhile)."""
     check_run_paths(input_dir, out_dir, resume)
+    predictor.warm_up()
     prepare_output_folder(out_dir, resume)
     if resume:
         shutil.rmtree(out_dir / PARTS_FOLDER, ignore_errors=True)  # parts of an interrupted distributed run
@@ -336,7 +338,7 @@ def run_batch(
         start: tuple[DiscoveryResult, float] | PilletGANError | None = None
         if group.is_main:
             try:
-                start = _start(input_dir, out_dir, rules, resume, retry_failed, progress)
+                start = _start(input_dir, out_dir, rules, resume, retry_failed, progress, predictor)
             except PilletGANError as err:
                 start = err
         start = group.broadcast(start)

@@ -50,22 +50,26 @@ class OnnxTranslator:
     """:meth:`heal` of a :class:`HealthyTranslator` (in eval mode, float32) through an ONNX Runtime session.
 
     The translator is exported in memory once (dynamic batch and image size, so one export serves every call);
-    the session uses ``torch.get_num_threads()`` threads at that moment. With ``example_size`` the export starts at
-    once in a background thread (about 2 s on a 2-core CPU), so that it overlaps whatever comes before the first
-    batch (reading files, a listener waiting for images); without, it runs when the first batch arrives. An export
-    error is raised by the first :meth:`heal`.
+    the session uses ``torch.get_num_threads()`` threads at that moment. :meth:`start_export` starts the export in
+    a background thread (about 2 s on a 2-core CPU) so that it overlaps what comes before the first batch (finding
+    and reading files); else it runs when the first batch arrives. An export error is raised by the first
+    :meth:`heal`.
     """
 
-    def __init__(self, translator: HealthyTranslator, example_size: int | None = None) -> None:
+    def __init__(self, translator: HealthyTranslator) -> None:
         self.translator = translator
         self.session = None
         self.num_outputs = 0
         self._export_done: Future | None = None
-        if example_size is not None:
-            example = torch.zeros(1, translator.in_channels, example_size, example_size)
-            exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilletgan-onnx-export")
-            self._export_done = exporter.submit(self._export, example)
-            exporter.shutdown(wait=False)  # the thread ends with the export
+
+    def start_export(self, image_size: int) -> None:
+        """Export in a background thread on an ``image_size`` example, unless exported or under way already."""
+        if self.session is not None or self._export_done is not None:
+            return
+        example = torch.zeros(1, self.translator.in_channels, image_size, image_size)
+        exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilletgan-onnx-export")
+        self._export_done = exporter.submit(self._export, example)
+        exporter.shutdown(wait=False)  # the thread ends with the export
 
     def _export(self, example: torch.Tensor) -> None:
         import onnxruntime

@@ -167,6 +167,7 @@ class DicomListener:
             raise ConfigurationError(f"cannot listen on {self.host}:{self.port} ({err.strerror or err}); "
                                      "is another node using the port?") from err
         self.port = self._server.server_address[1]
+        self.worker.predictor.warm_up()  # the network is ready before the first image arrives
         for target, name in ((self._analyse_loop, "pilletgan-analyse"), (self._forward_loop, "pilletgan-forward")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
