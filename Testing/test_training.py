@@ -89,6 +89,30 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path, pha
 
 
 @pytest.mark.slow
+def test_localization_only_images_train_only_when_asked_and_never_validate(tmp_path: Path, phantom_folders) -> None:
+    manifest = class_manifest(tmp_path, phantom_folders.root)
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    boxed = [r for r in rows if r["label"] == "disease"][:4]  # the first is a validation image, three train
+    for row in rows:
+        row.update(x="", y="", width="", height="", localization_only="")
+    for row in boxed:
+        row.update(x="8", y="8", width="20", height="20", localization_only="1")
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    settings = [*TINY, "iterations=2", "val_interval=100"]
+    train(manifest, tmp_path / "kept", load_config(overrides=[*settings, "train_localization_only=true"]), progress=False)
+    train(manifest, tmp_path / "left", load_config(overrides=settings), progress=False)
+    kept, left = (json.loads((tmp_path / name / "model.json").read_text())["training"]["data"] for name in ("kept", "left"))
+    assert (kept["train_localization_only"], left["train_localization_only"]) == (3, 0)
+    assert kept["train_images"] == left["train_images"] + 3
+    assert kept["train_disease"] == left["train_disease"] + 3
+    assert kept["validation_images"] == left["validation_images"] == 5
+
+
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path, phantom_folders) -> None:
     manifest = class_manifest(tmp_path, phantom_folders.root, with_val=False)
     run_dir = tmp_path / "run"

@@ -13,9 +13,9 @@ memory). Rows:
   already on the device (no data loading at all: the project rows pay their data path, it does not); with
   ``--amp`` also ``reference_bf16``.
 
-``ratio`` is a project row's images/s over the faster reference row's. The manifest is built from
-``../shared/data/siim_covid_256`` when present (``--images`` of them, half healthy, half disease), else from
-synthetic phantom radiographs written to a temporary folder.
+``ratio`` is a project row's images/s over the faster reference row's. The manifest is built from ``--manifest``,
+else from ``../shared/data/siim_covid_256`` when present (``--images`` of them, half healthy, half disease), else
+from synthetic phantom radiographs written to a temporary folder.
 
     python benchmarks/bench_train.py                                          # CPU: 64 px, batch 8
     python benchmarks/bench_train.py --size 256 --batch-size 16 --amp        # a GPU
@@ -35,7 +35,7 @@ from bench_networks import device_name
 from PIL import Image
 from reference_fpgan import ReferenceIteration
 
-from PilletGANLib.data.manifest import ManifestRecord, write_manifest
+from PilletGANLib.data.manifest import ManifestRecord, read_manifest, write_manifest
 from PilletGANLib.demo.phantom import box_of, make_phantom_radiograph
 from PilletGANLib.engine import load_config, train
 from PilletGANLib.engine.handlers import Throughput
@@ -44,11 +44,15 @@ RECIPES = Path(__file__).resolve().parent.parent / "Resources" / "training"
 SIIM = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "siim_covid_256"
 
 
-def siim_records(count: int) -> list[ManifestRecord]:
-    """``count`` SIIM training images, half of each class (the first in the manifest's order)."""
-    from PilletGANLib.data.sources.siim import build_siim_covid_manifest
+def siim_records(count: int, manifest: Path | None = None) -> list[ManifestRecord]:
+    """``count`` SIIM training images (of ``manifest``, else of ``../shared/data``), half of each class (the first
+    in the manifest's order)."""
+    if manifest is not None:
+        records = [r for r in read_manifest(manifest, check_files=True) if r.split in (None, "train")]
+    else:
+        from PilletGANLib.data.sources.siim import build_siim_covid_manifest
 
-    records = build_siim_covid_manifest(SIIM, split_by="fold")
+        records = build_siim_covid_manifest(SIIM, split_by="fold")
     healthy = [r for r in records if not r.is_disease][: count // 2]
     disease = [r for r in records if r.is_disease][: count // 2]
     return [ManifestRecord(r.image, r.label, r.patient_id, "train", r.boxes) for r in healthy + disease]
@@ -114,6 +118,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16 if gpu else 8)
     parser.add_argument("--iterations", type=int, default=100 if gpu else 10, help="timed iterations per row")
     parser.add_argument("--images", type=int, default=512 if gpu else 64, help="training images in the manifest")
+    parser.add_argument("--manifest", type=Path, help="take the training images from this manifest (default: "
+                        "../shared/data/siim_covid_256, else synthetic phantoms)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (project rows and a second reference row)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator in the project rows")
@@ -127,8 +133,8 @@ def main() -> None:
     common = [f"amp={args.amp}", f"channels_last={args.channels_last}", f"compile={args.compile}", *args.set]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if SIIM.is_dir():
-            records, source = siim_records(args.images), str(SIIM)
+        if args.manifest is not None or SIIM.is_dir():
+            records, source = siim_records(args.images, args.manifest), str(args.manifest or SIIM)
         else:
             (work / "images").mkdir()
             records, source = phantom_records(args.images, work / "images"), "synthetic phantom radiographs"

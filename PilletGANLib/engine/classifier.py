@@ -67,6 +67,8 @@ class ClassifierTrainingConfig:
         num_workers: worker processes that read and preprocess the images.
         cache_dir: folder that keeps the preprocessed images on disk instead of in memory (one subfolder per image
             size and margin, as for the GAN; delete it when the images change); null = in memory.
+        train_localization_only: also train on the manifest's localization-only disease images as disease images,
+            as the GAN's setting of the same name; validation never uses them.
         augment: the GAN's light random geometry and contrast augmentation of the training images.
         learning_rate: AdamW learning rate at the start; it follows a cosine to 0 over the run.
         weight_decay: AdamW weight decay.
@@ -87,6 +89,7 @@ class ClassifierTrainingConfig:
     batch_size: int = 32
     num_workers: int = 0
     cache_dir: str | None = None
+    train_localization_only: bool = False
     augment: bool = True
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -180,7 +183,9 @@ def train_classifier(manifest: str | os.PathLike, run_dir: str | os.PathLike, co
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train_records, val_records = split_records(read_manifest(manifest, check_files=True), config.seed)
+    records = read_manifest(manifest, check_files=True, localization_only=config.train_localization_only)
+    train_records, val_records = split_records(records, config.seed)
+    val_records = [r for r in val_records if not r.localization_only]
     datasets = {name: build_dataset(records, config.image_size, config.margin, cache_dir=config.cache_dir,
                                     num_workers=config.num_workers, progress=progress)
                 for name, records in (("train", train_records), ("val", val_records)) if records}

@@ -38,6 +38,8 @@ class TrainingConfig:
         resident_data: hold the preprocessed training set on the training device (images as float16, lung masks
             as uint8) and gather each batch there, with no loader, collation or copy per iteration; false reads
             batches through a DataLoader (``num_workers`` processes), for sets too large for the device.
+        train_localization_only: also train on the manifest's localization-only disease images (SIIM's boxed
+            Indeterminate and Atypical images, many of them one-sided) as disease images; validation never uses them.
         edit_region: where the generator may change an image: ``image`` (the published method) or ``lungs`` (only
             each image's estimated lung fields, widened by ``localization.lung_margin``; needs
             ``localization.lung_gate=true`` and ``localization.score_region=map``).
@@ -98,6 +100,7 @@ class TrainingConfig:
     cache_dir: str | None = None
     augment: bool = True
     resident_data: bool = True
+    train_localization_only: bool = False
     edit_region: str = "image"
     # network
     attention: str = "lta"

@@ -117,8 +117,9 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    records = read_manifest(manifest, check_files=True)
+    records = read_manifest(manifest, check_files=True, localization_only=config.train_localization_only)
     train_records, val_records = split_records(records, config.seed)
+    val_records = [r for r in val_records if not r.localization_only]
     if config.val_max_images and len(val_records) > config.val_max_images:
         val_records = val_records[: config.val_max_images]
     show = progress and ctx.is_main
@@ -218,7 +219,9 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                "world_size": ctx.world_size, "throughput": throughput.summary()}
     if ctx.is_main:
         data = {"manifest": str(Path(manifest).resolve()), "resumed": resume, "train_images": len(train_records),
-                "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
+                "train_disease": sum(r.is_disease for r in train_records),
+                "train_localization_only": sum(r.localization_only for r in train_records),
+                "validation_images": len(val_records)}
         summary.update(export_trained_model(trainer, config, evaluator, val_ds if val_records else None, val_records,
                                run_dir, data, device, ctx, start_time))
         writer.close()
