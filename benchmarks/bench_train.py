@@ -72,14 +72,32 @@ def phantom_records(count: int, folder: Path) -> list[ManifestRecord]:
     return records
 
 
+def top_kernels(profiler: torch.profiler.profile, device: torch.device, count: int = 15) -> list[dict]:
+    """The ``count`` operators with the most self time on ``device`` (CUDA kernels' time on a GPU)."""
+    attribute = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(profiler.key_averages(), key=lambda e: getattr(e, attribute), reverse=True)[:count]
+    total = sum(getattr(e, attribute) for e in profiler.key_averages()) or 1.0
+    return [{"name": e.key[:80], "calls": e.count, "self_ms": round(getattr(e, attribute) / 1e3, 2),
+             "share": round(getattr(e, attribute) / total, 3)} for e in events]
+
+
 def run_project(name: str, manifest: Path, work: Path, settings: list[str], config_file: Path | None,
-                iterations: int) -> dict:
+                iterations: int, profile: bool = False) -> dict:
     total = Throughput.WARMUP + iterations
     overrides = [*settings, f"iterations={total}", "max_minutes=0", "num_workers=0", f"log_interval={total}",
                  f"checkpoint_interval={10 * total}", f"image_log_interval={10 * total}"]
     config = load_config(config_file, overrides)
     start = time.perf_counter()
-    summary = train(manifest, work / name, config, progress=False)
+    if profile:  # the whole run, cache and export included: the iterations dominate it
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as profiler:
+            summary = train(manifest, work / name, config, progress=False)
+        summary["throughput"]["top_operators"] = top_kernels(profiler, device)
+    else:
+        summary = train(manifest, work / name, config, progress=False)
     return {"name": name, "image_size": config.image_size, "batch_size": config.batch_size,
             "base_channels": config.base_channels, "num_res_blocks": config.num_res_blocks,
             "disc_base_channels": config.disc_base_channels, "disc_layers": config.disc_layers,
@@ -123,6 +141,8 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (project rows and a second reference row)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator in the project rows")
+    parser.add_argument("--profile", action="store_true", help="profile the project rows: their top operators by "
+                        "device time (CUDA kernels on a GPU) in the JSON; the profiler slows the rows it times")
     parser.add_argument("--no-recipe", action="store_true", help="skip the shipped recipe's row")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more settings of the project rows")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -144,10 +164,11 @@ def main() -> None:
             rows.append(run_reference("reference_bf16", args.size, args.batch_size, True, args.iterations, device))
         fpgan = [f"image_size={args.size}", f"batch_size={args.batch_size}", "attention=none", "base_channels=64",
                  "num_res_blocks=6", "disc_base_channels=64", "disc_layers=6", "n_critic=5", "edit_region=image"]
-        rows.append(run_project("fpgan_size", manifest, work, [*fpgan, *common], None, args.iterations))
+        rows.append(run_project("fpgan_size", manifest, work, [*fpgan, *common], None, args.iterations,
+                                args.profile))
         if not args.no_recipe:
             recipe = RECIPES / ("siim_gpu128.json" if gpu else "siim_cpu64.json")
-            rows.append(run_project("recipe", manifest, work, common, recipe, args.iterations))
+            rows.append(run_project("recipe", manifest, work, common, recipe, args.iterations, args.profile))
     best = max(r["images_per_s"] for r in rows if r["name"].startswith("reference"))
     for row in rows:
         row["ratio"] = round(row["images_per_s"] / best, 3) if row.get("images_per_s") else None
