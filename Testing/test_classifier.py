@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from PilletGANLib.cli import main
-from PilletGANLib.data.manifest import ManifestRecord, write_manifest
+from PilletGANLib.data.manifest import ManifestRecord, read_manifest, write_manifest
 from PilletGANLib.errors import ConfigurationError, ModelError
 from PilletGANLib.evaluation.model import predictor_from_path
 from PilletGANLib.inference import Predictor
@@ -173,6 +173,22 @@ def test_wall_time_budget_stops_a_run_and_still_exports(trained, tmp_path):
         from PilletGANLib.engine.config import load_config
 
         load_config(None, ["epoch=3"], config_class=ClassifierTrainingConfig)
+
+
+@pytest.mark.slow
+def test_train_localization_only_adds_the_boxed_training_images_and_never_validates_them(trained, tmp_path):
+    _, manifest = trained
+    records = read_manifest(manifest, localization_only=True)
+    extra = _write_images(tmp_path / "train", 1, True, 77)[0]
+    records.append(ManifestRecord(extra, "disease", split="train", localization_only=True,
+                                  boxes=np.array([[0.0, 0.0, 36.0, 72.0]])))
+    manifest = write_manifest(records, tmp_path / "manifest.csv")
+    run = tmp_path / "run"
+    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
+                 "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=1",
+                 "--set", "train_localization_only=true", "--no-progress"]) == 0
+    data = json.loads((run / "model.json").read_text())["training"]["data"]
+    assert (data["train_images"], data["train_localization_only"], data["validation_images"]) == (25, 1, 24)
 
 
 @pytest.mark.slow

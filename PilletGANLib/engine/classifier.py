@@ -238,7 +238,9 @@ def train_classifier(manifest: str | os.PathLike, run_dir: str | os.PathLike, co
         raise DataError("the manifest has no healthy validation images to calibrate the map's threshold on", manifest)
     calibration = calibrate_classifier(predictor, healthy, config.calibration_percentile)
     data = {"manifest": str(Path(manifest).resolve()), "train_images": len(train_records),
-            "train_disease": sum(r.is_disease for r in train_records), "validation_images": len(val_records)}
+            "train_disease": sum(r.is_disease for r in train_records),
+            "train_localization_only": sum(r.localization_only for r in train_records),
+            "validation_images": len(val_records)}
     training = {"config": config.to_dict(), "iterations": trainer.state.iteration, "epochs": trainer.state.epoch,
                 "images_seen": trainer.state.iteration * config.batch_size, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
