@@ -414,7 +414,7 @@ def test_train_then_evaluate(tmp_path: Path, phantom_folders) -> None:
     assert metrics["counts"]["images"] == 11 and metrics["counts"]["with_boxes"] == 5
     assert metrics["detection_auc"] is not None and metrics["pointing_game"] is not None
     assert metrics["model"]["model_sha256"] == card["sha256"]
-    assert set(metrics["floors"]) == {"random_map", "lung_prior"}
+    assert set(metrics["floors"]) == {"random_map", "lung_prior", "grey_level"}
     assert (report / "index.html").is_file()
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from PilletGANLib.cli import main
 from PilletGANLib.data.manifest import ManifestRecord, write_manifest
 from PilletGANLib.errors import DataError
-from PilletGANLib.evaluation import SavedMaps, lung_prior_map, random_map
+from PilletGANLib.evaluation import SavedMaps, grey_level_map, lung_prior_map, random_map
 from PilletGANLib.evaluation.accumulator import METRIC_KEYS, truth_mask
 from PilletGANLib.evaluation.floors import floor_prediction
 from PilletGANLib.evaluation.maps import find_map, read_array
@@ -61,6 +61,21 @@ def test_random_floor_boxes_are_components_of_the_top_fraction():
     assert (covered | ~floor.mask).all()  # every mask pixel lies in a box
     assert len(floor.boxes) == len(floor.box_scores) >= 1
     assert floor.box_scores.max() == pytest.approx(floor.score)
+
+
+def test_grey_level_floor_is_the_scaled_image_and_needs_it():
+    image = np.full((40, 60), 50.0)
+    image[10:30, 5:25] = 200.0  # a dense patch in the image's left half
+    floor = floor_prediction("grey_level", image.shape, "any", image=image)
+    np.testing.assert_array_equal(floor.heatmap, grey_level_map(image))
+    assert floor.heatmap.min() == 0.0 and floor.heatmap.max() == 1.0
+    assert floor.heatmap[:, :30].sum() > floor.heatmap[:, 30:].sum()  # its mass leans to the dense side
+    assert floor.score == pytest.approx(float(floor.heatmap.mean()))
+    assert floor.mask.sum() == round(0.15 * 40 * 60) and floor.mask[10:30, 5:25].sum() == floor.mask.sum()
+    with pytest.raises(ValueError, match="needs the image"):
+        floor_prediction("grey_level", image.shape, "any")
+    with pytest.raises(ValueError, match="needs the image"):
+        floor_prediction("grey_level", (20, 20), "any", image=image)
 
 
 # -- saved maps -------------------------------------------------------------------------------------
@@ -205,7 +220,7 @@ def test_evaluate_maps_reproduces_expected_numbers(evaluated):
 @pytest.mark.slow
 def test_evaluate_scores_the_floors_with_the_same_keys(evaluated):
     floors = json.loads((evaluated / "metrics.json").read_text())["floors"]
-    assert set(floors) == {"random_map", "lung_prior"}
+    assert set(floors) == {"random_map", "lung_prior", "grey_level"}
     for name, values in floors.items():
         assert set(values) == set(METRIC_KEYS), name
         assert values["dice"] == values["dice_top15"]  # floors use their top 15 % as mask

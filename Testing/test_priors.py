@@ -228,7 +228,7 @@ def test_calibrated_model_carries_the_prior_and_evaluate_scores_it_as_a_floor(tm
     metrics = evaluate([record, ManifestRecord(image=images[1], label="healthy", split="val")],
                        lambda r: predictor.predict_path(r.image), tmp_path / "report", model_info={}, data_info={},
                        progress=False)
-    assert set(metrics["floors"]) == {"random_map", "lung_prior", "model_prior"}
+    assert set(metrics["floors"]) == {"random_map", "lung_prior", "grey_level", "model_prior"}
     assert metrics["floors"]["model_prior"]["dice_top15"] is not None
     paired = metrics["vs_model_prior"]  # the map against its own prior, image by image
     assert paired["images"] == 2 and paired["localized"] == 1

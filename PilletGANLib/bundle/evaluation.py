@@ -26,7 +26,7 @@ class EvaluationReport:
         predictor: the model (its card's preprocessing and localization settings apply).
         output_dir: folder for the report.
         data_info: what was evaluated (recorded in ``metrics.json``).
-        floors: also score the random-map and lung-prior floors.
+        floors: also score the floors (random map, lung prior, grey level).
         progress: show a progress bar.
     """
 

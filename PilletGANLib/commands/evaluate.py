@@ -16,10 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a model or saved maps (and the floor maps) on a manifest",
         description="Score PilletGAN (the shipped model unless --model; a classifier baseline's card is scored by its "
                     "Grad-CAM) or saved lesion maps (--maps) against the manifest's labels, boxes and masks, beside a "
-                    "random map and a lung prior scored by the same code, with laterality (does the map pick the sick "
-                    "half of the image?) and, for a model, the sanity checks of the map. Localization-only images of "
-                    "the manifest count for localization and laterality, not for detection. Writes metrics.json, "
-                    "per_image.csv, ROC/FROC/overlay figures and index.html to --out.")
+                    "random map, a lung prior and the image's own grey levels scored by the same code, with "
+                    "laterality (does the map pick the sick half of the image?) and, for a model, the sanity checks "
+                    "of the map. Localization-only images of the manifest count for localization and laterality, "
+                    "not for detection. Writes metrics.json, per_image.csv, ROC/FROC/overlay figures and index.html "
+                    "to --out.")
     add_manifest_arguments(parser, None, "are scored (image, label, boxes, masks)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the report")
     source = parser.add_mutually_exclusive_group()
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"0 to skip (default {DEFAULT_SANITY})")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the sanity images, the weight randomization and the bootstrap (default 0)")
-    parser.add_argument("--no-floors", action="store_true", help="do not score the random-map and lung-prior floors")
+    parser.add_argument("--no-floors", action="store_true", help="do not score the floors (random map, lung prior, grey level)")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 

@@ -4,7 +4,10 @@ Every evaluation report scores two of them with the same code as the model, beca
 are generous and a map that ignores the image can still point inside one:
 
 - ``random_map``: a smooth Gaussian random field, different for every image (seeded by its key);
-- ``lung_prior``: two fixed Gaussians over the usual lung positions of a frontal radiograph.
+- ``lung_prior``: two fixed Gaussians over the usual lung positions of a frontal radiograph;
+- ``grey_level``: the radiograph's own grey levels. It reads the image but knows nothing of lesions: dense
+  opacity is bright, so on one-sided opacities its heat mass already leans to the sick side. A map's laterality
+  means something only above it.
 
 When the model's results carry its learned location prior (``LesionResult.location_prior``, a model with
 ``localization.opacity_prior``), that prior alone is scored too, as ``model_prior``: what the map would
@@ -13,7 +16,7 @@ reach without the GAN's difference.
 Floors have no calibrated threshold, so their mask is the map's top 15 % of pixels (the same mask
 ``dice_top15`` uses; their ``dice`` equals their ``dice_top15``) and their boxes are that mask's
 8-connected components, each scored by the map's maximum inside it. Their detection score is the
-map's maximum.
+map's maximum (``grey_level``: its mean, since every scaled image reaches 1).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ from scipy import ndimage
 
 from ..metrics import DICE_TOP_FRACTION, top_fraction_mask
 
-__all__ = ["FLOORS", "MODEL_PRIOR_FLOOR", "FloorPrediction", "floor_prediction", "lung_prior_map", "prediction_from_map",
-           "random_map"]
+__all__ = ["FLOORS", "MODEL_PRIOR_FLOOR", "FloorPrediction", "floor_prediction", "grey_level_map", "lung_prior_map",
+           "prediction_from_map", "random_map"]
 
 #: Names of the floor maps, in report order.
-FLOORS = ("random_map", "lung_prior")
+FLOORS = ("random_map", "lung_prior", "grey_level")
 #: The floor a model's own learned location prior gives alone (``LesionResult.location_prior``), scored when present.
 MODEL_PRIOR_FLOOR = "model_prior"
 
@@ -92,6 +95,13 @@ def lung_prior_map(shape: tuple[int, int]) -> np.ndarray:
     return _lung_prior(int(shape[0]), int(shape[1]))
 
 
+def grey_level_map(image: np.ndarray) -> np.ndarray:
+    """The image's grey levels (air dark) scaled to [0, 1] between its 0.5th and 99.5th percentiles (float32)."""
+    pixels = np.asarray(image, dtype=np.float32)
+    low, high = np.percentile(pixels, (0.5, 99.5))
+    return np.clip((pixels - low) / max(float(high - low), 1e-6), 0.0, 1.0)
+
+
 @dataclass
 class FloorPrediction:
     """A floor map with what the metrics need: score, top-fraction mask, component boxes and their scores."""
@@ -103,14 +113,15 @@ class FloorPrediction:
     box_scores: np.ndarray
 
 
-def prediction_from_map(heatmap: np.ndarray) -> FloorPrediction:
-    """A map scored as a floor: its maximum as the score, its top 15 % as the mask, that mask's components as boxes."""
+def prediction_from_map(heatmap: np.ndarray, score: float | None = None) -> FloorPrediction:
+    """A map scored as a floor: ``score`` (default: its maximum), its top 15 % as the mask, that mask's components
+    as boxes."""
     mask = top_fraction_mask(heatmap, DICE_TOP_FRACTION)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     slices = ndimage.find_objects(labels)
     boxes = np.asarray([[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in slices], dtype=np.float64)
     box_scores = np.asarray(ndimage.maximum(heatmap, labels, np.arange(1, count + 1)), dtype=np.float64)
-    return FloorPrediction(heatmap=heatmap, score=float(heatmap.max()), mask=mask,
+    return FloorPrediction(heatmap=heatmap, score=float(heatmap.max() if score is None else score), mask=mask,
                            boxes=boxes.reshape(-1, 4), box_scores=box_scores.reshape(-1))
 
 
@@ -119,10 +130,17 @@ def _lung_prior_prediction(rows: int, cols: int) -> FloorPrediction:
     return prediction_from_map(lung_prior_map((rows, cols)))
 
 
-def floor_prediction(name: str, shape: tuple[int, int], key: str) -> FloorPrediction:
-    """The floor ``name`` (one of :data:`FLOORS`) for an image of ``shape`` whose key is ``key``."""
+def floor_prediction(name: str, shape: tuple[int, int], key: str, image: np.ndarray | None = None) -> FloorPrediction:
+    """The floor ``name`` (one of :data:`FLOORS`) for an image of ``shape`` whose key is ``key`` (``grey_level``
+    needs the ``image`` itself, in that shape)."""
     if name == "random_map":
         return prediction_from_map(random_map(shape, seed=zlib.crc32(key.encode("utf-8"))))
     if name == "lung_prior":
         return _lung_prior_prediction(int(shape[0]), int(shape[1]))
+    if name == "grey_level":
+        if image is None or np.shape(image) != tuple(shape):
+            raise ValueError(f"the grey_level floor needs the image in the map's shape {tuple(shape)}, got "
+                             f"{None if image is None else np.shape(image)}")
+        grey = grey_level_map(image)
+        return prediction_from_map(grey, score=float(grey.mean()))
     raise ValueError(f"unknown floor '{name}' (known: {FLOORS})")

@@ -43,7 +43,8 @@ class PredictionLike(Protocol):
     ``heatmap`` is ``rows x cols`` in the source grid (higher = more likely lesion; an optional unclipped
     ``difference`` of the same shape is ranked instead, see :func:`ranking_map`); ``mask`` a boolean
     array of the same shape or None (no mask metrics); ``boxes`` objects or mappings with ``x1, y1,
-    x2, y2, score`` in source pixels. An ``image`` attribute, when present, is used for the overlays.
+    x2, y2, score`` in source pixels. An ``image`` attribute, when present, is used for the overlays and the
+    ``grey_level`` floor (not scored when a prediction has none).
     """
 
     heatmap: np.ndarray
@@ -154,8 +155,11 @@ def evaluate(
             row = model.add(record, ranking_map(result, heatmap, record.image), float(result.score), mask, boxes,
                             box_scores, truth)
             table.write(row)
+            image = getattr(result, "image", None)
+            if image is None and floor_scores.pop("grey_level", None) is not None:
+                logger.info("%s: a prediction without its image: the grey_level floor is not scored", record.key)
             for name, accumulator in floor_scores.items():
-                floor = floor_prediction(name, heatmap.shape, record.key)
+                floor = floor_prediction(name, heatmap.shape, record.key, image=image)
                 accumulator.add(record, floor.heatmap, floor.score, floor.mask, floor.boxes, floor.box_scores, truth)
             location_prior = getattr(result, "location_prior", None)
             if floors and location_prior is not None:
