@@ -120,6 +120,20 @@ def _write_images(folder: Path, count: int, disease: bool, seed: int) -> list[Pa
     return paths
 
 
+def _localization_only_record(folder: Path, split: str, seed: int, box: list[float]) -> ManifestRecord:
+    """One synthetic disease image written to ``folder``, as a localization-only record with ``box``."""
+    path = _write_images(folder, 1, True, seed)[0]
+    return ManifestRecord(path, "disease", split=split, localization_only=True, boxes=np.array([box]))
+
+
+def _train_tiny(manifest: Path, run: Path, *settings: str) -> None:
+    """``pilletgan model train-classifier`` with the small preset at the test size, batch 8, and ``settings``."""
+    arguments = ["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--no-progress"]
+    for setting in ("network=densenet-small", f"image_size={SIZE}", "batch_size=8", *settings):
+        arguments += ["--set", setting]
+    assert main(arguments) == 0
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny training run on synthetic images (a bright square = disease), and its manifest."""
@@ -131,14 +145,10 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
             records.append(ManifestRecord(path, "disease", split=split, boxes=np.array([[col, row, 72, 72.0]])))
         records += [ManifestRecord(p, "healthy", split=split) for p in _write_images(root / split, 12, False, seed + 10)]
     # a localization-only image in val: scored for the map, never trained on, never in the detection AUC
-    only = _write_images(root / "val", 1, True, 99)[0]
-    records.append(ManifestRecord(only, "disease", split="val", localization_only=True,
-                                  boxes=np.array([[36.0, 0.0, 72.0, 72.0]])))
+    records.append(_localization_only_record(root / "val", "val", 99, [36.0, 0.0, 72.0, 72.0]))
     manifest = write_manifest(records, root / "manifest.csv")
     run = root / "run"
-    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
-                 "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=4", "--set", "seed=3",
-                 "--no-progress"]) == 0
+    _train_tiny(manifest, run, "epochs=4", "seed=3")
     return run, manifest
 
 
@@ -163,9 +173,7 @@ def test_training_exports_a_checksummed_classifier_card(trained):
 def test_wall_time_budget_stops_a_run_and_still_exports(trained, tmp_path):
     _, manifest = trained
     run = tmp_path / "budget"
-    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
-                 "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=1000",
-                 "--set", "max_minutes=0.01", "--no-progress"]) == 0
+    _train_tiny(manifest, run, "epochs=1000", "max_minutes=0.01")
     card = json.loads((run / "model.json").read_text())
     assert card["training"]["iterations"] < 1000 * 3 and card["training"]["validation"]  # validated what it exports
     with pytest.raises(ConfigurationError, match="unknown setting 'epoch'"):
@@ -179,14 +187,10 @@ def test_wall_time_budget_stops_a_run_and_still_exports(trained, tmp_path):
 def test_train_localization_only_adds_the_boxed_training_images_and_never_validates_them(trained, tmp_path):
     _, manifest = trained
     records = read_manifest(manifest, localization_only=True)
-    extra = _write_images(tmp_path / "train", 1, True, 77)[0]
-    records.append(ManifestRecord(extra, "disease", split="train", localization_only=True,
-                                  boxes=np.array([[0.0, 0.0, 36.0, 72.0]])))
+    records.append(_localization_only_record(tmp_path / "train", "train", 77, [0.0, 0.0, 36.0, 72.0]))
     manifest = write_manifest(records, tmp_path / "manifest.csv")
     run = tmp_path / "run"
-    assert main(["model", "train-classifier", "--manifest", str(manifest), "--out", str(run), "--set", "network=densenet-small",
-                 "--set", f"image_size={SIZE}", "--set", "batch_size=8", "--set", "epochs=1",
-                 "--set", "train_localization_only=true", "--no-progress"]) == 0
+    _train_tiny(manifest, run, "epochs=1", "train_localization_only=true")
     data = json.loads((run / "model.json").read_text())["training"]["data"]
     assert (data["train_images"], data["train_localization_only"], data["validation_images"]) == (25, 1, 24)
 
