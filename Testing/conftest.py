@@ -8,6 +8,7 @@ run on every machine. ``real_dicom_dir`` is ``../shared/data/dicom`` for the tes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,14 @@ def orthanc(tmp_path: Path):
     server = Orthanc(tmp_path / "orthanc").start()
     yield server
     server.stop(graceful=False)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train on one thread: the float summation order, hence a trained network, then does not depend on core count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -80,7 +80,7 @@ def _bright_square_classifier() -> torch.nn.Module:
 
 
 @pytest.mark.slow
-def test_grad_cam_points_at_the_evidence_in_the_source_grid(tmp_path):
+def test_grad_cam_points_at_the_evidence_in_the_source_grid(tmp_path, one_thread):
     network = _bright_square_classifier()
     weights = save_model(network.state_dict(), small_card(calibration={"heat_scale": 1.0, "threshold": 0.5}),
                          tmp_path / "classifier.pt")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -170,15 +169,6 @@ def _pixel_auroc(predictor: Predictor, records) -> float:
         maps.append(result.difference)  # the gated, smoothed lesion map before scaling to [0, 1]
         masks.append(load_cxr(record.mask)[0] > 0)
     return pixel_auroc(maps, masks)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Train on one thread: the float summation order, hence the GAN's trajectory, then does not depend on core count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
