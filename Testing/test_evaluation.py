@@ -19,10 +19,10 @@ from PIL import Image
 from PilletGANLib.cli import main
 from PilletGANLib.data.manifest import ManifestRecord, write_manifest
 from PilletGANLib.errors import DataError
-from PilletGANLib.evaluation import SavedMaps, grey_level_map, lung_prior_map, random_map
+from PilletGANLib.evaluation import SavedMaps, evaluate, grey_level_map, lung_prior_map, random_map
 from PilletGANLib.evaluation.accumulator import METRIC_KEYS, truth_mask
 from PilletGANLib.evaluation.floors import floor_prediction
-from PilletGANLib.evaluation.maps import find_map, read_array
+from PilletGANLib.evaluation.maps import MapPrediction, find_map, read_array
 from PilletGANLib.evaluation.sanity import SANITY_NOT_FOR_MAPS
 from PilletGANLib.metrics import boxes_to_mask, dice, pointing_game, top_fraction_mask
 
@@ -76,6 +76,44 @@ def test_grey_level_floor_is_the_scaled_image_and_needs_it():
         floor_prediction("grey_level", image.shape, "any")
     with pytest.raises(ValueError, match="needs the image"):
         floor_prediction("grey_level", (20, 20), "any", image=image)
+
+
+def test_laterality_beyond_density_scores_only_where_the_grey_levels_mislead(tmp_path):
+    """Six one-sided images: on two the healthy half holds a denser patch than the sick one. A map that follows
+    density misses exactly those two; a map of the truth hits them."""
+    records, images = [], {}
+    for index in range(6):
+        sick_left = index % 2 == 0
+        image = np.full((40, 60), 50.0)
+        sick = slice(5, 25) if sick_left else slice(35, 55)
+        healthy = slice(35, 55) if sick_left else slice(5, 25)
+        image[10:30, sick] = 120.0
+        image[10:30, healthy] = 200.0 if index < 2 else 60.0  # images 0 and 1: density on the healthy side
+        box = [sick.start, 10.0, sick.stop, 30.0]
+        records.append(ManifestRecord(tmp_path / f"i{index}.png", "disease", split="test", boxes=np.array([box])))
+        images[records[-1].key] = image
+    records.append(ManifestRecord(tmp_path / "h.png", "healthy", split="test"))
+    images[records[-1].key] = np.full((40, 60), 50.0)
+
+    def follows(truth: bool):
+        def predict(record: ManifestRecord) -> MapPrediction:
+            image = images[record.key]
+            mask = truth_mask(record, image.shape)
+            heatmap = image.copy() if not truth else np.zeros(image.shape) if mask is None else mask.astype(float)
+            return MapPrediction(image=image, heatmap=heatmap, score=float(heatmap.max()))
+        return predict
+
+    truth = evaluate(records, follows(True), tmp_path / "truth", model_info={}, data_info={}, progress=False)
+    density = evaluate(records, follows(False), tmp_path / "density", model_info={}, data_info={}, progress=False)
+    assert truth["floors"]["grey_level"]["laterality_mass"] == pytest.approx(4 / 6)
+    for metrics, expected in ((truth, 1.0), (density, 0.0)):
+        beyond = metrics["laterality"]["beyond_density"]
+        assert beyond["images"] == 2 and beyond["laterality_mass"] == expected
+    assert density["laterality_mass"] == pytest.approx(4 / 6)
+    assert "where the grey levels lean to the healthy half (2 images)" in (tmp_path / "truth" / "index.html").read_text()
+    no_floors = evaluate(records, follows(True), tmp_path / "none", model_info={}, data_info={}, progress=False,
+                         floors=False)
+    assert "beyond_density" not in no_floors["laterality"]
 
 
 # -- saved maps -------------------------------------------------------------------------------------

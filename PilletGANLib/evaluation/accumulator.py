@@ -155,6 +155,14 @@ class MetricAccumulator:
         return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
                                   [row.truth_side for row in lateral], seed=seed)
 
+    def laterality_where_misled(self, reference: MetricAccumulator, seed: int = 0) -> dict[str, Any]:
+        """:meth:`laterality` over the unilateral images where ``reference`` (scored on the same images, e.g. the
+        ``grey_level`` floor) puts more heat mass on the healthy half: where it alone points to the wrong side."""
+        misled = {row.key for row in reference.rows if row.truth_side is not None and row.laterality_mass == 0}
+        lateral = [row for row in self.rows if row.key in misled]
+        return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
+                                  [row.truth_side for row in lateral], seed=seed)
+
     def intervals(self, seed: int = 0) -> dict[str, list[float] | None]:
         """Percentile bootstrap 95 % intervals of :data:`INTERVAL_KEYS` (2,000 resamples): detection AUC with disease
         and healthy images resampled separately, the others over the images with truth; None where the metric is."""

@@ -128,6 +128,8 @@ def evaluate(
     laterality those of them whose truth lies in one half of the image; RSNA mAP and FROC use every image's boxes
     but the localization-only ones. ``sanity`` (:func:`~PilletGANLib.evaluation.sanity.sanity_report`, or why there
     is none) is reported as given.
+    With the ``grey_level`` floor, ``laterality["beyond_density"]`` is the map's laterality over the one-sided
+    images where the radiograph's own grey levels put more mass on the healthy half (density alone misleads there).
     Returns the content of ``metrics.json``: the metrics, ``counts``, ``model``, ``data`` and ``floors``; when
     the results carry the model's location prior, also ``vs_model_prior``: the model against that prior alone,
     image by image (:func:`~PilletGANLib.evaluation.paired.paired_comparison`, model minus prior), which says
@@ -178,6 +180,8 @@ def evaluate(
         "floors": {name: accumulator.results() for name, accumulator in floor_scores.items()},
         "sanity": dict(sanity) if sanity is not None else None,
     }
+    if "grey_level" in floor_scores and metrics["laterality"]["images"]:
+        metrics["laterality"]["beyond_density"] = model.laterality_where_misled(floor_scores["grey_level"], seed=seed)
     if prior_scores.labels:
         metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
     methods = {"model": model, **floor_scores}
