@@ -1,7 +1,7 @@
-"""Floor maps: what a lesion map scores without looking at the image.
+"""Floor maps: what a lesion map scores without reading lesions.
 
-Every evaluation report scores two of them with the same code as the model, because opacity boxes
-are generous and a map that ignores the image can still point inside one:
+Every evaluation report scores three of them with the same code as the model, because opacity boxes
+are generous and a map that ignores the image can still point inside one, and dense opacity is bright:
 
 - ``random_map``: a smooth Gaussian random field, different for every image (seeded by its key);
 - ``lung_prior``: two fixed Gaussians over the usual lung positions of a frontal radiograph;
