@@ -28,7 +28,6 @@ from monai.handlers import ROCAUC, StatsHandler, ValidationHandler, from_engine
 from monai.transforms import Activationsd
 
 from ..data.datasets import build_dataset, item_geometry
-from ..data.manifest import read_manifest
 from ..errors import ConfigurationError, DataError
 from ..inference.classifier import ClassifierPredictor, calibrate_classifier
 from ..model_store import save_model
@@ -38,7 +37,7 @@ from ..version import __version__
 from .augment import augment_batch
 from .handlers import StopAtWallTime
 from .sampling import BalancedBatchSampler
-from .workflow import split_records
+from .workflow import training_records
 
 __all__ = ["ClassifierTrainingConfig", "CosineToBudget", "train_classifier"]
 
@@ -183,9 +182,7 @@ def train_classifier(manifest: str | os.PathLike, run_dir: str | os.PathLike, co
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    records = read_manifest(manifest, check_files=True, localization_only=config.train_localization_only)
-    train_records, val_records = split_records(records, config.seed)
-    val_records = [r for r in val_records if not r.localization_only]
+    train_records, val_records = training_records(manifest, config.seed, config.train_localization_only)
     datasets = {name: build_dataset(records, config.image_size, config.margin, cache_dir=config.cache_dir,
                                     num_workers=config.num_workers, progress=progress)
                 for name, records in (("train", train_records), ("val", val_records)) if records}

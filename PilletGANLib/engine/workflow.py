@@ -38,7 +38,7 @@ from .resident import ResidentBatches, ResidentTrainingSet
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
 
-__all__ = ["export_trained_model", "find_resume_checkpoint", "split_records", "train"]
+__all__ = ["export_trained_model", "find_resume_checkpoint", "split_records", "train", "training_records"]
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
@@ -55,6 +55,15 @@ def split_records(records: list[ManifestRecord], seed: int = 0) -> tuple[list[Ma
     if not train:
         raise DataError("the manifest has no training images (split 'train')")
     return train, val
+
+
+def training_records(manifest: str | os.PathLike, seed: int = 0, localization_only: bool = False
+                     ) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
+    """The manifest's training and validation records (:func:`split_records`); with ``localization_only`` its
+    localization-only disease images train too, and validation never reads them."""
+    records = read_manifest(manifest, check_files=True, localization_only=localization_only)
+    train, val = split_records(records, seed)
+    return train, [r for r in val if not r.localization_only]
 
 
 def find_resume_checkpoint(run_dir: Path) -> Path:
@@ -117,9 +126,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    records = read_manifest(manifest, check_files=True, localization_only=config.train_localization_only)
-    train_records, val_records = split_records(records, config.seed)
-    val_records = [r for r in val_records if not r.localization_only]
+    train_records, val_records = training_records(manifest, config.seed, config.train_localization_only)
     if config.val_max_images and len(val_records) > config.val_max_images:
         val_records = val_records[: config.val_max_images]
     show = progress and ctx.is_main
