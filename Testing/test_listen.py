@@ -288,6 +288,26 @@ def test_images_queued_before_a_restart_are_analysed_on_start(start_listener, di
     assert [row["status"] for row in read_csv(out / "summary.csv")] == ["succeeded"]
 
 
+@pytest.mark.slow
+def test_a_received_file_joins_the_queue_only_after_it_is_examined(start_listener, dicom_dir, monkeypatch):
+    """The analyser takes (and deletes) queued items at once: one still being examined must not be among them."""
+    from PilletGANLib.pacs import listener as listener_module
+
+    listener = start_listener()
+    seen: list[list[Path]] = []
+
+    def examine_and_look(path, rules=None):
+        seen.append(listener.incoming.pending())
+        return examine_file(path, rules)
+
+    examine_file = listener_module.examine_file
+    monkeypatch.setattr(listener_module, "examine_file", examine_and_look)
+    assert [s.Status for s in send(listener.port, [dicom_dir / JPEG_BASELINE])] == [0]
+    assert seen[0] == []  # examined while hidden from the analyser
+    assert listener.wait_idle(timeout=120)
+    assert [row["status"] for row in read_csv(listener.out_dir / "summary.csv")] == ["succeeded"]
+
+
 # -- parts -----------------------------------------------------------------------------------------------
 def test_node_addresses_are_parsed_and_checked():
     assert DicomNode.parse("ORTHANC@127.0.0.1:4242") == DicomNode("ORTHANC", "127.0.0.1", 4242)
@@ -322,6 +342,19 @@ def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):
     (tmp_path / "q" / f".{first.name}.0123456789ab.partial.dcm").write_bytes(b"half")
     assert spool.pending() == [first, second]
     assert first.name.endswith("-A_B.dcm")
+
+
+def test_a_new_item_is_queued_whole_when_its_block_ends_and_not_at_all_when_it_raises(tmp_path):
+    spool = Spool(tmp_path / "q")
+    with spool.new_item("MODALITY") as temporary:
+        temporary.write_bytes(b"data")
+        assert spool.pending() == []  # written but not yet queued
+    [item] = spool.pending()
+    assert item.read_bytes() == b"data" and item.name.endswith("-MODALITY.dcm")
+    with pytest.raises(ValueError), spool.new_item("MODALITY") as temporary:
+        temporary.write_bytes(b"refused")
+        raise ValueError("not for us")
+    assert spool.pending() == [item] and sorted(p.name for p in spool.folder.iterdir()) == [item.name]
 
 
 def test_a_port_in_use_is_a_named_error(predictor, tmp_path):

@@ -49,7 +49,7 @@ from ..batch import (
     timestamp,
 )
 from ..batch.report import write_reports
-from ..dicom import DicomInstance, SelectionRules, SkipKind, examine_file
+from ..dicom import DicomInstance, SelectionRules, SkipKind, SkippedFile, examine_file
 from ..errors import ConfigurationError, OutputError, PacsError
 from ..inference import Predictor
 from ..outputs import json_ready
@@ -65,6 +65,14 @@ JOURNAL_NAME = "journal.jsonl"
 _SUCCESS, _NOT_SUPPORTED, _CANNOT_UNDERSTAND, _OUT_OF_RESOURCES = 0x0000, 0x0122, 0xC000, 0xA700
 #: Skips that are refusals of what the node does not analyse (rather than broken radiographs).
 _NOT_FOR_US = frozenset({SkipKind.NOT_SELECTED, SkipKind.NOT_AN_IMAGE, SkipKind.NOT_DICOM, SkipKind.DICOMDIR})
+
+
+class _RefusedError(Exception):
+    """A received file that is not queued, and why."""
+
+    def __init__(self, skipped: SkippedFile) -> None:
+        super().__init__(skipped.reason)
+        self.skipped = skipped
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -230,24 +238,37 @@ class DicomListener:
         sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "?")
         label = f"C-STORE from {caller}: instance {sop}"
         try:
-            path = self.incoming.put_bytes(event.encoded_dataset(), tag=caller)
+            skipped = self._queue(event.encoded_dataset(), caller)
         except OutputError as err:
             logger.error("%s cannot be queued: %s", label, err.reason)
             return _status(_OUT_OF_RESOURCES, "cannot queue: " + err.reason)
-        examined = examine_file(path, self.rules)
         with self._lock:
             self._counts["received"] += 1
-        if isinstance(examined, DicomInstance):
+        if skipped is None:
             self._work.set()
             return _status(_SUCCESS)
-        path.unlink(missing_ok=True)
         with self._lock:
             self._counts["refused"] += 1
-        self._add_problem(FileProblem(label, "receive", examined.kind.value, examined.reason,
-                                      error=bool(examined.error)))
-        logger.warning("%s refused: %s", label, examined.reason)
-        code = _NOT_SUPPORTED if examined.kind in _NOT_FOR_US else _CANNOT_UNDERSTAND
-        return _status(code, f"{examined.kind.value}: {examined.reason}")
+        self._add_problem(FileProblem(label, "receive", skipped.kind.value, skipped.reason,
+                                      error=bool(skipped.error)))
+        logger.warning("%s refused: %s", label, skipped.reason)
+        code = _NOT_SUPPORTED if skipped.kind in _NOT_FOR_US else _CANNOT_UNDERSTAND
+        return _status(code, f"{skipped.kind.value}: {skipped.reason}")
+
+    def _queue(self, data: bytes, caller: str) -> SkippedFile | None:
+        """Queue a received file when it is a radiograph to analyse; else why not (and nothing is queued).
+
+        The file is examined before it joins the queue: once there, the analyser may take it (and delete it) at once.
+        """
+        try:
+            with self.incoming.new_item(tag=caller) as temporary:
+                temporary.write_bytes(data)
+                examined = examine_file(temporary, self.rules)
+                if not isinstance(examined, DicomInstance):
+                    raise _RefusedError(examined)
+        except _RefusedError as refused:
+            return refused.skipped
+        return None
 
     # -- analysing -----------------------------------------------------------------------------
     def _analyse_loop(self) -> None:

@@ -7,12 +7,14 @@ that consumes an item deletes it when done; an item whose step fails stays for t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..outputs import atomic_path
@@ -43,6 +45,16 @@ class Spool:
         with self._lock:
             number = next(self._counter) % 10**8
         return self.folder / f"{time.time_ns():020d}-{number:08d}-{tag}.dcm"
+
+    @contextlib.contextmanager
+    def new_item(self, tag: str) -> Iterator[Path]:
+        """Yield a hidden path to write a new item to; it joins the queue, whole, when the block ends without error.
+
+        The file can be examined inside the block before any consumer sees it; a block that raises queues nothing.
+        Raises :class:`~PilletGANLib.errors.OutputError` when the item cannot be written.
+        """
+        with atomic_path(self._name(tag)) as temporary:
+            yield temporary
 
     def put_bytes(self, data: bytes, tag: str) -> Path:
         """Queue ``data`` as a new item; returns its path. Raises :class:`~PilletGANLib.errors.OutputError`."""
