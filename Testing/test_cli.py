@@ -43,11 +43,13 @@ def test_user_verbs_are_top_level_and_the_rest_grouped(capsys: pytest.CaptureFix
         assert new.split()[0] in COMMANDS
 
 
-def test_shared_split_names_are_the_manifests() -> None:
+def test_shared_split_and_backend_names_are_the_library_s() -> None:
+    from PilletGANLib.commands.arguments import BACKENDS as PARSER_BACKENDS
     from PilletGANLib.commands.arguments import SPLITS as PARSER_SPLITS
     from PilletGANLib.data.manifest import SPLITS
+    from PilletGANLib.inference.backends import BACKENDS
 
-    assert PARSER_SPLITS == SPLITS
+    assert PARSER_SPLITS == SPLITS and PARSER_BACKENDS == BACKENDS
 
 
 @pytest.mark.slow

@@ -108,3 +108,37 @@ def test_warm_up_exports_in_the_background_and_an_export_error_reaches_the_first
     broken.start_export(32)
     with pytest.raises(RuntimeError, match="cannot be traced"):
         broken.heal(torch.zeros(1, 1, 32, 32))
+
+
+@pytest.mark.slow
+def test_inductor_heals_what_torch_heals_with_one_compiled_graph_for_every_batch(tmp_path: Path) -> None:
+    model = make_tiny_model(tmp_path / "tiny.pt", attention="lta", image_size=32)
+    eager = Predictor.from_path(model, device="cpu", backend="torch")
+    compiled = Predictor.from_path(model, device="cpu", backend="inductor", batch_size=2)
+    assert compiled.backend == "inductor"
+    torch._dynamo.reset()
+    for count in (3, 1, 2):  # chunks of 2 and padded remainders
+        images = torch.rand(count, 1, 32, 32) * 2 - 1
+        healed, attention = eager.translate(images)
+        compiled_healed, compiled_attention = compiled.translate(images)
+        assert compiled_healed.shape == healed.shape and (compiled_healed - healed).abs().max() < BOUND
+        assert len(compiled_attention) == len(attention) > 0
+        for expected, got in zip(attention, compiled_attention, strict=True):
+            assert expected.shape == got.shape and (expected - got).abs().max() < BOUND
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
+def test_bf16_where_the_device_emulates_it_is_named_in_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from PilletGANLib.inference import backends
+
+    model = make_tiny_model(tmp_path / "tiny.pt", image_size=32)
+    monkeypatch.setattr(backends, "native_bf16", lambda device: False)
+    with caplog.at_level("WARNING", logger=backends.__name__):
+        Predictor.from_path(model, device="cpu", bf16=True)
+    assert "bf16 on cpu is emulated" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(backends, "native_bf16", lambda device: True)
+    with caplog.at_level("WARNING", logger=backends.__name__):
+        Predictor.from_path(model, device="cpu", bf16=True)
+    assert caplog.text == ""

@@ -361,8 +361,9 @@ def run_batch(
 
 
 def predictor_settings(predictor: Predictor) -> dict[str, Any]:
-    """The predictor's run settings for ``run.json``: device, bf16, batch size, workers, threshold."""
-    return {"device": str(predictor.device), "bf16": predictor.bf16, "batch_size": predictor.batch_size,
+    """The predictor's run settings for ``run.json``: device, backend, bf16, batch size, workers, thresholds."""
+    return {"device": str(predictor.device), "backend": predictor.backend, "bf16": predictor.bf16,
+            "batch_size": predictor.batch_size,
             "workers": predictor.num_workers, "threshold": predictor.localizer.calibration.threshold,
             "detection_threshold": predictor.localizer.calibration.detection_threshold,
             "detection_specificity": predictor.localizer.calibration.detection_specificity}

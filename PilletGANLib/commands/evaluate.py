@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import add_device_argument, add_manifest_arguments, add_progress_argument
+from .arguments import add_device_argument, add_manifest_arguments, add_network_run_arguments, add_progress_argument
 
 #: Images of the sanity checks unless --sanity says otherwise (three predictions each).
 DEFAULT_SANITY = 50
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of saved maps named by image stem (.npy, .nii.gz or 16-bit .png, source grid; "
                              "optional <stem>.json with 'score' and 'boxes') scored instead of a model")
     add_device_argument(parser)
+    add_network_run_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="model only: images per forward pass (default: 8)")
     parser.add_argument("--sanity", type=int, default=DEFAULT_SANITY, metavar="N",
                         help="model only: run the sanity checks (map of the grey-inverted image, map of the network "
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         model_info = predict.info()
         sanity = {"available": False, "reason": SANITY_NOT_FOR_MAPS}
     else:
-        predictor = predictor_from_path(args.model, device=args.device, batch_size=args.batch_size)
+        predictor = predictor_from_path(args.model, device=args.device, batch_size=args.batch_size,
+                                        backend=args.backend, bf16=args.bf16)
         sanity = None
         if args.sanity:
             sanity = sanity_report(predictor, records, args.sanity, seed=args.seed, randomization_seed=args.seed,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..data.manifest import ManifestRecord
-from ..errors import PilletGANError
+from ..errors import ConfigurationError, PilletGANError
 
 __all__ = ["BatchPredictor", "PredictorStream", "predictor_from_path"]
 
@@ -18,7 +18,7 @@ def predictor_from_path(path: str | os.PathLike | None = None, **kwargs: Any) ->
     """The predictor of a model file: a :class:`~PilletGANLib.inference.classifier.ClassifierPredictor` for a
     classifier baseline's card (``"kind": "classifier"``), else a PilletGAN
     :class:`~PilletGANLib.inference.Predictor`; ``None`` is the shipped default model. ``kwargs`` (device,
-    batch size) go to the predictor."""
+    batch size, backend, bf16) go to the predictor; a classifier runs in eager torch, float32."""
     from ..inference import Predictor
     from ..inference.classifier import ClassifierPredictor
     from ..model_store import default_model_path, read_card
@@ -26,6 +26,9 @@ def predictor_from_path(path: str | os.PathLike | None = None, **kwargs: Any) ->
 
     weights = Path(path) if path is not None else default_model_path()
     if weights.is_file() and is_classifier_card(read_card(weights)):
+        if kwargs.pop("backend", "auto") != "auto" or kwargs.pop("bf16", False):
+            raise ConfigurationError(f"{weights}: a classifier baseline runs in eager torch, float32: "
+                                     "leave --backend and --bf16 out")
         return ClassifierPredictor.from_path(weights, **kwargs)
     return Predictor.from_path(weights, **kwargs)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -12,26 +11,7 @@ from torch import nn
 from ..networks.export import ONNX_OPSET, exporting
 from ..networks.translator import HealthyTranslator
 
-__all__ = ["BACKENDS", "OnnxTranslator", "onnxruntime_available", "resolve_backend"]
-
-#: Network backends of a :class:`~PilletGANLib.inference.Predictor`.
-BACKENDS = ("auto", "torch", "onnxruntime")
-
-
-def onnxruntime_available() -> bool:
-    """Whether the ``onnxruntime`` package is installed."""
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def resolve_backend(backend: str, device: torch.device, bf16: bool) -> str:
-    """``auto``: ONNX Runtime on the CPU in float32 when installed (the faster exact path), else torch."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
-    if backend == "auto":
-        return "onnxruntime" if device.type == "cpu" and not bf16 and onnxruntime_available() else "torch"
-    if backend == "onnxruntime" and (device.type != "cpu" or bf16):
-        raise ValueError("backend 'onnxruntime' runs on the CPU in float32: use device 'cpu' without bf16")
-    return backend
+__all__ = ["OnnxTranslator"]
 
 
 class _HealOutputs(nn.Module):
