@@ -19,7 +19,15 @@ from PIL import Image
 from PilletGANLib.cli import main
 from PilletGANLib.data.manifest import ManifestRecord, write_manifest
 from PilletGANLib.errors import DataError
-from PilletGANLib.evaluation import SavedMaps, evaluate, grey_level_map, lung_prior_map, random_map
+from PilletGANLib.evaluation import (
+    SavedMaps,
+    evaluate,
+    grey_level_map,
+    lung_prior_map,
+    paired_comparison,
+    random_map,
+    read_per_image,
+)
 from PilletGANLib.evaluation.accumulator import METRIC_KEYS, truth_mask
 from PilletGANLib.evaluation.floors import floor_prediction
 from PilletGANLib.evaluation.maps import MapPrediction, find_map, read_array
@@ -114,6 +122,17 @@ def test_laterality_beyond_density_scores_only_where_the_grey_levels_mislead(tmp
     no_floors = evaluate(records, follows(True), tmp_path / "none", model_info={}, data_info={}, progress=False,
                          floors=False)
     assert "beyond_density" not in no_floors["laterality"]
+    flags = {row.key: row.density_misleads for row in read_per_image(tmp_path / "truth" / "per_image.csv")}
+    assert flags == {record.key: (index < 2 if record.is_disease else None) for index, record in enumerate(records)}
+    assert {row.density_misleads for row in read_per_image(tmp_path / "none" / "per_image.csv")} == {None}
+    paired = paired_comparison(read_per_image(tmp_path / "truth" / "per_image.csv"),
+                               read_per_image(tmp_path / "density" / "per_image.csv"), resamples=50)
+    assert paired["misled"] == 2 and paired["lateral"] == 6
+    beyond = paired["laterality_mass_beyond_density"]
+    assert (beyond["a"], beyond["b"], beyond["a_only"], beyond["b_only"]) == (1.0, 0.0, 2, 0)
+    without_flags = paired_comparison(read_per_image(tmp_path / "truth" / "per_image.csv"),
+                                      read_per_image(tmp_path / "none" / "per_image.csv"), resamples=50)
+    assert without_flags["misled"] is None and without_flags["laterality_mass_beyond_density"] is None
 
 
 # -- saved maps -------------------------------------------------------------------------------------

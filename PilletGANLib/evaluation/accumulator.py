@@ -52,7 +52,8 @@ INTERVAL_KEYS = ("detection_auc", "pointing_game", "dice_top15", "dice")
 class ImageScores:
     """One row of ``per_image.csv``; localization fields are None where the image has no truth, laterality
     fields (``truth_side``: ``left``/``right``, and the two hits in {0, 0.5, 1}) where its truth is not in one
-    half of the image."""
+    half of the image. ``density_misleads``, for a one-sided image scored beside the ``grey_level`` floor: whether
+    the image's own grey levels put more mass on the healthy half (where density alone picks the wrong side)."""
 
     key: str
     image: str
@@ -68,6 +69,7 @@ class ImageScores:
     truth_side: str | None = None
     laterality_mass: float | None = None
     laterality_peak: float | None = None
+    density_misleads: bool | None = None
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,13 +157,11 @@ class MetricAccumulator:
         return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
                                   [row.truth_side for row in lateral], seed=seed)
 
-    def laterality_where_misled(self, reference: MetricAccumulator, seed: int = 0) -> dict[str, Any]:
-        """:meth:`laterality` over the unilateral images where ``reference`` (scored on the same images, e.g. the
-        ``grey_level`` floor) puts more heat mass on the healthy half: where it alone points to the wrong side."""
-        misled = {row.key for row in reference.rows if row.truth_side is not None and row.laterality_mass == 0}
-        lateral = [row for row in self.rows if row.key in misled]
-        return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
-                                  [row.truth_side for row in lateral], seed=seed)
+    def laterality_beyond_density(self, seed: int = 0) -> dict[str, Any]:
+        """:meth:`laterality` over the one-sided images where the grey levels mislead (``density_misleads``)."""
+        misled = [row for row in self.rows if row.density_misleads]
+        return laterality_summary([row.laterality_mass for row in misled], [row.laterality_peak for row in misled],
+                                  [row.truth_side for row in misled], seed=seed)
 
     def intervals(self, seed: int = 0) -> dict[str, list[float] | None]:
         """Percentile bootstrap 95 % intervals of :data:`INTERVAL_KEYS` (2,000 resamples): detection AUC with disease

@@ -156,13 +156,16 @@ def evaluate(
             boxes, box_scores = box_arrays(result.boxes if result.boxes is not None else [])
             row = model.add(record, ranking_map(result, heatmap, record.image), float(result.score), mask, boxes,
                             box_scores, truth)
-            table.write(row)
             image = getattr(result, "image", None)
             if image is None and floor_scores.pop("grey_level", None) is not None:
                 logger.info("%s: a prediction without its image: the grey_level floor is not scored", record.key)
             for name, accumulator in floor_scores.items():
                 floor = floor_prediction(name, heatmap.shape, record.key, image=image)
-                accumulator.add(record, floor.heatmap, floor.score, floor.mask, floor.boxes, floor.box_scores, truth)
+                floor_row = accumulator.add(record, floor.heatmap, floor.score, floor.mask, floor.boxes,
+                                            floor.box_scores, truth)
+                if name == "grey_level" and row.truth_side is not None:
+                    row.density_misleads = floor_row.laterality_mass == 0
+            table.write(row)
             location_prior = getattr(result, "location_prior", None)
             if floors and location_prior is not None:
                 floor = prediction_from_map(np.asarray(location_prior, dtype=np.float64))
@@ -181,7 +184,7 @@ def evaluate(
         "sanity": dict(sanity) if sanity is not None else None,
     }
     if "grey_level" in floor_scores and metrics["laterality"]["images"]:
-        metrics["laterality"]["beyond_density"] = model.laterality_where_misled(floor_scores["grey_level"], seed=seed)
+        metrics["laterality"]["beyond_density"] = model.laterality_beyond_density(seed=seed)
     if prior_scores.labels:
         metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
     methods = {"model": model, **floor_scores}

@@ -8,7 +8,9 @@ paired bootstrap interval of the difference (images resampled, disease and healt
 every resample has both classes); for the pointing game and laterality also the images only one method gets
 right and the exact McNemar p-value of that split (for laterality, whose per-image values include 0.5 for a tie,
 the images where one method scores higher: the exact sign test, McNemar's test for binary hits). Detection AUC
-leaves out localization-only images; laterality is compared over the images whose truth lies in one half.
+leaves out localization-only images; laterality is compared over the images whose truth lies in one half, and again
+beyond density: over those of them where the image's own grey levels lean to the healthy half (reports scored with
+the ``grey_level`` floor).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_i
 PAIRED_METRICS = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
 #: Per-image metrics compared over the images whose truth lies in one half of the image (``truth_side``).
 PAIRED_LATERALITY = ("laterality_mass", "laterality_peak")
+#: Laterality over the one-sided images where the grey levels mislead (``density_misleads``), and its field.
+PAIRED_BEYOND_DENSITY = {"laterality_mass_beyond_density": "laterality_mass",
+                         "laterality_peak_beyond_density": "laterality_peak"}
 #: Metrics whose comparison reports the images only one method gets right and the exact McNemar p-value.
 _DISCORDANCE = ("pointing_game", *PAIRED_LATERALITY)
 
@@ -57,7 +62,8 @@ def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
                             localization_only=bool(optional(row.get("localization_only"), bool)),
                             truth_side=optional(row.get("truth_side"), str),
                             laterality_mass=optional(row.get("laterality_mass"), float),
-                            laterality_peak=optional(row.get("laterality_peak"), float))
+                            laterality_peak=optional(row.get("laterality_peak"), float),
+                            density_misleads=optional(row.get("density_misleads"), bool))
                 for row in table]
     except (KeyError, ValueError) as err:
         raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
@@ -91,6 +97,11 @@ def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> li
     sides = [a.key for a, b in pairs if a.truth_side != b.truth_side]
     if sides:
         raise DataError(f"{len(sides)} images have different truth in the two tables (truth_side), e.g. '{sides[0]}'")
+    densities = [a.key for a, b in pairs if None not in (a.density_misleads, b.density_misleads)
+                 and a.density_misleads != b.density_misleads]
+    if densities:
+        raise DataError(f"{len(densities)} images have different grey levels in the two tables (density_misleads), "
+                        f"e.g. '{densities[0]}': were the same images scored?")
     return pairs
 
 
@@ -98,10 +109,12 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
                       confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Method A against method B on the same images (A minus B); see the module docstring.
 
-    Returns ``{"images", "localized", "lateral", "resamples", "confidence", "detection_auc", "pointing_game",
-    "dice_top15", "dice", "laterality_mass", "laterality_peak"}``: each metric ``{"a", "b", "difference",
-    "interval"}`` (None where the data cannot give it; the interval is the paired bootstrap's), ``pointing_game``
-    and the laterality metrics also ``{"a_only", "b_only", "mcnemar_p"}``.
+    Returns ``{"images", "localized", "lateral", "misled", "resamples", "confidence", "detection_auc",
+    "pointing_game", "dice_top15", "dice", "laterality_mass", "laterality_peak", "laterality_mass_beyond_density",
+    "laterality_peak_beyond_density"}``: each metric ``{"a", "b", "difference", "interval"}`` (None where the data
+    cannot give it; the interval is the paired bootstrap's), ``pointing_game`` and the laterality metrics also
+    ``{"a_only", "b_only", "mcnemar_p"}``. ``misled`` counts the images of the beyond-density rows (None when a
+    table has no grey-level floor's flags).
     """
     if resamples < 1:
         raise ConfigurationError(f"resamples must be >= 1, got {resamples}")
@@ -138,6 +151,12 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     draws = rng.integers(0, len(lateral), size=(resamples, len(lateral))) if lateral else None
     for metric in PAIRED_LATERALITY:
         result[metric] = _paired_means(lateral, metric, draws, True, confidence)
+    flagged = all(a.density_misleads is not None and b.density_misleads is not None for a, b in lateral)
+    misled = [(a, b) for a, b in lateral if a.density_misleads] if flagged and lateral else []
+    result["misled"] = len(misled) if flagged and lateral else None
+    draws = rng.integers(0, len(misled), size=(resamples, len(misled))) if misled else None
+    for metric, name in PAIRED_BEYOND_DENSITY.items():
+        result[metric] = _paired_means(misled, name, draws, True, confidence)
     return result
 
 

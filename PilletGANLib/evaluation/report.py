@@ -75,6 +75,7 @@ class PerImageCSV:
         values = row.to_row()
         values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
         values["localization_only"] = int(row.localization_only) or ""
+        values["density_misleads"] = "" if row.density_misleads is None else int(row.density_misleads)
         self._writer.writerow({k: "" if v is None else csv_cell(v) for k, v in values.items()})
 
     def close(self, complete: bool = True) -> None:
