@@ -337,8 +337,10 @@ def test_a_node_that_does_not_answer_is_a_named_timeout(dicom_dir):
 
 def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):
     spool = Spool(tmp_path / "q")
-    first = spool.put_bytes(b"1", "A/B")
-    second = spool.put_bytes(b"2", "MODALITY")
+    source = tmp_path / "source.dcm"
+    source.write_bytes(b"1")
+    first = spool.put_file(source, "A/B")
+    second = spool.put_file(source, "MODALITY")
     (tmp_path / "q" / f".{first.name}.0123456789ab.partial.dcm").write_bytes(b"half")
     assert spool.pending() == [first, second]
     assert first.name.endswith("-A_B.dcm")

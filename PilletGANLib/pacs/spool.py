@@ -56,13 +56,6 @@ class Spool:
         with atomic_path(self._name(tag)) as temporary:
             yield temporary
 
-    def put_bytes(self, data: bytes, tag: str) -> Path:
-        """Queue ``data`` as a new item; returns its path. Raises :class:`~PilletGANLib.errors.OutputError`."""
-        target = self._name(tag)
-        with atomic_path(target) as temporary:
-            temporary.write_bytes(data)
-        return target
-
     def put_file(self, source: str | os.PathLike, tag: str) -> Path:
         """Queue a copy of the file ``source``; returns the item's path."""
         target = self._name(tag)
