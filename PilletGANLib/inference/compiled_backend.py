@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +43,13 @@ class CompiledTranslator:
     def _heal_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         count = x.shape[0]
         padded = F.pad(x, (0, 0, 0, 0, 0, 0, 0, self.batch_size - count))
-        clock = time.perf_counter()
-        healed, attention = self._compiled(padded)
-        if not self._compiled_once:
+        if self._compiled_once:
+            healed, attention = self._compiled(padded)
+        else:
+            clock = time.perf_counter()
+            with warnings.catch_warnings():  # tracing warns about a cache inside torch itself: noise for a user
+                warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+                healed, attention = self._compiled(padded)
             self._compiled_once = True
             logger.info("compiled the network with TorchInductor in %.1f s (first batch)", time.perf_counter() - clock)
         return healed[:count].clone(), [a[:count].clone() for a in attention]
