@@ -46,6 +46,7 @@ setup(
         "tensorboard>=2.14",
         "matplotlib>=3.8",
         "pynrrd>=1.0",
+        "platformdirs>=3.0",
     ],
     extras_require={
         # PACS network front doors (pilletgan pacs, pilletgan listen)

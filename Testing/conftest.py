@@ -27,6 +27,15 @@ def require_shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's own ``$PILLETGAN_CACHE_DIR`` (inherited by the commands tests start), never the user's."""
+    folder = tmp_path_factory.mktemp("pilletgan_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PILLETGAN_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data folder."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from PilletGANLib.inference import Predictor
+from PilletGANLib.inference import Predictor, onnx_cache
 from PilletGANLib.inference.onnx_backend import OnnxTranslator
 from PilletGANLib.model_store import read_card
 from PilletGANLib.networks import HealthyTranslator, PilletGenerator
@@ -108,6 +108,67 @@ def test_warm_up_exports_in_the_background_and_an_export_error_reaches_the_first
     broken.start_export(32)
     with pytest.raises(RuntimeError, match="cannot be traced"):
         broken.heal(torch.zeros(1, 1, 32, 32))
+
+
+
+def _tiny_translator(seed: int = 0) -> HealthyTranslator:
+    torch.manual_seed(seed)
+    return HealthyTranslator(PilletGenerator(base_channels=8, num_res_blocks=1, attention="lta")).eval()
+
+
+def test_a_new_process_runs_the_cached_export_of_its_own_network_without_exporting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(tmp_path / "cache"))
+    images = torch.rand(2, 1, 32, 32) * 2 - 1
+    expected = OnnxTranslator(_tiny_translator()).heal(images)
+    cached = sorted((tmp_path / "cache" / "onnx").iterdir())
+    assert len(cached) == 1 and cached[0].name.endswith(".onnx")
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported although the cache holds this network")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    healed, attention = OnnxTranslator(_tiny_translator()).heal(images)  # the same network, built anew
+    assert torch.equal(healed, expected[0]) and all(map(torch.equal, attention, expected[1]))
+    with pytest.raises(AssertionError, match="exported although"):  # other weights: another key, a new export
+        OnnxTranslator(_tiny_translator(seed=1)).heal(images)
+
+
+def test_a_damaged_cached_export_is_named_in_a_warning_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(tmp_path / "cache"))
+    images = torch.rand(2, 1, 32, 32) * 2 - 1
+    expected = _tiny_translator().heal(images)[0]
+    OnnxTranslator(_tiny_translator()).heal(images)
+    [cached] = (tmp_path / "cache" / "onnx").iterdir()
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger=onnx_cache.__name__):
+        healed = OnnxTranslator(_tiny_translator()).heal(images)[0]
+    assert "does not match its checksum" in caplog.text and cached.name in caplog.text
+    assert (healed - expected).abs().max() < BOUND
+    [replaced] = (tmp_path / "cache" / "onnx").iterdir()
+    assert onnx_cache.read_export(replaced.parent, replaced.name.split("-")[0]) is not None
+
+
+def test_without_a_usable_cache_the_export_stays_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    images = torch.rand(1, 1, 32, 32) * 2 - 1
+    expected = _tiny_translator().heal(images)[0]
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, "")  # turned off
+    assert onnx_cache.cache_dir() is None
+    assert (OnnxTranslator(_tiny_translator()).heal(images)[0] - expected).abs().max() < BOUND
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(blocker))
+    with caplog.at_level("WARNING", logger=onnx_cache.__name__):
+        assert (OnnxTranslator(_tiny_translator()).heal(images)[0] - expected).abs().max() < BOUND
+    assert "cannot be kept in the cache" in caplog.text and onnx_cache.CACHE_ENV in caplog.text
+    assert blocker.read_text() == "not a folder"
 
 
 @pytest.mark.slow
