@@ -184,6 +184,19 @@ def test_for_processing_images_are_not_selected_by_default(dicom_dir, tmp_path):
     assert len(discover_within(tmp_path, rules=SelectionRules.parse("for_processing=yes")).instances) == 1
 
 
+def test_a_value_that_swallowed_the_file_is_quoted_short(dicom_dir, tmp_path):
+    """A damaged length can make one value hold the rest of the file (1.2 MB in a fuzzed PACS file): the reason
+    quotes its start and its length, not the value, so skipped.csv and the console stay readable."""
+    def long_modality(ds: pydicom.Dataset) -> None:
+        ds.add_new(0x00080060, "UT", "\x1bCR" + "\x00\xff" * 200_000)
+
+    write_copy(dicom_dir, DX_8BIT, tmp_path / "long.dcm", generate_uid(), generate_uid(), edit=long_modality)
+    skipped = discover_within(tmp_path).skipped
+    assert [s.kind for s in skipped] == [SkipKind.NOT_SELECTED]
+    reason = skipped[0].reason
+    assert reason.startswith("Modality '\\x1bCR") and "characters) is not selected" in reason and len(reason) < 200
+
+
 def test_single_file_root_and_missing_root(dicom_dir, tmp_path):
     result = discover_within(dicom_dir / MONO1_J2K_LOSSLESS)
     assert len(result.instances) == 1 and result.instances[0].transfer_syntax == JPEG2000Lossless

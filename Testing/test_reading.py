@@ -345,6 +345,53 @@ def test_absurd_dimensions_refused_before_decoding(dicom_dir: Path, tmp_path: Pa
         load_cxr(path)
 
 
+def _with_element(ds: pydicom.Dataset, tag: int, vr: str, value: object) -> pydicom.Dataset:
+    ds[tag] = pydicom.DataElement(tag, vr, value)
+    return ds
+
+
+def _lut_item(descriptor: list[int], data: list[int]) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", descriptor)  # LUT Descriptor
+    item.add_new(0x00283006, "US", data)  # LUT Data
+    return item
+
+
+#: Header values a damaged or hand-edited export carries (found by mutation fuzzing of the real samples), each with
+#: words the reader's error must contain: name -> (change to the 8-bit sample, words).
+MALFORMED_HEADERS = {
+    "rows_text": (lambda ds: _with_element(ds, 0x00280010, "LO", "x" * 70), "Rows is 'xxx"),
+    "rows_overflowing": (lambda ds: _with_element(ds, 0x00280010, "LO", "1e309"), "Rows is '1e309'"),
+    "columns_several": (lambda ds: _with_element(ds, 0x00280011, "IS", ["1", "2", "3"]), "Columns is ['1', '2', '3']"),
+    "bits_allocated_empty": (lambda ds: _with_element(ds, 0x00280100, "US", None), "lacks BitsAllocated"),
+    "bits_allocated_bytes": (lambda ds: _with_element(ds, 0x00280100, "OB", b"\x00\x80"), "BitsAllocated is b'"),
+    "frames_infinite": (lambda ds: _with_element(ds, 0x00280008, "LO", "inf"), "NumberOfFrames is 'inf'"),
+    "samples_nan": (lambda ds: _with_element(ds, 0x00280002, "LO", "NaN"), "SamplesPerPixel is 'NaN'"),
+    "bits_stored_fraction": (lambda ds: _with_element(ds, 0x00280101, "DS", "7.5"), "BitsStored is '7.5'"),
+    "padding_text": (lambda ds: _with_element(ds, 0x00280120, "LO", "abc"), "PixelPaddingValue is 'abc'"),
+    "sop_class_several": (lambda ds: _with_element(ds, 0x00080016, "UI", ["1.2", "1.3"]), "several values"),
+    "voi_lut_zero_bits": (lambda ds: _with_element(ds, 0x00283010, "SQ", [_lut_item([2, 0, 0], [1, 2])]),
+                          "LUT in the header cannot be applied"),
+    "voi_lut_function_several": (lambda ds: _with_element(ds, 0x00281056, "CS", ["LINEAR", "SIGMOID"]),
+                                 "LUT in the header cannot be applied"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_HEADERS))
+def test_malformed_header_values_are_refused_by_name(dicom_dir: Path, tmp_path: Path, case: str) -> None:
+    """A header value the pixels cannot be read by (text, several values, raw bytes, a fraction) is a corrupt
+    file named with the attribute and its value, never a Python error from deep inside the reader."""
+    change, words = MALFORMED_HEADERS[case]
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.WindowCenter, ds.WindowWidth = 128, 256  # the VOI cases need a window or LUT to be applied
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # each value is read back with the VR it was written as
+    path = tmp_path / f"{case}.dcm"
+    change(ds).save_as(path, enforce_file_format=False)
+    with pytest.raises(errors.CorruptFileError) as caught:
+        load_cxr(path)
+    assert str(path) in str(caught.value) and words in str(caught.value), str(caught.value)
+
+
 def test_dicom_without_preamble_reads(dicom_dir: Path, tmp_path: Path) -> None:
     ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     meta = FileMetaDataset()

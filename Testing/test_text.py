@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PilletGANLib import errors
 from PilletGANLib.outputs import json_ready
-from PilletGANLib.text import csv_cell, path_text
+from PilletGANLib.text import csv_cell, error_excerpt, header_excerpt, path_text
 
 #: A Latin-1 name (not UTF-8) as Python sees it: lone surrogates.
 UNDECODABLE = os.fsdecode(b"caf\xe9_\xff.dcm")
@@ -22,6 +22,15 @@ def test_path_text_keeps_valid_names_and_escapes_undecodable_bytes() -> None:
     assert path_text(UNDECODABLE) == "caf\\xe9_\\xff.dcm"
     path_text(UNDECODABLE).encode("utf-8")  # always encodable
     assert path_text("\ud800 stray") == "\\ud800 stray"  # a surrogate that came from elsewhere
+
+
+def test_excerpts_of_file_text_are_short_single_line_and_escaped() -> None:
+    assert header_excerpt("CR") == "'CR'" and header_excerpt(b"\x00\x80") == "b'\\x00\\x80'"
+    long = header_excerpt("A\nB" * 1000)
+    assert len(long) < 90 and long.startswith("'A\\nB") and long.endswith("... (4002 characters)")
+    assert header_excerpt(UNDECODABLE).encode("utf-8")
+    err = ValueError("bad\nvalue " + "x" * 1000)
+    assert error_excerpt(err) == "ValueError: bad value " + "x" * 287 + "..."
 
 
 def test_csv_cells_defuse_formulas_and_keep_numbers() -> None:

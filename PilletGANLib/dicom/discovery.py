@@ -36,6 +36,7 @@ from ..errors import (
     PilletGANError,
     UnrecognizedFormatError,
 )
+from ..text import error_excerpt, header_excerpt
 from .attributes import repair_source_header
 from .reader import check_decodable, check_element_lengths, check_radiograph_header, read_dicom_header
 
@@ -166,7 +167,7 @@ class SelectionRules:
                 continue
             actual = str(ds.get(keyword, "") or "").strip().upper()
             if actual not in values:
-                shown = f"'{actual}'" if actual else "missing"
+                shown = header_excerpt(actual) if actual else "missing"
                 return f"{label} {shown} is not selected (selected: {', '.join(values)})"
         if not self.include_for_processing and _is_for_processing(ds):
             return "a 'For Processing' (raw detector) image; only 'For Presentation' images are selected"
@@ -384,7 +385,7 @@ def _examine(path: Path, rules: SelectionRules) -> _Found:
         return _Found(path, key, skip=SkippedFile(path, SkipKind.NOT_SELECTED, str(err)))
     except Exception as err:  # noqa: BLE001 - a malformed file must never stop the walk; pydicom raises many types
         return _Found(path, key, skip=SkippedFile(path, SkipKind.CORRUPT,
-                                                  f"the header cannot be parsed ({type(err).__name__}: {err})"))
+                                                  f"the header cannot be parsed ({error_excerpt(err)})"))
 
 
 def _not_dicom(path: Path, err: UnrecognizedFormatError) -> SkippedFile:
@@ -467,7 +468,7 @@ def _dicomdir(path: Path, key: tuple[int, int]) -> _Found:
         records = pydicom.dcmread(path, force=True).get("DirectoryRecordSequence", [])
     except Exception as err:  # noqa: BLE001 - pydicom raises many types for a damaged index
         return _Found(path, key, skip=SkippedFile(path, SkipKind.CORRUPT, "a DICOMDIR whose directory records cannot "
-                                                  f"be read ({type(err).__name__}: {err})"))
+                                                  f"be read ({error_excerpt(err)})"))
     references, invalid = [], 0
     for record in records:
         file_id = record.get("ReferencedFileID")

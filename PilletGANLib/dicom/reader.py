@@ -11,6 +11,7 @@ absurd dimensions is refused before anything is allocated.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,12 @@ from ..errors import (
     UnrecognizedFormatError,
     UnsupportedTransferSyntaxError,
 )
-from ..text import path_text
+from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import check_codestream
 from .polarity import polarity_warning
 
 __all__ = ["MAX_SIDE", "check_decodable", "check_element_lengths", "check_radiograph_header", "dicom_meta",
-           "ensure_transfer_syntax", "read_dicom_header", "read_dicom_image"]
+           "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _read_failure(path: Path, err: Exception) -> Exception:
             or "fewer bytes" in text or "shorter" in text:
         return TruncatedFileError("the file ends before the DICOM data it announces "
                                   "(truncated copy or interrupted transfer); re-export it", path)
-    return CorruptFileError(f"the DICOM data cannot be parsed ({type(err).__name__}: {err}); re-export the file", path)
+    return CorruptFileError(f"the DICOM data cannot be parsed ({error_excerpt(err)}); re-export the file", path)
 
 
 def _parsed_end(ds: Dataset) -> int | None:
@@ -204,9 +205,55 @@ def _parsed_end(ds: Dataset) -> int | None:
     return int(offset) + int(length)
 
 
+def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
+    """The single whole number ``keyword`` holds in ``ds``; ``default`` when it is absent or empty.
+
+    Raises :class:`CorruptFileError` naming the attribute when it is absent and has no default, when its element
+    cannot be parsed (an unknown VR, a length its VR does not allow) or when its value is not one whole number
+    (several values, raw bytes, a fraction, text, infinity): such a header cannot say how to read the pixels.
+    """
+    try:
+        value = ds[keyword].value if keyword in ds else None
+    except Exception as err:  # pydicom raises many types for a damaged element
+        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
+    if value is None or value == "":
+        if default is None:
+            raise CorruptFileError(f"the image header lacks {keyword} (absent or empty); the pixel data cannot be "
+                                   "interpreted", path)
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    shown = header_excerpt(value if isinstance(value, str | bytes | int | float) else list(value))
+    raise CorruptFileError(f"the header's {keyword} is {shown}, not a single whole number; the pixel data cannot be "
+                           "interpreted", path)
+
+
+def _sop_class_name(ds: Dataset, path: Path) -> str:
+    """The name of the header's SOP Class UID (the UID itself when unknown); ``""`` when absent."""
+    try:
+        value = ds.get("SOPClassUID")
+    except Exception as err:  # pydicom raises many types for a damaged element
+        raise CorruptFileError(f"the header's SOPClassUID cannot be parsed ({error_excerpt(err)})", path) from err
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise CorruptFileError("the header's SOPClassUID holds several values where one UID is expected", path)
+    return UID(value).name
+
+
+#: Image Pixel attributes read after the header checks, each validated by them: absent means this value.
+_OPTIONAL_PIXEL_INTEGERS = {"SamplesPerPixel": 1, "NumberOfFrames": 1, "BitsStored": 0, "PixelRepresentation": 0,
+                            "PixelPaddingValue": 0, "PixelPaddingRangeLimit": 0}
+
+
 def check_radiograph_header(ds: Dataset, path: Path) -> None:
-    """Refuse, from the header alone, anything that is not one greyscale projection image."""
-    sop_name = UID(ds.SOPClassUID).name if "SOPClassUID" in ds else ""
+    """Refuse, from the header alone, anything that is not one greyscale projection image (including an image
+    whose Image Pixel attributes are not single whole numbers, which every later step reads)."""
+    sop_name = _sop_class_name(ds, path)
     if any(word.lower() in sop_name.lower() for word in _NON_IMAGE_SOP_WORDS):
         raise NotAnImageError(f"a DICOM '{sop_name}' object holds no radiograph to analyse", path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -219,22 +266,21 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
         raise MissingPixelDataError(f"this DICOM {kind}object has no Pixel Data element, so there is no image to read", path)
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise NotAnImageError("floating-point pixel data is a parametric map, not a radiograph", path)
-    for keyword in ("Rows", "Columns", "BitsAllocated"):
-        if keyword not in ds:
-            raise CorruptFileError(f"the image header lacks {keyword}; the pixel data cannot be interpreted", path)
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols, _ = (header_integer(ds, keyword, path) for keyword in ("Rows", "Columns", "BitsAllocated"))
+    optional = {keyword: header_integer(ds, keyword, path, default)
+                for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
     if rows < 2 or cols < 2 or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
         raise ImplausibleDimensionsError(
             f"the header announces {rows} x {cols} pixels, outside the accepted 2..{MAX_SIDE} per side; "
             "refusing to allocate memory for it", path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = optional["SamplesPerPixel"] or 1
     if samples != 1 or photometric not in _GREY:
         raise ColourImageError(
-            f"a colour image ({photometric}, {samples} samples per pixel); a greyscale radiograph "
+            f"a colour image ({header_excerpt(photometric)}, {samples} samples per pixel); a greyscale radiograph "
             "(MONOCHROME1 or MONOCHROME2) is expected", path)
 
 
@@ -261,7 +307,8 @@ def check_decodable(ds: Dataset, path: Path) -> None:
             f"transfer syntax {syntax} is {kind}: no decoder knows how its pixel data is encoded; "
             "convert the file to a standard transfer syntax", path)
     if not syntax.is_compressed:
-        expected = int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8
+        expected = header_integer(ds, "Rows", path) * header_integer(ds, "Columns", path) \
+            * header_integer(ds, "BitsAllocated", path) // 8
         actual = _pixel_bytes_on_disk(ds, path)
         if actual < expected:
             raise TruncatedFileError(
@@ -326,36 +373,35 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except NotImplementedError as err:
-        raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {err}", path) from err
+        raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {error_excerpt(err)}", path) from err
     except MemoryError as err:
         raise ImplausibleDimensionsError("decoding the pixel data needs more memory than is available", path) from err
     except Exception as err:  # decoders raise many types for damaged data; each becomes one of ours
         failure = _read_failure(path, err)
         if isinstance(failure, CorruptFileError):
             syntax = UID(ds.file_meta.TransferSyntaxUID).name
-            detail = " ".join(str(err).split())[:300]
-            failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({type(err).__name__}: {detail}); "
+            failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); "
                                        "the file is damaged, re-export it", path)
         raise failure from err
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
-    allocated = int(ds.BitsAllocated)
-    stored = int(ds.get("BitsStored", allocated) or allocated)
+    allocated = header_integer(ds, "BitsAllocated", path)
+    stored = header_integer(ds, "BitsStored", path, default=allocated) or allocated
     if np.issubdtype(pixels.dtype, np.integer) and 0 < stored < allocated:
         pixels = pixels.astype(np.int64)
         mask = (1 << stored) - 1
         pixels = pixels & mask
-        if int(ds.get("PixelRepresentation", 0)) == 1:
+        if header_integer(ds, "PixelRepresentation", path, default=0) == 1:
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
     return pixels
 
 
-def _padding_mask(ds: Dataset, stored: np.ndarray) -> np.ndarray | None:
+def _padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> np.ndarray | None:
     if "PixelPaddingValue" not in ds:
         return None
-    low = int(ds.PixelPaddingValue)
-    high = int(ds.get("PixelPaddingRangeLimit", low))
+    low = header_integer(ds, "PixelPaddingValue", path)
+    high = header_integer(ds, "PixelPaddingRangeLimit", path, default=low)
     low, high = min(low, high), max(low, high)
     mask = (stored >= low) & (stored <= high)
     return mask if mask.any() and not mask.all() else None
@@ -380,7 +426,7 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     stored = _stored_values(ds, path)
-    padding = _padding_mask(ds, stored)
+    padding = _padding_mask(ds, stored, path)
     try:
         image = apply_modality_lut(stored, ds)
         voi_applied = any(k in ds for k in ("VOILUTSequence", "WindowCenter"))
@@ -388,8 +434,10 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
             image = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
         if voi_applied:
             image = apply_voi_lut(image, ds, index=0)
-    except (ValueError, TypeError, IndexError, KeyError) as err:
-        raise CorruptFileError(f"the Modality/VOI LUT in the header cannot be applied ({err})", path) from err
+    # pydicom raises these for LUTs and windows that its own validation does not catch (a LUT of 0-bit entries,
+    # a VOI LUT Function with several values)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError) as err:
+        raise CorruptFileError(f"the Modality/VOI LUT in the header cannot be applied ({error_excerpt(err)})", path) from err
     image = np.asarray(image, dtype=np.float32)
     photometric = str(ds.PhotometricInterpretation).strip().upper()
     if photometric == "MONOCHROME1":
