@@ -27,9 +27,10 @@ from dicom_factory import (
     SAMPLE_FILES,
     SAMPLE_SHAPE,
 )
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian
 
 from PilletGANLib.dicom.attributes import repair_source_header
 from PilletGANLib.dicom.codes import LUNG, MORPHOLOGICALLY_ABNORMAL_STRUCTURE, OPACITY, PNEUMONIA
@@ -290,6 +291,29 @@ def test_broken_header_still_gives_a_valid_seg(dicom_dir, tmp_path):
     assert seg.ReferringPhysicianName == "M\u00fcller^J\u00f6rg"
     acquisition = seg.ContributingEquipmentSequence[0]
     assert (acquisition.Manufacturer, acquisition.InstitutionName) == ("ACME", "I" * 64)
+    assert dciodvfy_errors(path) == []
+
+
+def test_values_stored_with_another_vr_are_checked_as_the_standard_says(dicom_dir, tmp_path):
+    """An explicit-VR export can store a date as DS or a sex as LO (fuzzed PACS files did): each value is judged by
+    the VR the standard gives its attribute, and the SEG carries that VR, so highdicom accepts it and it validates."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds[0x00080020] = DataElement(0x00080020, "DS", "1.5")  # StudyDate as a decimal -> emptied
+    ds[0x00100040] = DataElement(0x00100040, "LO", "YBR_FULL")  # PatientSex as free text, not M/F/O -> emptied
+    ds[0x00101010] = DataElement(0x00101010, "LO", "81")  # PatientAge as free text -> repaired as AS
+    ds[0x00200011] = DataElement(0x00200011, "US", 3)  # SeriesNumber (IS) as a binary number -> removed
+    ds.save_as(tmp_path / "vr.dcm", enforce_file_format=False)
+    source = pydicom.dcmread(tmp_path / "vr.dcm")
+    repaired = repair_source_header(source)
+    clean = repaired.dataset
+    assert (clean.StudyDate, clean.PatientSex, clean.PatientAge) == ("", "", "081Y")
+    assert [clean[k].VR for k in ("StudyDate", "PatientSex", "PatientAge")] == ["DA", "CS", "AS"]
+    assert "SeriesNumber" not in clean
+    actions = {(r.keyword, r.action) for r in repaired.repairs}
+    assert {("StudyDate", "emptied"), ("PatientSex", "emptied"), ("PatientAge", "repaired"),
+            ("SeriesNumber", "removed")} <= actions
+    path = write_lesion_seg(source, rectangle_mask(source.Rows, source.Columns), tmp_path / "out" / "seg.dcm")
     assert dciodvfy_errors(path) == []
 
 

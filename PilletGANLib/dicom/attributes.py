@@ -119,6 +119,9 @@ _DECIMAL = re.compile(r"^ *[+-]?(\d+|\d+\.\d*|\.\d+)([eE][+-]?\d+)? *$")
 _INTEGER = re.compile(r"^ *[+-]?\d+ *$")
 _PATIENT_ORIENTATION = re.compile(r"^[APRLHF]{1,3}$")
 _BINARY_NUMBER_VRS = ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT")
+#: VRs whose values are not text: an element stored with one of them where the standard gives another (or the reverse)
+#: cannot be re-read as the standard's VR.
+_NOT_TEXT_VRS = ("SQ", "OB", "OW", "OD", "OF", "OL", "OV", *_BINARY_NUMBER_VRS)
 #: What pydicom raises when a stored value cannot be converted to its VR's Python type (e.g. DS "heavy").
 _CONVERSION_ERRORS = (ValueError, TypeError, OverflowError, KeyError, NotImplementedError)
 #: Character set terms that mean the default repertoire (ASCII).
@@ -164,14 +167,14 @@ def repair_source_header(ds: Dataset, path: str | PathLike | None = None) -> Rep
             if element is None or element.VR == "UN":
                 _handle_absent(cleaned, keyword, attribute_type, repairs, path, unknown_vr=element is not None)
                 continue
-            value, rule = _checked_element(element)
+            vr, value, rule = _checked_element(element)
         except _CONVERSION_ERRORS:
             _handle_invalid(cleaned, keyword, attribute_type, "the stored value cannot be parsed for its VR", repairs, path)
             continue
         except _InvalidValueError as problem:
             _handle_invalid(cleaned, keyword, attribute_type, str(problem), repairs, path)
             continue
-        cleaned.add(DataElement(element.tag, element.VR, value))
+        cleaned.add(DataElement(element.tag, vr, value))
         if rule:
             repairs.append(HeaderRepair(keyword, "repaired", rule))
     _check_geometry(cleaned, repairs, path)
@@ -253,15 +256,28 @@ def _has_non_ascii_text(dataset: Dataset) -> bool:
     return found
 
 
-def _checked_element(element: DataElement) -> tuple[Any, str | None]:
-    """(value to keep, repair rule or None); raises :class:`_InvalidValueError` when the element cannot be kept."""
-    vr, value = element.VR, element.value
+def _standard_vr(element: DataElement) -> str:
+    """The VR the standard gives the element's tag; the stored one where the dictionary allows several."""
+    try:
+        standard = dictionary_VR(element.tag)
+    except KeyError:
+        return element.VR
+    return element.VR if " or " in standard else standard
+
+
+def _checked_element(element: DataElement) -> tuple[str, Any, str | None]:
+    """(VR, value to keep, repair rule or None), checked against the standard's VR for the tag (an explicit-VR
+    file can store a date as DS or a sex as LO; a derived object must carry the standard's); raises
+    :class:`_InvalidValueError` when the element cannot be kept."""
+    vr, value = _standard_vr(element), element.value
+    if vr != element.VR and (vr in _NOT_TEXT_VRS or element.VR in _NOT_TEXT_VRS):
+        raise _InvalidValueError(f"stored with VR {element.VR} where the standard gives {vr}")
     if vr == "SQ":
-        return _checked_sequence(value)
+        return (vr, *_checked_sequence(value))
     if value is None or value == "" or (isinstance(value, MultiValue | list) and len(value) == 0):
-        return _empty(vr), None
+        return vr, _empty(vr), None
     if vr in _BINARY_NUMBER_VRS:
-        return value, None
+        return vr, value, None
     values = list(value) if isinstance(value, MultiValue | list) else [value]
     vm = dictionary_VM(element.tag)
     if not _vm_allows(vm, len(values)):
@@ -277,7 +293,7 @@ def _checked_element(element: DataElement) -> tuple[Any, str | None]:
         if rule:
             rules.append(rule)
     kept = fixed[0] if len(fixed) == 1 else fixed
-    return kept, "; ".join(dict.fromkeys(rules)) or None
+    return vr, kept, "; ".join(dict.fromkeys(rules)) or None
 
 
 def _checked_sequence(items: Sequence) -> tuple[Any, str | None]:
@@ -291,12 +307,12 @@ def _checked_sequence(items: Sequence) -> tuple[Any, str | None]:
                 nested = item[tag]
                 if nested.tag.is_private or nested.VR == "UN" or not nested.keyword:
                     continue
-                value, rule = _checked_element(nested)
+                vr, value, rule = _checked_element(nested)
             except _CONVERSION_ERRORS:
                 raise _InvalidValueError(f"nested {tag}: the stored value cannot be parsed for its VR") from None
             except _InvalidValueError as problem:
                 raise _InvalidValueError(f"nested {nested.keyword}: {problem}") from None
-            copy.add(DataElement(nested.tag, nested.VR, value))
+            copy.add(DataElement(nested.tag, vr, value))
             if rule:
                 rules.append(f"nested {nested.keyword}: {rule}")
         copies.append(copy)
