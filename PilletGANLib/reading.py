@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from .errors import (
     UnreadableFileError,
     UnrecognizedFormatError,
 )
+from .text import error_excerpt
 
 __all__ = ["detect_format", "load_cxr"]
 
@@ -63,8 +66,10 @@ def detect_format(path: str | Path) -> str:
         try:
             with gzip.open(path, "rb") as handle:
                 inner = handle.read(348)
-        except (OSError, EOFError) as err:
-            raise TruncatedFileError(f"the gzip stream is damaged or truncated ({err})", path) from err
+        except EOFError as err:
+            raise TruncatedFileError(f"the gzip stream ends early ({error_excerpt(err)}); re-export it", path) from err
+        except (OSError, zlib.error) as err:
+            raise CorruptFileError(f"the gzip stream is damaged ({error_excerpt(err)})", path) from err
         if inner[344:347] in (b"n+1", b"ni1", b"n+2"):
             return "nifti"
     return "dicom_candidate"
@@ -125,8 +130,10 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
             elif mode in ("CMYK", "YCbCr"):
                 img = img.convert("RGB")
             pixels = np.asarray(img)
-    except (UnidentifiedImageError, SyntaxError) as err:
-        raise CorruptFileError(f"the {fmt.upper()} data cannot be decoded ({err})", path) from err
+    # Pillow's plugins raise these too for damaged headers (a TIFF without its dimensions tags: TypeError)
+    except (UnidentifiedImageError, SyntaxError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+            struct.error) as err:
+        raise CorruptFileError(f"the {fmt.upper()} data cannot be decoded ({error_excerpt(err)})", path) from err
     except OSError as err:
         if "truncated" in str(err).lower() or isinstance(err, EOFError):
             raise TruncatedFileError(f"the {fmt.upper()} file is truncated ({err}); re-export it", path) from err

@@ -3,6 +3,7 @@ files with their own messages."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -314,6 +315,27 @@ def _broken_files(dicom_dir: Path, folder: Path) -> dict[str, tuple[Path, type[e
     pipe = folder / "pipe.dcm"
     os.mkfifo(pipe)
     cases["fifo"] = (pipe, errors.NotARegularFileError, "FIFO")
+
+    # found by fuzzing: Pillow raises TypeError for a TIFF page without its width, zlib its own error type
+    tiff = folder / "no_width.tif"
+    page = Image.fromarray(pydicom.dcmread(source).pixel_array)
+    page.save(tiff, save_all=True, append_images=[page])
+    data = bytearray(tiff.read_bytes())  # little-endian TIFF: header, then linked IFDs of 12-byte entries
+    first = int.from_bytes(data[4:8], "little")
+    second = int.from_bytes(data[first + 2 + 12 * int.from_bytes(data[first:first + 2], "little"):][:4], "little")
+    entries = [second + 2 + 12 * i for i in range(int.from_bytes(data[second:second + 2], "little"))]
+    width = next(e for e in entries if data[e:e + 2] == b"\x00\x01")  # ImageWidth (tag 256)
+    data[width:width + 2] = b"\xff\xc0"  # -> an unknown private tag
+    tiff.write_bytes(bytes(data))
+    cases["tiff_page_without_width"] = (tiff, errors.CorruptFileError, "TIFF data cannot be decoded")
+    nifti = folder / "damaged.nii.gz"
+    stream = bytearray(gzip.compress(bytes(352) + bytes(range(256)) * 64))
+    stream[20:40] = b"\xff" * 20
+    nifti.write_bytes(bytes(stream))
+    cases["damaged_gzip"] = (nifti, errors.CorruptFileError, "gzip stream is damaged")
+    cut = folder / "cut.nii.gz"
+    cut.write_bytes(gzip.compress(bytes(352) + bytes(range(256)) * 64)[:30])
+    cases["truncated_gzip"] = (cut, errors.TruncatedFileError, "gzip stream ends early")
     return cases
 
 
