@@ -82,7 +82,8 @@ class CorruptFileError(InputFileError):
 
 
 class NotAnImageError(InputFileError):
-    """A valid DICOM object that carries no image (structured report, presentation state, ...)."""
+    """A valid file that carries no radiograph: a DICOM object without an image (structured report, presentation
+    state, ...) or an image without contrast (blank)."""
 
     kind = "not_an_image"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .dicom.reader import MAX_PIXELS, MAX_SIDE, read_dicom_image
+from .dicom.reader import MAX_PIXELS, MAX_SIDE, MIN_SIDE, check_contrast, read_dicom_image
 from .errors import (
     ColourImageError,
     CorruptFileError,
@@ -94,10 +94,10 @@ def _check_regular_file(path: Path) -> int:
 
 def _check_size(shape: tuple[int, ...], path: Path) -> None:
     rows, cols = int(shape[0]), int(shape[1])
-    if rows < 2 or cols < 2 or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
+    if rows < MIN_SIDE or cols < MIN_SIDE or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
         raise ImplausibleDimensionsError(
-            f"the image announces {rows} x {cols} pixels, outside the accepted 2..{MAX_SIDE} per side; "
-            "refusing to allocate memory for it", path)
+            f"the image announces {rows} x {cols} pixels, outside the accepted {MIN_SIDE}..{MAX_SIDE} per side "
+            "and 100 million in all; refusing to allocate memory for it", path)
 
 
 def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -201,6 +201,7 @@ def load_cxr(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise UnrecognizedFormatError("unsupported format", path)
     if not np.isfinite(image).all():
         raise CorruptFileError("the image holds non-finite values", path)
+    check_contrast(image, path)
     base = {"source_path": str(path.resolve()), "original_shape": [int(image.shape[0]), int(image.shape[1])],
             "pixel_spacing": None, "pixel_spacing_source": None, "modality": None,
             "sop_instance_uid": None, "series_instance_uid": None, "study_instance_uid": None,

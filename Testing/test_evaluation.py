@@ -391,7 +391,7 @@ def test_ranking_metrics_read_the_unclipped_difference_not_the_saturated_heat_ma
 
     from PilletGANLib.evaluation.harness import evaluate
 
-    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "x.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40), np.uint8)).save(tmp_path / "x.png")
     record = ManifestRecord(image=tmp_path / "x.png", label="disease", split="test",
                             boxes=np.array([[20.0, 20.0, 30.0, 30.0]]))
     info = {"model_info": {"kind": "test"}, "data_info": {}, "floors": False, "progress": False}
@@ -417,8 +417,8 @@ def test_localization_only_images_count_for_the_map_and_laterality_not_for_detec
 
     from PilletGANLib.evaluation.harness import evaluate
 
-    for name in ("p", "h", "q", "x"):
-        Image.fromarray(np.zeros((ROWS, COLS), np.uint8)).save(tmp_path / f"{name}.png")
+    for name in ("p", "h", "q", "x"):  # the images are only drawn in the overview panels: any image with contrast
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (ROWS, COLS), np.uint8)).save(tmp_path / f"{name}.png")
     left_map = boxes_to_mask([BOX_A], (ROWS, COLS)).astype(np.float32)
     records = [ManifestRecord(image=tmp_path / "p.png", label="disease", boxes=np.array([BOX_A], float)),
                ManifestRecord(image=tmp_path / "h.png", label="healthy"),

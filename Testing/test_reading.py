@@ -392,10 +392,6 @@ MALFORMED_HEADERS = {
     "bits_stored_fraction": (lambda ds: _with_element(ds, 0x00280101, "DS", "7.5"), "BitsStored is '7.5'"),
     "padding_text": (lambda ds: _with_element(ds, 0x00280120, "LO", "abc"), "PixelPaddingValue is 'abc'"),
     "sop_class_several": (lambda ds: _with_element(ds, 0x00080016, "UI", ["1.2", "1.3"]), "several values"),
-    "voi_lut_zero_bits": (lambda ds: _with_element(ds, 0x00283010, "SQ", [_lut_item([2, 0, 0], [1, 2])]),
-                          "LUT in the header cannot be applied"),
-    "voi_lut_function_several": (lambda ds: _with_element(ds, 0x00281056, "CS", ["LINEAR", "SIGMOID"]),
-                                 "LUT in the header cannot be applied"),
 }
 
 
@@ -405,13 +401,95 @@ def test_malformed_header_values_are_refused_by_name(dicom_dir: Path, tmp_path: 
     file named with the attribute and its value, never a Python error from deep inside the reader."""
     change, words = MALFORMED_HEADERS[case]
     ds = pydicom.dcmread(dicom_dir / DX_8BIT)
-    ds.WindowCenter, ds.WindowWidth = 128, 256  # the VOI cases need a window or LUT to be applied
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # each value is read back with the VR it was written as
     path = tmp_path / f"{case}.dcm"
     change(ds).save_as(path, enforce_file_format=False)
     with pytest.raises(errors.CorruptFileError) as caught:
         load_cxr(path)
     assert str(path) in str(caught.value) and words in str(caught.value), str(caught.value)
+
+
+def _with_unknown_vr(ds: pydicom.Dataset, tag: int, path: Path) -> Path:
+    """``ds`` written in Explicit VR Little Endian with the VR bytes of ``tag`` replaced by an unknown VR."""
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=False)
+    data = path.read_bytes()
+    entry = tag.to_bytes(4, "big")
+    entry = entry[1::-1] + entry[3:1:-1]  # (group, element) as two little-endian shorts
+    at = data.index(entry, 132)
+    path.write_bytes(data[:at + 4] + b"\x43\xb2" + data[at + 6:])
+    return path
+
+
+def test_a_damaged_descriptive_attribute_is_left_out_and_a_damaged_photometric_refused(dicom_dir: Path,
+                                                                                      tmp_path: Path) -> None:
+    """An element pydicom cannot parse (a VR that does not exist, found by fuzzing) in an attribute the reader only
+    reports is reported as absent; in one the pixels depend on, it refuses the file by name."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.BodyPartExamined = "CHEST"
+    plain, _ = load_cxr(dicom_dir / DX_8BIT)
+    image, meta = load_cxr(_with_unknown_vr(ds, 0x00180015, tmp_path / "body_part.dcm"))
+    np.testing.assert_array_equal(image, plain)
+    assert meta["body_part"] is None and meta["modality"] == ds.Modality
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    with pytest.raises(errors.CorruptFileError, match="PhotometricInterpretation cannot be parsed"):
+        load_cxr(_with_unknown_vr(ds, 0x00280004, tmp_path / "photometric.dcm"))
+
+
+#: Windows and VOI LUTs pydicom cannot apply: name -> attributes set on the 8-bit sample (which has neither).
+BROKEN_WINDOWS = {
+    "width_zero": {"WindowCenter": 100, "WindowWidth": 0},
+    "width_negative": {"WindowCenter": 100, "WindowWidth": -50},
+    "lut_zero_bits": {"VOILUTSequence": [_lut_item([2, 0, 0], [1, 2])]},
+    "function_several": {"WindowCenter": 100, "WindowWidth": 100, "VOILUTFunction": ["LINEAR", "SIGMOID"]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_WINDOWS))
+def test_a_window_that_cannot_be_applied_is_left_out_with_a_warning(dicom_dir: Path, tmp_path: Path,
+                                                                   case: str) -> None:
+    """A window is a display setting and the preprocessing windows each image by its own percentiles: the image
+    is read without it (the values the header's rescale gives), and the result says so."""
+    plain, _ = load_cxr(dicom_dir / DX_8BIT)
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for keyword, value in BROKEN_WINDOWS[case].items():
+        setattr(ds, keyword, value)
+    path = tmp_path / f"{case}.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, plain)
+    assert meta["voi_applied"] is False
+    assert any("VOI LUT or window cannot be applied" in w and "analysed without it" in w for w in meta["warnings"])
+
+
+@pytest.mark.parametrize("case", ["zeros", "rescale_slope_zero", "one_bright_pixel"])
+def test_an_image_without_contrast_is_not_analysed(dicom_dir: Path, tmp_path: Path, case: str) -> None:
+    """A blank frame (or one where 99 % of the pixels share a value) would be normalised by a division by zero and
+    still get a score and boxes: it is refused as holding no radiograph."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    pixels = np.zeros_like(ds.pixel_array)
+    if case == "one_bright_pixel":
+        pixels[5, 5] = 255
+    if case == "rescale_slope_zero":
+        ds.RescaleSlope, ds.RescaleIntercept = 0, 5
+    else:
+        ds.PixelData = pixels.tobytes()
+    path = _save(ds, tmp_path / f"{case}.dcm")
+    with pytest.raises(errors.NotAnImageError, match="no contrast"):
+        load_cxr(path)
+    png = tmp_path / f"{case}.png"
+    Image.fromarray(pixels).save(png)
+    with pytest.raises(errors.NotAnImageError, match=f"{png.name}: the image has no contrast"):
+        load_cxr(png)
+
+
+def test_an_icon_sized_image_is_refused(dicom_dir: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.Rows, ds.Columns = 2, ds.Columns
+    ds.PixelData = ds.PixelData[: 2 * ds.Columns]
+    with pytest.raises(errors.ImplausibleDimensionsError, match=r"2 x 256 pixels, outside the accepted 32\.\.16384"):
+        load_cxr(_save(ds, tmp_path / "thin.dcm"))
 
 
 def test_dicom_without_preamble_reads(dicom_dir: Path, tmp_path: Path) -> None:

@@ -43,12 +43,15 @@ from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import check_codestream
 from .polarity import polarity_warning
 
-__all__ = ["MAX_SIDE", "check_decodable", "check_element_lengths", "check_radiograph_header", "dicom_meta",
-           "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
+__all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_element_lengths",
+           "check_radiograph_header", "dicom_meta", "ensure_transfer_syntax", "header_integer", "read_dicom_header",
+           "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
-#: Largest accepted side of a radiograph, in pixels (detectors are at most about 4,300 px).
+#: Smallest and largest accepted side of a radiograph, in pixels (detectors are at most about 4,300 px; the network
+#: reads 128 or 256 px, so an image of a few pixels is an icon or a placeholder, not a radiograph).
+MIN_SIDE = 32
 MAX_SIDE = 16384
 #: Largest accepted number of pixels in one image.
 MAX_PIXELS = 100_000_000
@@ -57,6 +60,14 @@ MAX_PIXELS = 100_000_000
 _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Object", "Encapsulated",
                         "Raw Data", "Waveform", "Segmentation", "Registration", "Media Storage Directory")
 _GREY = ("MONOCHROME1", "MONOCHROME2")
+#: The robust intensity window of the preprocessing: these percentiles of each image map to the ends of the network's
+#: range (:mod:`PilletGANLib.transforms.pipeline`); an image where they are equal has no contrast to analyse.
+ROBUST_PERCENTILES = (0.5, 99.5)
+#: About this many pixels (a regular subsample) are enough to recognise an image without contrast.
+_CONTRAST_SAMPLE = 262_144
+#: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
+#: LUT Function with several values, a window width below 1).
+_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError)
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
@@ -269,14 +280,18 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     rows, cols, _ = (header_integer(ds, keyword, path) for keyword in ("Rows", "Columns", "BitsAllocated"))
     optional = {keyword: header_integer(ds, keyword, path, default)
                 for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
-    if rows < 2 or cols < 2 or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
+    if rows < MIN_SIDE or cols < MIN_SIDE or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
         raise ImplausibleDimensionsError(
-            f"the header announces {rows} x {cols} pixels, outside the accepted 2..{MAX_SIDE} per side; "
-            "refusing to allocate memory for it", path)
+            f"the header announces {rows} x {cols} pixels, outside the accepted {MIN_SIDE}..{MAX_SIDE} per side "
+            "and 100 million in all; refusing to allocate memory for it", path)
     frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    try:
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    except Exception as err:  # pydicom raises many types for a damaged element
+        raise CorruptFileError(f"the header's PhotometricInterpretation cannot be parsed ({error_excerpt(err)})",
+                               path) from err
     samples = optional["SamplesPerPixel"] or 1
     if samples != 1 or photometric not in _GREY:
         raise ColourImageError(
@@ -329,10 +344,24 @@ def check_decodable(ds: Dataset, path: Path) -> None:
     check_codestream(ds, path, syntax)
 
 
+def _header_value(ds: Dataset, keyword: str) -> Any:
+    """The attribute's value; ``None`` when absent or when its element cannot be parsed. A damaged descriptive
+    attribute does not stop the image being read: those an output needs are checked where it is written."""
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - pydicom raises many types for a damaged element
+        return None
+
+
+def _header_text(ds: Dataset, keyword: str) -> str | None:
+    value = _header_value(ds, keyword)
+    return None if value is None else str(value) or None
+
+
 def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     """Return (row, column) spacing in mm and the attribute it came from; zero spacing is unknown."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
+        value = _header_value(ds, keyword)
         if value is None:
             continue
         try:
@@ -351,19 +380,19 @@ def dicom_meta(ds: Dataset, path: str | Path) -> dict[str, Any]:
     return {
         "source_path": str(Path(path).resolve()),
         "format": "dicom",
-        "modality": str(ds.get("Modality", "")) or None,
-        "sop_class_uid": str(ds.get("SOPClassUID", "")) or None,
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None,
-        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")) or None,
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
+        "modality": _header_text(ds, "Modality"),
+        "sop_class_uid": _header_text(ds, "SOPClassUID"),
+        "sop_instance_uid": _header_text(ds, "SOPInstanceUID"),
+        "series_instance_uid": _header_text(ds, "SeriesInstanceUID"),
+        "study_instance_uid": _header_text(ds, "StudyInstanceUID"),
         "pixel_spacing": list(spacing) if spacing else None,
         "pixel_spacing_source": spacing_source,
         "original_shape": [int(ds.Rows), int(ds.Columns)] if "Rows" in ds and "Columns" in ds else None,
-        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")) or None,
+        "photometric_interpretation": _header_text(ds, "PhotometricInterpretation"),
         "transfer_syntax": str(syntax) if syntax else None,
         "transfer_syntax_name": UID(syntax).name if syntax else None,
-        "view_position": str(ds.get("ViewPosition", "")) or None,
-        "body_part": str(ds.get("BodyPartExamined", "")) or None,
+        "view_position": _header_text(ds, "ViewPosition"),
+        "body_part": _header_text(ds, "BodyPartExamined"),
         "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 0)) or 0) or None,
     }
 
@@ -429,15 +458,10 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     padding = _padding_mask(ds, stored, path)
     try:
         image = apply_modality_lut(stored, ds)
-        voi_applied = any(k in ds for k in ("VOILUTSequence", "WindowCenter"))
-        if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
-            image = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
-        if voi_applied:
-            image = apply_voi_lut(image, ds, index=0)
-    # pydicom raises these for LUTs and windows that its own validation does not catch (a LUT of 0-bit entries,
-    # a VOI LUT Function with several values)
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError) as err:
-        raise CorruptFileError(f"the Modality/VOI LUT in the header cannot be applied ({error_excerpt(err)})", path) from err
+    except _LUT_ERRORS as err:
+        raise CorruptFileError(f"the Modality LUT or rescale in the header cannot be applied ({error_excerpt(err)})",
+                               path) from err
+    image, voi_applied, voi_problem = _apply_voi(image, ds)
     image = np.asarray(image, dtype=np.float32)
     photometric = str(ds.PhotometricInterpretation).strip().upper()
     if photometric == "MONOCHROME1":
@@ -446,11 +470,38 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         image[padding] = image[~padding].min()
     if not np.isfinite(image).all():
         raise CorruptFileError("the pixel values are not finite after the header's LUTs", path)
+    check_contrast(image, path)
     meta = dicom_meta(ds, path)
-    meta.update({"voi_applied": bool(voi_applied), "inverted": photometric == "MONOCHROME1",
+    meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    polarity = polarity_warning(image, photometric)
-    if polarity is not None:
-        logger.warning("%s: %s", path_text(path), polarity)
-        meta["warnings"].append(polarity)
+    for problem in (voi_problem, polarity_warning(image, photometric)):
+        if problem is not None:
+            logger.warning("%s: %s", path_text(path), problem)
+            meta["warnings"].append(problem)
     return image, meta
+
+
+def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | None]:
+    """``(image, applied, problem)``: the image through the header's first VOI LUT or window. One that cannot be
+    applied (a window width of 0, a broken LUT) is left out and said in ``problem``: a window is a display setting,
+    and the preprocessing windows every image by its own percentiles, so the image can still be analysed."""
+    if not any(k in ds for k in ("VOILUTSequence", "WindowCenter")):
+        return image, False, None
+    values = image
+    if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
+        values = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
+    try:
+        return apply_voi_lut(values, ds, index=0), True, None
+    except _LUT_ERRORS as err:
+        return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
+                              "is analysed without it")
+
+
+def check_contrast(image: np.ndarray, path: Path) -> None:
+    """Refuse an image without contrast: its :data:`ROBUST_PERCENTILES` are equal, so at least 99 % of its pixels
+    hold one value (a blank frame, a failed exposure, a rescale slope of 0) and no lesion map can be read from it."""
+    step = max(1, int(math.sqrt(image.size / _CONTRAST_SAMPLE)))
+    low, high = np.percentile(image[::step, ::step], ROBUST_PERCENTILES)
+    if not high > low:
+        raise NotAnImageError(f"the image has no contrast: at least 99 % of its pixels hold the value {low:g}; "
+                              "there is no radiograph to analyse", path)

@@ -10,13 +10,15 @@ import numpy as np
 import torch
 from monai.transforms import Compose, ScaleIntensityRangePercentilesd
 
+from ..dicom.reader import ROBUST_PERCENTILES
 from .geometry import CXRGeometry, SquarePadResized
 from .io import LoadCXRd
 
 __all__ = ["DEFAULT_PERCENTILES", "PreparedImage", "cxr_preprocessing", "intensity_normalization", "prepare_image"]
 
-#: Robust intensity window: these percentiles of each image map to the ends of the output range.
-DEFAULT_PERCENTILES = (0.5, 99.5)
+#: Robust intensity window: these percentiles of each image map to the ends of the output range (the reader refuses
+#: an image where they are equal).
+DEFAULT_PERCENTILES = ROBUST_PERCENTILES
 
 
 def intensity_normalization(keys: str | Sequence[str] = "image", margin: float = 1.0,
