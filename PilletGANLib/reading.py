@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .dicom.reader import MAX_PIXELS, MAX_SIDE, MIN_SIDE, check_contrast, read_dicom_image
+from .dicom.reader import check_contrast, check_dimensions, read_dicom_image
 from .errors import (
     ColourImageError,
     CorruptFileError,
@@ -93,11 +93,7 @@ def _check_regular_file(path: Path) -> int:
 
 
 def _check_size(shape: tuple[int, ...], path: Path) -> None:
-    rows, cols = int(shape[0]), int(shape[1])
-    if rows < MIN_SIDE or cols < MIN_SIDE or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
-        raise ImplausibleDimensionsError(
-            f"the image announces {rows} x {cols} pixels, outside the accepted {MIN_SIDE}..{MAX_SIDE} per side "
-            "and 100 million in all; refusing to allocate memory for it", path)
+    check_dimensions(int(shape[0]), int(shape[1]), path, "the image")
 
 
 def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:

@@ -488,7 +488,7 @@ def test_an_icon_sized_image_is_refused(dicom_dir: Path, tmp_path: Path) -> None
     ds = pydicom.dcmread(dicom_dir / DX_8BIT)
     ds.Rows, ds.Columns = 2, ds.Columns
     ds.PixelData = ds.PixelData[: 2 * ds.Columns]
-    with pytest.raises(errors.ImplausibleDimensionsError, match=r"2 x 256 pixels, outside the accepted 32\.\.16384"):
+    with pytest.raises(errors.ImplausibleDimensionsError, match="2 x 256 pixels, fewer than the 32 a side"):
         load_cxr(_save(ds, tmp_path / "thin.dcm"))
 
 

@@ -43,9 +43,9 @@ from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import check_codestream
 from .polarity import polarity_warning
 
-__all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_element_lengths",
-           "check_radiograph_header", "dicom_meta", "ensure_transfer_syntax", "header_integer", "read_dicom_header",
-           "read_dicom_image"]
+__all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_dimensions",
+           "check_element_lengths", "check_radiograph_header", "dicom_meta", "ensure_transfer_syntax", "header_integer",
+           "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,17 @@ _OPTIONAL_PIXEL_INTEGERS = {"SamplesPerPixel": 1, "NumberOfFrames": 1, "BitsStor
                             "PixelPaddingValue": 0, "PixelPaddingRangeLimit": 0}
 
 
+def check_dimensions(rows: int, cols: int, path: Path, source: str) -> None:
+    """Refuse a size no radiograph has, before any pixel is allocated; ``source`` says who announced it."""
+    if rows < MIN_SIDE or cols < MIN_SIDE:
+        raise ImplausibleDimensionsError(f"{source} announces {rows} x {cols} pixels, fewer than the {MIN_SIDE} a side "
+                                         "that any radiograph has (an icon or a placeholder?)", path)
+    if rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
+        raise ImplausibleDimensionsError(
+            f"{source} announces {rows} x {cols} pixels, outside the accepted {MAX_SIDE} per side and "
+            f"{MAX_PIXELS:,} in all; refusing to allocate memory for it", path)
+
+
 def check_radiograph_header(ds: Dataset, path: Path) -> None:
     """Refuse, from the header alone, anything that is not one greyscale projection image (including an image
     whose Image Pixel attributes are not single whole numbers, which every later step reads)."""
@@ -280,10 +291,7 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     rows, cols, _ = (header_integer(ds, keyword, path) for keyword in ("Rows", "Columns", "BitsAllocated"))
     optional = {keyword: header_integer(ds, keyword, path, default)
                 for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
-    if rows < MIN_SIDE or cols < MIN_SIDE or rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
-        raise ImplausibleDimensionsError(
-            f"the header announces {rows} x {cols} pixels, outside the accepted {MIN_SIDE}..{MAX_SIDE} per side "
-            "and 100 million in all; refusing to allocate memory for it", path)
+    check_dimensions(rows, cols, path, "the header")
     frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
