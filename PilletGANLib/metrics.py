@@ -31,6 +31,7 @@ __all__ = [
     "PixelAUROC",
     "box_iou",
     "boxes_to_mask",
+    "brighter_than_mirror",
     "detection_auc",
     "detection_auc_interval",
     "dice",
@@ -405,6 +406,22 @@ def _side_hit(left: float, right: float, side: str) -> float:
     if left == right:
         return 0.5
     return float((left > right) == (side == "left"))
+
+
+def brighter_than_mirror(image: np.ndarray, truth: np.ndarray) -> bool | None:
+    """Whether the truth region of ``image`` is brighter on average than the same region mirrored left-right into
+    the other half (the part of the mirror outside the truth); None when the truth covers its own mirror.
+
+    On a one-sided image this says whether the lesion shows as density against the same place in the other lung:
+    where it does not, no map can find the sick side by brightness at the lesion.
+    """
+    image, truth = np.asarray(image, dtype=np.float64), np.asarray(truth, dtype=bool)
+    if image.shape != truth.shape:
+        raise ValueError(f"image {image.shape} and truth {truth.shape} must have the same shape")
+    mirror = truth[:, ::-1] & ~truth
+    if not truth.any() or not mirror.any():
+        return None
+    return bool(image[truth].mean() > image[mirror].mean())
 
 
 def laterality_mass(heatmap: np.ndarray, side: str) -> float:

@@ -135,6 +135,45 @@ def test_laterality_beyond_density_scores_only_where_the_grey_levels_mislead(tmp
     assert without_flags["misled"] is None and without_flags["laterality_mass_beyond_density"] is None
 
 
+def test_faint_laterality_scores_the_one_sided_images_whose_opacity_is_not_brighter_than_its_mirror(tmp_path):
+    """Three one-sided images: A's opacity is darker than its mirror but a bright band keeps the sick half denser
+    (faint, density does not mislead), B's is brighter than its mirror (neither), C's darker and nothing else
+    (faint and density misleads). The subsets differ, and a map of the image itself is right on A only among them."""
+    records, images = [], {}
+    for name, mirror, band in (("A", 200.0, True), ("B", 60.0, False), ("C", 200.0, False)):
+        image = np.full((40, 60), 50.0)
+        image[10:30, 5:25] = 120.0  # the opacity, in the left half
+        image[10:30, 35:55] = mirror  # the same place in the right half
+        if band:
+            image[30:40, 0:30] = 255.0
+        records.append(ManifestRecord(tmp_path / f"{name}.png", "disease", split="test",
+                                      boxes=np.array([[5.0, 10.0, 25.0, 30.0]])))
+        images[records[-1].key] = image
+
+    def follows(truth: bool):
+        def predict(record: ManifestRecord) -> MapPrediction:
+            image = images[record.key]
+            heatmap = truth_mask(record, image.shape).astype(float) if truth else image.copy()
+            return MapPrediction(image=image, heatmap=heatmap, score=float(heatmap.max()))
+        return predict
+
+    truth = evaluate(records, follows(True), tmp_path / "truth", model_info={}, data_info={}, progress=False)
+    density = evaluate(records, follows(False), tmp_path / "density", model_info={}, data_info={}, progress=False,
+                       floors=False)
+    rows = {row.key: row for row in read_per_image(tmp_path / "truth" / "per_image.csv")}
+    assert {k: (r.faint_opacity, r.density_misleads) for k, r in rows.items()} == {
+        "A": (True, False), "B": (False, False), "C": (True, True)}
+    assert truth["laterality"]["faint"]["images"] == 2 and truth["laterality"]["faint"]["laterality_mass"] == 1.0
+    assert density["laterality"]["faint"]["laterality_mass"] == 0.5  # right on A, wrong on C
+    assert "beyond_density" not in density["laterality"]  # no floors: no density flag, yet the faint flag
+    assert "where the opacity is no brighter than its mirror (2 images)" in (tmp_path / "truth" / "index.html").read_text()
+    paired = paired_comparison(read_per_image(tmp_path / "truth" / "per_image.csv"),
+                               read_per_image(tmp_path / "density" / "per_image.csv"), resamples=50)
+    faint = paired["laterality_mass_faint"]
+    assert paired["faint"] == 2 and (faint["a"], faint["b"], faint["a_only"], faint["b_only"]) == (1.0, 0.5, 1, 0)
+    assert paired["misled"] is None  # the density report has no grey-level floor
+
+
 # -- saved maps -------------------------------------------------------------------------------------
 def _write_png8(path: Path, rows: int = ROWS, cols: int = COLS) -> Path:
     rng = np.random.default_rng(len(path.name))

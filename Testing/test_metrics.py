@@ -10,6 +10,7 @@ from PilletGANLib.metrics import (
     PixelAUROC,
     box_iou,
     boxes_to_mask,
+    brighter_than_mirror,
     detection_auc,
     detection_auc_interval,
     dice,
@@ -325,3 +326,18 @@ def test_detection_auc_interval_is_a_stratified_bootstrap_of_the_rank_auc():
     assert detection_auc_interval([0.1, 0.9, 0.8], [0, 1, 1], resamples=50) == [1.0, 1.0]  # separates in every resample
     assert detection_auc_interval([0.5, 0.5, 0.5], [0, 1, 1], resamples=50) == [0.5, 0.5]  # ties count one half
     assert detection_auc_interval([0.1, 0.2], [1, 1]) is None
+
+
+def test_brighter_than_mirror_compares_the_truth_with_the_same_place_in_the_other_half() -> None:
+    image = np.zeros((4, 10))
+    image[1:3, 1:3], image[1:3, 7:9] = 5.0, 2.0  # a patch at columns 1-2 and its mirror at 7-8
+    truth = np.zeros((4, 10), bool)
+    truth[1:3, 1:3] = True
+    assert brighter_than_mirror(image, truth) is True
+    assert brighter_than_mirror(image[:, ::-1], truth) is False  # the brighter patch is now the mirror's
+    assert brighter_than_mirror(np.where(image > 0, 3.0, 0.0), truth) is False  # as bright as the mirror: not brighter
+    symmetric = truth | truth[:, ::-1]
+    assert brighter_than_mirror(image, symmetric) is None  # the truth covers its own mirror
+    assert brighter_than_mirror(image, np.zeros((4, 10), bool)) is None
+    with pytest.raises(ValueError, match="same shape"):
+        brighter_than_mirror(image, truth[:, :9])

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Align the per_image.csv of two `pilletgan evaluate` reports of the same images and print, for "
                     "detection AUC (localization-only images left out), pointing game, Dice of the top 15 %, mask "
                     "Dice and laterality (mass and peak, over the images whose truth lies in one half, and again over "
-                    "those where the image's grey levels lean to the healthy half), A, B, A minus "
+                    "those where the image's grey levels lean to the healthy half and those where the opacity is no "
+                    "brighter than its mirror), A, B, A minus "
                     "B and a paired bootstrap interval of the difference; for the pointing game and laterality also "
                     "the images where only one method is right and the exact McNemar p-value.")
     parser.add_argument("report_a", type=Path, help="report folder (or its per_image.csv) of method A")

@@ -39,13 +39,17 @@ from ..metrics import (
 )
 from .maps import read_array
 
-__all__ = ["INTERVAL_KEYS", "METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays", "truth_mask"]
+__all__ = ["INTERVAL_KEYS", "LATERALITY_SUBSETS", "METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays",
+           "truth_mask"]
 
 #: Keys of the metrics every method reports (``metrics.json`` and its ``floors`` entries).
 METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc",
                "laterality_mass", "laterality_peak", "laterality", "intervals")
 #: Metrics whose bootstrap 95 % interval ``results()["intervals"]`` gives (laterality's are in its summary).
 INTERVAL_KEYS = ("detection_auc", "pointing_game", "dice_top15", "dice")
+#: The one-sided images where brightness does not give the side away, each named after the ``ImageScores`` flag
+#: that marks it: laterality over them is reported again (``laterality[name]``) and paired by ``compare``.
+LATERALITY_SUBSETS = {"beyond_density": "density_misleads", "faint": "faint_opacity"}
 
 
 @dataclass
@@ -53,7 +57,10 @@ class ImageScores:
     """One row of ``per_image.csv``; localization fields are None where the image has no truth, laterality
     fields (``truth_side``: ``left``/``right``, and the two hits in {0, 0.5, 1}) where its truth is not in one
     half of the image. ``density_misleads``, for a one-sided image scored beside the ``grey_level`` floor: whether
-    the image's own grey levels put more mass on the healthy half (where density alone picks the wrong side)."""
+    the image's own grey levels put more mass on the healthy half (where density alone picks the wrong side).
+    ``faint_opacity``, for a one-sided image whose prediction carries the image: whether its truth region is no
+    brighter than the same region mirrored into the other half (:func:`~PilletGANLib.metrics.brighter_than_mirror`,
+    grey levels scaled as the ``grey_level`` floor does)."""
 
     key: str
     image: str
@@ -70,6 +77,7 @@ class ImageScores:
     laterality_mass: float | None = None
     laterality_peak: float | None = None
     density_misleads: bool | None = None
+    faint_opacity: bool | None = None
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,11 +165,11 @@ class MetricAccumulator:
         return laterality_summary([row.laterality_mass for row in lateral], [row.laterality_peak for row in lateral],
                                   [row.truth_side for row in lateral], seed=seed)
 
-    def laterality_beyond_density(self, seed: int = 0) -> dict[str, Any]:
-        """:meth:`laterality` over the one-sided images where the grey levels mislead (``density_misleads``)."""
-        misled = [row for row in self.rows if row.density_misleads]
-        return laterality_summary([row.laterality_mass for row in misled], [row.laterality_peak for row in misled],
-                                  [row.truth_side for row in misled], seed=seed)
+    def laterality_where(self, flag: str, seed: int = 0) -> dict[str, Any]:
+        """:meth:`laterality` over the one-sided images whose ``flag`` (a :data:`LATERALITY_SUBSETS` field) is set."""
+        subset = [row for row in self.rows if row.truth_side is not None and getattr(row, flag)]
+        return laterality_summary([row.laterality_mass for row in subset], [row.laterality_peak for row in subset],
+                                  [row.truth_side for row in subset], seed=seed)
 
     def intervals(self, seed: int = 0) -> dict[str, list[float] | None]:
         """Percentile bootstrap 95 % intervals of :data:`INTERVAL_KEYS` (2,000 resamples): detection AUC with disease

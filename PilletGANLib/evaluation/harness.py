@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from ..data.manifest import ManifestRecord
 from ..errors import DataError
+from ..metrics import brighter_than_mirror
 from ..reading import load_cxr
-from .accumulator import ImageScores, MetricAccumulator, box_arrays, truth_mask
+from .accumulator import LATERALITY_SUBSETS, ImageScores, MetricAccumulator, box_arrays, truth_mask
 from .figures import plot_froc, plot_overlays, plot_roc
-from .floors import FLOORS, MODEL_PRIOR_FLOOR, floor_prediction, prediction_from_map
+from .floors import FLOORS, MODEL_PRIOR_FLOOR, floor_prediction, grey_level_map, prediction_from_map
 from .overlays import OverlayPanel, OverlaySelector, make_panel
 from .paired import paired_comparison
 from .report import PerImageCSV, write_index, write_json
@@ -129,7 +130,9 @@ def evaluate(
     but the localization-only ones. ``sanity`` (:func:`~PilletGANLib.evaluation.sanity.sanity_report`, or why there
     is none) is reported as given.
     With the ``grey_level`` floor, ``laterality["beyond_density"]`` is the map's laterality over the one-sided
-    images where the radiograph's own grey levels put more mass on the healthy half (density alone misleads there).
+    images where the radiograph's own grey levels put more mass on the healthy half (density alone misleads there);
+    when the predictions carry their images, ``laterality["faint"]`` the same over the one-sided images whose opacity
+    is no brighter than the same place in the other half.
     Returns the content of ``metrics.json``: the metrics, ``counts``, ``model``, ``data`` and ``floors``; when
     the results carry the model's location prior, also ``vs_model_prior``: the model against that prior alone,
     image by image (:func:`~PilletGANLib.evaluation.paired.paired_comparison`, model minus prior), which says
@@ -157,6 +160,9 @@ def evaluate(
             row = model.add(record, ranking_map(result, heatmap, record.image), float(result.score), mask, boxes,
                             box_scores, truth)
             image = getattr(result, "image", None)
+            if image is not None and row.truth_side is not None and np.shape(image) == heatmap.shape:
+                brighter = brighter_than_mirror(grey_level_map(image), truth)
+                row.faint_opacity = None if brighter is None else not brighter
             if image is None and floor_scores.pop("grey_level", None) is not None:
                 logger.info("%s: a prediction without its image: the grey_level floor is not scored", record.key)
             for name, accumulator in floor_scores.items():
@@ -183,8 +189,9 @@ def evaluate(
         "floors": {name: accumulator.results() for name, accumulator in floor_scores.items()},
         "sanity": dict(sanity) if sanity is not None else None,
     }
-    if "grey_level" in floor_scores and metrics["laterality"]["images"]:
-        metrics["laterality"]["beyond_density"] = model.laterality_beyond_density(seed=seed)
+    for subset, flag in LATERALITY_SUBSETS.items():
+        if any(getattr(row, flag) is not None for row in model.rows):
+            metrics["laterality"][subset] = model.laterality_where(flag, seed=seed)
     if prior_scores.labels:
         metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
     methods = {"model": model, **floor_scores}

@@ -9,8 +9,9 @@ every resample has both classes); for the pointing game and laterality also the 
 right and the exact McNemar p-value of that split (for laterality, whose per-image values include 0.5 for a tie,
 the images where one method scores higher: the exact sign test, McNemar's test for binary hits). Detection AUC
 leaves out localization-only images; laterality is compared over the images whose truth lies in one half, and again
-beyond density: over those of them where the image's own grey levels lean to the healthy half (reports scored with
-the ``grey_level`` floor).
+over each of :data:`~PilletGANLib.evaluation.accumulator.LATERALITY_SUBSETS` of them: beyond density, where the
+image's own grey levels lean to the healthy half (reports scored with the ``grey_level`` floor), and faint, where the
+opacity is no brighter than the same place in the other half.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, DataError
 from ..metrics import detection_auc
-from .accumulator import ImageScores
+from .accumulator import LATERALITY_SUBSETS, ImageScores
 
 __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_image"]
 
@@ -35,9 +36,8 @@ __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_i
 PAIRED_METRICS = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
 #: Per-image metrics compared over the images whose truth lies in one half of the image (``truth_side``).
 PAIRED_LATERALITY = ("laterality_mass", "laterality_peak")
-#: Laterality over the one-sided images where the grey levels mislead (``density_misleads``), and its field.
-PAIRED_BEYOND_DENSITY = {"laterality_mass_beyond_density": "laterality_mass",
-                         "laterality_peak_beyond_density": "laterality_peak"}
+#: The key of each laterality subset's image count in the comparison.
+_SUBSET_COUNTS = {"beyond_density": "misled", "faint": "faint"}
 #: Metrics whose comparison reports the images only one method gets right and the exact McNemar p-value.
 _DISCORDANCE = ("pointing_game", *PAIRED_LATERALITY)
 
@@ -63,7 +63,7 @@ def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
                             truth_side=optional(row.get("truth_side"), str),
                             laterality_mass=optional(row.get("laterality_mass"), float),
                             laterality_peak=optional(row.get("laterality_peak"), float),
-                            density_misleads=optional(row.get("density_misleads"), bool))
+                            **{flag: optional(row.get(flag), bool) for flag in LATERALITY_SUBSETS.values()})
                 for row in table]
     except (KeyError, ValueError) as err:
         raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
@@ -97,11 +97,12 @@ def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> li
     sides = [a.key for a, b in pairs if a.truth_side != b.truth_side]
     if sides:
         raise DataError(f"{len(sides)} images have different truth in the two tables (truth_side), e.g. '{sides[0]}'")
-    densities = [a.key for a, b in pairs if None not in (a.density_misleads, b.density_misleads)
-                 and a.density_misleads != b.density_misleads]
-    if densities:
-        raise DataError(f"{len(densities)} images have different grey levels in the two tables (density_misleads), "
-                        f"e.g. '{densities[0]}': were the same images scored?")
+    for flag in LATERALITY_SUBSETS.values():
+        differing = [a.key for a, b in pairs if None not in (getattr(a, flag), getattr(b, flag))
+                     and getattr(a, flag) != getattr(b, flag)]
+        if differing:
+            raise DataError(f"{len(differing)} images have different grey levels in the two tables ({flag}), "
+                            f"e.g. '{differing[0]}': were the same images scored?")
     return pairs
 
 
@@ -109,12 +110,13 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
                       confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Method A against method B on the same images (A minus B); see the module docstring.
 
-    Returns ``{"images", "localized", "lateral", "misled", "resamples", "confidence", "detection_auc",
+    Returns ``{"images", "localized", "lateral", "misled", "faint", "resamples", "confidence", "detection_auc",
     "pointing_game", "dice_top15", "dice", "laterality_mass", "laterality_peak", "laterality_mass_beyond_density",
-    "laterality_peak_beyond_density"}``: each metric ``{"a", "b", "difference", "interval"}`` (None where the data
-    cannot give it; the interval is the paired bootstrap's), ``pointing_game`` and the laterality metrics also
-    ``{"a_only", "b_only", "mcnemar_p"}``. ``misled`` counts the images of the beyond-density rows (None when a
-    table has no grey-level floor's flags).
+    "laterality_peak_beyond_density", "laterality_mass_faint", "laterality_peak_faint"}``: each metric ``{"a", "b",
+    "difference", "interval"}`` (None where the data cannot give it; the interval is the paired bootstrap's),
+    ``pointing_game`` and the laterality metrics also ``{"a_only", "b_only", "mcnemar_p"}``. ``misled`` and ``faint``
+    count the images of the beyond-density and faint rows (None when a table lacks that flag: no grey-level floor,
+    or predictions without their images).
     """
     if resamples < 1:
         raise ConfigurationError(f"resamples must be >= 1, got {resamples}")
@@ -151,12 +153,14 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     draws = rng.integers(0, len(lateral), size=(resamples, len(lateral))) if lateral else None
     for metric in PAIRED_LATERALITY:
         result[metric] = _paired_means(lateral, metric, draws, True, confidence)
-    flagged = all(a.density_misleads is not None and b.density_misleads is not None for a, b in lateral)
-    misled = [(a, b) for a, b in lateral if a.density_misleads] if flagged and lateral else []
-    result["misled"] = len(misled) if flagged and lateral else None
-    draws = rng.integers(0, len(misled), size=(resamples, len(misled))) if misled else None
-    for metric, name in PAIRED_BEYOND_DENSITY.items():
-        result[metric] = _paired_means(misled, name, draws, True, confidence)
+    for subset, flag in LATERALITY_SUBSETS.items():
+        flagged = bool(lateral) and all(getattr(a, flag) is not None and getattr(b, flag) is not None
+                                        for a, b in lateral)
+        chosen = [(a, b) for a, b in lateral if getattr(a, flag)] if flagged else []
+        result[_SUBSET_COUNTS[subset]] = len(chosen) if flagged else None
+        draws = rng.integers(0, len(chosen), size=(resamples, len(chosen))) if chosen else None
+        for metric in PAIRED_LATERALITY:
+            result[f"{metric}_{subset}"] = _paired_means(chosen, metric, draws, True, confidence)
     return result
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..outputs import json_ready
 from ..text import csv_cell
-from .accumulator import ImageScores
+from .accumulator import LATERALITY_SUBSETS, ImageScores
 
 __all__ = ["PerImageCSV", "atomic_output", "rate_label", "write_index", "write_json"]
 
@@ -75,7 +75,8 @@ class PerImageCSV:
         values = row.to_row()
         values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
         values["localization_only"] = int(row.localization_only) or ""
-        values["density_misleads"] = "" if row.density_misleads is None else int(row.density_misleads)
+        for flag in LATERALITY_SUBSETS.values():
+            values[flag] = "" if getattr(row, flag) is None else int(getattr(row, flag))
         self._writer.writerow({k: "" if v is None else csv_cell(v) for k, v in values.items()})
 
     def close(self, complete: bool = True) -> None:
@@ -180,6 +181,11 @@ def _interval_text(interval: Sequence[float] | None) -> str:
     return "" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
 
 
+#: How the laterality table names each of :data:`~PilletGANLib.evaluation.accumulator.LATERALITY_SUBSETS`.
+_SUBSET_LABELS = {"beyond_density": "where the grey levels lean to the healthy half",
+                  "faint": "where the opacity is no brighter than its mirror"}
+
+
 def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
     """Laterality of every method beside its floors, with the count of unilateral images and intervals."""
     summaries = {name: m.get("laterality") for name, m in methods.items() if m.get("laterality")}
@@ -188,10 +194,10 @@ def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
         return ("<h2>Laterality</h2>\n<p>No disease image has its truth in one half of the image: no laterality."
                 "</p>\n")
     level = round(100 * float(first["confidence"]))
-    beyond = (summaries.get("model") or {}).get("beyond_density")
-    if beyond and beyond["images"]:
-        summaries = {**summaries, f"model, where the grey levels lean to the healthy half ({beyond['images']} images)":
-                     beyond}
+    for subset, where in _SUBSET_LABELS.items():
+        summary = (summaries.get("model") or {}).get(subset)
+        if summary and summary["images"]:
+            summaries = {**summaries, f"model, {where} ({summary['images']} images)": summary}
     rows = "".join(
         f"<tr><th>{html.escape(name)}</th>{_cell(summary['laterality_mass'])}"
         f"<td>{_interval_text(summary['laterality_mass_interval'])}</td>{_cell(summary['laterality_peak'])}"
@@ -207,8 +213,9 @@ def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
 share where the half holding more of the map's mass (resp. its higher maximum) is the sick half; an exact tie counts
 one half. A location prior cannot pass this test: a symmetric map scores 0.5, always answering the commoner side
 scores the majority share. Dense opacity is bright, so the image's own grey levels (the grey_level floor) already
-lean to the sick half on many images; where they lean to the healthy half, a map that reads lesions rather than
-density still scores above 0.5. Intervals: bootstrap over these images, {first["resamples"]} resamples.</p>
+lean to the sick half on many images; where they lean to the healthy half, or where the opacity is no brighter than
+the same place in the other half, a map that reads lesions rather than density still scores above 0.5. Intervals:
+bootstrap over these images, {first["resamples"]} resamples.</p>
 """
 
 
