@@ -28,7 +28,7 @@ from dicom_factory import (
     write_without_pixel_data,
 )
 from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate, write_radiographs
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from test_batch import dciodvfy_errors
 
 from PilletGANLib.cli import main
@@ -241,6 +241,34 @@ def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc,
     assert "remembered" not in errors[0]["reason"]
     section = json.loads((out / "run.json").read_text(encoding="utf-8"))["pacs"]
     assert section["failed_before_not_retrieved"] == 0 and section["retrieved"] == 2
+
+
+@pytest.mark.slow
+def test_an_instance_that_cannot_be_saved_after_retrieval_fails_alone(orthanc, credentials, dicom_dir, tiny_model,
+                                                                      tmp_path):
+    """Found by fuzzing: a File Meta element (0002,EEEE) in the body of a stored instance. The PACS keeps and serves
+    it, pydicom cannot write it back; that one instance fails, named, and the rest of the run goes on (it used to
+    end the run with a traceback from the retrieval thread)."""
+    study = generate_uid()
+    good = write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "good.dcm", study, generate_uid())
+    bad = write_copy(dicom_dir, DX_8BIT, tmp_path / "bad.dcm", study, generate_uid())
+    data = (tmp_path / "bad.dcm").read_bytes()
+    if bad.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian:  # an explicit-VR element below is inserted as is
+        bad.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        bad.save_as(tmp_path / "bad.dcm", enforce_file_format=True)
+        data = (tmp_path / "bad.dcm").read_bytes()
+    at = data.index(b"\x10\x00\x10\x00")  # (0010,0010) Patient Name, in the body
+    (tmp_path / "bad.dcm").write_bytes(data[:at] + b"\x02\x00\xee\xeeLO\x02\x00xx" + data[at:])
+    for name in ("good.dcm", "bad.dcm"):
+        orthanc.upload(tmp_path / name)
+    out = tmp_path / "out"
+    assert main(pacs_args(orthanc, out, tiny_model, "--push")) == 1
+    statuses = {row["sop_instance_uid"]: row["status"] for row in read_csv(out / "summary.csv")}
+    assert statuses == {good.SOPInstanceUID: "succeeded", bad.SOPInstanceUID: "failed"}
+    errors = read_csv(out / "errors.csv")
+    assert [(row["stage"], row["kind"]) for row in errors] == [("retrieve", "corrupt")]
+    assert "cannot be written as a DICOM file" in errors[0]["reason"] and "(0002,eeee)" in errors[0]["reason"]
+    assert len(orthanc.instances("SEG")) == 1
 
 
 @pytest.mark.slow

@@ -21,8 +21,9 @@ import pydicom
 import requests
 from dicomweb_client import DICOMwebClient
 
-from ..errors import ConfigurationError, PacsError
+from ..errors import ConfigurationError, CorruptFileError, PacsError
 from ..outputs import atomic_path
+from ..text import error_excerpt
 
 __all__ = ["PAGE_SIZE", "DicomwebPacs", "PacsQuery", "RemoteInstance", "describe_http_failure"]
 
@@ -114,6 +115,8 @@ def describe_http_failure(err: BaseException, url: str, timeout: float) -> str:
 
 #: What a request may raise besides our own errors: the network, HTTP statuses, and malformed answers.
 _REQUEST_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError, IndexError)
+#: What pydicom raises when a dataset cannot be encoded (its own checks, or values that do not fit their VR).
+_ENCODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, NotImplementedError)
 #: QIDO-RS results asked for per request.
 PAGE_SIZE = 500
 
@@ -163,8 +166,8 @@ class DicomwebPacs:
         self.client.set_http_retry_params(retry=self.retries > 0, max_attempts=self.retries + 1)
 
     def _fail(self, action: str, about: str, err: BaseException) -> PacsError:
-        attempts = f" (after {self.retries + 1} attempts)" if self.retries and not isinstance(err, requests.HTTPError) \
-            else ""
+        retried = isinstance(err, requests.RequestException) and not isinstance(err, requests.HTTPError)
+        attempts = f" (after {self.retries + 1} attempts)" if self.retries and retried else ""
         return PacsError(f"{action} failed: {describe_http_failure(err, self.url, self.timeout)}{attempts}", about)
 
     # -- source ----------------------------------------------------------------------------------
@@ -219,8 +222,12 @@ class DicomwebPacs:
         except _REQUEST_ERRORS as err:
             raise self._fail("WADO-RS retrieve", instance.label, err) from err
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as temporary:
-            dataset.save_as(temporary)
+        try:
+            with atomic_path(target) as temporary:
+                dataset.save_as(temporary)
+        except _ENCODING_ERRORS as err:  # a damaged dataset, e.g. a File Meta element in its body
+            raise CorruptFileError(f"the instance the PACS returned cannot be written as a DICOM file "
+                                   f"({error_excerpt(err)})", instance.label) from err
         return target.stat().st_size
 
     # -- sink ------------------------------------------------------------------------------------

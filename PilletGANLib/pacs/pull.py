@@ -55,7 +55,7 @@ from ..batch.failures import FailureJournal, forget_failures, pacs_signature
 from ..batch.outputs import clear_instance
 from ..batch.report import write_reports
 from ..dicom import DicomInstance, SelectionRules, examine_file, safe_uid_name, uid_path
-from ..errors import OutputError, PacsError, error_kind
+from ..errors import OutputError, PacsError, error_kind, error_reason
 from ..inference import Predictor
 from .dicomweb import DicomwebPacs, PacsQuery, RemoteInstance
 
@@ -101,7 +101,7 @@ class _Retrieval:
 
     remote: RemoteInstance
     path: Path | None = None
-    error: PacsError | None = None
+    error: Exception | None = None
     size: int = 0
     seconds: float = 0.0
     reused: bool = False
@@ -167,8 +167,10 @@ class _Retriever:
         clock = time.perf_counter()
         try:
             size = self.pacs.retrieve(remote, path)
-        except (PacsError, OutputError) as err:
-            return _Retrieval(remote, error=err if isinstance(err, PacsError) else PacsError(err.reason, remote.label))
+        except OutputError as err:
+            return _Retrieval(remote, error=PacsError(err.reason, remote.label))
+        except Exception as err:  # noqa: BLE001 - one instance's failure, whatever it is, is recorded; the run goes on
+            return _Retrieval(remote, error=err)
         return _Retrieval(remote, path, size=size, seconds=time.perf_counter() - clock)
 
     def __call__(self, todo: list[RemoteInstance]) -> Iterator[_Retrieval]:
@@ -368,10 +370,10 @@ def _checked(retrieval: _Retrieval, rules: SelectionRules, records: list[Instanc
     remote = retrieval.remote
     source = resource_of(remote)
     if retrieval.error is not None:
-        logger.warning("%s", retrieval.error)
-        problems.append(FileProblem(source, "retrieve", error_kind(retrieval.error), retrieval.error.reason,
-                                    error=True))
-        records.append(worker.record(remote, Status.FAILED, error=f"retrieve: {retrieval.error.reason}"))
+        reason = error_reason(retrieval.error)
+        logger.warning("%s: %s", remote.label, reason)
+        problems.append(FileProblem(source, "retrieve", error_kind(retrieval.error), reason, error=True))
+        records.append(worker.record(remote, Status.FAILED, error=f"retrieve: {reason}"))
         return None
     examined = examine_file(retrieval.path, rules)
     if isinstance(examined, DicomInstance) and examined.sop_instance_uid != remote.sop_instance_uid:
