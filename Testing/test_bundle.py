@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime
+import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
@@ -285,6 +286,34 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
         assert_same_as_product(out / f"{source.stem}_heatmap.nii.gz", out / f"{source.stem}_mask.nii.gz", source,
                                predictor)
         assert scores[source.name] == pytest.approx(predictor.predict_path(source).score, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, dicom_dir: Path,
+                                                                 tiny_model: Path) -> None:
+    """A radiograph whose header passes the datalist's checks but whose pixels cannot be read (here a Modality LUT
+    without its data), sorted first, used to end the run before any map was written (MONAI's Dataset raises)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in (DX_8BIT, JPEG_BASELINE):
+        shutil.copy(dicom_dir / name, data / name)
+    broken = pydicom.dcmread(dicom_dir / DX_8BIT)
+    table = pydicom.Dataset()
+    table.LUTDescriptor, table.ModalityLUTType = [256, 0, 8], "US"  # no LUT Data
+    broken.ModalityLUTSequence = [table]
+    broken.save_as(data / "0_broken.dcm")
+    out = tmp_path / "out"
+    bundle_cli("run", "--config_file", "configs/inference.json", "--meta_file", "configs/metadata.json",
+               "--bundle_root", ".", "--dataset_dir", str(data), "--output_dir", str(out),
+               "--model_path", str(tiny_model))
+    with open(out / "scores.csv", newline="") as handle:
+        assert sorted(Path(row[0]).name for row in csv.reader(handle)) == sorted((DX_8BIT, JPEG_BASELINE))
+    for name in (DX_8BIT, JPEG_BASELINE):
+        assert (out / f"{Path(name).stem}_heatmap.nii.gz").is_file()
+    with open(out / "errors.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(Path(row["file"]).name, row["kind"]) for row in rows] == [("0_broken.dcm", "corrupt")]
+    assert "Modality LUT or rescale in the header cannot be applied" in rows[0]["reason"]
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ does not: the bundle's folder, data lists, the mirrored pass of the inferer, pos
 model export at the end of training and the evaluation-report workflow.
 """
 
-from .data import image_datalist, load_records, training_split
+from .data import ReadableImages, image_datalist, load_records, training_split
 from .evaluation import EvaluationReport
 from .inferer import LocalizerInferer
 from .location import bundle_root
@@ -19,6 +19,7 @@ __all__ = [
     "LesionDifferenced",
     "LesionHeatMaskd",
     "LocalizerInferer",
+    "ReadableImages",
     "SaveSourceMapd",
     "bundle_root",
     "export_model",

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from monai.data import IterableDataset
+from monai.transforms import apply_transform
+from torch.utils.data import get_worker_info
 
 from ..data.manifest import ManifestRecord, read_manifest
 from ..data.sources import build_folder_manifest
 from ..dicom.reader import check_radiograph_header, read_dicom_header
 from ..engine.workflow import split_records
-from ..errors import DataError, PilletGANError
+from ..errors import DataError, PilletGANError, error_kind, error_reason
 from ..inspection import expand_inputs
 from ..reading import detect_format
+from ..text import csv_cell, path_text
 
-__all__ = ["image_datalist", "load_records", "training_split"]
+__all__ = ["ReadableImages", "image_datalist", "load_records", "training_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,55 @@ def image_datalist(dataset_dir: str | os.PathLike, key: str = "image") -> list[d
     if not items:
         raise DataError("no DICOM or image files found in dataset_dir", root)
     return items
+
+
+class ReadableImages(IterableDataset):
+    """The datalist's items through ``transform``, leaving out those that cannot be read.
+
+    A MONAI ``Dataset`` ends the whole run at the first file whose pixels cannot be decoded (the header checks of
+    :func:`image_datalist` cannot see that). Here such a file is logged, appended to ``errors_csv`` (``file, kind,
+    reason``, as ``pilletgan batch`` writes them) and skipped, and the run goes on. Items are shared between the
+    DataLoader's workers as :class:`monai.data.IterableDataset` shares them, so they arrive out of datalist order.
+
+    Args:
+        data: ``[{key: path}, ...]`` (:func:`image_datalist`).
+        transform: the preprocessing, from reading the file on.
+        errors_csv: where the files left out are listed (written anew, header only when none is); None: logged only.
+        key: the item key holding the file path.
+    """
+
+    def __init__(self, data: Sequence[dict[str, Any]], transform: Callable | None = None,
+                 errors_csv: str | os.PathLike | None = None, key: str = "image") -> None:
+        super().__init__(data, transform)
+        self.key = key
+        self.errors_csv = Path(errors_csv) if errors_csv is not None else None
+        if self.errors_csv is not None:
+            self.errors_csv.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.errors_csv, "w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerow(("file", "kind", "reason"))
+
+    def __iter__(self) -> Iterator[Any]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        for index, item in enumerate(self.data):
+            if index % workers != worker:
+                continue
+            try:
+                transformed = apply_transform(self.transform, item) if self.transform is not None else item
+            except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is recorded and the run goes on
+                self._leave_out(item, err)
+                continue
+            yield transformed
+
+    def _leave_out(self, item: dict[str, Any], err: Exception) -> None:
+        cause: BaseException = err
+        while cause.__cause__ is not None and not isinstance(cause, PilletGANError):  # MONAI wraps in RuntimeError
+            cause = cause.__cause__
+        file, kind, reason = path_text(str(item.get(self.key, ""))), error_kind(cause), error_reason(cause)
+        logger.warning("left out: %s: %s (%s)", file, reason, kind)
+        if self.errors_csv is not None:  # one short append per line: workers do not interleave their lines
+            with open(self.errors_csv, "a", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerow((csv_cell(file), kind, csv_cell(reason)))
 
 
 def load_records(dataset_dir: str | os.PathLike, manifest: str | os.PathLike | None = None) -> list[ManifestRecord]:
