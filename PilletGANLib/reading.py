@@ -92,10 +92,6 @@ def _check_regular_file(path: Path) -> int:
     return info.st_size
 
 
-def _check_size(shape: tuple[int, ...], path: Path) -> None:
-    check_dimensions(int(shape[0]), int(shape[1]), path, "the image")
-
-
 def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels.astype(np.float32)
@@ -112,7 +108,7 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
 
     try:
         with Image.open(path) as img:
-            _check_size((img.height, img.width), path)
+            check_dimensions(img.height, img.width, path, "the image")
             if getattr(img, "n_frames", 1) > 1:
                 raise MultiFrameError(f"a multi-page {fmt.upper()} ({img.n_frames} pages); one image is expected", path)
             mode = img.mode
@@ -150,7 +146,7 @@ def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
         size = reader.GetSize()
         if len(size) > 2 and any(s > 1 for s in size[2:]):
             raise MultiFrameError(f"a volume of size {size}; one 2D radiograph is expected", path)
-        _check_size((size[1], size[0]), path)
+        check_dimensions(int(size[1]), int(size[0]), path, "the image")
         img = reader.Execute()
     except RuntimeError as err:
         raise CorruptFileError(f"the {fmt} file cannot be read ({str(err).strip().splitlines()[-1]})", path) from err

@@ -216,6 +216,15 @@ def _parsed_end(ds: Dataset) -> int | None:
     return int(offset) + int(length)
 
 
+def _parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
+    """The value of ``keyword`` in ``ds``, None when absent; :class:`CorruptFileError` naming the attribute when its
+    element cannot be parsed (an unknown VR, a length its VR does not allow)."""
+    try:
+        return ds[keyword].value if keyword in ds else None
+    except Exception as err:  # pydicom raises many types for a damaged element
+        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
+
+
 def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
     """The single whole number ``keyword`` holds in ``ds``; ``default`` when it is absent or empty.
 
@@ -223,10 +232,7 @@ def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = 
     cannot be parsed (an unknown VR, a length its VR does not allow) or when its value is not one whole number
     (several values, raw bytes, a fraction, text, infinity): such a header cannot say how to read the pixels.
     """
-    try:
-        value = ds[keyword].value if keyword in ds else None
-    except Exception as err:  # pydicom raises many types for a damaged element
-        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
+    value = _parsed_value(ds, keyword, path)
     if value is None or value == "":
         if default is None:
             raise CorruptFileError(f"the image header lacks {keyword} (absent or empty); the pixel data cannot be "
@@ -245,10 +251,7 @@ def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = 
 
 def _sop_class_name(ds: Dataset, path: Path) -> str:
     """The name of the header's SOP Class UID (the UID itself when unknown); ``""`` when absent."""
-    try:
-        value = ds.get("SOPClassUID")
-    except Exception as err:  # pydicom raises many types for a damaged element
-        raise CorruptFileError(f"the header's SOPClassUID cannot be parsed ({error_excerpt(err)})", path) from err
+    value = _parsed_value(ds, "SOPClassUID", path)
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
@@ -295,11 +298,8 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
-    try:
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    except Exception as err:  # pydicom raises many types for a damaged element
-        raise CorruptFileError(f"the header's PhotometricInterpretation cannot be parsed ({error_excerpt(err)})",
-                               path) from err
+    photometric = _parsed_value(ds, "PhotometricInterpretation", path)
+    photometric = str("MONOCHROME2" if photometric is None else photometric).strip().upper()
     samples = optional["SamplesPerPixel"] or 1
     if samples != 1 or photometric not in _GREY:
         raise ColourImageError(
