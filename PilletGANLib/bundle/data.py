@@ -11,7 +11,6 @@ from typing import Any
 
 from monai.data import IterableDataset
 from monai.transforms import apply_transform
-from torch.utils.data import get_worker_info
 
 from ..data.manifest import ManifestRecord, read_manifest
 from ..data.sources import build_folder_manifest
@@ -71,8 +70,8 @@ class ReadableImages(IterableDataset):
 
     def __init__(self, data: Sequence[dict[str, Any]], transform: Callable | None = None,
                  errors_csv: str | os.PathLike | None = None, key: str = "image") -> None:
-        super().__init__(data, transform)
-        self.key = key
+        super().__init__(data, self._read)  # MONAI's iteration (and worker split) applies the guarded preprocessing
+        self.preprocessing, self.key = transform, key
         self.errors_csv = Path(errors_csv) if errors_csv is not None else None
         if self.errors_csv is not None:
             self.errors_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -80,17 +79,15 @@ class ReadableImages(IterableDataset):
                 csv.writer(handle).writerow(("file", "kind", "reason"))
 
     def __iter__(self) -> Iterator[Any]:
-        info = get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        for index, item in enumerate(self.data):
-            if index % workers != worker:
-                continue
-            try:
-                transformed = apply_transform(self.transform, item) if self.transform is not None else item
-            except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is recorded and the run goes on
-                self._leave_out(item, err)
-                continue
-            yield transformed
+        return (item for item in super().__iter__() if item is not None)
+
+    def _read(self, item: dict[str, Any]) -> Any:
+        """The item through the preprocessing; None after recording why it cannot be read."""
+        try:
+            return apply_transform(self.preprocessing, item) if self.preprocessing is not None else item
+        except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is recorded and the run goes on
+            self._leave_out(item, err)
+            return None
 
     def _leave_out(self, item: dict[str, Any], err: Exception) -> None:
         cause: BaseException = err
