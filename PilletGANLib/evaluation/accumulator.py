@@ -39,17 +39,31 @@ from ..metrics import (
 )
 from .maps import read_array
 
-__all__ = ["INTERVAL_KEYS", "LATERALITY_SUBSETS", "METRIC_KEYS", "ImageScores", "MetricAccumulator", "box_arrays",
-           "truth_mask"]
+__all__ = ["INTERVAL_KEYS", "LATERALITY_SUBSETS", "METRIC_KEYS", "ImageScores", "LateralitySubset", "MetricAccumulator",
+           "box_arrays", "truth_mask"]
 
 #: Keys of the metrics every method reports (``metrics.json`` and its ``floors`` entries).
 METRIC_KEYS = ("detection_auc", "pointing_game", "pixel_auroc", "dice", "iou", "dice_top15", "rsna_map", "froc",
                "laterality_mass", "laterality_peak", "laterality", "intervals")
 #: Metrics whose bootstrap 95 % interval ``results()["intervals"]`` gives (laterality's are in its summary).
 INTERVAL_KEYS = ("detection_auc", "pointing_game", "dice_top15", "dice")
-#: The one-sided images where brightness does not give the side away, each named after the ``ImageScores`` flag
-#: that marks it: laterality over them is reported again (``laterality[name]``) and paired by ``compare``.
-LATERALITY_SUBSETS = {"beyond_density": "density_misleads", "faint": "faint_opacity"}
+
+
+@dataclass(frozen=True)
+class LateralitySubset:
+    """One-sided images where brightness does not give the side away: the ``ImageScores`` flag that marks them, the
+    key of their count in a paired comparison and how the report names them."""
+
+    flag: str
+    count: str
+    label: str
+
+
+#: Laterality is reported again over each of these subsets (``laterality[name]``) and paired by ``compare``.
+LATERALITY_SUBSETS = {
+    "beyond_density": LateralitySubset("density_misleads", "misled", "where the grey levels lean to the healthy half"),
+    "faint": LateralitySubset("faint_opacity", "faint", "where the opacity is no brighter than its mirror"),
+}
 
 
 @dataclass
@@ -166,7 +180,7 @@ class MetricAccumulator:
                                   [row.truth_side for row in lateral], seed=seed)
 
     def laterality_where(self, flag: str, seed: int = 0) -> dict[str, Any]:
-        """:meth:`laterality` over the one-sided images whose ``flag`` (a :data:`LATERALITY_SUBSETS` field) is set."""
+        """:meth:`laterality` over the one-sided images whose ``flag`` (one of :data:`LATERALITY_SUBSETS`) is set."""
         subset = [row for row in self.rows if row.truth_side is not None and getattr(row, flag)]
         return laterality_summary([row.laterality_mass for row in subset], [row.laterality_peak for row in subset],
                                   [row.truth_side for row in subset], seed=seed)

@@ -189,9 +189,9 @@ def evaluate(
         "floors": {name: accumulator.results() for name, accumulator in floor_scores.items()},
         "sanity": dict(sanity) if sanity is not None else None,
     }
-    for subset, flag in LATERALITY_SUBSETS.items():
-        if any(getattr(row, flag) is not None for row in model.rows):
-            metrics["laterality"][subset] = model.laterality_where(flag, seed=seed)
+    for name, subset in LATERALITY_SUBSETS.items():
+        if any(getattr(row, subset.flag) is not None for row in model.rows):
+            metrics["laterality"][name] = model.laterality_where(subset.flag, seed=seed)
     if prior_scores.labels:
         metrics["vs_model_prior"] = paired_comparison(model.rows, prior_scores.rows, seed=seed)
     methods = {"model": model, **floor_scores}

@@ -36,8 +36,6 @@ __all__ = ["PAIRED_METRICS", "mcnemar_exact_p", "paired_comparison", "read_per_i
 PAIRED_METRICS = {"pointing_game": "pointing_hit", "dice_top15": "dice_top15", "dice": "dice"}
 #: Per-image metrics compared over the images whose truth lies in one half of the image (``truth_side``).
 PAIRED_LATERALITY = ("laterality_mass", "laterality_peak")
-#: The key of each laterality subset's image count in the comparison.
-_SUBSET_COUNTS = {"beyond_density": "misled", "faint": "faint"}
 #: Metrics whose comparison reports the images only one method gets right and the exact McNemar p-value.
 _DISCORDANCE = ("pointing_game", *PAIRED_LATERALITY)
 
@@ -63,7 +61,7 @@ def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
                             truth_side=optional(row.get("truth_side"), str),
                             laterality_mass=optional(row.get("laterality_mass"), float),
                             laterality_peak=optional(row.get("laterality_peak"), float),
-                            **{flag: optional(row.get(flag), bool) for flag in LATERALITY_SUBSETS.values()})
+                            **{s.flag: optional(row.get(s.flag), bool) for s in LATERALITY_SUBSETS.values()})
                 for row in table]
     except (KeyError, ValueError) as err:
         raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
@@ -97,7 +95,7 @@ def _aligned(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScores]) -> li
     sides = [a.key for a, b in pairs if a.truth_side != b.truth_side]
     if sides:
         raise DataError(f"{len(sides)} images have different truth in the two tables (truth_side), e.g. '{sides[0]}'")
-    for flag in LATERALITY_SUBSETS.values():
+    for flag in (subset.flag for subset in LATERALITY_SUBSETS.values()):
         differing = [a.key for a, b in pairs if None not in (getattr(a, flag), getattr(b, flag))
                      and getattr(a, flag) != getattr(b, flag)]
         if differing:
@@ -153,14 +151,14 @@ def paired_comparison(rows_a: Sequence[ImageScores], rows_b: Sequence[ImageScore
     draws = rng.integers(0, len(lateral), size=(resamples, len(lateral))) if lateral else None
     for metric in PAIRED_LATERALITY:
         result[metric] = _paired_means(lateral, metric, draws, True, confidence)
-    for subset, flag in LATERALITY_SUBSETS.items():
-        flagged = bool(lateral) and all(getattr(a, flag) is not None and getattr(b, flag) is not None
+    for name, subset in LATERALITY_SUBSETS.items():
+        flagged = bool(lateral) and all(getattr(a, subset.flag) is not None and getattr(b, subset.flag) is not None
                                         for a, b in lateral)
-        chosen = [(a, b) for a, b in lateral if getattr(a, flag)] if flagged else []
-        result[_SUBSET_COUNTS[subset]] = len(chosen) if flagged else None
+        chosen = [(a, b) for a, b in lateral if getattr(a, subset.flag)] if flagged else []
+        result[subset.count] = len(chosen) if flagged else None
         draws = rng.integers(0, len(chosen), size=(resamples, len(chosen))) if chosen else None
         for metric in PAIRED_LATERALITY:
-            result[f"{metric}_{subset}"] = _paired_means(chosen, metric, draws, True, confidence)
+            result[f"{metric}_{name}"] = _paired_means(chosen, metric, draws, True, confidence)
     return result
 
 

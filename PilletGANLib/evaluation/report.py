@@ -75,8 +75,9 @@ class PerImageCSV:
         values = row.to_row()
         values["pointing_hit"] = "" if row.pointing_hit is None else int(row.pointing_hit)
         values["localization_only"] = int(row.localization_only) or ""
-        for flag in LATERALITY_SUBSETS.values():
-            values[flag] = "" if getattr(row, flag) is None else int(getattr(row, flag))
+        for subset in LATERALITY_SUBSETS.values():
+            flag = getattr(row, subset.flag)
+            values[subset.flag] = "" if flag is None else int(flag)
         self._writer.writerow({k: "" if v is None else csv_cell(v) for k, v in values.items()})
 
     def close(self, complete: bool = True) -> None:
@@ -181,11 +182,6 @@ def _interval_text(interval: Sequence[float] | None) -> str:
     return "" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
 
 
-#: How the laterality table names each of :data:`~PilletGANLib.evaluation.accumulator.LATERALITY_SUBSETS`.
-_SUBSET_LABELS = {"beyond_density": "where the grey levels lean to the healthy half",
-                  "faint": "where the opacity is no brighter than its mirror"}
-
-
 def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
     """Laterality of every method beside its floors, with the count of unilateral images and intervals."""
     summaries = {name: m.get("laterality") for name, m in methods.items() if m.get("laterality")}
@@ -194,10 +190,10 @@ def _laterality_section(methods: Mapping[str, Mapping[str, Any]]) -> str:
         return ("<h2>Laterality</h2>\n<p>No disease image has its truth in one half of the image: no laterality."
                 "</p>\n")
     level = round(100 * float(first["confidence"]))
-    for subset, where in _SUBSET_LABELS.items():
-        summary = (summaries.get("model") or {}).get(subset)
+    for name, subset in LATERALITY_SUBSETS.items():
+        summary = (summaries.get("model") or {}).get(name)
         if summary and summary["images"]:
-            summaries = {**summaries, f"model, {where} ({summary['images']} images)": summary}
+            summaries = {**summaries, f"model, {subset.label} ({summary['images']} images)": summary}
     rows = "".join(
         f"<tr><th>{html.escape(name)}</th>{_cell(summary['laterality_mass'])}"
         f"<td>{_interval_text(summary['laterality_mass_interval'])}</td>{_cell(summary['laterality_peak'])}"
