@@ -46,6 +46,9 @@ class CodestreamHeader:
     columns: int
     components: int
     bits: int
+    signed: bool = False
+    #: JPEG 2000 image offset ``(XOsiz, YOsiz)`` on the reference grid; ``(0, 0)`` for JPEG and JPEG-LS.
+    offset: tuple[int, int] = (0, 0)
 
 
 def _family(syntax: UID) -> str | None:
@@ -65,8 +68,9 @@ def _jpeg2000_header(data: bytes) -> CodestreamHeader | None:
         return None
     xsiz, ysiz, xosiz, yosiz = struct.unpack_from(">IIII", data, start + 8)
     (components,) = struct.unpack_from(">H", data, start + 40)
-    bits = (data[start + 42] & 0x7F) + 1
-    return CodestreamHeader("JPEG 2000", max(0, ysiz - yosiz), max(0, xsiz - xosiz), components, bits)
+    bits, signed = (data[start + 42] & 0x7F) + 1, bool(data[start + 42] & 0x80)
+    return CodestreamHeader("JPEG 2000", max(0, ysiz - yosiz), max(0, xsiz - xosiz), components, bits, signed,
+                            (xosiz, yosiz))
 
 
 def _sof_header(data: bytes, family: str) -> CodestreamHeader | None:

@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import check_codestream
+from .half_resolution import half_resolution_pixels
 from .polarity import polarity_warning
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_dimensions",
@@ -405,10 +406,12 @@ def dicom_meta(ds: Dataset, path: str | Path) -> dict[str, Any]:
     }
 
 
-def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
-    """Decode pixel data with BitsStored honoured (unused high bits cleared, signed values extended)."""
+def _stored_values(ds: Dataset, path: Path, network_size: int | None = None) -> tuple[np.ndarray, bool]:
+    """``(pixels, at half resolution)``: pixel data decoded with BitsStored honoured (unused high bits cleared,
+    signed values extended); JPEG 2000 at half resolution where :func:`half_resolution_pixels` allows it."""
+    half = half_resolution_pixels(ds, network_size) if network_size else None
     try:
-        pixels = ds.pixel_array
+        pixels = ds.pixel_array if half is None else half
     except NotImplementedError as err:
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {error_excerpt(err)}", path) from err
     except MemoryError as err:
@@ -431,7 +434,7 @@ def _stored_values(ds: Dataset, path: Path) -> np.ndarray:
         if header_integer(ds, "PixelRepresentation", path, default=0) == 1:
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
-    return pixels
+    return pixels, half is not None
 
 
 def _padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> np.ndarray | None:
@@ -444,12 +447,13 @@ def _padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> np.ndarray | N
     return mask if mask.any() and not mask.all() else None
 
 
-def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a single-frame greyscale DICOM radiograph.
 
     Returns ``(image, meta)``: ``image`` is float32 ``rows x columns`` after Modality LUT, VOI LUT
     (or the first window) and MONOCHROME1 inversion, so air is dark and bone bright; ``meta`` is
-    described in :func:`PilletGANLib.load_cxr`.
+    described in :func:`PilletGANLib.load_cxr`. With ``network_size`` (the side the image will be resized to),
+    JPEG 2000 pixel data may be decoded at half resolution (:mod:`~PilletGANLib.dicom.half_resolution`).
     """
     path = Path(path)
     header = read_dicom_header(path)
@@ -462,7 +466,7 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     ensure_transfer_syntax(ds, path)
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
-    stored = _stored_values(ds, path)
+    stored, half_resolution = _stored_values(ds, path, network_size)
     padding = _padding_mask(ds, stored, path)
     try:
         image = apply_modality_lut(stored, ds)
@@ -481,6 +485,7 @@ def read_dicom_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     check_contrast(image, path)
     meta = dicom_meta(ds, path)
     meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
+                 "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     for problem in (voi_problem, polarity_warning(image, photometric)):
         if problem is not None:
