@@ -52,13 +52,16 @@ def add_manifest_arguments(parser: argparse.ArgumentParser, default_split: str |
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device``, ``--backend``, ``--bf16``, ``--batch-size``, ``--workers``, ``--threshold``: what
-    :func:`load_predictor` reads."""
+    """``--model``, ``--device``, ``--backend``, ``--bf16``, ``--batch-size``, ``--workers``,
+    ``--full-resolution-decode``, ``--threshold``: what :func:`load_predictor` reads."""
     add_model_path_argument(parser)
     add_device_argument(parser)
     add_network_run_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
+    parser.add_argument("--full-resolution-decode", action="store_true",
+                        help="decode every JPEG 2000 pixel (default: images at least 4x the network size are decoded "
+                             "at half resolution, about 4x faster; maps differ slightly)")
     parser.add_argument("--threshold", type=float, help="heat-map threshold for the mask (default: the calibrated one)")
 
 
@@ -67,7 +70,8 @@ def load_predictor(args: argparse.Namespace):
     from ..inference import Predictor
 
     predictor = Predictor.from_path(args.model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
-                                    num_workers=args.workers, backend=args.backend)
+                                    num_workers=args.workers, backend=args.backend,
+                                    half_resolution_decode=not args.full_resolution_decode)
     if args.threshold is not None:
         localizer = predictor.localizer
         localizer.calibration = localizer.calibration.replace(threshold=args.threshold)

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 from monai.visualize import GradCAM
-from torch.utils.data import DataLoader
 
 from ..errors import PilletGANError
 from ..model_store import load_network
 from ..networks.classifier import classifier_from_card
 from ..postprocess import LesionBox, clean_mask, connected_boxes, heat_from_difference
 from ..transforms.pipeline import PreparedImage
-from .predictor import _keep_list, _PathDataset, resolve_device
+from .predictor import resolve_device
+from .reading_workers import prepared_batches
 
 __all__ = ["ClassifierPredictor", "ClassifierResult", "calibrate_classifier"]
 
@@ -139,10 +139,9 @@ class ClassifierPredictor:
         from tqdm import tqdm
 
         paths = [Path(p) for p in paths]
-        loader = DataLoader(_PathDataset(paths, self.image_size, self.margin), batch_size=self.batch_size,
-                            num_workers=self.num_workers, collate_fn=_keep_list)
+        batches = prepared_batches(paths, self.image_size, self.margin, self.batch_size, self.num_workers)
         with tqdm(total=len(paths), unit="image", desc="inference", disable=not progress) as bar:
-            for batch in loader:
+            for batch in batches:
                 results = iter(self.predict_prepared([item for _, item in batch if isinstance(item, PreparedImage)]))
                 for path, item in batch:
                     yield path, (next(results) if isinstance(item, PreparedImage) else item)

@@ -72,6 +72,8 @@ class OnnxTranslator:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # threads wait without spinning between operators: spinning takes the cores the file readers need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     @staticmethod
