@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--full-resolution-decode", action="store_true",
+                        help="decode every JPEG 2000 pixel (default: half resolution where the Predictor allows it)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
     parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
     args = parser.parse_args()
@@ -122,7 +124,8 @@ def main() -> None:
 
         def timed_run(out: str) -> tuple[Predictor, object, float]:
             predictor = Predictor.from_path(model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
-                                            num_workers=args.workers)
+                                            num_workers=args.workers,
+                                            half_resolution_decode=not args.full_resolution_decode)
             start = time.perf_counter()
             summary = run_batch(scratch / "export", scratch / out, predictor, heatmap_seg=args.heatmap_seg,
                                 png=args.png, progress=False)
@@ -132,7 +135,9 @@ def main() -> None:
         _, _, cached_s = timed_run("out_cached")
 
         start = time.perf_counter()
-        prepared = [prepare_image(*load_cxr(path), predictor.image_size, predictor.margin) for path in files]
+        network_size = predictor.image_size if predictor.half_resolution_decode else None
+        prepared = [prepare_image(*load_cxr(path, network_size), predictor.image_size, predictor.margin)
+                    for path in files]
         decode_rate = len(files) / (time.perf_counter() - start)
         warmup = prepared[: args.batch_size]
         model_rate = images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device)
@@ -148,6 +153,7 @@ def main() -> None:
         "workers": args.workers,
         "batch_size": args.batch_size,
         "bf16": args.bf16,
+        "half_resolution_decode": not args.full_resolution_decode,
         "image_size": predictor.image_size,
         "outputs": ["seg"] + ["heatmap_seg"] * args.heatmap_seg + ["overlay"] * args.png,
         "model_source": model_source,

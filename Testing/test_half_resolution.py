@@ -1,0 +1,149 @@
+"""JPEG 2000 decoded at half resolution for the network (``load_cxr(path, network_size)``), and the reading workers
+that use it: what changes, what must not, and when the full decode is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from dicom_factory import MONO1_J2K_LOSSLESS, MONO1_J2K_LOSSY, MONO1_SHAPE, MONO1_UNCOMPRESSED, SAMPLE_FILES
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import JPEG2000Lossless
+
+from PilletGANLib import errors, load_cxr
+from PilletGANLib.demo.phantom import make_phantom_radiograph
+from PilletGANLib.demo.study import phantom_dataset
+from PilletGANLib.inference.reading_workers import prepared_batches
+from PilletGANLib.transforms.pipeline import intensity_normalization, normalize_intensity, prepare_image
+
+#: The largest network side for which the 320 x 288 samples are decoded at half resolution.
+NETWORK = max(MONO1_SHAPE) // 4
+
+
+def _close(full: np.ndarray, half: np.ndarray) -> None:
+    assert half.shape == full.shape
+    assert not np.array_equal(full, half)
+    assert np.corrcoef(full.ravel(), half.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("name", [MONO1_J2K_LOSSLESS, MONO1_J2K_LOSSY])
+def test_half_resolution_stays_on_the_source_grid_and_close(dicom_dir: Path, name: str) -> None:
+    full, full_meta = load_cxr(dicom_dir / name)
+    half, half_meta = load_cxr(dicom_dir / name, NETWORK)
+    assert not full_meta["decoded_at_half_resolution"] and half_meta["decoded_at_half_resolution"]
+    _close(full, half)
+    # the window and the MONOCHROME1 inversion still apply: the same display range, air dark
+    assert abs(float(half.max()) - float(full.max())) < 0.02 * float(np.ptp(full))
+    assert half_meta["warnings"] == full_meta["warnings"] == []
+
+
+def test_full_decode_below_four_times_the_network_side(dicom_dir: Path) -> None:
+    full, _ = load_cxr(dicom_dir / MONO1_J2K_LOSSLESS)
+    image, meta = load_cxr(dicom_dir / MONO1_J2K_LOSSLESS, NETWORK + 1)
+    assert not meta["decoded_at_half_resolution"]
+    np.testing.assert_array_equal(image, full)
+
+
+def test_other_transfer_syntaxes_decode_in_full(dicom_dir: Path) -> None:
+    for name in SAMPLE_FILES:
+        if name not in (MONO1_J2K_LOSSLESS, MONO1_J2K_LOSSY):
+            full, _ = load_cxr(dicom_dir / name)
+            image, meta = load_cxr(dicom_dir / name, 8)
+            assert not meta["decoded_at_half_resolution"], name
+            np.testing.assert_array_equal(image, full)
+
+
+def _j2k_file(path: Path, pixels: np.ndarray, bits: int, signed: bool = False) -> Path:
+    """A CR of ``pixels`` with ``bits`` stored, JPEG 2000 lossless by pydicom's encoder."""
+    ds = phantom_dataset(make_phantom_radiograph(pixels.shape, seed=3))
+    ds.BitsAllocated = 8 if bits <= 8 else 16
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, int(signed)
+    for keyword in ("WindowCenter", "WindowWidth"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.PixelData = pixels.tobytes()
+    ds.compress(JPEG2000Lossless, pixels)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _smooth(shape: tuple[int, int], bits: int) -> np.ndarray:
+    rows, cols = np.mgrid[0: shape[0], 0: shape[1]]
+    wave = 0.5 + 0.25 * np.sin(rows / 11.0) + 0.25 * np.cos(cols / 17.0)
+    return np.rint(wave * (2 ** bits - 1)).astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+@pytest.mark.parametrize("bits", [6, 8, 12, 16])
+def test_every_bit_depth_keeps_its_values(tmp_path: Path, bits: int) -> None:
+    """Pillow widens samples to 8 or 16 bits; the reader must give back the stored range."""
+    pixels = _smooth((203, 181), bits)
+    path = _j2k_file(tmp_path / f"bits{bits}.dcm", pixels, bits)
+    half, meta = load_cxr(path, 32)
+    full, _ = load_cxr(path)
+    assert meta["decoded_at_half_resolution"]
+    np.testing.assert_array_equal(full, pixels.astype(np.float32))
+    assert np.abs(half - full).mean() < 0.01 * (2 ** bits - 1)
+    assert np.corrcoef(full.ravel(), half.ravel())[0, 1] > 0.99
+
+
+def test_signed_pixels_and_pixel_padding_decode_in_full(tmp_path: Path) -> None:
+    signed = _smooth((203, 181), 12).astype(np.int16) - 2048
+    path = _j2k_file(tmp_path / "signed.dcm", signed, 12, signed=True)
+    image, meta = load_cxr(path, 32)
+    assert not meta["decoded_at_half_resolution"]
+    np.testing.assert_array_equal(image, load_cxr(path)[0])
+
+    padded = pydicom.dcmread(_j2k_file(tmp_path / "padded.dcm", _smooth((203, 181), 12), 12))
+    padded.add_new("PixelPaddingValue", "US", 0)
+    padded.save_as(tmp_path / "padded.dcm")
+    _, meta = load_cxr(tmp_path / "padded.dcm", 32)
+    assert not meta["decoded_at_half_resolution"]
+
+
+def test_damaged_codestream_gets_the_full_decoders_error(dicom_dir: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)
+    codestream = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    body = len(codestream) // 3
+    codestream[body:] = bytes(len(codestream) - body)  # the packets after the headers zeroed
+    ds.PixelData = encapsulate([bytes(codestream)])
+    ds.save_as(tmp_path / "damaged.dcm")
+    with pytest.raises(errors.PilletGANError) as full:
+        load_cxr(tmp_path / "damaged.dcm")
+    with pytest.raises(errors.PilletGANError) as half:
+        load_cxr(tmp_path / "damaged.dcm", NETWORK)
+    assert type(half.value) is type(full.value) and str(half.value) == str(full.value)
+
+
+def test_one_pass_normalization_equals_monais_transform(dicom_dir: Path) -> None:
+    for name in (MONO1_UNCOMPRESSED, MONO1_J2K_LOSSY):
+        image = torch.from_numpy(load_cxr(dicom_dir / name)[0])[None]
+        for margin in (1.0, 0.9):
+            expected = intensity_normalization("image", margin)({"image": image})["image"]
+            assert torch.equal(torch.as_tensor(normalize_intensity(image, margin)), torch.as_tensor(expected))
+    with pytest.raises(ValueError, match="margin"):
+        normalize_intensity(image, 0.0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_reading_workers_keep_order_errors_and_arrays(dicom_dir: Path, tmp_path: Path, workers: int) -> None:
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"not an image at all")
+    paths = [dicom_dir / MONO1_J2K_LOSSLESS, broken, dicom_dir / MONO1_UNCOMPRESSED, dicom_dir / MONO1_J2K_LOSSY,
+             dicom_dir / MONO1_J2K_LOSSLESS]
+    batches = list(prepared_batches(paths, NETWORK, 1.0, batch_size=2, num_workers=workers))
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    outcomes = [outcome for batch in batches for outcome in batch]
+    assert [path for path, _ in outcomes] == paths
+    assert isinstance(outcomes[1][1], errors.PilletGANError) and str(broken) in str(outcomes[1][1])
+    for path, prepared in outcomes[:1] + outcomes[2:]:
+        expected = prepare_image(*load_cxr(path, NETWORK), NETWORK, 1.0)
+        np.testing.assert_array_equal(prepared.image, expected.image)
+        assert torch.equal(prepared.network_input, expected.network_input)
+        assert prepared.geometry == expected.geometry and prepared.meta == expected.meta
+        assert prepared.image.flags.writeable
+    assert outcomes[0][1].meta["decoded_at_half_resolution"]
+    exact = next(iter(prepared_batches(paths[:1], NETWORK, 1.0, 1, workers, half_resolution=False)))[0][1]
+    assert not exact.meta["decoded_at_half_resolution"]
