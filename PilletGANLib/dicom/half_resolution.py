@@ -40,26 +40,6 @@ MIN_SIDE_PER_NETWORK_SIDE = 4
 _CONTAINER_BITS = {"L": 8, "I;16": 16}
 
 
-def _integer(ds: Dataset, keyword: str, default: int) -> int | None:
-    try:
-        value = ds.get(keyword, default)
-        return default if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _eligible(ds: Dataset, network_size: int) -> bool:
-    """Whether the header describes the plain case (see the module docstring) and the image is large enough."""
-    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-    if syntax not in HALF_RESOLUTION_SYNTAXES or "PixelPaddingValue" in ds:
-        return False
-    rows, columns = _integer(ds, "Rows", 0), _integer(ds, "Columns", 0)
-    plain = (_integer(ds, "NumberOfFrames", 1) == 1 and _integer(ds, "SamplesPerPixel", 1) == 1
-             and _integer(ds, "PixelRepresentation", 0) == 0)
-    return plain and rows is not None and columns is not None \
-        and max(rows, columns) >= MIN_SIDE_PER_NETWORK_SIDE * network_size
-
-
 def _decode_half(codestream: bytes, bits: int) -> np.ndarray:
     """The next-coarser level of the codestream's pyramid, as stored values (Pillow's scaling undone)."""
     from PIL import Image
@@ -74,25 +54,31 @@ def _decode_half(codestream: bytes, bits: int) -> np.ndarray:
     return half >> (container - bits)
 
 
-def half_resolution_pixels(ds: Dataset, network_size: int) -> np.ndarray | None:
-    """Stored pixel values of ``ds`` decoded at half resolution and resampled to Rows x Columns, or ``None`` when
-    the full decode is needed (not the plain JPEG 2000 case, an image smaller than
-    :data:`MIN_SIDE_PER_NETWORK_SIDE` times ``network_size``, or a codestream that cannot be read this way)."""
-    if network_size <= 0 or not _eligible(ds, network_size):
+def half_resolution_pixels(ds: Dataset, shape: tuple[int, int], bits_stored: int, signed: bool,
+                           network_size: int) -> np.ndarray | None:
+    """Stored pixel values of ``ds`` decoded at half resolution and resampled to ``shape`` (Rows x Columns), or
+    ``None`` when the full decode is needed (not the plain JPEG 2000 case, an image smaller than
+    :data:`MIN_SIDE_PER_NETWORK_SIDE` times ``network_size``, or a codestream that cannot be read this way).
+
+    ``ds`` is a single-frame greyscale image whose header the reader has checked; ``shape``, ``bits_stored`` and
+    ``signed`` (Pixel Representation 1) are its validated Image Pixel values.
+    """
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    if syntax not in HALF_RESOLUTION_SYNTAXES or signed or "PixelPaddingValue" in ds \
+            or max(shape) < MIN_SIDE_PER_NETWORK_SIDE * network_size:
         return None
-    rows, columns, bits_stored = int(ds.Rows), int(ds.Columns), _integer(ds, "BitsStored", 0)
     try:
         codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
-        header = codestream_header(codestream[:65536], str(ds.file_meta.TransferSyntaxUID))
+        header = codestream_header(codestream[:65536], syntax)
         if header is None or header.signed or header.offset != (0, 0) or header.components != 1 \
-                or header.bits != bits_stored or (header.rows, header.columns) != (rows, columns):
+                or header.bits != bits_stored or (header.rows, header.columns) != shape:
             return None
         half = _decode_half(codestream, header.bits)
     except Exception as err:  # noqa: BLE001 - any failure here falls back to pydicom's full decode
         logger.debug("half-resolution JPEG 2000 decode not used: %s", error_excerpt(err))
         return None
-    if half.shape != (math.ceil(rows / 2), math.ceil(columns / 2)):
+    if half.shape != (math.ceil(shape[0] / 2), math.ceil(shape[1] / 2)):
         return None
-    full = torch.nn.functional.interpolate(torch.from_numpy(half.astype(np.float32))[None, None], size=(rows, columns),
+    full = torch.nn.functional.interpolate(torch.from_numpy(half.astype(np.float32))[None, None], size=shape,
                                            mode="bilinear", align_corners=False)[0, 0]
     return np.rint(full.numpy()).astype(np.int32)

@@ -409,7 +409,11 @@ def dicom_meta(ds: Dataset, path: str | Path) -> dict[str, Any]:
 def _stored_values(ds: Dataset, path: Path, network_size: int | None = None) -> tuple[np.ndarray, bool]:
     """``(pixels, at half resolution)``: pixel data decoded with BitsStored honoured (unused high bits cleared,
     signed values extended); JPEG 2000 at half resolution where :func:`half_resolution_pixels` allows it."""
-    half = half_resolution_pixels(ds, network_size) if network_size else None
+    allocated = header_integer(ds, "BitsAllocated", path)
+    stored = header_integer(ds, "BitsStored", path, default=allocated) or allocated
+    signed = header_integer(ds, "PixelRepresentation", path, default=0) == 1
+    shape = (header_integer(ds, "Rows", path), header_integer(ds, "Columns", path))
+    half = half_resolution_pixels(ds, shape, stored, signed, network_size) if network_size else None
     try:
         pixels = ds.pixel_array if half is None else half
     except NotImplementedError as err:
@@ -425,13 +429,11 @@ def _stored_values(ds: Dataset, path: Path, network_size: int | None = None) -> 
         raise failure from err
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
-    allocated = header_integer(ds, "BitsAllocated", path)
-    stored = header_integer(ds, "BitsStored", path, default=allocated) or allocated
     if np.issubdtype(pixels.dtype, np.integer) and 0 < stored < allocated:
         pixels = pixels.astype(np.int64)
         mask = (1 << stored) - 1
         pixels = pixels & mask
-        if header_integer(ds, "PixelRepresentation", path, default=0) == 1:
+        if signed:
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
     return pixels, half is not None
