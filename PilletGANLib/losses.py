@@ -1,4 +1,4 @@
-"""PILLET-GAN training losses: WGAN-GP, domain classification, cycle, identity and attention sparsity.
+"""PILLET-GAN training losses: WGAN-GP, domain classification, cycle, identity, attention sparsity and box guidance.
 
 One function per term, each with its formula, and :class:`PilletGANLoss`, which weights and combines
 them into the critic and generator objectives of Fixed-Point GAN (plus the LTA sparsity term). The
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 __all__ = [
     "PilletGANLoss",
     "attention_sparsity_loss",
+    "box_guidance_loss",
     "critic_adversarial_loss",
     "cycle_loss",
     "domain_classification_loss",
@@ -94,6 +95,22 @@ def attention_sparsity_loss(maps: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([m.float().mean() for m in maps]).mean()
 
 
+def box_guidance_loss(real: torch.Tensor, healed: torch.Tensor, lesion: torch.Tensor, guided: torch.Tensor
+                      ) -> torch.Tensor:
+    """Box guidance (box-supervised): the share of the healing difference that lies outside the lesion truth,
+    ``mean_i sum(|x_i - h_i| * (1 - m_i)) / sum(|x_i - h_i|)`` over the images with ``guided_i`` true.
+
+    ``healed`` holds each image's translation, ``lesion`` the ``(B, 1, N, N)`` truth in {0, 1} (boxes or masks on
+    the network grid) and ``guided`` a ``(B,)`` bool of the images the term applies to (diseased, translated into
+    the healthy domain, with truth). 0 when none is. Scale-free: it moves where the
+    generator heals, not how much (the domain-classification term asks for the healing).
+    """
+    difference = (real.float() - healed.float()).abs().flatten(1)
+    outside = (difference * (1 - lesion.float().flatten(1))).sum(1) / difference.sum(1).clamp_min(1e-6)
+    weights = guided.to(outside.dtype)  # a weighted mean, not an index: no host synchronization on a GPU
+    return (outside * weights).sum() / weights.sum().clamp_min(1)
+
+
 @dataclass
 class PilletGANLoss:
     """Weighted critic and generator objectives of PILLET-GAN (Fixed-Point GAN's weights by default).
@@ -118,6 +135,7 @@ class PilletGANLoss:
         lambda_rec: weight of the cycle loss.
         lambda_id: weight of the conditional identity loss.
         lambda_att: weight of the attention sparsity loss (LTA only).
+        lambda_box: weight of the box guidance (box-supervised; 0 = the published objectives, which use no boxes).
         same_domain_adversarial: also apply the adversarial and classification terms to the same-domain
             translation ``G(x, c)``, as Fixed-Point GAN does.
     """
@@ -127,6 +145,7 @@ class PilletGANLoss:
     lambda_rec: float = 10.0
     lambda_id: float = 10.0
     lambda_att: float = 0.1
+    lambda_box: float = 0.0
     same_domain_adversarial: bool = True
 
     def critic_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor,
@@ -152,13 +171,15 @@ class PilletGANLoss:
     def generator_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor, target_domain: torch.Tensor,
                        fake: torch.Tensor, reconstructed: torch.Tensor, same: torch.Tensor,
                        same_attention: Sequence[torch.Tensor] = (),
-                       same_reconstructed: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                       same_reconstructed: torch.Tensor | None = None, lesion: torch.Tensor | None = None,
+                       guided: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generator objective.
 
         ``-D(fake) + lambda_cls * CE(D_cls(fake), c_t) + lambda_rec * |x - rec| + lambda_id * |x - same|
         + lambda_att * mean(A_same)``, plus ``-D(same) + lambda_cls * CE(D_cls(same), c)`` when
         ``same_domain_adversarial`` and ``lambda_rec * |x - G(same, c)|`` when ``same_reconstructed``
-        is given (Fixed-Point GAN's full objective has both). ``fake = G(x, c_t)``,
+        is given (Fixed-Point GAN's full objective has both), plus ``lambda_box * box_guidance(x, fake, lesion,
+        guided)`` when ``lambda_box > 0`` (``lesion`` and ``guided`` are then required). ``fake = G(x, c_t)``,
         ``reconstructed = G(fake, c)``, ``same = G(x, c)`` and ``same_attention`` its attention maps.
         """
         batch = fake.shape[0]
@@ -180,6 +201,11 @@ class PilletGANLoss:
             terms["same_adversarial"] = generator_adversarial_loss(same_out)
             terms["same_classification"] = domain_classification_loss(same_logits, real_domain)
             total = total + terms["same_adversarial"] + self.lambda_cls * terms["same_classification"]
+        if self.lambda_box > 0:
+            if lesion is None or guided is None:
+                raise ValueError("lambda_box > 0 needs the lesion truth and the guided images")
+            terms["box_guidance"] = box_guidance_loss(real, fake, lesion, guided)
+            total = total + self.lambda_box * terms["box_guidance"]
         if same_reconstructed is not None:
             terms["same_cycle"] = cycle_loss(real, same_reconstructed)
             total = total + self.lambda_rec * terms["same_cycle"]

@@ -55,6 +55,9 @@ class TrainingConfig:
         num_res_blocks: residual blocks in the generator's bottleneck.
         disc_base_channels: channels of the critic's first convolution.
         disc_layers: stride-2 convolutions of the PatchGAN critic.
+        init_from: a checkpoint of an earlier run (``checkpoint_*.pt``) whose generator, critic and EMA weights
+            this run starts from (warm start; the networks' settings must match). Optimizers and the iteration
+            count start afresh; ignored by ``--resume``, which continues the run's own checkpoint.
         iterations: critic iterations of the run (the new total when resuming).
         max_minutes: wall-time budget of one session in minutes (0 = none): the run stops there and exports as
             usual.
@@ -71,6 +74,9 @@ class TrainingConfig:
         lambda_rec: weight of the cycle-reconstruction L1 loss.
         lambda_id: weight of the conditional identity L1 loss (translation into the image's own domain).
         lambda_att: weight of the LTA sparsity loss on the attention maps of same-domain translations.
+        lambda_box: weight of box guidance (**box-supervised**, 0 = off): on every diseased training image with boxes
+            or a mask that is translated into the healthy domain, the share of its healing difference outside that
+            truth (``PilletGANLib.losses.box_guidance_loss``). Off, training uses no boxes, as published.
         amp: bfloat16 autocast for the forward passes of training and validation.
         channels_last: channels-last memory format for the networks and inputs.
         compile: ``torch.compile`` the generator (its forward and backward in both steps; the critic stays eager,
@@ -112,6 +118,7 @@ class TrainingConfig:
     disc_base_channels: int = 64
     disc_layers: int = 6
     # optimisation
+    init_from: str | None = None
     iterations: int = 20000
     max_minutes: float = 0.0
     n_critic: int = 5
@@ -126,6 +133,7 @@ class TrainingConfig:
     lambda_rec: float = 10.0
     lambda_id: float = 10.0
     lambda_att: float = 0.1
+    lambda_box: float = 0.0
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -155,6 +163,8 @@ class TrainingConfig:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.calibration_specificity < 1:
             raise ConfigurationError(f"calibration_specificity must be in (0, 1), got {self.calibration_specificity}")
+        if self.lambda_box < 0:
+            raise ConfigurationError(f"lambda_box must be >= 0 (0: no box guidance), got {self.lambda_box}")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export
@@ -196,7 +206,7 @@ class TrainingConfig:
     def loss_kwargs(self) -> dict[str, float]:
         """Keyword arguments of ``PilletGANLoss``."""
         return {"lambda_gp": self.lambda_gp, "lambda_cls": self.lambda_cls, "lambda_rec": self.lambda_rec,
-                "lambda_id": self.lambda_id, "lambda_att": self.lambda_att}
+                "lambda_id": self.lambda_id, "lambda_att": self.lambda_att, "lambda_box": self.lambda_box}
 
     def optimizer(self, network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         """Adam with the run's betas over ``network``'s parameters: the fused kernel (one launch for every

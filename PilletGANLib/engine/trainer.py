@@ -60,6 +60,11 @@ class PilletGANTrainer(Trainer):
     when present; else estimated on the augmented images): the generator can only satisfy the critic's classifier by changing
     the lungs, not by painting a fixed pattern over the mediastinum, devices or the abdomen.
 
+    With ``loss.lambda_box > 0`` (box-supervised) each batch must also hold ``lesion`` ``(B, 1, N, N)`` and
+    ``has_truth`` ``(B,)``: the truth is warped along with the images, and every diseased image with truth that
+    is translated into the healthy domain adds the share of its healing difference outside the truth
+    (:func:`~PilletGANLib.losses.box_guidance_loss`).
+
     Args:
         device: training device.
         max_epochs: epochs of ``epoch_length`` iterations (the run stops earlier at ``max_iterations``).
@@ -152,9 +157,15 @@ class PilletGANTrainer(Trainer):
         gates = None
         if self.edit_region == "lungs" and "lung" in batchdata:  # cached by LungFieldsd
             gates = torch.as_tensor(batchdata["lung"]).as_subclass(torch.Tensor).to(images.device, images.dtype)
+        lesion, has_truth = self._lesion_truth(batchdata, images)
         if self.augment:
-            images, gates = augment_batch(images, torch.Generator().manual_seed(
-                iteration_seed(self.seed, iteration, self.rank)), masks=gates)
+            masks = [m for m in (gates, lesion) if m is not None]
+            images, warped = augment_batch(images, torch.Generator().manual_seed(
+                iteration_seed(self.seed, iteration, self.rank)), masks=torch.cat(masks, 1) if masks else None)
+            if gates is not None:
+                gates, warped = warped[:, :1], warped[:, 1:]
+            if lesion is not None:
+                lesion = warped
         if self.edit_region == "lungs" and gates is None:
             gates = lung_edit_gates(images, self.lung_margin)
         if self.channels_last:
@@ -189,8 +200,10 @@ class PilletGANTrainer(Trainer):
                 p.requires_grad_(False)
             with self._autocast():
                 reconstructed, _ = gated_translation(self.translator, fake, labels, gates)
+                guided = None if has_truth is None else (labels == 1) & (targets == 0) & has_truth
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
-                                                            fake, reconstructed, same, same_attention)
+                                                            fake, reconstructed, same, same_attention,
+                                                            lesion=lesion, guided=guided)
             self.g_optimizer.zero_grad(set_to_none=True)
             g_total.backward()
             average_gradients(self.generator)
@@ -202,6 +215,17 @@ class PilletGANTrainer(Trainer):
         output.update(self.last_generator_terms)
         output["lr"] = self.g_optimizer.param_groups[0]["lr"]
         return output
+
+    def _lesion_truth(self, batchdata: dict[str, Any], images: torch.Tensor
+                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The batch's ``lesion`` truth and ``has_truth`` flags on the images' device when box guidance is on."""
+        if self.loss.lambda_box <= 0:
+            return None, None
+        if "lesion" not in batchdata or "has_truth" not in batchdata:
+            raise ValueError("lambda_box > 0 needs batches with 'lesion' and 'has_truth' (the rasterized truth)")
+        lesion = torch.as_tensor(batchdata["lesion"]).as_subclass(torch.Tensor).to(images.device, images.dtype)
+        has_truth = torch.as_tensor(batchdata["has_truth"]).as_subclass(torch.Tensor).to(images.device).bool().view(-1)
+        return lesion, has_truth
 
     def _translate_twice(self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
                          gates: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:

@@ -37,6 +37,7 @@ from .handlers import ImageGridHandler, ResumeSampler, StopAtIteration, StopAtWa
 from .resident import ResidentBatches, ResidentTrainingSet
 from .sampling import BalancedBatchSampler
 from .trainer import PilletGANTrainer, make_ema
+from .warm_start import warm_start
 
 __all__ = ["export_trained_model", "find_resume_checkpoint", "split_records", "train", "training_records"]
 
@@ -137,7 +138,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
     if config.resident_data:
-        train_loader = ResidentBatches(ResidentTrainingSet(train_ds, device, progress=show), sampler)
+        train_loader = ResidentBatches(ResidentTrainingSet(train_ds, device, progress=show,
+                                                             truth=config.lambda_box > 0), sampler)
     else:
         train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
                                   collate_fn=list_data_collate, persistent_workers=config.num_workers > 0)
@@ -145,6 +147,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     torch.manual_seed(config.seed)
     generator = PilletGenerator(**config.network_kwargs()).to(device)
     discriminator = PatchDiscriminator(**config.discriminator_kwargs()).to(device)
+    ema_start = warm_start(config.init_from, generator, discriminator) if config.init_from and not resume else None
     if config.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last)
@@ -153,6 +156,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     g_optimizer = config.optimizer(generator, config.lr_g)
     d_optimizer = config.optimizer(discriminator, config.lr_d)
     ema = make_ema(generator) if config.ema_decay > 0 else None
+    if ema is not None and ema_start is not None:
+        ema.load_state_dict(ema_start)
     loss = PilletGANLoss(**config.loss_kwargs())
 
     epoch_length = max(1, len(train_ds) // config.batch_size)  # one pass over the data, whatever the total
