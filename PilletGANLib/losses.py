@@ -1,4 +1,5 @@
-"""PILLET-GAN training losses: WGAN-GP, domain classification, cycle, identity, attention sparsity and box guidance.
+"""PILLET-GAN training losses: WGAN-GP, domain classification, cycle, identity, attention sparsity, box and side
+guidance.
 
 One function per term, each with its formula, and :class:`PilletGANLoss`, which weights and combines
 them into the critic and generator objectives of Fixed-Point GAN (plus the LTA sparsity term). The
@@ -23,6 +24,9 @@ __all__ = [
     "generator_adversarial_loss",
     "gradient_penalty",
     "identity_loss",
+    "one_sided_counts",
+    "side_balance_weights",
+    "side_guidance_loss",
 ]
 
 Critic = Callable[[torch.Tensor], "torch.Tensor | tuple[torch.Tensor, ...]"]
@@ -111,6 +115,59 @@ def box_guidance_loss(real: torch.Tensor, healed: torch.Tensor, lesion: torch.Te
     return (outside * weights).sum() / weights.sum().clamp_min(1)
 
 
+def _halves(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left and right halves of ``(B, C, N, M)`` images as in the laterality metric: the middle column of an
+    odd width belongs to neither."""
+    half = tensor.shape[-1] // 2
+    return tensor[..., :half], tensor[..., tensor.shape[-1] - half:]
+
+
+def _truth_sides(lesion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B,)`` bools: the truth lies entirely in the left half, entirely in the right half (both false when it
+    is empty or crosses the middle)."""
+    left, right = (half.flatten(1).sum(1) for half in _halves(lesion.float()))
+    total = lesion.float().flatten(1).sum(1)
+    return (left > 0) & (left == total), (right > 0) & (right == total)
+
+
+def one_sided_counts(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[int, int]:
+    """How many of the ``eligible`` images (``(B,)`` bool) have their ``(B, 1, N, N)`` truth entirely in the left
+    half, and how many entirely in the right half."""
+    left, right = _truth_sides(lesion)
+    return int((left & eligible).sum()), int((right & eligible).sum())
+
+
+def side_balance_weights(left: int, right: int) -> tuple[float, float]:
+    """Per-image weights ``(0.5 / p_left, 0.5 / p_right)`` of :func:`side_guidance_loss` for a training set with
+    ``left`` and ``right`` one-sided images: the two sides then count equally, whatever their frequencies.
+    ``(1, 1)`` when either side has no image (the term cannot be balanced; it then sees only one side)."""
+    if left < 1 or right < 1:
+        return 1.0, 1.0
+    total = left + right
+    return 0.5 * total / left, 0.5 * total / right
+
+
+def side_guidance_loss(real: torch.Tensor, healed: torch.Tensor, lesion: torch.Tensor, guided: torch.Tensor,
+                       side_weights: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """Side guidance (box-supervised): on each guided image whose truth lies entirely in one half of the image,
+    the share of the healing difference ``|x - h|`` in the *other* half; a weighted mean over those images.
+
+    ``lesion`` is the ``(B, 1, N, N)`` truth in {0, 1} and ``guided`` a ``(B,)`` bool (diseased, translated into
+    the healthy domain, with truth). With ``side_weights`` from :func:`side_balance_weights`, left- and
+    right-sided images count equally in expectation, so any map that ignores the image (a location prior, a
+    symmetric map) scores 0.5 and only a map that finds the sick side scores less. 0 when no image is one-sided.
+    Halves are those of the laterality metric (the middle column of an odd width left out).
+    """
+    difference = (real.float() - healed.float()).abs()
+    left_mass, right_mass = (half.flatten(1).sum(1) for half in _halves(difference))
+    left_sided, right_sided = _truth_sides(lesion)
+    left_sided, right_sided = left_sided & guided, right_sided & guided
+    other = torch.where(left_sided, right_mass, left_mass) / (left_mass + right_mass).clamp_min(1e-6)
+    weights = left_sided.to(other.dtype) * side_weights[0] + right_sided.to(other.dtype) * side_weights[1]
+    count = (left_sided | right_sided).to(other.dtype).sum()  # no host synchronization on a GPU
+    return (other * weights).sum() / count.clamp_min(1)
+
+
 @dataclass
 class PilletGANLoss:
     """Weighted critic and generator objectives of PILLET-GAN (Fixed-Point GAN's weights by default).
@@ -136,6 +193,9 @@ class PilletGANLoss:
         lambda_id: weight of the conditional identity loss.
         lambda_att: weight of the attention sparsity loss (LTA only).
         lambda_box: weight of the box guidance (box-supervised; 0 = the published objectives, which use no boxes).
+        lambda_side: weight of the side guidance (box-supervised; 0 = off).
+        side_weights: per-image weights of left- and right-sided images in the side guidance
+            (:func:`side_balance_weights` of the training set).
         same_domain_adversarial: also apply the adversarial and classification terms to the same-domain
             translation ``G(x, c)``, as Fixed-Point GAN does.
     """
@@ -146,7 +206,14 @@ class PilletGANLoss:
     lambda_id: float = 10.0
     lambda_att: float = 0.1
     lambda_box: float = 0.0
+    lambda_side: float = 0.0
+    side_weights: tuple[float, float] = (1.0, 1.0)
     same_domain_adversarial: bool = True
+
+    @property
+    def uses_truth(self) -> bool:
+        """Whether the generator objective reads the lesion truth (box or side guidance)."""
+        return self.lambda_box > 0 or self.lambda_side > 0
 
     def critic_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor,
                     fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -179,7 +246,8 @@ class PilletGANLoss:
         + lambda_att * mean(A_same)``, plus ``-D(same) + lambda_cls * CE(D_cls(same), c)`` when
         ``same_domain_adversarial`` and ``lambda_rec * |x - G(same, c)|`` when ``same_reconstructed``
         is given (Fixed-Point GAN's full objective has both), plus ``lambda_box * box_guidance(x, fake, lesion,
-        guided)`` when ``lambda_box > 0`` (``lesion`` and ``guided`` are then required). ``fake = G(x, c_t)``,
+        guided)`` and ``lambda_side * side_guidance(x, fake, lesion, guided)`` when their weights are positive
+        (``lesion`` and ``guided`` are then required). ``fake = G(x, c_t)``,
         ``reconstructed = G(fake, c)``, ``same = G(x, c)`` and ``same_attention`` its attention maps.
         """
         batch = fake.shape[0]
@@ -201,11 +269,14 @@ class PilletGANLoss:
             terms["same_adversarial"] = generator_adversarial_loss(same_out)
             terms["same_classification"] = domain_classification_loss(same_logits, real_domain)
             total = total + terms["same_adversarial"] + self.lambda_cls * terms["same_classification"]
+        if self.uses_truth and (lesion is None or guided is None):
+            raise ValueError("lambda_box > 0 or lambda_side > 0 needs the lesion truth and the guided images")
         if self.lambda_box > 0:
-            if lesion is None or guided is None:
-                raise ValueError("lambda_box > 0 needs the lesion truth and the guided images")
             terms["box_guidance"] = box_guidance_loss(real, fake, lesion, guided)
             total = total + self.lambda_box * terms["box_guidance"]
+        if self.lambda_side > 0:
+            terms["side_guidance"] = side_guidance_loss(real, fake, lesion, guided, self.side_weights)
+            total = total + self.lambda_side * terms["side_guidance"]
         if same_reconstructed is not None:
             terms["same_cycle"] = cycle_loss(real, same_reconstructed)
             total = total + self.lambda_rec * terms["same_cycle"]

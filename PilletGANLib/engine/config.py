@@ -77,6 +77,10 @@ class TrainingConfig:
         lambda_box: weight of box guidance (**box-supervised**, 0 = off): on every diseased training image with boxes
             or a mask that is translated into the healthy domain, the share of its healing difference outside that
             truth (``PilletGANLib.losses.box_guidance_loss``). Off, training uses no boxes, as published.
+        lambda_side: weight of side guidance (**box-supervised**, 0 = off): on every such image whose truth lies in
+            one half of the image, the share of its healing difference in the other half, with left- and right-sided
+            images weighted to count equally (``PilletGANLib.losses.side_guidance_loss``), so that a location prior
+            cannot lower it. Needs ``resident_data``.
         amp: bfloat16 autocast for the forward passes of training and validation.
         channels_last: channels-last memory format for the networks and inputs.
         compile: ``torch.compile`` the generator (its forward and backward in both steps; the critic stays eager,
@@ -134,6 +138,7 @@ class TrainingConfig:
     lambda_id: float = 10.0
     lambda_att: float = 0.1
     lambda_box: float = 0.0
+    lambda_side: float = 0.0
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -165,6 +170,11 @@ class TrainingConfig:
             raise ConfigurationError(f"calibration_specificity must be in (0, 1), got {self.calibration_specificity}")
         if self.lambda_box < 0:
             raise ConfigurationError(f"lambda_box must be >= 0 (0: no box guidance), got {self.lambda_box}")
+        if self.lambda_side < 0:
+            raise ConfigurationError(f"lambda_side must be >= 0 (0: no side guidance), got {self.lambda_side}")
+        if self.lambda_side > 0 and not self.resident_data:
+            raise ConfigurationError("lambda_side needs resident_data=true: the side balance is counted on the "
+                                     "resident training set")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export
@@ -206,7 +216,8 @@ class TrainingConfig:
     def loss_kwargs(self) -> dict[str, float]:
         """Keyword arguments of ``PilletGANLoss``."""
         return {"lambda_gp": self.lambda_gp, "lambda_cls": self.lambda_cls, "lambda_rec": self.lambda_rec,
-                "lambda_id": self.lambda_id, "lambda_att": self.lambda_att, "lambda_box": self.lambda_box}
+                "lambda_id": self.lambda_id, "lambda_att": self.lambda_att, "lambda_box": self.lambda_box,
+                "lambda_side": self.lambda_side}
 
     def optimizer(self, network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         """Adam with the run's betas over ``network``'s parameters: the fused kernel (one launch for every

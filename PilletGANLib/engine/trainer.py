@@ -60,10 +60,11 @@ class PilletGANTrainer(Trainer):
     when present; else estimated on the augmented images): the generator can only satisfy the critic's classifier by changing
     the lungs, not by painting a fixed pattern over the mediastinum, devices or the abdomen.
 
-    With ``loss.lambda_box > 0`` (box-supervised) each batch must also hold ``lesion`` ``(B, 1, N, N)`` and
-    ``has_truth`` ``(B,)``: the truth is warped along with the images, and every diseased image with truth that
-    is translated into the healthy domain adds the share of its healing difference outside the truth
-    (:func:`~PilletGANLib.losses.box_guidance_loss`).
+    With ``loss.lambda_box > 0`` or ``loss.lambda_side > 0`` (box-supervised) each batch must also hold ``lesion``
+    ``(B, 1, N, N)`` and ``has_truth`` ``(B,)``: the truth is warped along with the images, and every diseased image
+    with truth that is translated into the healthy domain adds the share of its healing difference outside the
+    truth (:func:`~PilletGANLib.losses.box_guidance_loss`) and, when its truth lies in one half, the share in the
+    other half (:func:`~PilletGANLib.losses.side_guidance_loss`).
 
     Args:
         device: training device.
@@ -218,11 +219,12 @@ class PilletGANTrainer(Trainer):
 
     def _lesion_truth(self, batchdata: dict[str, Any], images: torch.Tensor
                       ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The batch's ``lesion`` truth and ``has_truth`` flags on the images' device when box guidance is on."""
-        if self.loss.lambda_box <= 0:
+        """The batch's ``lesion`` truth and ``has_truth`` flags on the images' device when box or side guidance
+        is on."""
+        if not self.loss.uses_truth:
             return None, None
         if "lesion" not in batchdata or "has_truth" not in batchdata:
-            raise ValueError("lambda_box > 0 needs batches with 'lesion' and 'has_truth' (the rasterized truth)")
+            raise ValueError("box or side guidance needs batches with 'lesion' and 'has_truth' (the rasterized truth)")
         lesion = torch.as_tensor(batchdata["lesion"]).as_subclass(torch.Tensor).to(images.device, images.dtype)
         has_truth = torch.as_tensor(batchdata["has_truth"]).as_subclass(torch.Tensor).to(images.device).bool().view(-1)
         return lesion, has_truth

@@ -25,7 +25,7 @@ from ..errors import ConfigurationError, DataError
 from ..inference.calibration import calibrate
 from ..inference.predictor import Predictor
 from ..localization import Localizer, card_sections
-from ..losses import PilletGANLoss
+from ..losses import PilletGANLoss, one_sided_counts, side_balance_weights
 from ..model_store import save_model
 from ..networks import PatchDiscriminator, PilletGenerator
 from ..transforms.pipeline import PreparedImage
@@ -108,6 +108,19 @@ def _model_card(config: TrainingConfig, localizer: Localizer, training: dict[str
     }
 
 
+def _side_weights(resident: ResidentTrainingSet) -> tuple[float, float]:
+    """Side-guidance weights from the one-sided diseased images with truth of the resident training set."""
+    eligible = (resident.labels == 1) & resident.has_truth
+    left, right = one_sided_counts(resident.lesions, eligible)
+    if left < 1 or right < 1:
+        logger.warning("side guidance: the training set holds %d left- and %d right-sided images; it cannot be "
+                       "balanced and sees one side only", left, right)
+    else:
+        logger.info("side guidance: %d left- and %d right-sided training images, weighted to count equally",
+                    left, right)
+    return side_balance_weights(left, right)
+
+
 def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: TrainingConfig,
           resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train PILLET-GAN (or Fixed-Point GAN with ``attention='none'``) and export the model.
@@ -137,9 +150,13 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                              lung_fields=config.edit_region == "lungs", lung_margin=config.recipe.lung_margin)
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
+    side_weights = (1.0, 1.0)
     if config.resident_data:
-        train_loader = ResidentBatches(ResidentTrainingSet(train_ds, device, progress=show,
-                                                             truth=config.lambda_box > 0), sampler)
+        resident = ResidentTrainingSet(train_ds, device, progress=show,
+                                       truth=config.lambda_box > 0 or config.lambda_side > 0)
+        if config.lambda_side > 0:
+            side_weights = _side_weights(resident)
+        train_loader = ResidentBatches(resident, sampler)
     else:
         train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
                                   collate_fn=list_data_collate, persistent_workers=config.num_workers > 0)
@@ -158,7 +175,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     ema = make_ema(generator) if config.ema_decay > 0 else None
     if ema is not None and ema_start is not None:
         ema.load_state_dict(ema_start)
-    loss = PilletGANLoss(**config.loss_kwargs())
+    loss = PilletGANLoss(**config.loss_kwargs(), side_weights=side_weights)
 
     epoch_length = max(1, len(train_ds) // config.batch_size)  # one pass over the data, whatever the total
     trainer = PilletGANTrainer(device=device, max_epochs=math.ceil(config.iterations / epoch_length),
