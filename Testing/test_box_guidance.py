@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,15 +143,16 @@ def test_box_guidance_needs_a_non_negative_weight() -> None:
         load_config(overrides=["lambda_box=-1"])
 
 
-def _boxed_manifest(folder: Path, root: Path) -> Path:
-    """The class manifest with a box on every disease image."""
+def boxed_manifest(folder: Path, root: Path, box_of: Callable[[int], tuple[int, int, int, int]]) -> Path:
+    """The class manifest with one box ``x, y, width, height = box_of(k)`` on its ``k``-th disease image."""
     manifest = class_manifest(folder, root)
     with open(manifest, newline="") as handle:
         rows = list(csv.DictReader(handle))
+    disease = 0
     for row in rows:
-        boxed = row["label"] == "disease"
-        row.update(x="12" if boxed else "", y="16" if boxed else "", width="24" if boxed else "",
-                   height="20" if boxed else "")
+        box = box_of(disease) if row["label"] == "disease" else ("", "", "", "")
+        disease += row["label"] == "disease"
+        row.update(zip(("x", "y", "width", "height"), map(str, box), strict=True))
     with open(manifest, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -162,7 +164,7 @@ def _boxed_manifest(folder: Path, root: Path) -> Path:
 def test_box_guided_run_starts_from_the_checkpoint_and_logs_the_term(tmp_path: Path, phantom_folders) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    manifest = _boxed_manifest(tmp_path, phantom_folders.root)
+    manifest = boxed_manifest(tmp_path, phantom_folders.root, lambda _: (12, 16, 24, 20))
     settings = [*TINY, "val_interval=100", "lr_decay_start=1.0"]
     train(manifest, tmp_path / "first", load_config(overrides=[*settings, "iterations=2"]), progress=False)
     start = tmp_path / "first" / "checkpoint_final.pt"

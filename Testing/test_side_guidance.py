@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 import pytest
 import torch
-from test_training import TINY, class_manifest
+from test_box_guidance import boxed_manifest
+from test_training import TINY
 
 from PilletGANLib.engine import load_config, train
 from PilletGANLib.errors import ConfigurationError
@@ -123,32 +123,13 @@ def test_side_guidance_settings_are_checked() -> None:
     assert load_config(overrides=["lambda_side=2"]).loss_kwargs()["lambda_side"] == 2
 
 
-def _one_sided_manifest(folder: Path, root: Path) -> Path:
-    """The class manifest with one box on every disease image, in the left half on one image, the right on the
-    next (the images are 64 px squares)."""
-    manifest = class_manifest(folder, root)
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    disease = 0
-    for row in rows:
-        if row["label"] == "disease":
-            row.update(x="6" if disease % 2 else "38", y="16", width="20", height="24")
-            disease += 1
-        else:
-            row.update(x="", y="", width="", height="")
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
-
-
 @pytest.mark.slow
 def test_side_guided_run_counts_the_sides_and_logs_the_term(tmp_path: Path, phantom_folders,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    manifest = _one_sided_manifest(tmp_path, phantom_folders.root)
+    # one box on every disease image of the 64 px squares: the right half, then the left, alternately
+    manifest = boxed_manifest(tmp_path, phantom_folders.root, lambda k: (6, 16, 20, 24) if k % 2 else (38, 16, 20, 24))
     config = load_config(overrides=[*TINY, "n_critic=1", "iterations=6", "val_interval=100", "lambda_side=5"])
     with caplog.at_level(logging.INFO, logger="PilletGANLib.engine.workflow"):
         train(manifest, tmp_path / "run", config, progress=False)
