@@ -125,8 +125,9 @@ def _halves(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _truth_sides(lesion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B,)`` bools: the truth lies entirely in the left half, entirely in the right half (both false when it
     is empty or crosses the middle)."""
-    left, right = (half.flatten(1).sum(1) for half in _halves(lesion.float()))
-    total = lesion.float().flatten(1).sum(1)
+    truth = lesion.float()
+    left, right = (half.flatten(1).sum(1) for half in _halves(truth))
+    total = truth.flatten(1).sum(1)
     return (left > 0) & (left == total), (right > 0) & (right == total)
 
 

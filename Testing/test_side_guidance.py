@@ -13,6 +13,7 @@ from test_training import TINY
 from PilletGANLib.engine import load_config, train
 from PilletGANLib.errors import ConfigurationError
 from PilletGANLib.losses import PilletGANLoss, one_sided_counts, side_balance_weights, side_guidance_loss
+from PilletGANLib.metrics import truth_side
 from PilletGANLib.networks import PatchDiscriminator
 
 
@@ -64,6 +65,24 @@ def test_side_guidance_halves_leave_out_the_middle_column_of_an_odd_width() -> N
     assert one_sided_counts(lesion, torch.tensor([True])) == (1, 0)
     lesion[..., 3] = 1.0  # truth touching the middle column is one-sided for neither (as in the laterality metric)
     assert one_sided_counts(lesion, torch.tensor([True])) == (0, 0)
+
+
+def test_one_sided_images_are_those_of_the_laterality_metric() -> None:
+    """The training term and the evaluation's laterality metric split the image at the same place (even and odd
+    widths, truth on the middle column, empty and two-sided truth)."""
+    generator = torch.Generator().manual_seed(3)
+    for width in (8, 9):
+        masks = torch.zeros(60, 1, 6, width)
+        for index in range(60):
+            start = int(torch.randint(0, width, (1,), generator=generator))
+            stop = int(torch.randint(start, width + 1, (1,), generator=generator))
+            masks[index, :, 1:4, start:stop] = 1.0
+        for index, mask in enumerate(masks):
+            eligible = torch.zeros(60, dtype=torch.bool)
+            eligible[index] = True
+            left, right = one_sided_counts(masks, eligible)
+            expected = truth_side(mask[0].numpy())
+            assert (left, right) == (int(expected == "left"), int(expected == "right")), (width, index)
 
 
 def test_no_image_independent_map_can_lower_the_balanced_term() -> None:

@@ -150,12 +150,11 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                              lung_fields=config.edit_region == "lungs", lung_margin=config.recipe.lung_margin)
     sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
                                    config.seed, ctx.rank)
-    side_weights = (1.0, 1.0)
+    loss = PilletGANLoss(**config.loss_kwargs())
     if config.resident_data:
-        resident = ResidentTrainingSet(train_ds, device, progress=show,
-                                       truth=config.lambda_box > 0 or config.lambda_side > 0)
-        if config.lambda_side > 0:
-            side_weights = _side_weights(resident)
+        resident = ResidentTrainingSet(train_ds, device, progress=show, truth=loss.uses_truth)
+        if loss.lambda_side > 0:
+            loss.side_weights = _side_weights(resident)
         train_loader = ResidentBatches(resident, sampler)
     else:
         train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
@@ -175,7 +174,6 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     ema = make_ema(generator) if config.ema_decay > 0 else None
     if ema is not None and ema_start is not None:
         ema.load_state_dict(ema_start)
-    loss = PilletGANLoss(**config.loss_kwargs(), side_weights=side_weights)
 
     epoch_length = max(1, len(train_ds) // config.batch_size)  # one pass over the data, whatever the total
     trainer = PilletGANTrainer(device=device, max_epochs=math.ceil(config.iterations / epoch_length),
