@@ -37,7 +37,9 @@ class LesionBox:
 
 def heat_from_difference(diff: np.ndarray, heat_scale: float) -> np.ndarray:
     """Scale a lesion (difference) map to a heat map in [0, 1]: ``clip(diff / heat_scale, 0, 1)``."""
-    return np.clip(diff / max(heat_scale, 1e-8), 0.0, 1.0).astype(np.float32)
+    heat = np.asarray(diff) / max(heat_scale, 1e-8)
+    np.clip(heat, 0.0, 1.0, out=heat)  # in place: one pass fewer over a source-grid map
+    return heat.astype(np.float32, copy=False)
 
 
 def clean_mask(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0) -> np.ndarray:

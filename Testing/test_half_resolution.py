@@ -147,3 +147,16 @@ def test_reading_workers_keep_order_errors_and_arrays(dicom_dir: Path, tmp_path:
     assert outcomes[0][1].meta["decoded_at_half_resolution"]
     exact = next(iter(prepared_batches(paths[:1], NETWORK, 1.0, 1, workers, half_resolution=False)))[0][1]
     assert not exact.meta["decoded_at_half_resolution"]
+
+
+def test_reading_workers_leave_source_images_behind_when_asked(dicom_dir: Path) -> None:
+    paths = [dicom_dir / MONO1_J2K_LOSSLESS, dicom_dir / MONO1_UNCOMPRESSED]
+    kept = [item for batch in prepared_batches(paths, NETWORK, 1.0, 2, 2) for _, item in batch]
+    left = [item for batch in prepared_batches(paths, NETWORK, 1.0, 2, 2, source_images=False) for _, item in batch]
+    for with_image, without in zip(kept, left, strict=True):
+        assert callable(without.image)  # read again on demand, the same pixels the worker had
+        np.testing.assert_array_equal(without.image(), with_image.image)
+        assert torch.equal(without.network_input, with_image.network_input)
+        assert without.geometry == with_image.geometry and without.meta == with_image.meta
+    in_process = next(iter(prepared_batches(paths[:1], NETWORK, 1.0, 1, 0, source_images=False)))[0][1]
+    assert isinstance(in_process.image, np.ndarray)  # nothing to save without workers

@@ -1,5 +1,6 @@
 """The predictor's source-grid step: one labelling for mask and boxes, the healed twin and attention maps resampled on
-first read only, and the same values as computing everything at once."""
+first read only (the source image read again only when asked for), and the same values as computing everything at
+once."""
 
 from __future__ import annotations
 
@@ -55,3 +56,18 @@ def test_healed_and_attention_are_resampled_when_read_and_match_the_network_outp
     mask = clean_mask(heat, calibration.threshold, recipe.min_component_fraction)
     assert np.array_equal(result.heatmap, heat) and np.array_equal(result.mask, mask)
     assert result.boxes == connected_boxes(mask, heat, None)
+
+
+def test_results_without_source_images_read_the_image_on_first_use(dicom_dir: Path, tmp_path: Path) -> None:
+    predictor = Predictor.from_path(make_tiny_model(tmp_path / "tiny.pt", image_size=32), device="cpu",
+                                    backend="torch", batch_size=2, num_workers=2)
+    paths = sorted(dicom_dir.glob("*.dcm"))[:3]
+    kept = list(predictor.predict_paths(paths))
+    left = list(predictor.predict_paths(paths, source_images=False))
+    assert [path for path, _ in left] == [path for path, _ in kept] == paths
+    for (_, with_image), (_, without) in zip(kept, left, strict=True):
+        assert callable(object.__getattribute__(without, "image"))
+        assert without.score == with_image.score and without.boxes == with_image.boxes
+        assert np.array_equal(without.heatmap, with_image.heatmap) and np.array_equal(without.mask, with_image.mask)
+        np.testing.assert_array_equal(without.image, with_image.image)
+        assert isinstance(object.__getattribute__(without, "image"), np.ndarray)  # kept after the first read

@@ -136,8 +136,10 @@ def _predict_one(predictor: Predictor, path: Path) -> LesionResult | Exception:
         return err
 
 
-def predictions(predictor: Predictor, paths: Sequence[Path]) -> Iterator[tuple[Path, LesionResult | Exception]]:
-    """``(path, result or error)`` for every path, in order, decoding in the predictor's worker processes.
+def predictions(predictor: Predictor, paths: Sequence[Path], source_images: bool = True
+                ) -> Iterator[tuple[Path, LesionResult | Exception]]:
+    """``(path, result or error)`` for every path, in order, decoding in the predictor's worker processes
+    (``source_images``: see :meth:`~PilletGANLib.inference.Predictor.predict_paths`).
 
     Should a whole batch fail (an exception outside the reader's errors, e.g. out of memory), its
     files are redone one at a time in this process, each failure recorded, and the stream resumes after it.
@@ -146,7 +148,7 @@ def predictions(predictor: Predictor, paths: Sequence[Path]) -> Iterator[tuple[P
     while remaining:
         done = 0
         try:
-            for path, outcome in predictor.predict_paths(remaining):
+            for path, outcome in predictor.predict_paths(remaining, source_images=source_images):
                 done += 1
                 yield path, outcome
             return
@@ -268,7 +270,8 @@ class InstanceWorker:
                     bar.set_postfix(failed=len(problems))
                 bar.update(1)
 
-            for path, outcome in predictions(self.predictor, [i.path for i in todo]):
+            # the source images come back from the readers only for the overlays
+            for path, outcome in predictions(self.predictor, [i.path for i in todo], self.plan.png):
                 pending.append(writer.submit(self.finish, by_path[path], outcome))
                 while pending and (len(pending) > self.predictor.batch_size or pending[0].done()):
                     collect(pending.popleft())

@@ -201,13 +201,17 @@ class Predictor:
         image, meta = load_cxr(path, self.image_size if self.half_resolution_decode else None)
         return self.predict_array(image, meta)
 
-    def predict_paths(self, paths: Iterable[str | os.PathLike], progress: bool = False
+    def predict_paths(self, paths: Iterable[str | os.PathLike], progress: bool = False, source_images: bool = True
                       ) -> Iterator[tuple[Path, LesionResult | PilletGANError]]:
-        """Yield ``(path, result or error)`` in input order; files are read by worker processes."""
+        """Yield ``(path, result or error)`` in input order; files are read by worker processes.
+
+        ``source_images=False`` leaves each source-grid image in its worker: a result's ``image`` then reads the file
+        again when first read (for callers that draw no overlay; saves moving 4-14 MB an image between processes).
+        """
         paths = [Path(p) for p in paths]
         self.warm_up()  # overlaps the workers' start and first files
         batches = prepared_batches(paths, self.image_size, self.margin, self.batch_size, self.num_workers,
-                                   self.half_resolution_decode)
+                                   self.half_resolution_decode, source_images)
         bar = None
         if progress:
             from tqdm import tqdm

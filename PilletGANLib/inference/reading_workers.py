@@ -5,7 +5,10 @@ Three things keep the model, which runs in the main process, from waiting on the
 - each file is its own work item, spread over the workers, so a batch is ready when each worker has read its
   share of it rather than when one worker has read all of it;
 - the source-grid image travels as a tensor, which DataLoader hands over in shared memory, not pickled through a
-  pipe (a 1955 x 1841 radiograph is 14 MB of float32);
+  pipe (a 1955 x 1841 radiograph is 14 MB of float32), and only for a caller that reads it (``source_images``:
+  the batch front door draws no overlay by default, so its workers do not send the image back, and a result that is
+  asked for it reads the file again); the small network input is pickled, which costs less than a shared-memory
+  handle's handshake;
 - the workers run at a lower scheduling priority (:data:`WORKER_NICENESS`), so on a machine with few cores the
   network's threads are not preempted by decoding: the readers take the time the model leaves idle.
 """
@@ -13,11 +16,13 @@ Three things keep the model, which runs in the main process, from waiting on the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -37,26 +42,35 @@ Outcome = tuple[Path, PreparedImage | PilletGANError]
 
 @dataclass
 class _Shared:
-    """A :class:`PreparedImage` with its source-grid image as a tensor, for the trip out of a worker."""
+    """A :class:`PreparedImage` on the trip out of a worker: the source-grid image as a tensor (``None`` where it
+    stays behind), the network input as an array."""
 
-    image: torch.Tensor
+    image: torch.Tensor | None
     meta: dict[str, Any]
-    network_input: torch.Tensor
+    network_input: np.ndarray
     geometry: CXRGeometry
 
-    def prepared(self, copy: bool) -> PreparedImage:
-        """Back as arrays; ``copy`` takes them out of shared memory, so no file descriptor stays open per result
-        kept."""
-        if copy:
-            return PreparedImage(self.image.numpy().copy(), self.meta, self.network_input.clone(), self.geometry)
-        return PreparedImage(self.image.numpy(), self.meta, self.network_input, self.geometry)
+    def prepared(self, copy: bool, source_image: Callable[[], np.ndarray]) -> PreparedImage:
+        """Back as a :class:`PreparedImage`; ``copy`` takes the image out of shared memory, so no file descriptor
+        stays open per result kept; an image left behind is ``source_image``, which reads it again."""
+        image: np.ndarray | Callable[[], np.ndarray] = source_image
+        if self.image is not None:
+            image = self.image.numpy().copy() if copy else self.image.numpy()
+        return PreparedImage(image, self.meta, torch.from_numpy(self.network_input), self.geometry)
+
+
+def _read_source_image(path: Path, network_size: int | None) -> np.ndarray:
+    """The source-grid image of ``path`` as the worker read it."""
+    return load_cxr(path, network_size)[0]
 
 
 class _PathDataset(Dataset):
     """Reads and prepares one file per item; a reader's failure travels as the error object."""
 
-    def __init__(self, paths: Sequence[Path], size: int, margin: float, network_size: int | None) -> None:
+    def __init__(self, paths: Sequence[Path], size: int, margin: float, network_size: int | None,
+                 keep_image: bool = True) -> None:
         self.paths, self.size, self.margin, self.network_size = list(paths), size, margin, network_size
+        self.keep_image = keep_image
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,8 +81,8 @@ class _PathDataset(Dataset):
             prepared = prepare_image(*load_cxr(path, self.network_size), self.size, self.margin)
         except PilletGANError as err:
             return path, err
-        return path, _Shared(torch.from_numpy(prepared.image), prepared.meta, prepared.network_input,
-                             prepared.geometry)
+        image = torch.from_numpy(prepared.image) if self.keep_image else None
+        return path, _Shared(image, prepared.meta, prepared.network_input.numpy(), prepared.geometry)
 
 
 def _as_is(item: Any) -> Any:
@@ -81,7 +95,7 @@ def _lower_priority(_: int) -> None:
 
 
 def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size: int, num_workers: int,
-                     half_resolution: bool = True) -> Iterator[list[Outcome]]:
+                     half_resolution: bool = True, source_images: bool = True) -> Iterator[list[Outcome]]:
     """Lists of up to ``batch_size`` outcomes, in the order of ``paths``.
 
     Args:
@@ -91,13 +105,18 @@ def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size
         num_workers: reading processes; 0 reads in this process.
         half_resolution: let JPEG 2000 images at least 4 times ``size`` decode at half resolution
             (:mod:`PilletGANLib.dicom.half_resolution`).
+        source_images: bring each source-grid image back from the workers; ``False`` leaves it there, and the
+            prepared image's ``image`` is a function that reads the file again (for a caller that reads no image).
     """
-    dataset = _PathDataset(paths, size, margin, size if half_resolution else None)
+    network_size = size if half_resolution else None
+    dataset = _PathDataset(paths, size, margin, network_size, keep_image=source_images or not num_workers)
     workers = {"prefetch_factor": max(2, batch_size), "worker_init_fn": _lower_priority} if num_workers else {}
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is, **workers)
     batch: list[Outcome] = []
     for path, outcome in loader:
-        batch.append((path, outcome.prepared(copy=num_workers > 0) if isinstance(outcome, _Shared) else outcome))
+        if isinstance(outcome, _Shared):
+            outcome = outcome.prepared(num_workers > 0, partial(_read_source_image, path, network_size))
+        batch.append((path, outcome))
         if len(batch) == batch_size:
             yield batch
             batch = []

@@ -14,9 +14,10 @@ from ..postprocess import LesionBox
 __all__ = ["LAZY_FIELDS", "LesionBox", "LesionResult"]
 
 #: Fields a :class:`LesionResult` may be given as a function of no arguments, called on the first read: the
-#: predictor resamples the healed twin and the attention maps to the source grid only for a caller that reads them
-#: (the batch front door, which writes neither, does not pay for them).
-LAZY_FIELDS = frozenset({"healed", "attention"})
+#: predictor resamples the healed twin and the attention maps to the source grid only for a caller that reads them,
+#: and the image comes back from a reading worker only for a caller that asks (the batch front door, which writes
+#: none of them unless it draws overlays, does not pay for them).
+LAZY_FIELDS = frozenset({"image", "healed", "attention"})
 
 
 @dataclass
@@ -40,11 +41,11 @@ class LesionResult:
             uses one (``opacity_prior``), else ``None``; ``pilletgan evaluate`` scores it as the ``model_prior``
             floor.
 
-    ``healed`` and ``attention`` may be given as functions of no arguments that return them (:data:`LAZY_FIELDS`):
+    ``image``, ``healed`` and ``attention`` may be given as functions of no arguments that return them (:data:`LAZY_FIELDS`):
     the first read calls the function and keeps its value.
     """
 
-    image: np.ndarray
+    image: np.ndarray | Callable[[], np.ndarray]
     healed: np.ndarray | Callable[[], np.ndarray]
     difference: np.ndarray
     heatmap: np.ndarray

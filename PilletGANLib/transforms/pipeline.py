@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +63,13 @@ def cxr_preprocessing(size: int = 256, keys: str | Sequence[str] = "image", marg
 
 @dataclass
 class PreparedImage:
-    """A radiograph read and preprocessed for the network, with what is needed to map back."""
+    """A radiograph read and preprocessed for the network, with what is needed to map back.
 
-    image: np.ndarray
+    ``image`` is the source-grid image as read, or a function of no arguments that reads it again (a reading
+    worker that was asked to keep it: :func:`~PilletGANLib.inference.reading_workers.prepared_batches`).
+    """
+
+    image: np.ndarray | Callable[[], np.ndarray]
     meta: dict[str, Any]
     network_input: torch.Tensor
     geometry: CXRGeometry
