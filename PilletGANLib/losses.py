@@ -24,6 +24,7 @@ __all__ = [
     "generator_adversarial_loss",
     "gradient_penalty",
     "identity_loss",
+    "one_sided",
     "one_sided_counts",
     "side_balance_weights",
     "side_guidance_loss",
@@ -131,11 +132,17 @@ def _truth_sides(lesion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (left > 0) & (left == total), (right > 0) & (right == total)
 
 
-def one_sided_counts(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[int, int]:
-    """How many of the ``eligible`` images (``(B,)`` bool) have their ``(B, 1, N, N)`` truth entirely in the left
-    half, and how many entirely in the right half."""
+def one_sided(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B,)`` bools: which of the ``eligible`` images (``(B,)`` bool) have their ``(B, 1, N, N)`` truth entirely in
+    the left half, and which entirely in the right half (the images side guidance reaches)."""
     left, right = _truth_sides(lesion)
-    return int((left & eligible).sum()), int((right & eligible).sum())
+    return left & eligible, right & eligible
+
+
+def one_sided_counts(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[int, int]:
+    """How many images :func:`one_sided` finds on each side: ``(left, right)``."""
+    left, right = one_sided(lesion, eligible)
+    return int(left.sum()), int(right.sum())
 
 
 def side_balance_weights(left: int, right: int) -> tuple[float, float]:

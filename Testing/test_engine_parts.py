@@ -39,6 +39,28 @@ def test_sampler_refuses_one_class_or_odd_batches() -> None:
         BalancedBatchSampler([0, 0, 0], batch_size=2)
     with pytest.raises(DataError, match="even"):
         BalancedBatchSampler([0, 1], batch_size=3)
+    with pytest.raises(DataError, match="focus indices must be disease"):
+        BalancedBatchSampler([0, 1, 1], batch_size=2, focus=[0, 1], focus_share=0.5)
+    with pytest.raises(DataError, match="focus_share"):
+        BalancedBatchSampler([0, 1], batch_size=2, focus=[1], focus_share=1.5)
+
+
+def test_focus_share_fills_its_slots_of_each_disease_half_and_zero_changes_nothing() -> None:
+    labels = [0] * 30 + [1] * 40
+    focus = [30, 31, 32]  # three of the forty disease images
+    plain = BalancedBatchSampler(labels, batch_size=16, seed=3)
+    for share, slots in ((0.5, 4), (0.25, 2), (1.0, 8)):
+        sampler = BalancedBatchSampler(labels, batch_size=16, seed=3, focus=focus, focus_share=share)
+        for iteration in range(30):
+            batch = sampler.batch(iteration)
+            assert sum(labels[i] for i in batch) == 8 and batch == sampler.batch(iteration)
+            assert set(batch[-slots:]) <= set(focus)  # the focus slots, drawn with replacement from three
+    unused = BalancedBatchSampler(labels, batch_size=16, seed=3, focus=focus, focus_share=0.0)
+    empty = BalancedBatchSampler(labels, batch_size=16, seed=3, focus=[], focus_share=0.5)
+    for iteration in range(10):  # the stream of a run without oversampling is unchanged
+        assert unused.batch(iteration) == empty.batch(iteration) == plain.batch(iteration)
+    share = np.mean([i in focus for k in range(200) for i in plain.batch(k)[8:]])
+    assert share < 0.2  # without the focus, 3 of 40 disease images come up about 7.5 % of the time
 
 
 def test_augmentation_is_reproducible_and_stays_in_range() -> None:

@@ -140,6 +140,10 @@ def test_side_guidance_settings_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="resident_data"):
         load_config(overrides=["lambda_side=1", "resident_data=false"])
     assert load_config(overrides=["lambda_side=2"]).loss_kwargs()["lambda_side"] == 2
+    with pytest.raises(ConfigurationError, match="side_share must be in"):
+        load_config(overrides=["side_share=1.5"])
+    with pytest.raises(ConfigurationError, match="side_share needs resident_data"):
+        load_config(overrides=["side_share=0.5", "resident_data=false"])
 
 
 @pytest.mark.slow
@@ -149,11 +153,13 @@ def test_side_guided_run_counts_the_sides_and_logs_the_term(tmp_path: Path, phan
 
     # one box on every disease image of the 64 px squares: the right half, then the left, alternately
     manifest = boxed_manifest(tmp_path, phantom_folders.root, lambda k: (6, 16, 20, 24) if k % 2 else (38, 16, 20, 24))
-    config = load_config(overrides=[*TINY, "n_critic=1", "iterations=6", "val_interval=100", "lambda_side=5"])
+    config = load_config(overrides=[*TINY, "n_critic=1", "iterations=6", "val_interval=100", "lambda_side=5",
+                                    "side_share=0.5"])
     with caplog.at_level(logging.INFO, logger="PilletGANLib.engine.workflow"):
         train(manifest, tmp_path / "run", config, progress=False)
     # 9 training disease images (3 of 12 held out): the odd-numbered 6 on the left, 3 on the right
     assert "side guidance: 6 left- and 3 right-sided training images" in caplog.text
+    assert "one-sided oversampling: 1 of each batch's 2 disease images drawn from the 9 one-sided" in caplog.text
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0}).Reload()
     guidance = [s.value for s in events.Scalars("G/side_guidance")]
     assert len(guidance) == 6 and all(0 <= value <= 2 for value in guidance) and any(value > 0 for value in guidance)

@@ -81,6 +81,9 @@ class TrainingConfig:
             one half of the image, the share of its healing difference in the other half, with left- and right-sided
             images weighted to count equally (``PilletGANLib.losses.side_guidance_loss``), so that a location prior
             cannot lower it. Needs ``resident_data``.
+        side_share: share of each batch's disease half drawn from the one-sided disease images with truth (those
+            side guidance reaches; **box-supervised** sampling, 0 = every disease image alike), so that each batch
+            carries the term. Needs ``resident_data``.
         amp: bfloat16 autocast for the forward passes of training and validation.
         channels_last: channels-last memory format for the networks and inputs.
         compile: ``torch.compile`` the generator (its forward and backward in both steps; the critic stays eager,
@@ -139,6 +142,7 @@ class TrainingConfig:
     lambda_att: float = 0.1
     lambda_box: float = 0.0
     lambda_side: float = 0.0
+    side_share: float = 0.0
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -172,9 +176,13 @@ class TrainingConfig:
             raise ConfigurationError(f"lambda_box must be >= 0 (0: no box guidance), got {self.lambda_box}")
         if self.lambda_side < 0:
             raise ConfigurationError(f"lambda_side must be >= 0 (0: no side guidance), got {self.lambda_side}")
-        if self.lambda_side > 0 and not self.resident_data:
-            raise ConfigurationError("lambda_side needs resident_data=true: the side balance is counted on the "
-                                     "resident training set")
+        if not 0 <= self.side_share <= 1:
+            raise ConfigurationError(f"side_share must be in [0, 1] (0: no one-sided oversampling), got "
+                                     f"{self.side_share}")
+        for name in ("lambda_side", "side_share"):
+            if getattr(self, name) > 0 and not self.resident_data:
+                raise ConfigurationError(f"{name} needs resident_data=true: the one-sided images are found on the "
+                                         "resident training set")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export

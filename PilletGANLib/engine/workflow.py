@@ -25,7 +25,7 @@ from ..errors import ConfigurationError, DataError
 from ..inference.calibration import calibrate
 from ..inference.predictor import Predictor
 from ..localization import Localizer, card_sections
-from ..losses import PilletGANLoss, one_sided_counts, side_balance_weights
+from ..losses import PilletGANLoss, one_sided, side_balance_weights
 from ..model_store import save_model
 from ..networks import PatchDiscriminator, PilletGenerator
 from ..transforms.pipeline import PreparedImage
@@ -108,10 +108,13 @@ def _model_card(config: TrainingConfig, localizer: Localizer, training: dict[str
     }
 
 
-def _side_weights(resident: ResidentTrainingSet) -> tuple[float, float]:
-    """Side-guidance weights from the one-sided diseased images with truth of the resident training set."""
-    eligible = (resident.labels == 1) & resident.has_truth
-    left, right = one_sided_counts(resident.lesions, eligible)
+def _one_sided(resident: ResidentTrainingSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(left, right)``: which resident training images are diseased, with truth entirely in that half."""
+    return one_sided(resident.lesions, (resident.labels == 1) & resident.has_truth)
+
+
+def _side_weights(left: int, right: int) -> tuple[float, float]:
+    """Side-guidance weights for ``left`` and ``right`` one-sided training images (logged)."""
     if left < 1 or right < 1:
         logger.warning("side guidance: the training set holds %d left- and %d right-sided images; it cannot be "
                        "balanced and sees one side only", left, right)
@@ -119,6 +122,23 @@ def _side_weights(resident: ResidentTrainingSet) -> tuple[float, float]:
         logger.info("side guidance: %d left- and %d right-sided training images, weighted to count equally",
                     left, right)
     return side_balance_weights(left, right)
+
+
+def _sampler(labels: list[int], config: TrainingConfig, rank: int, loss: PilletGANLoss,
+             resident: ResidentTrainingSet | None) -> BalancedBatchSampler:
+    """The balanced sampler; with a resident set, its one-sided images set the side weights and, with
+    ``side_share``, fill that share of each disease half."""
+    focus: list[int] = []
+    if resident is not None and (loss.lambda_side > 0 or config.side_share > 0):
+        left, right = (side.cpu() for side in _one_sided(resident))
+        if loss.lambda_side > 0:
+            loss.side_weights = _side_weights(int(left.sum()), int(right.sum()))
+        if config.side_share > 0:
+            focus = torch.nonzero(left | right).flatten().tolist()
+            slots = round(config.side_share * config.batch_size / 2)
+            logger.info("one-sided oversampling: %d of each batch's %d disease images drawn from the %d one-sided "
+                        "training images", slots if focus else 0, config.batch_size // 2, len(focus))
+    return BalancedBatchSampler(labels, config.batch_size, config.seed, rank, focus, config.side_share)
 
 
 def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: TrainingConfig,
@@ -148,13 +168,11 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     train_ds = build_dataset(train_records, config.image_size, config.margin, cache_dir=config.cache_dir,
                              num_workers=config.num_workers, progress=show,
                              lung_fields=config.edit_region == "lungs", lung_margin=config.recipe.lung_margin)
-    sampler = BalancedBatchSampler([1 if r.is_disease else 0 for r in train_records], config.batch_size,
-                                   config.seed, ctx.rank)
     loss = PilletGANLoss(**config.loss_kwargs())
-    if config.resident_data:
-        resident = ResidentTrainingSet(train_ds, device, progress=show, truth=loss.uses_truth)
-        if loss.lambda_side > 0:
-            loss.side_weights = _side_weights(resident)
+    resident = ResidentTrainingSet(train_ds, device, progress=show, truth=loss.uses_truth or config.side_share > 0) \
+        if config.resident_data else None
+    sampler = _sampler([1 if r.is_disease else 0 for r in train_records], config, ctx.rank, loss, resident)
+    if resident is not None:
         train_loader = ResidentBatches(resident, sampler)
     else:
         train_loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=config.num_workers,
