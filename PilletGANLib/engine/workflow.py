@@ -135,10 +135,11 @@ def _sampler(labels: list[int], config: TrainingConfig, rank: int, loss: PilletG
             loss.side_weights = _side_weights(int(left.sum()), int(right.sum()))
         if config.side_share > 0:
             focus = torch.nonzero(left | right).flatten().tolist()
-            slots = round(config.side_share * config.batch_size / 2)
-            logger.info("one-sided oversampling: %d of each batch's %d disease images drawn from the %d one-sided "
-                        "training images", slots if focus else 0, config.batch_size // 2, len(focus))
-    return BalancedBatchSampler(labels, config.batch_size, config.seed, rank, focus, config.side_share)
+    sampler = BalancedBatchSampler(labels, config.batch_size, config.seed, rank, focus, config.side_share)
+    if config.side_share > 0:
+        logger.info("one-sided oversampling: %d of each batch's %d disease images drawn from the %d one-sided "
+                    "training images", sampler.focus_slots, sampler.half, len(focus))
+    return sampler
 
 
 def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: TrainingConfig,
