@@ -25,7 +25,6 @@ __all__ = [
     "gradient_penalty",
     "identity_loss",
     "one_sided",
-    "one_sided_counts",
     "side_balance_weights",
     "side_guidance_loss",
 ]
@@ -138,11 +137,6 @@ def one_sided(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[torch.Tenso
     left, right = _truth_sides(lesion)
     return left & eligible, right & eligible
 
-
-def one_sided_counts(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[int, int]:
-    """How many images :func:`one_sided` finds on each side: ``(left, right)``."""
-    left, right = one_sided(lesion, eligible)
-    return int(left.sum()), int(right.sum())
 
 
 def side_balance_weights(left: int, right: int) -> tuple[float, float]:

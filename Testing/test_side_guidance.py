@@ -12,9 +12,15 @@ from test_training import TINY
 
 from PilletGANLib.engine import load_config, train
 from PilletGANLib.errors import ConfigurationError
-from PilletGANLib.losses import PilletGANLoss, one_sided_counts, side_balance_weights, side_guidance_loss
+from PilletGANLib.losses import PilletGANLoss, one_sided, side_balance_weights, side_guidance_loss
 from PilletGANLib.metrics import truth_side
 from PilletGANLib.networks import PatchDiscriminator
+
+
+def one_sided_counts(lesion: torch.Tensor, eligible: torch.Tensor) -> tuple[int, int]:
+    """How many images :func:`one_sided` finds on each side: ``(left, right)``."""
+    left, right = one_sided(lesion, eligible)
+    return int(left.sum()), int(right.sum())
 
 
 def _truth(side: str, size: int = 8) -> torch.Tensor:

@@ -108,11 +108,6 @@ def _model_card(config: TrainingConfig, localizer: Localizer, training: dict[str
     }
 
 
-def _one_sided(resident: ResidentTrainingSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(left, right)``: which resident training images are diseased, with truth entirely in that half."""
-    return one_sided(resident.lesions, (resident.labels == 1) & resident.has_truth)
-
-
 def _side_weights(left: int, right: int) -> tuple[float, float]:
     """Side-guidance weights for ``left`` and ``right`` one-sided training images (logged)."""
     if left < 1 or right < 1:
@@ -130,7 +125,8 @@ def _sampler(labels: list[int], config: TrainingConfig, rank: int, loss: PilletG
     ``side_share``, fill that share of each disease half."""
     focus: list[int] = []
     if resident is not None and (loss.lambda_side > 0 or config.side_share > 0):
-        left, right = (side.cpu() for side in _one_sided(resident))
+        eligible = (resident.labels == 1) & resident.has_truth  # diseased, with truth
+        left, right = (side.cpu() for side in one_sided(resident.lesions, eligible))
         if loss.lambda_side > 0:
             loss.side_weights = _side_weights(int(left.sum()), int(right.sum()))
         if config.side_share > 0:

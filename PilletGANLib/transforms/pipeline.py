@@ -65,8 +65,8 @@ def cxr_preprocessing(size: int = 256, keys: str | Sequence[str] = "image", marg
 class PreparedImage:
     """A radiograph read and preprocessed for the network, with what is needed to map back.
 
-    ``image`` is the source-grid image as read, or a function of no arguments that reads it again (a reading
-    worker that was asked to keep it: :func:`~PilletGANLib.inference.reading_workers.prepared_batches`).
+    ``image`` is the source-grid image as read, or a function of no arguments that reads it again (from a reading
+    worker asked not to send it back: :func:`~PilletGANLib.inference.reading_workers.prepared_batches`).
     """
 
     image: np.ndarray | Callable[[], np.ndarray]
