@@ -12,6 +12,9 @@ series per study; pixels untouched, so JPEG and JPEG 2000 stay compressed), then
   predictor, which finds its export in the cache (what a later ``pilletgan batch`` process does);
 - ``model_only_images_per_s``: ``Predictor.predict_prepared`` on inputs already read and preprocessed
   (network + lesion maps, masks and boxes in the source grid), same device and batch size;
+- with ``--repeats R``, the cached run and the model-only timing alternate R times and the JSON gives
+  each pair's ratio and the medians (``cached_over_model_only_median``): on a shared machine both
+  rates drift with the load, and a ratio of two rates measured minutes apart drifts with them;
 - ``network_only_images_per_s``: the generator's forward pass alone on the same inputs;
 - ``decode_only_images_per_s``: reading and preprocessing the files in this one process (what the decoding
   workers share the CPU for).
@@ -29,6 +32,7 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -112,7 +116,11 @@ def main() -> None:
                         help="decode every JPEG 2000 pixel (default: half resolution where the Predictor allows it)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
     parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate the cached run and the model-only timing this many times (default 1)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if not DICOM_DIR.is_dir():
         raise SystemExit(f"real DICOM files not found at {DICOM_DIR} (../shared/data/dicom)")
 
@@ -132,7 +140,6 @@ def main() -> None:
             return predictor, summary, time.perf_counter() - start
 
         predictor, summary, end_to_end_s = timed_run("out")
-        _, _, cached_s = timed_run("out_cached")
 
         start = time.perf_counter()
         network_size = predictor.image_size if predictor.half_resolution_decode else None
@@ -140,7 +147,12 @@ def main() -> None:
                     for path in files]
         decode_rate = len(files) / (time.perf_counter() - start)
         warmup = prepared[: args.batch_size]
-        model_rate = images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device)
+        cached_rates, model_rates = [], []
+        for repeat in range(args.repeats):
+            cached_rates.append(args.n / timed_run(f"out_cached{repeat}")[2])
+            model_rates.append(images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device))
+        model_rate, cached_rate = model_rates[0], cached_rates[0]
+        pair_ratios = [cached / model for cached, model in zip(cached_rates, model_rates, strict=True)]
         inputs = torch.stack([p.network_input for p in prepared])
         network_rate = images_per_second(lambda x: translate_all(predictor, x), inputs, inputs[: args.batch_size],
                                          predictor.device)
@@ -168,8 +180,13 @@ def main() -> None:
         "network_only_images_per_s": round(network_rate, 3),
         "decode_only_images_per_s": round(decode_rate, 3),
         "end_to_end_over_model_only": round(args.n / end_to_end_s / model_rate, 3),
-        "end_to_end_cached_instances_per_s": round(args.n / cached_s, 3),
-        "end_to_end_cached_over_model_only": round(args.n / cached_s / model_rate, 3),
+        "end_to_end_cached_instances_per_s": round(cached_rate, 3),
+        "end_to_end_cached_over_model_only": round(cached_rate / model_rate, 3),
+        "repeats": args.repeats,
+        "cached_instances_per_s_each": [round(rate, 3) for rate in cached_rates],
+        "model_only_images_per_s_each": [round(rate, 3) for rate in model_rates],
+        "cached_over_model_only_each": [round(ratio, 3) for ratio in pair_ratios],
+        "cached_over_model_only_median": round(statistics.median(pair_ratios), 3),
     }, indent=2))
 
 
