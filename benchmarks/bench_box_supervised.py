@@ -4,11 +4,12 @@ A reference point for the lesion-map metrics, not a product model. The UNet (2D,
 residual unit a level) learns the union of each training image's boxes (healthy images: an empty mask) from
 the manifest's training split, read and preprocessed as the generator's inputs are (``load_cxr``,
 ``prepare_image``), with random rotation, scale, shift and gamma, binary cross-entropy plus Dice, bf16
-autocast on the CPU. Its sigmoid map, brought back to each image's source grid, is saved per validation
+autocast. Its sigmoid map, brought back to each image's source grid, is saved per validation
 image (``maps/<stem>.npy``, the score in ``<stem>.json``: the mean of the map's top 1 %) and scored by
 ``pilletgan evaluate --maps`` (``eval/``); the sanity checks (the map of the grey-inverted input, the map
 of the randomly re-initialized network; the same images as ``pilletgan evaluate --sanity``) are run here
-with the harness's own functions. Disease images without boxes are left out of training.
+with the harness's own functions. Disease images without boxes are left out of training. Training runs on
+the CPU unless ``--device`` names a GPU; maps and sanity checks run where it trained.
 
     python benchmarks/bench_box_supervised.py --manifest siim_boxed.csv --out box_supervised/s0 --seed 0 --minutes 14
 """
@@ -66,27 +67,28 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
     shift = (torch.rand(n, 2, generator=generator) - 0.5) * 0.1
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
     masks = (F.grid_sample(masks, grid, align_corners=False) > 0.5).float()
-    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4)
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4).to(images.device)
     return ((images + MARGIN) / (2 * MARGIN)).clamp(0, 1) ** gamma * (2 * MARGIN) - MARGIN, masks
 
 
-def train_unet(images: torch.Tensor, masks: torch.Tensor, args: argparse.Namespace) -> tuple[UNet, int]:
+def train_unet(images: torch.Tensor, masks: torch.Tensor, args: argparse.Namespace, device: torch.device
+               ) -> tuple[UNet, int]:
     """Train until ``--minutes`` or ``--iterations``, whichever comes first; returns the network and its iterations."""
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    net = box_unet().to(memory_format=torch.channels_last)
+    net = box_unet().to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     dice = DiceLoss(sigmoid=True, batch=True)
     deadline = time.monotonic() + args.minutes * 60
     iteration = 0
     net.train()
     while time.monotonic() < deadline and (args.iterations is None or iteration < args.iterations):
-        index = torch.randint(len(images), (args.batch_size,), generator=generator)
+        index = torch.randint(len(images), (args.batch_size,), generator=generator).to(device)
         batch, target = augment(images[index], masks[index], generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             logits = net(batch.contiguous(memory_format=torch.channels_last)).float()
         loss = F.binary_cross_entropy_with_logits(logits, target) + dice(logits, target)
         optimizer.zero_grad(set_to_none=True)
@@ -100,7 +102,8 @@ def train_unet(images: torch.Tensor, masks: torch.Tensor, args: argparse.Namespa
 
 @torch.no_grad()
 def source_map(net: torch.nn.Module, prepared: PreparedImage) -> np.ndarray:
-    probability = torch.sigmoid(net(prepared.network_input[None]))[0, 0].numpy()
+    device = next(net.parameters()).device
+    probability = torch.sigmoid(net(prepared.network_input[None].to(device)))[0, 0].float().cpu().numpy()
     return prepared.geometry.map_to_source(probability)
 
 
@@ -146,7 +149,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sanity", type=int, default=50, help="images of the sanity checks (default 50)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -155,13 +160,13 @@ def main() -> None:
     scored = select_split(records, args.split)
     start = time.monotonic()
     prepared = [prepare(record, args.size) for record in train]
-    images = torch.stack([p.network_input for p in prepared])
-    masks = torch.stack([box_mask(r, p, args.size) for r, p in zip(train, prepared, strict=True)])
+    images = torch.stack([p.network_input for p in prepared]).to(device)
+    masks = torch.stack([box_mask(r, p, args.size) for r, p in zip(train, prepared, strict=True)]).to(device)
     del prepared
     read_s = time.monotonic() - start
 
     start = time.monotonic()
-    net, iterations = train_unet(images, masks, args)
+    net, iterations = train_unet(images, masks, args, device)
     train_s = time.monotonic() - start
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), args.out / "box_unet.pt")
@@ -174,7 +179,7 @@ def main() -> None:
 
     print(json.dumps({
         "benchmark": "box_supervised",
-        "device": device_name(torch.device("cpu")),
+        "device": device_name(device),
         "torch": torch.__version__,
         "seed": args.seed,
         "size": args.size,
