@@ -7,8 +7,8 @@ the manifest's training split, read and preprocessed as the generator's inputs a
 autocast. Its sigmoid map, brought back to each image's source grid, is saved per validation
 image (``maps/<stem>.npy``, the score in ``<stem>.json``: the mean of the map's top 1 %) and scored by
 ``pilletgan evaluate --maps`` (``eval/``); the sanity checks (the map of the grey-inverted input, the map
-of the randomly re-initialized network; the same images as ``pilletgan evaluate --sanity``) are run here
-with the harness's own functions. Disease images without boxes are left out of training. Training runs on
+of the randomly re-initialized network; the same images as ``pilletgan evaluate --sanity``) are the
+harness's own ``sanity_report``. Disease images without boxes are left out of training. Training runs on
 the CPU unless ``--device`` names a GPU; maps and sanity checks run where it trained.
 
     python benchmarks/bench_box_supervised.py --manifest siim_boxed.csv --out box_supervised/s0 --seed 0 --minutes 14
@@ -33,7 +33,8 @@ from monai.losses import DiceLoss
 from monai.networks.nets import UNet
 
 from PilletGANLib.data.manifest import ManifestRecord, read_manifest, select_split
-from PilletGANLib.evaluation.sanity import grey_inverted, map_correlations, randomized_network, sanity_images
+from PilletGANLib.evaluation import MapPrediction
+from PilletGANLib.evaluation.sanity import sanity_report
 from PilletGANLib.reading import load_cxr
 from PilletGANLib.transforms.pipeline import PreparedImage, prepare_image
 
@@ -100,39 +101,41 @@ def train_unet(images: torch.Tensor, masks: torch.Tensor, args: argparse.Namespa
     return net.eval(), iteration
 
 
-@torch.no_grad()
-def source_map(net: torch.nn.Module, prepared: PreparedImage) -> np.ndarray:
-    device = next(net.parameters()).device
-    probability = torch.sigmoid(net(prepared.network_input[None].to(device)))[0, 0].float().cpu().numpy()
-    return prepared.geometry.map_to_source(probability)
+class BoxUNetPredictor:
+    """The trained UNet as a predictor of source-grid maps, in the shape the harness's sanity checks rerun
+    (:class:`~PilletGANLib.evaluation.sanity.RerunnablePredictor`); score: the mean of the map's top 1 %."""
+
+    margin = MARGIN
+    batch_size = 1
+
+    def __init__(self, network: torch.nn.Module, image_size: int) -> None:
+        self._network, self.image_size = network, image_size
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self._network
+
+    def with_network(self, network: torch.nn.Module) -> BoxUNetPredictor:
+        return BoxUNetPredictor(network.eval(), self.image_size)
+
+    @torch.no_grad()
+    def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[MapPrediction]:
+        device = next(self._network.parameters()).device
+        results = []
+        for item in prepared:
+            probability = torch.sigmoid(self._network(item.network_input[None].to(device)))[0, 0].float().cpu()
+            heatmap = item.geometry.map_to_source(probability.numpy()).astype(np.float32)
+            top = np.sort(heatmap.ravel())[-max(1, int(heatmap.size * SCORE_TOP_SHARE)):]
+            results.append(MapPrediction(image=item.image, heatmap=heatmap, score=float(top.mean())))
+        return results
 
 
-def write_maps(net: torch.nn.Module, records: Sequence[ManifestRecord], size: int, folder: Path) -> None:
+def write_maps(predictor: BoxUNetPredictor, records: Sequence[ManifestRecord], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for record in records:
-        heatmap = source_map(net, prepare(record, size)).astype(np.float32)
-        top = np.sort(heatmap.ravel())[-max(1, int(heatmap.size * SCORE_TOP_SHARE)):]
-        np.save(folder / f"{record.key}.npy", heatmap)
-        (folder / f"{record.key}.json").write_text(json.dumps({"score": float(top.mean())}))
-
-
-def sanity(net: torch.nn.Module, records: Sequence[ManifestRecord], size: int, count: int, seed: int) -> dict:
-    """Median Spearman / Pearson of the map with the grey-inverted input's map and the randomized network's map."""
-    random_net = randomized_network(net, seed).eval()
-    rows: dict[str, list[tuple[float | None, float | None]]] = {"inverted": [], "randomized": []}
-    for record in sanity_images(records, count, seed):
-        prepared = prepare(record, size)
-        reference = source_map(net, prepared)
-        rows["inverted"].append(map_correlations(reference, source_map(net, grey_inverted(prepared))))
-        rows["randomized"].append(map_correlations(reference, source_map(random_net, prepared)))
-    report = {}
-    for check, pairs in rows.items():
-        spearman = [s for s, _ in pairs if s is not None]
-        pearson = [p for _, p in pairs if p is not None]
-        report[check] = {"spearman_median": round(float(np.median(spearman)), 4) if spearman else None,
-                         "pearson_median": round(float(np.median(pearson)), 4) if pearson else None,
-                         "defined": len(spearman)}
-    return {"images": len(rows["inverted"]), **report}
+        (result,) = predictor.predict_prepared([prepare(record, predictor.image_size)])
+        np.save(folder / f"{record.key}.npy", result.heatmap)
+        (folder / f"{record.key}.json").write_text(json.dumps({"score": result.score}))
 
 
 def main() -> None:
@@ -170,7 +173,8 @@ def main() -> None:
     train_s = time.monotonic() - start
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), args.out / "box_unet.pt")
-    write_maps(net, scored, args.size, args.out / "maps")
+    predictor = BoxUNetPredictor(net, args.size)
+    write_maps(predictor, scored, args.out / "maps")
     subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "evaluate", "--manifest", str(args.manifest),
                     "--split", args.split, "--maps", str(args.out / "maps"), "--out", str(args.out / "eval"),
                     "--no-floors", "--no-progress", "--seed", str(args.seed)], check=True, stdout=sys.stderr)
@@ -195,7 +199,9 @@ def main() -> None:
         "laterality_mass_interval": laterality["laterality_mass_interval"],
         "unilateral_images": laterality["images"],
         "faint": {key: laterality.get("faint", {}).get(key) for key in ("images", "laterality_mass", "laterality_peak")},
-        "sanity": sanity(net, scored, args.size, args.sanity, args.seed),
+        "sanity": {key: value for key, value in sanity_report(predictor, scored, args.sanity, seed=args.seed,
+                                                              randomization_seed=args.seed, progress=False).items()
+                   if key != "per_image"},
         "report": str(args.out / "eval" / "index.html"),
     }, indent=2))
 
