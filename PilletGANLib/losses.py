@@ -18,6 +18,7 @@ __all__ = [
     "PilletGANLoss",
     "attention_sparsity_loss",
     "box_guidance_loss",
+    "counterfactual_loss",
     "critic_adversarial_loss",
     "cycle_loss",
     "domain_classification_loss",
@@ -170,6 +171,15 @@ def side_guidance_loss(real: torch.Tensor, healed: torch.Tensor, lesion: torch.T
     return (other * weights).sum() / count.clamp_min(1)
 
 
+def counterfactual_loss(logits: torch.Tensor, healed: torch.Tensor) -> torch.Tensor:
+    """Counterfactual healing: the mean of ``softplus(logit)`` (cross-entropy toward "no opacity") of a frozen
+    classifier's opacity ``logits`` ``(B,)`` on the healed twins, over the ``healed`` ``(B,)`` bool images (diseased,
+    translated into the healthy domain); 0 when there are none. The gradient reaches the generator through the twins.
+    """
+    weights = healed.to(logits.dtype)
+    return (torch.nn.functional.softplus(logits.float()) * weights).sum() / weights.sum().clamp_min(1)
+
+
 @dataclass
 class PilletGANLoss:
     """Weighted critic and generator objectives of PILLET-GAN (Fixed-Point GAN's weights by default).
@@ -196,6 +206,8 @@ class PilletGANLoss:
         lambda_att: weight of the attention sparsity loss (LTA only).
         lambda_box: weight of the box guidance (box-supervised; 0 = the published objectives, which use no boxes).
         lambda_side: weight of the side guidance (box-supervised; 0 = off).
+        lambda_counterfactual: weight of counterfactual healing (a frozen classifier's logits on the healed twins;
+            0 = off).
         side_weights: per-image weights of left- and right-sided images in the side guidance
             (:func:`side_balance_weights` of the training set).
         same_domain_adversarial: also apply the adversarial and classification terms to the same-domain
@@ -209,6 +221,7 @@ class PilletGANLoss:
     lambda_att: float = 0.1
     lambda_box: float = 0.0
     lambda_side: float = 0.0
+    lambda_counterfactual: float = 0.0
     side_weights: tuple[float, float] = (1.0, 1.0)
     same_domain_adversarial: bool = True
 
@@ -241,7 +254,8 @@ class PilletGANLoss:
                        fake: torch.Tensor, reconstructed: torch.Tensor, same: torch.Tensor,
                        same_attention: Sequence[torch.Tensor] = (),
                        same_reconstructed: torch.Tensor | None = None, lesion: torch.Tensor | None = None,
-                       guided: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                       guided: torch.Tensor | None = None, counterfactual_logits: torch.Tensor | None = None,
+                       healed: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Generator objective.
 
         ``-D(fake) + lambda_cls * CE(D_cls(fake), c_t) + lambda_rec * |x - rec| + lambda_id * |x - same|
@@ -249,7 +263,9 @@ class PilletGANLoss:
         ``same_domain_adversarial`` and ``lambda_rec * |x - G(same, c)|`` when ``same_reconstructed``
         is given (Fixed-Point GAN's full objective has both), plus ``lambda_box * box_guidance(x, fake, lesion,
         guided)`` and ``lambda_side * side_guidance(x, fake, lesion, guided)`` when their weights are positive
-        (``lesion`` and ``guided`` are then required). ``fake = G(x, c_t)``,
+        (``lesion`` and ``guided`` are then required), plus ``lambda_counterfactual * counterfactual_loss(
+        counterfactual_logits, healed)`` when its weight is positive (a frozen classifier's logits on ``fake`` and the
+        diseased-to-healthy flags are then required). ``fake = G(x, c_t)``,
         ``reconstructed = G(fake, c)``, ``same = G(x, c)`` and ``same_attention`` its attention maps.
         """
         batch = fake.shape[0]
@@ -279,6 +295,12 @@ class PilletGANLoss:
         if self.lambda_side > 0:
             terms["side_guidance"] = side_guidance_loss(real, fake, lesion, guided, self.side_weights)
             total = total + self.lambda_side * terms["side_guidance"]
+        if self.lambda_counterfactual > 0:
+            if counterfactual_logits is None or healed is None:
+                raise ValueError("lambda_counterfactual > 0 needs the classifier's logits on the fakes and the healed "
+                                 "flags")
+            terms["counterfactual"] = counterfactual_loss(counterfactual_logits, healed)
+            total = total + self.lambda_counterfactual * terms["counterfactual"]
         if same_reconstructed is not None:
             terms["same_cycle"] = cycle_loss(real, same_reconstructed)
             total = total + self.lambda_rec * terms["same_cycle"]

@@ -84,6 +84,13 @@ class TrainingConfig:
         side_share: share of each batch's disease half drawn from the one-sided disease images with truth (those
             side guidance reaches; **box-supervised** sampling, 0 = every disease image alike), so that each batch
             carries the term. Needs ``resident_data``.
+        lambda_counterfactual: weight of counterfactual healing (0 = off): on every diseased training image translated
+            into the healthy domain, ``softplus`` of a frozen independent classifier's opacity logit on the healed
+            twin (``PilletGANLib.losses.counterfactual_loss``), so that the twin must lose the evidence that
+            classifier reads. Uses image labels only, no boxes. Needs ``counterfactual_classifier``.
+        counterfactual_classifier: the classifier of ``lambda_counterfactual``: a ``pilletgan model
+            train-classifier`` model (``.pt`` + card, checksum checked) trained with this run's ``image_size`` and
+            ``margin``. Check the result with a classifier of another seed (``pilletgan model check-healing``).
         amp: bfloat16 autocast for the forward passes of training and validation.
         channels_last: channels-last memory format for the networks and inputs.
         compile: ``torch.compile`` the generator (its forward and backward in both steps; the critic stays eager,
@@ -143,6 +150,8 @@ class TrainingConfig:
     lambda_box: float = 0.0
     lambda_side: float = 0.0
     side_share: float = 0.0
+    lambda_counterfactual: float = 0.0
+    counterfactual_classifier: str | None = None
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -183,6 +192,11 @@ class TrainingConfig:
             if getattr(self, name) > 0 and not self.resident_data:
                 raise ConfigurationError(f"{name} needs resident_data=true: the one-sided images are found on the "
                                          "resident training set")
+        if self.lambda_counterfactual < 0:
+            raise ConfigurationError(f"lambda_counterfactual must be >= 0 (0: off), got {self.lambda_counterfactual}")
+        if self.lambda_counterfactual > 0 and not self.counterfactual_classifier:
+            raise ConfigurationError("lambda_counterfactual needs counterfactual_classifier (a pilletgan model "
+                                     "train-classifier model.pt with this run's image_size and margin)")
         if self.max_minutes < 0:
             raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export
@@ -225,7 +239,7 @@ class TrainingConfig:
         """Keyword arguments of ``PilletGANLoss``."""
         return {"lambda_gp": self.lambda_gp, "lambda_cls": self.lambda_cls, "lambda_rec": self.lambda_rec,
                 "lambda_id": self.lambda_id, "lambda_att": self.lambda_att, "lambda_box": self.lambda_box,
-                "lambda_side": self.lambda_side}
+                "lambda_side": self.lambda_side, "lambda_counterfactual": self.lambda_counterfactual}
 
     def optimizer(self, network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         """Adam with the run's betas over ``network``'s parameters: the fused kernel (one launch for every

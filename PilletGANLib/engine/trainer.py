@@ -87,6 +87,8 @@ class PilletGANTrainer(Trainer):
         lung_margin: with ``edit_region="lungs"`` and no cached ``lung`` masks, widen the estimated lung
             fields by this fraction of the side (``MapRecipe.lung_margin``).
         seed, rank: seeding of the per-iteration random draws.
+        counterfactual_classifier: with ``loss.lambda_counterfactual > 0``, the frozen classifier whose logits on the
+            healed twins of diseased images the generator lowers (:func:`~PilletGANLib.losses.counterfactual_loss`).
     """
 
     def __init__(self, device: torch.device | str, max_epochs: int, train_data_loader: Iterable,
@@ -98,7 +100,8 @@ class PilletGANTrainer(Trainer):
                  compile: bool = False, augment: bool = True, edit_region: str = "image", lung_margin: float = 0.0,
                  seed: int = 0, rank: int = 0, num_domains: int = 2,
                  epoch_length: int | None = None, prepare_batch: Callable = default_prepare_batch,
-                 train_handlers: Sequence | None = None, non_blocking: bool = False) -> None:
+                 train_handlers: Sequence | None = None, non_blocking: bool = False,
+                 counterfactual_classifier: torch.nn.Module | None = None) -> None:
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
                          epoch_length=epoch_length, non_blocking=non_blocking, prepare_batch=prepare_batch,
                          handlers=train_handlers, decollate=False)
@@ -118,6 +121,11 @@ class PilletGANTrainer(Trainer):
         self.edit_region, self.lung_margin = edit_region, lung_margin
         self.seed, self.rank, self.num_domains = seed, rank, num_domains
         self.base_lrs = ([g["lr"] for g in g_optimizer.param_groups], [g["lr"] for g in d_optimizer.param_groups])
+        if self.loss.lambda_counterfactual > 0 and counterfactual_classifier is None:
+            raise ValueError("lambda_counterfactual > 0 needs counterfactual_classifier")
+        self.counterfactual_classifier = counterfactual_classifier
+        if counterfactual_classifier is not None:  # frozen: the gradient only passes through it to the twins
+            counterfactual_classifier.eval().requires_grad_(False)
         self.last_generator_terms: dict[str, torch.Tensor] = {}
         self._ema_pairs: tuple[list[torch.Tensor], ...] | None = None
 
@@ -202,9 +210,13 @@ class PilletGANTrainer(Trainer):
             with self._autocast():
                 reconstructed, _ = gated_translation(self.translator, fake, labels, gates)
                 guided = None if has_truth is None else (labels == 1) & (targets == 0) & has_truth
+                counterfactual_logits = None if self.counterfactual_classifier is None \
+                    else self.counterfactual_classifier(fake).reshape(fake.shape[0], -1)[:, 0]
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
                                                             fake, reconstructed, same, same_attention,
-                                                            lesion=lesion, guided=guided)
+                                                            lesion=lesion, guided=guided,
+                                                            counterfactual_logits=counterfactual_logits,
+                                                            healed=(labels == 1) & (targets == 0))
             self.g_optimizer.zero_grad(set_to_none=True)
             g_total.backward()
             average_gradients(self.generator)

@@ -26,8 +26,8 @@ from ..inference.calibration import calibrate
 from ..inference.predictor import Predictor
 from ..localization import Localizer, card_sections
 from ..losses import PilletGANLoss, one_sided, side_balance_weights
-from ..model_store import save_model
-from ..networks import PatchDiscriminator, PilletGenerator
+from ..model_store import load_network, save_model
+from ..networks import PatchDiscriminator, PilletGenerator, classifier_from_card
 from ..transforms.pipeline import PreparedImage
 from ..version import __version__
 from .config import TrainingConfig
@@ -119,6 +119,22 @@ def _side_weights(left: int, right: int) -> tuple[float, float]:
     return side_balance_weights(left, right)
 
 
+def _counterfactual_classifier(config: TrainingConfig, device: torch.device) -> torch.nn.Module | None:
+    """The frozen classifier of ``lambda_counterfactual`` (checksum checked), or None when the term is off; it must
+    read the run's image size and margin."""
+    if config.lambda_counterfactual <= 0:
+        return None
+    network, card = load_network(config.counterfactual_classifier, classifier_from_card)
+    preprocessing = card.get("preprocessing", {})
+    if (preprocessing.get("image_size"), preprocessing.get("margin")) != (config.image_size, config.margin):
+        raise ConfigurationError(f"counterfactual_classifier reads {preprocessing.get('image_size')} px images with "
+                                 f"margin {preprocessing.get('margin')}, the run {config.image_size} px with margin "
+                                 f"{config.margin}: train it with the run's image_size and margin",
+                                 config.counterfactual_classifier)
+    logger.info("counterfactual healing: lambda %.3g, classifier %s", config.lambda_counterfactual, card.get("path"))
+    return network.to(device)
+
+
 def _sampler(labels: list[int], config: TrainingConfig, rank: int, loss: PilletGANLoss,
              resident: ResidentTrainingSet | None) -> BalancedBatchSampler:
     """The balanced sampler; with a resident set, its one-sided images set the side weights and, with
@@ -199,7 +215,8 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                bf16=config.amp, channels_last=config.channels_last, compile=config.compile,
                                augment=config.augment,
                                edit_region=config.edit_region, lung_margin=config.recipe.lung_margin,
-                               seed=config.seed, rank=ctx.rank)
+                               seed=config.seed, rank=ctx.rank,
+                               counterfactual_classifier=_counterfactual_classifier(config, device))
     save_dict: dict[str, Any] = {"generator": generator, "discriminator": discriminator, "g_optimizer": g_optimizer,
                                  "d_optimizer": d_optimizer, "trainer": trainer}
     if ema is not None:
