@@ -209,14 +209,15 @@ class PilletGANTrainer(Trainer):
                 p.requires_grad_(False)
             with self._autocast():
                 reconstructed, _ = gated_translation(self.translator, fake, labels, gates)
-                guided = None if has_truth is None else (labels == 1) & (targets == 0) & has_truth
+                healing = (labels == 1) & (targets == 0)  # diseased images translated into the healthy domain
+                guided = None if has_truth is None else healing & has_truth
                 counterfactual_logits = None if self.counterfactual_classifier is None \
                     else self.counterfactual_classifier(fake).reshape(fake.shape[0], -1)[:, 0]
                 g_total, g_terms = self.loss.generator_loss(self.discriminator, images, labels, targets,
                                                             fake, reconstructed, same, same_attention,
                                                             lesion=lesion, guided=guided,
                                                             counterfactual_logits=counterfactual_logits,
-                                                            healed=(labels == 1) & (targets == 0))
+                                                            healed=healing)
             self.g_optimizer.zero_grad(set_to_none=True)
             g_total.backward()
             average_gradients(self.generator)

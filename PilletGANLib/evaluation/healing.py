@@ -122,7 +122,7 @@ def _batch_rows(predictor: Any, classifier: Any, items: list[tuple[ManifestRecor
         twin = (twin + mirrored.to(twin.device)) / 2
     left = left_half_masks(prepared).to(images.device)
     right, flipped = 1.0 - left, images.flip(-1)
-    network = classifier.network.eval()
+    network = classifier.network  # in eval mode: the classifier predictor puts it there
     variants = {"input_logit": images, "twin_logit": twin,
                 "heal_left": images * right + twin * left, "heal_right": images * left + twin * right,
                 "mirror_left": images * right + flipped * left, "mirror_right": images * left + flipped * right}
