@@ -107,9 +107,9 @@ def test_compare_command_reads_two_reports(tmp_path: Path, capsys: pytest.Captur
             for row in rows([0.9, 0.8, 0.1], hits, [0.5, 0.4, None]):
                 table.write(row)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b" / "per_image.csv"), "--resamples", "50",
-                 "--out", str(tmp_path / "comparison.json")]) == 0
+                 "--out", str(tmp_path / "new" / "comparison.json")]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == json.loads((tmp_path / "comparison.json").read_text())
+    assert printed == json.loads((tmp_path / "new" / "comparison.json").read_text())
     assert (printed["pointing_game"]["a_only"], printed["pointing_game"]["b_only"]) == (1, 0)
     assert printed["detection_auc"]["difference"] == 0  # same scores
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2

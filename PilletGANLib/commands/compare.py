@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="also write the comparison to this JSON file")
+    parser.add_argument("--out", type=Path, help="also write the comparison to this JSON file (its folder is made)")
     parser.set_defaults(func=run)
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
                   **paired_comparison(read_per_image(table(args.report_a)), read_per_image(table(args.report_b)),
                                       resamples=args.resamples, confidence=args.confidence, seed=args.seed)}
     if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(comparison, args.out)
     print(json.dumps(comparison, indent=2))
     return 0
