@@ -463,6 +463,49 @@ def test_a_window_that_cannot_be_applied_is_left_out_with_a_warning(dicom_dir: P
     assert any("VOI LUT or window cannot be applied" in w and "analysed without it" in w for w in meta["warnings"])
 
 
+def test_a_voi_lut_sequence_that_cannot_be_parsed_is_left_out_with_a_warning(dicom_dir: Path, tmp_path: Path) -> None:
+    """A VOI LUT Sequence whose items pydicom cannot parse (found by fuzzing: an OSError from inside pydicom) is a
+    window that cannot be applied, not a reason to lose the image."""
+    plain, _ = load_cxr(dicom_dir / DX_8BIT)
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.WindowCenter, ds.WindowWidth = 100, 100
+    ds[0x00283010] = pydicom.DataElement(0x00283010, "OB", b"\x01\x02\x03\x04")
+    path = tmp_path / "voi_sequence.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    data = path.read_bytes()
+    at = data.index(b"\x28\x00\x10\x30OB")
+    path.write_bytes(data[:at + 4] + b"SQ" + data[at + 6:])  # the same bytes, now claimed to be sequence items
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, plain)
+    assert meta["voi_applied"] is False
+    assert any("VOI LUT or window cannot be applied" in w for w in meta["warnings"])
+
+
+@pytest.mark.parametrize("name", [DX_8BIT, "j2k"])
+def test_an_absent_photometric_interpretation_is_read_as_monochrome2_with_a_warning(dicom_dir: Path, tmp_path: Path,
+                                                                                     name: str) -> None:
+    """A required attribute some exports drop (found by fuzzing): read as MONOCHROME2, as discovery reads it, on
+    every decoder (uncompressed pixel data needs it to decode), and said in the warnings; the file is untouched."""
+    source = dicom_dir / DX_8BIT
+    ds = pydicom.dcmread(source)
+    if name == "j2k":
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+        source = tmp_path / "j2k.dcm"
+        ds.save_as(source, enforce_file_format=False)
+    plain, _ = load_cxr(source)
+    del ds.PhotometricInterpretation
+    path = tmp_path / "no_photometric.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    before = path.read_bytes()
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, plain)
+    assert meta["inverted"] is False
+    assert any("no Photometric Interpretation" in w and "MONOCHROME2" in w for w in meta["warnings"])
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("case", ["zeros", "rescale_slope_zero", "one_bright_pixel"])
 def test_an_image_without_contrast_is_not_analysed(dicom_dir: Path, tmp_path: Path, case: str) -> None:
     """A blank frame (or one where 99 % of the pixels share a value) would be normalised by a division by zero and

@@ -67,8 +67,8 @@ ROBUST_PERCENTILES = (0.5, 99.5)
 #: About this many pixels (a regular subsample) are enough to recognise an image without contrast.
 _CONTRAST_SAMPLE = 262_144
 #: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
-#: LUT Function with several values, a window width below 1).
-_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError)
+#: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed).
+_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError)
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
@@ -226,6 +226,12 @@ def _parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
         raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
 
 
+def _photometric_interpretation(ds: Dataset, path: Path) -> str:
+    """The header's Photometric Interpretation in capitals; MONOCHROME2 when it is absent (as for discovery)."""
+    photometric = _parsed_value(ds, "PhotometricInterpretation", path)
+    return str("MONOCHROME2" if photometric is None else photometric).strip().upper()
+
+
 def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
     """The single whole number ``keyword`` holds in ``ds``; ``default`` when it is absent or empty.
 
@@ -299,8 +305,7 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
-    photometric = _parsed_value(ds, "PhotometricInterpretation", path)
-    photometric = str("MONOCHROME2" if photometric is None else photometric).strip().upper()
+    photometric = _photometric_interpretation(ds, path)
     samples = optional["SamplesPerPixel"] or 1
     if samples != 1 or photometric not in _GREY:
         raise ColourImageError(
@@ -468,6 +473,10 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     ensure_transfer_syntax(ds, path)
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
+    absent = None
+    if "PhotometricInterpretation" not in ds:  # the decoders need one; this sets it in memory, not in the file
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        absent = "the header has no Photometric Interpretation (a required attribute); read as MONOCHROME2"
     stored, half_resolution = _stored_values(ds, path, network_size)
     padding = _padding_mask(ds, stored, path)
     try:
@@ -477,7 +486,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                                path) from err
     image, voi_applied, voi_problem = _apply_voi(image, ds)
     image = np.asarray(image, dtype=np.float32)
-    photometric = str(ds.PhotometricInterpretation).strip().upper()
+    photometric = _photometric_interpretation(ds, path)
     if photometric == "MONOCHROME1":
         image = np.float32(image.max() + image.min()) - image
     if padding is not None:
@@ -489,7 +498,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    for problem in (voi_problem, polarity_warning(image, photometric)):
+    for problem in (absent, voi_problem, polarity_warning(image, photometric)):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
@@ -502,10 +511,10 @@ def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     and the preprocessing windows every image by its own percentiles, so the image can still be analysed."""
     if not any(k in ds for k in ("VOILUTSequence", "WindowCenter")):
         return image, False, None
-    values = image
-    if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
-        values = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
     try:
+        values = image
+        if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
+            values = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
         return apply_voi_lut(values, ds, index=0), True, None
     except _LUT_ERRORS as err:
         return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
