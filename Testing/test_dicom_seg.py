@@ -330,6 +330,18 @@ def test_unrepairable_age_is_removed(dicom_dir):
     assert "PatientAge" not in repair_source_header(ds).dataset
 
 
+@pytest.mark.parametrize("value", ["99999999", "1.2.840.10008.5.1.4.1.1.6"])
+def test_a_sop_class_a_segmentation_cannot_reference_refuses_the_source(dicom_dir, tmp_path, value):
+    """A SOP Class UID that is a valid UID but no storage class of the current standard (a fuzzed '99999999'; the
+    retired Ultrasound Image Storage) made highdicom fail with a bare KeyError after the analysis: it is refused
+    by name, as the other Type 1 references are, before anything is written."""
+    ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
+    ds.SOPClassUID = value
+    with pytest.raises(CorruptFileError, match=f"SOPClassUID is invalid \\('{value}' is not a storage SOP Class"):
+        write_lesion_seg(ds, rectangle_mask(ds.Rows, ds.Columns), tmp_path / "ref.dcm")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SOPInstanceUID", "SeriesInstanceUID"])
 def test_invalid_reference_uid_refuses_the_source(dicom_dir, tmp_path, keyword):
     ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)

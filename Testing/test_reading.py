@@ -482,11 +482,15 @@ def test_a_voi_lut_sequence_that_cannot_be_parsed_is_left_out_with_a_warning(dic
     assert any("VOI LUT or window cannot be applied" in w for w in meta["warnings"])
 
 
-@pytest.mark.parametrize("name", [DX_8BIT, "j2k"])
-def test_an_absent_photometric_interpretation_is_read_as_monochrome2_with_a_warning(dicom_dir: Path, tmp_path: Path,
-                                                                                     name: str) -> None:
-    """A required attribute some exports drop (found by fuzzing): read as MONOCHROME2, as discovery reads it, on
-    every decoder (uncompressed pixel data needs it to decode), and said in the warnings; the file is untouched."""
+@pytest.mark.parametrize(("name", "keyword", "read_as"), [
+    (DX_8BIT, "PhotometricInterpretation", "MONOCHROME2"), ("j2k", "PhotometricInterpretation", "MONOCHROME2"),
+    (DX_8BIT, "BitsStored", "8"), (DX_8BIT, "PixelRepresentation", "0"), (DX_8BIT, "SamplesPerPixel", "1")])
+def test_an_absent_required_pixel_attribute_is_read_as_the_header_checks_assume(dicom_dir: Path, tmp_path: Path,
+                                                                                name: str, keyword: str,
+                                                                                read_as: str) -> None:
+    """Required attributes some exports drop (found by fuzzing): the header checks and discovery read them with a
+    default; the decoders need them, so the reader supplies that default on every decoder and says so in the
+    warnings; the file is untouched."""
     source = dicom_dir / DX_8BIT
     ds = pydicom.dcmread(source)
     if name == "j2k":
@@ -495,14 +499,14 @@ def test_an_absent_photometric_interpretation_is_read_as_monochrome2_with_a_warn
         source = tmp_path / "j2k.dcm"
         ds.save_as(source, enforce_file_format=False)
     plain, _ = load_cxr(source)
-    del ds.PhotometricInterpretation
-    path = tmp_path / "no_photometric.dcm"
+    delattr(ds, keyword)
+    path = tmp_path / "absent.dcm"
     ds.save_as(path, enforce_file_format=False)
     before = path.read_bytes()
     image, meta = load_cxr(path)
     np.testing.assert_array_equal(image, plain)
     assert meta["inverted"] is False
-    assert any("no Photometric Interpretation" in w and "MONOCHROME2" in w for w in meta["warnings"])
+    assert f"the header has no {keyword} (a required attribute); read as {read_as}" in meta["warnings"]
     assert path.read_bytes() == before
 
 

@@ -35,9 +35,11 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 from pydicom.valuerep import format_number_as_ds
 
 from ..errors import CorruptFileError
+from ..text import header_excerpt
 from .uids import is_valid_uid
 
 __all__ = [
@@ -436,10 +438,19 @@ def _check_is(_: str, value: str) -> tuple[str, str | None]:
     raise _InvalidValueError("integer string is not a 32-bit integer")
 
 
-def _check_ui(_: str, value: str) -> tuple[str, str | None]:
+def _check_ui(keyword: str, value: str) -> tuple[str, str | None]:
     if not is_valid_uid(value):
         raise _InvalidValueError("UID is not dot-separated digits without leading zeros, at most 64 characters")
+    if keyword == "SOPClassUID" and not _is_storage_sop_class(value):
+        raise _InvalidValueError(f"{header_excerpt(value)} is not a storage SOP Class of the current standard")
     return value, None
+
+
+def _is_storage_sop_class(value: str) -> bool:
+    """Whether pydicom's UID dictionary knows ``value`` as a storage SOP Class that is not retired: the classes a
+    Segmentation's references (highdicom) accept."""
+    uid = UID(value)
+    return uid.type == "SOP Class" and "Storage" in uid.name and not uid.is_retired
 
 
 def _check_pn(_: str, value: str) -> tuple[str, str | None]:

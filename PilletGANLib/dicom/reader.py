@@ -473,10 +473,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     ensure_transfer_syntax(ds, path)
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
-    absent = None
-    if "PhotometricInterpretation" not in ds:  # the decoders need one; this sets it in memory, not in the file
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        absent = "the header has no Photometric Interpretation (a required attribute); read as MONOCHROME2"
+    supplied = _supply_absent_pixel_attributes(ds, path)
     stored, half_resolution = _stored_values(ds, path, network_size)
     padding = _padding_mask(ds, stored, path)
     try:
@@ -498,11 +495,24 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    for problem in (absent, voi_problem, polarity_warning(image, photometric)):
+    for problem in (*supplied, voi_problem, polarity_warning(image, photometric)):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
     return image, meta
+
+
+def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
+    """Give the in-memory dataset (never the file) the required Image Pixel attributes the decoders need and the
+    header lacks, with the values the header checks assume for them; one warning for each."""
+    defaults = {"PhotometricInterpretation": "MONOCHROME2", "SamplesPerPixel": 1, "PixelRepresentation": 0,
+                "BitsStored": header_integer(ds, "BitsAllocated", path)}
+    warnings = []
+    for keyword, value in defaults.items():
+        if keyword not in ds:
+            setattr(ds, keyword, value)
+            warnings.append(f"the header has no {keyword} (a required attribute); read as {value}")
+    return warnings
 
 
 def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | None]:
