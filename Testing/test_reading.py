@@ -287,6 +287,15 @@ def _broken_files(dicom_dir: Path, folder: Path) -> dict[str, tuple[Path, type[e
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     cases["colour"] = (_save(ds, folder / "colour.dcm"), errors.ColourImageError, "colour image")
 
+    ds = pydicom.dcmread(source)
+    ds.SamplesPerPixel = 3  # found by fuzzing: a greyscale interpretation with three samples
+    cases["grey_three_samples"] = (_save(ds, folder / "grey3.dcm"), errors.CorruptFileError, "3 samples per pixel")
+
+    ds = pydicom.dcmread(source)
+    ds.PixelRepresentation = 65535  # found by fuzzing: neither unsigned (0) nor signed (1)
+    cases["pixel_representation"] = (_save(ds, folder / "representation.dcm"), errors.CorruptFileError,
+                                     "PixelRepresentation is 65535")
+
     raw = source.read_bytes()
     truncated = folder / "truncated.dcm"
     truncated.write_bytes(raw[: len(raw) // 2])

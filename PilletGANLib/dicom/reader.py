@@ -305,9 +305,15 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     frames = optional["NumberOfFrames"]
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
+    if optional["PixelRepresentation"] not in (0, 1):
+        raise CorruptFileError(f"the header's PixelRepresentation is {optional['PixelRepresentation']}, where only 0 "
+                               "(unsigned) or 1 (signed) exist; the pixel data cannot be interpreted", path)
     photometric = _photometric_interpretation(ds, path)
     samples = optional["SamplesPerPixel"] or 1
-    if samples != 1 or photometric not in _GREY:
+    if photometric in _GREY and samples != 1:
+        raise CorruptFileError(f"the header says {photometric} with {samples} samples per pixel, where a greyscale "
+                               "image has 1; the pixel data cannot be interpreted", path)
+    if photometric not in _GREY:
         raise ColourImageError(
             f"a colour image ({header_excerpt(photometric)}, {samples} samples per pixel); a greyscale radiograph "
             "(MONOCHROME1 or MONOCHROME2) is expected", path)
