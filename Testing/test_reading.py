@@ -493,13 +493,14 @@ def test_a_voi_lut_sequence_that_cannot_be_parsed_is_left_out_with_a_warning(dic
 
 @pytest.mark.parametrize(("name", "keyword", "read_as"), [
     (DX_8BIT, "PhotometricInterpretation", "MONOCHROME2"), ("j2k", "PhotometricInterpretation", "MONOCHROME2"),
-    (DX_8BIT, "BitsStored", "8"), (DX_8BIT, "PixelRepresentation", "0"), (DX_8BIT, "SamplesPerPixel", "1")])
+    (DX_8BIT, "BitsStored", "8"), (DX_8BIT, "PixelRepresentation", "0"), (DX_8BIT, "SamplesPerPixel", "1"),
+    (DX_8BIT, "BitsStored:empty", "8")])
 def test_an_absent_required_pixel_attribute_is_read_as_the_header_checks_assume(dicom_dir: Path, tmp_path: Path,
                                                                                 name: str, keyword: str,
                                                                                 read_as: str) -> None:
-    """Required attributes some exports drop (found by fuzzing): the header checks and discovery read them with a
-    default; the decoders need them, so the reader supplies that default on every decoder and says so in the
-    warnings; the file is untouched."""
+    """Required attributes some exports drop or leave empty (found by fuzzing): the header checks and discovery read
+    them with a default; the decoders need them, so the reader supplies that default on every decoder and says so
+    in the warnings; the file is untouched."""
     source = dicom_dir / DX_8BIT
     ds = pydicom.dcmread(source)
     if name == "j2k":
@@ -508,7 +509,11 @@ def test_an_absent_required_pixel_attribute_is_read_as_the_header_checks_assume(
         source = tmp_path / "j2k.dcm"
         ds.save_as(source, enforce_file_format=False)
     plain, _ = load_cxr(source)
-    delattr(ds, keyword)
+    keyword, _, how = keyword.partition(":")
+    if how == "empty":
+        ds[keyword].value = None
+    else:
+        delattr(ds, keyword)
     path = tmp_path / "absent.dcm"
     ds.save_as(path, enforce_file_format=False)
     before = path.read_bytes()

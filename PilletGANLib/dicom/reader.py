@@ -510,12 +510,12 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
 
 def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
     """Give the in-memory dataset (never the file) the required Image Pixel attributes the decoders need and the
-    header lacks, with the values the header checks assume for them; one warning for each."""
+    header lacks or leaves empty, with the values the header checks assume for them; one warning for each."""
     defaults = {"PhotometricInterpretation": "MONOCHROME2", "SamplesPerPixel": 1, "PixelRepresentation": 0,
                 "BitsStored": header_integer(ds, "BitsAllocated", path)}
     warnings = []
     for keyword, value in defaults.items():
-        if keyword not in ds:
+        if _parsed_value(ds, keyword, path) in (None, ""):
             setattr(ds, keyword, value)
             warnings.append(f"the header has no {keyword} (a required attribute); read as {value}")
     return warnings
