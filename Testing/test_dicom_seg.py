@@ -342,6 +342,17 @@ def test_a_sop_class_a_segmentation_cannot_reference_refuses_the_source(dicom_di
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("keyword", ["SOPClassUID", "StudyInstanceUID", "SOPInstanceUID", "SeriesInstanceUID"])
+def test_an_empty_reference_refuses_the_source(dicom_dir, tmp_path, keyword):
+    """An empty Type 1 reference (a fuzzed empty SOP Class UID reached highdicom as a bare KeyError: '') is refused
+    by name before anything is written."""
+    ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
+    setattr(ds, keyword, "")
+    with pytest.raises(CorruptFileError, match=f"{keyword}"):
+        write_lesion_seg(ds, rectangle_mask(ds.Rows, ds.Columns), tmp_path / "ref.dcm")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SOPInstanceUID", "SeriesInstanceUID"])
 def test_invalid_reference_uid_refuses_the_source(dicom_dir, tmp_path, keyword):
     ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)

@@ -170,6 +170,8 @@ def repair_source_header(ds: Dataset, path: str | PathLike | None = None) -> Rep
                 _handle_absent(cleaned, keyword, attribute_type, repairs, path, unknown_vr=element is not None)
                 continue
             vr, value, rule = _checked_element(element)
+            if attribute_type == "1" and _is_empty(value):
+                raise _InvalidValueError("it is empty")
         except _CONVERSION_ERRORS:
             _handle_invalid(cleaned, keyword, attribute_type, "the stored value cannot be parsed for its VR", repairs, path)
             continue
@@ -208,6 +210,10 @@ def _handle_invalid(cleaned: Dataset, keyword: str, attribute_type: str, problem
         repairs.append(HeaderRepair(keyword, "emptied", problem))
     else:
         repairs.append(HeaderRepair(keyword, "removed", problem))
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, MultiValue | list) and len(value) == 0)
 
 
 def _empty(vr: str) -> Any:
@@ -276,7 +282,7 @@ def _checked_element(element: DataElement) -> tuple[str, Any, str | None]:
         raise _InvalidValueError(f"stored with VR {element.VR} where the standard gives {vr}")
     if vr == "SQ":
         return (vr, *_checked_sequence(value))
-    if value is None or value == "" or (isinstance(value, MultiValue | list) and len(value) == 0):
+    if _is_empty(value):
         return vr, _empty(vr), None
     if vr in _BINARY_NUMBER_VRS:
         return vr, value, None
