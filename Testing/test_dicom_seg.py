@@ -303,16 +303,17 @@ def test_values_stored_with_another_vr_are_checked_as_the_standard_says(dicom_di
     ds[0x00100040] = DataElement(0x00100040, "LO", "YBR_FULL")  # PatientSex as free text, not M/F/O -> emptied
     ds[0x00101010] = DataElement(0x00101010, "LO", "81")  # PatientAge as free text -> repaired as AS
     ds[0x00200011] = DataElement(0x00200011, "US", 3)  # SeriesNumber (IS) as a binary number -> removed
+    ds[0x00100010] = DataElement(0x00100010, "ST", "2180.3\\1531.5")  # PatientName as ST: two PN values -> emptied
     ds.save_as(tmp_path / "vr.dcm", enforce_file_format=False)
     source = pydicom.dcmread(tmp_path / "vr.dcm")
     repaired = repair_source_header(source)
     clean = repaired.dataset
-    assert (clean.StudyDate, clean.PatientSex, clean.PatientAge) == ("", "", "081Y")
-    assert [clean[k].VR for k in ("StudyDate", "PatientSex", "PatientAge")] == ["DA", "CS", "AS"]
+    assert (clean.StudyDate, clean.PatientSex, clean.PatientAge, clean.PatientName) == ("", "", "081Y", "")
+    assert [clean[k].VR for k in ("StudyDate", "PatientSex", "PatientAge", "PatientName")] == ["DA", "CS", "AS", "PN"]
     assert "SeriesNumber" not in clean
     actions = {(r.keyword, r.action) for r in repaired.repairs}
     assert {("StudyDate", "emptied"), ("PatientSex", "emptied"), ("PatientAge", "repaired"),
-            ("SeriesNumber", "removed")} <= actions
+            ("SeriesNumber", "removed"), ("PatientName", "emptied")} <= actions
     path = write_lesion_seg(source, rectangle_mask(source.Rows, source.Columns), tmp_path / "out" / "seg.dcm")
     assert dciodvfy_errors(path) == []
 

@@ -292,6 +292,10 @@ def _broken_files(dicom_dir: Path, folder: Path) -> dict[str, tuple[Path, type[e
     cases["grey_three_samples"] = (_save(ds, folder / "grey3.dcm"), errors.CorruptFileError, "3 samples per pixel")
 
     ds = pydicom.dcmread(source)
+    ds.NumberOfFrames = -1  # found by fuzzing
+    cases["frames_negative"] = (_save(ds, folder / "frames.dcm"), errors.CorruptFileError, "NumberOfFrames is -1")
+
+    ds = pydicom.dcmread(source)
     ds.PixelRepresentation = 65535  # found by fuzzing: neither unsigned (0) nor signed (1)
     cases["pixel_representation"] = (_save(ds, folder / "representation.dcm"), errors.CorruptFileError,
                                      "PixelRepresentation is 65535")

@@ -93,6 +93,8 @@ IMAGE_ATTRIBUTES: dict[str, str] = {
 }
 
 #: Longest value per VR, in characters (PS3.5 6.2); PN is checked per component group.
+#: Text VRs whose values may hold a backslash; in every other text VR it separates values.
+_UNSPLIT_TEXT_VRS = frozenset({"ST", "LT", "UT", "UR"})
 _MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "DS": 16, "IS": 12, "UI": 64}
 #: Control characters: only ESC (ISO 2022) is allowed in short texts; long texts also allow TAB, LF, FF, CR.
 _SHORT_TEXT_FORBIDDEN = re.compile(r"[\x00-\x1a\x1c-\x1f\x7f]")
@@ -287,6 +289,8 @@ def _checked_element(element: DataElement) -> tuple[str, Any, str | None]:
     if vr in _BINARY_NUMBER_VRS:
         return vr, value, None
     values = list(value) if isinstance(value, MultiValue | list) else [value]
+    if len(values) == 1 and isinstance(values[0], str) and vr not in _UNSPLIT_TEXT_VRS:
+        values = values[0].split("\\")  # stored as ST, LT or UT, where a backslash separates nothing
     vm = dictionary_VM(element.tag)
     if not _vm_allows(vm, len(values)):
         raise _InvalidValueError(f"{len(values)} values where VM {vm} is allowed")

@@ -303,6 +303,9 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
                 for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
     check_dimensions(rows, cols, path, "the header")
     frames = optional["NumberOfFrames"]
+    if frames < 1:
+        raise CorruptFileError(f"the header's NumberOfFrames is {frames}, where an image has at least 1; the pixel "
+                               "data cannot be interpreted", path)
     if frames > 1:
         raise MultiFrameError(f"a multi-frame object ({frames} frames); one projection radiograph per file is expected", path)
     if optional["PixelRepresentation"] not in (0, 1):
