@@ -92,9 +92,9 @@ IMAGE_ATTRIBUTES: dict[str, str] = {
     "FrameOfReferenceUID": "3", "PositionReferenceIndicator": "3",
 }
 
-#: Longest value per VR, in characters (PS3.5 6.2); PN is checked per component group.
 #: Text VRs whose values may hold a backslash; in every other text VR it separates values.
 _UNSPLIT_TEXT_VRS = frozenset({"ST", "LT", "UT", "UR"})
+#: Longest value per VR, in characters (PS3.5 6.2); PN is checked per component group.
 _MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "DS": 16, "IS": 12, "UI": 64}
 #: Control characters: only ESC (ISO 2022) is allowed in short texts; long texts also allow TAB, LF, FF, CR.
 _SHORT_TEXT_FORBIDDEN = re.compile(r"[\x00-\x1a\x1c-\x1f\x7f]")
