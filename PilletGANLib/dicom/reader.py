@@ -61,6 +61,8 @@ MAX_PIXELS = 100_000_000
 _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Object", "Encapsulated",
                         "Raw Data", "Waveform", "Segmentation", "Registration", "Media Storage Directory")
 _GREY = ("MONOCHROME1", "MONOCHROME2")
+#: The Photometric Interpretation a header without one is read with (as discovery reads it).
+_DEFAULT_PHOTOMETRIC = "MONOCHROME2"
 #: The robust intensity window of the preprocessing: these percentiles of each image map to the ends of the network's
 #: range (:mod:`PilletGANLib.transforms.pipeline`); an image where they are equal has no contrast to analyse.
 ROBUST_PERCENTILES = (0.5, 99.5)
@@ -227,9 +229,9 @@ def _parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
 
 
 def _photometric_interpretation(ds: Dataset, path: Path) -> str:
-    """The header's Photometric Interpretation in capitals; MONOCHROME2 when it is absent (as for discovery)."""
+    """The header's Photometric Interpretation in capitals; :data:`_DEFAULT_PHOTOMETRIC` when it is absent."""
     photometric = _parsed_value(ds, "PhotometricInterpretation", path)
-    return str("MONOCHROME2" if photometric is None else photometric).strip().upper()
+    return str(_DEFAULT_PHOTOMETRIC if photometric is None else photometric).strip().upper()
 
 
 def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
@@ -514,8 +516,9 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
 def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
     """Give the in-memory dataset (never the file) the required Image Pixel attributes the decoders need and the
     header lacks or leaves empty, with the values the header checks assume for them; one warning for each."""
-    defaults = {"PhotometricInterpretation": "MONOCHROME2", "SamplesPerPixel": 1, "PixelRepresentation": 0,
-                "BitsStored": header_integer(ds, "BitsAllocated", path)}
+    defaults = {"PhotometricInterpretation": _DEFAULT_PHOTOMETRIC,
+                **{k: _OPTIONAL_PIXEL_INTEGERS[k] for k in ("SamplesPerPixel", "PixelRepresentation")},
+                "BitsStored": header_integer(ds, "BitsAllocated", path)}  # BitsStored absent: all allocated bits
     warnings = []
     for keyword, value in defaults.items():
         if _parsed_value(ds, keyword, path) in (None, ""):
