@@ -30,8 +30,8 @@ from dicom_factory import (
 )
 from orthanc import Orthanc, free_port, wait_for_port, write_radiographs
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
-from pynetdicom import AE, evt
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.pdu import P_DATA_TF
 from test_batch import dciodvfy_errors
 
@@ -333,6 +333,46 @@ def test_a_node_that_does_not_answer_is_a_named_timeout(dicom_dir):
         node = DicomNode("SILENT", "127.0.0.1", silent.getsockname()[1])
         with pytest.raises(PacsError, match=r"no answer to the association request within 1 s \(timeout\)"):
             send_files(node, [dicom_dir / JPEG_BASELINE], "PILLETGAN", timeout=1)
+
+
+@pytest.fixture
+def store_node():
+    """``store_node(syntaxes)``: a pynetdicom storage node on a free loopback port accepting CR and Secondary
+    Capture in ``syntaxes`` only; returns (its DicomNode, the SOP Instance UIDs it stored). Stopped at teardown."""
+    servers = []
+
+    def start(syntaxes: list[str]) -> tuple[DicomNode, list[str]]:
+        stored: list[str] = []
+
+        def on_store(event: evt.Event) -> int:
+            stored.append(str(event.dataset.SOPInstanceUID))
+            return 0x0000
+
+        ae = AE(ae_title="STORE")
+        for sop_class in ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.7"):
+            ae.add_supported_context(sop_class, syntaxes)
+        server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        servers.append(server)
+        return DicomNode("STORE", "127.0.0.1", server.server_address[1]), stored
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_each_transfer_syntax_is_proposed_on_its_own_and_a_file_no_context_carries_is_named(store_node, dicom_dir):
+    jpeg, implicit = dicom_dir / JPEG_BASELINE, dicom_dir / DX_8BIT  # JPEG Baseline; Implicit VR Little Endian
+    uids = [str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in (jpeg, implicit)]
+
+    node, stored = store_node(ALL_TRANSFER_SYNTAXES)
+    results = send_files(node, [jpeg, implicit], "PILLETGAN", timeout=10)
+    assert [result.stored for result in results] == [True, True] and stored == uids
+
+    node, stored = store_node([ExplicitVRLittleEndian])
+    first, second = send_files(node, [jpeg, implicit], "PILLETGAN", timeout=10)
+    assert first.status is None and not first.stored
+    assert first.describe().startswith("not sent: No presentation context for ") and "'JPEG Baseline" in first.describe()
+    assert second.stored and stored == uids[1:]  # converted to Explicit VR by pynetdicom, as the node accepted
 
 
 def test_the_spool_keeps_arrival_order_and_ignores_temporaries(tmp_path):

@@ -76,7 +76,7 @@ class StoreResult:
 
     def describe(self) -> str:
         if self.status is None:
-            return f"no answer: {self.comment}"
+            return self.comment
         text = f"status 0x{self.status:04X} ({code_to_category(self.status)})"
         return f"{text}: {self.comment}" if self.comment else text
 
@@ -94,7 +94,10 @@ def send_files(node: DicomNode, paths: Sequence[Path], calling_ae_title: str, ti
                ) -> list[StoreResult]:
     """C-STORE ``paths`` (DICOM files) to ``node`` over one association; one result per file, in order.
 
-    A file without an answer (the association was lost) has status ``None``; so have the files after it.
+    Each SOP class is proposed in the file's own transfer syntax and in both uncompressed ones, each syntax in a
+    context of its own, so the node can accept exactly the ones it stores. A file without an answer has status
+    ``None`` and a comment saying why: no context the node accepted can carry it, or the association was lost
+    (then so are the files after it).
 
     Raises:
         PacsError: no association: connection refused, association rejected or aborted, timeout.
@@ -102,12 +105,11 @@ def send_files(node: DicomNode, paths: Sequence[Path], calling_ae_title: str, ti
     headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in paths]
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
-    contexts: dict[str, set[str]] = {}
-    for header in headers:
-        contexts.setdefault(str(header.SOPClassUID), {ExplicitVRLittleEndian, ImplicitVRLittleEndian}).add(
-            str(header.file_meta.TransferSyntaxUID))
-    for sop_class, syntaxes in sorted(contexts.items()):
-        ae.add_requested_context(sop_class, sorted(syntaxes))
+    contexts = sorted({(str(header.SOPClassUID), syntax) for header in headers
+                       for syntax in (str(header.file_meta.TransferSyntaxUID), ExplicitVRLittleEndian,
+                                      ImplicitVRLittleEndian)})
+    for sop_class, syntax in contexts:
+        ae.add_requested_context(sop_class, syntax)
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
     if assoc.is_rejected:
         answer = assoc.acceptor.primitive
@@ -120,12 +122,18 @@ def send_files(node: DicomNode, paths: Sequence[Path], calling_ae_title: str, ti
     results: list[StoreResult] = []
     try:
         for path, header in zip(paths, headers, strict=True):
-            answer = assoc.send_c_store(path) if assoc.is_established else None
+            try:
+                answer = assoc.send_c_store(path) if assoc.is_established else None
+            except ValueError as err:  # pynetdicom's: no accepted context can carry the file as it is stored
+                results.append(StoreResult(path, str(header.SOPInstanceUID), None, f"not sent: {err}"))
+                continue
             status = answer.get("Status") if answer else None
-            comment = str(answer.get("ErrorComment", "") or "") if answer else "association lost (aborted or timed out)"
+            comment = str(answer.get("ErrorComment", "") or "") if answer else \
+                "no answer: association lost (aborted or timed out)"
             results.append(StoreResult(path, str(header.SOPInstanceUID), None if status is None else int(status),
                                        comment))
     finally:
         if assoc.is_established:
             assoc.release()
     return results
+
