@@ -387,3 +387,11 @@ def test_the_one_command_demo_pulls_pushes_and_forwards(tiny_model, tmp_path, ca
     printed = capsys.readouterr().out
     assert "2 radiograph(s) found: 2 succeeded" in printed and "C-STORE status 0x0000" in printed
     assert "The PACS now holds 3 SEG(s)" in printed
+
+
+@pytest.mark.slow
+def test_a_local_orthanc_in_a_relative_folder_starts_and_keeps_its_files_there(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Orthanc(Path("pacs")) as server:
+        assert server.folder == tmp_path / "pacs" and server.rest("get", "/system").ok
+    assert (tmp_path / "pacs" / "orthanc.json").is_file() and (tmp_path / "pacs" / "storage").is_dir()

@@ -71,6 +71,9 @@ class LocalOrthanc:
     dicom_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder).resolve()  # Orthanc runs in it, so relative paths would point elsewhere
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
