@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported here so that building the parser (every pilletgan command) does not load torch, MONAI or pynetdicom
+    from pynetdicom import _config as pynetdicom_config
+
     from ..batch import describe
     from ..dicom import SelectionRules
     from ..errors import ConfigurationError
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("highdicom").setLevel(logging.WARNING)
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # it logs every association at INFO
+        # its standard handlers log every message's fields, and raise (a traceback in the log) on a malformed one
+        pynetdicom_config.LOG_HANDLER_LEVEL = "none"
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
     forward = pacs.DicomNode.parse(args.forward) if args.forward else None
