@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+import requests
 from dicom_factory import (
     DX_8BIT,
     JPEG_BASELINE,
@@ -28,6 +29,7 @@ from dicom_factory import (
     write_without_pixel_data,
 )
 from orthanc import PASSWORD, USER, Orthanc, TlsProxy, free_port, self_signed_certificate, write_radiographs
+from pydicom.dataelem import DataElement
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from test_batch import dciodvfy_errors
 
@@ -241,6 +243,73 @@ def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc,
     assert "remembered" not in errors[0]["reason"]
     section = json.loads((out / "run.json").read_text(encoding="utf-8"))["pacs"]
     assert section["failed_before_not_retrieved"] == 0 and section["retrieved"] == 2
+
+
+class _RefusingListing:
+    """A DICOMweb client stand-in: one CR series of ``n`` instances; any instance page covering a position in
+    ``refused`` is answered with HTTP 400, as Orthanc answers for a damaged stored file."""
+
+    def __init__(self, n: int, refused: set[int]) -> None:
+        self.uids, self.refused, self.requests = [f"1.2.3.{i + 1}" for i in range(n)], refused, 0
+
+    def search_for_series(self, study_uid: str, limit: int, offset: int) -> list[dict]:
+        return [{"0020000E": {"Value": ["1.2.9"]}, "00080060": {"Value": ["CR"]}}][offset:offset + limit]
+
+    def search_for_instances(self, study_uid: str, series_uid: str, limit: int, offset: int) -> list[dict]:
+        self.requests += 1
+        if self.refused & set(range(offset, offset + limit)):
+            response = requests.Response()
+            response.status_code, response.reason = 400, "Bad Request"
+            raise requests.HTTPError(response=response)
+        return [{"00080018": {"Value": [uid]}} for uid in self.uids[offset:offset + limit]]
+
+
+def test_a_refused_listing_page_is_asked_for_one_result_at_a_time(monkeypatch):
+    from PilletGANLib.errors import PacsError
+    from PilletGANLib.pacs import dicomweb
+
+    monkeypatch.setattr(dicomweb, "PAGE_SIZE", 4)
+    pacs = DicomwebPacs("http://127.0.0.1:9/dicom-web")
+    pacs.client = _RefusingListing(10, refused={2, 6})
+    problems: list[PacsError] = []
+    listed = pacs.find_instances("1.2.1", ("CR",), on_problem=problems.append)
+    assert [i.sop_instance_uid for i in listed] == sorted(set(pacs.client.uids) - {"1.2.3.3", "1.2.3.7"})
+    assert [p.reason for p in problems] == [
+        "QIDO-RS search for the instances of series 1.2.9, result 3 asked for alone, failed: HTTP 400 Bad Request",
+        "QIDO-RS search for the instances of series 1.2.9, result 7 asked for alone, failed: HTTP 400 Bad Request"]
+    with pytest.raises(PacsError, match=r"instances of series 1\.2\.9 failed: HTTP 400"):  # no on_problem: as before
+        pacs.find_instances("1.2.1", ("CR",))
+
+    monkeypatch.setattr(dicomweb, "PAGE_SIZE", 40)
+    pacs.client = _RefusingListing(30, refused=set(range(30)))  # a listing refused whatever is asked: one problem,
+    problems.clear()                                             # after a few requests, not one per instance
+    assert pacs.find_instances("1.2.1", ("CR",), on_problem=problems.append) == []
+    assert len(problems) == 1 and "instances of series 1.2.9 failed" in str(problems[0])
+    assert pacs.client.requests == 1 + dicomweb._PROBE
+
+
+@pytest.mark.slow
+def test_an_instance_the_pacs_cannot_list_does_not_hide_its_series(orthanc, credentials, dicom_dir, tiny_model,
+                                                                   tmp_path):
+    """Found by fuzzing: Orthanc answers HTTP 400 to a whole series' instance listing when one stored instance has a
+    Rows value that is text; and dicomweb-client refuses to address a study whose UID is not digits and dots. Each is
+    one problem row, and the rest of the series (and run) is analysed."""
+    study, series = generate_uid(), generate_uid()
+    good = [write_copy(dicom_dir, JPEG_BASELINE, tmp_path / f"good{i}.dcm", study, series) for i in range(2)]
+    write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "unlistable.dcm", study, series,
+               edit=lambda ds: ds.__setitem__(0x00280010, DataElement(0x00280010, "LO", "abc")))
+    write_copy(dicom_dir, JPEG_BASELINE, tmp_path / "bad_uid.dcm", "x", generate_uid())
+    for name in ("good0.dcm", "unlistable.dcm", "good1.dcm", "bad_uid.dcm"):
+        orthanc.upload(tmp_path / name)
+    out = tmp_path / "out"
+    assert main(pacs_args(orthanc, out, tiny_model, "--push")) == 1
+    statuses = {row["sop_instance_uid"]: row["status"] for row in read_csv(out / "summary.csv")}
+    assert statuses == {ds.SOPInstanceUID: "succeeded" for ds in good}
+    errors = sorted(read_csv(out / "errors.csv"), key=lambda row: row["file"])
+    assert [(row["file"], row["stage"]) for row in errors] == [(f"studies/{study}", "query"), ("studies/x", "query")]
+    assert f"instances of series {series}, result " in errors[0]["reason"] and "HTTP 400" in errors[0]["reason"]
+    assert "whose UID 'x' is not a UID" in errors[1]["reason"]
+    assert len(orthanc.instances("SEG")) == 2
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 from .discovery import DicomInstance, DiscoveryResult, SelectionRules, SkipKind, SkippedFile, discover, examine_file
 from .reader import check_decodable, check_radiograph_header, read_dicom_header, read_dicom_image
 from .seg import Algorithm, seg_instance_uid, seg_series_uid, write_heatmap_seg, write_lesion_seg
-from .uids import safe_uid_name, uid_path
+from .uids import is_lenient_uid, safe_uid_name, uid_path
 
 __all__ = [
     "Algorithm",
@@ -16,6 +16,7 @@ __all__ = [
     "check_radiograph_header",
     "discover",
     "examine_file",
+    "is_lenient_uid",
     "read_dicom_header",
     "read_dicom_image",
     "safe_uid_name",

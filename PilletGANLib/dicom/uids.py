@@ -21,7 +21,7 @@ __all__ = ["MAX_UID_LENGTH", "derived_uid", "is_valid_uid", "safe_uid_name", "ui
 MAX_UID_LENGTH = 64
 #: A UID as the standard writes it: digit components without leading zeros, separated by dots.
 _STRICT_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-#: What may name a folder: digits and dots only (leading zeros tolerated, they are still path-safe).
+#: What may name a folder or a DICOMweb resource: digits and dots only (leading zeros tolerated).
 _PATH_SAFE_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: Project prefix of the UIDs PilletGAN derives (pydicom's root, open to every pydicom user).
 _DERIVED_PREFIX = "1.2.826.0.1.3680043.8.498."
@@ -32,11 +32,17 @@ def is_valid_uid(uid: object) -> bool:
     return isinstance(uid, str) and len(uid) <= MAX_UID_LENGTH and _STRICT_UID.match(uid) is not None
 
 
+def is_lenient_uid(uid: object) -> bool:
+    """Whether ``uid`` is digits and dots, at most 64 characters: a UID with leading zeros tolerated, as
+    ``dicomweb-client`` requires one before it builds a request, and as folder names may use it."""
+    return isinstance(uid, str) and len(uid) <= MAX_UID_LENGTH and _PATH_SAFE_UID.match(uid) is not None
+
+
 def safe_uid_name(uid: object) -> str:
     """A file-system-safe name for ``uid``: the UID itself when it is digits and dots (<= 64 chars),
     otherwise ``h`` followed by 40 hex digits of its SHA-256 (same input, same name)."""
     text = "" if uid is None else str(uid).strip(" \x00")
-    if len(text) <= MAX_UID_LENGTH and _PATH_SAFE_UID.match(text):
+    if is_lenient_uid(text):
         return text
     return "h" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 

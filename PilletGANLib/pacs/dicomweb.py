@@ -21,6 +21,7 @@ import pydicom
 import requests
 from dicomweb_client import DICOMwebClient
 
+from ..dicom import is_lenient_uid
 from ..errors import ConfigurationError, CorruptFileError, PacsError
 from ..outputs import atomic_path
 from ..text import error_excerpt
@@ -117,26 +118,73 @@ def describe_http_failure(err: BaseException, url: str, timeout: float) -> str:
 _REQUEST_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError, IndexError)
 #: What pydicom raises when a dataset cannot be encoded (its own checks, or values that do not fit their VR).
 _ENCODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, NotImplementedError)
+def _not_addressable(what: str, uid: str) -> str:
+    return (f"the PACS lists {what} whose UID {uid!r} is not a UID (digits and dots, at most 64), which DICOMweb "
+            "requests cannot address")
+
+
 #: QIDO-RS results asked for per request.
 PAGE_SIZE = 500
 
 
-def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: Any, **kwargs: Any
+def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: Any,
+                on_unlisted: Callable[[int, requests.HTTPError], None] | None = None, **kwargs: Any
                 ) -> list[dict[str, Any]]:
     """Every result of a QIDO-RS search, a page (``limit``/``offset``) at a time.
 
     Stops at a short page, or at a page with nothing new: some servers ignore ``offset`` (and
-    ``dicomweb-client``'s own ``get_remaining`` then never ends).
+    ``dicomweb-client``'s own ``get_remaining`` then never ends). With ``on_unlisted``, a page the server
+    refuses with an HTTP error (Orthanc answers 400 for a whole listing when one stored file is damaged) is
+    asked for one result at a time, and each result it still refuses goes to ``on_unlisted`` (its position,
+    the error); the page's error is raised when none of its first results can be listed either.
     """
     results: dict[str, dict[str, Any]] = {}
     offset = 0
     while True:
-        page = search(*args, limit=PAGE_SIZE, offset=offset, **kwargs)
+        try:
+            page = search(*args, limit=PAGE_SIZE, offset=offset, **kwargs)
+            covered, ended = len(page), len(page) < PAGE_SIZE
+        except requests.HTTPError as err:
+            if on_unlisted is None:
+                raise
+            page, ended = _one_at_a_time(search, offset, err, on_unlisted, *args, **kwargs)
+            covered = PAGE_SIZE
         new = {_value(item, key): item for item in page if _value(item, key) not in results}
         results.update(new)
-        if len(page) < PAGE_SIZE or not new:
+        if ended or not new:
             return list(results.values())
-        offset += len(page)
+        offset += covered
+
+
+#: Results asked for one at a time, after a refused page, before the whole page counts as refused.
+_PROBE = 10
+
+
+def _one_at_a_time(search: Callable[..., list[dict[str, Any]]], offset: int, err: requests.HTTPError,
+                   on_unlisted: Callable[[int, requests.HTTPError], None], *args: Any, **kwargs: Any
+                   ) -> tuple[list[dict[str, Any]], bool]:
+    """The results of the refused page at ``offset``, one request each; returns them and whether the listing ended
+    within the page. Raises ``err`` when none of the first :data:`_PROBE` results can be listed."""
+    listed: list[dict[str, Any]] = []
+    refused: list[tuple[int, requests.HTTPError]] = []
+    ended = False
+    for position in range(offset, offset + PAGE_SIZE):
+        if not listed and len(refused) >= _PROBE:
+            raise err
+        try:
+            one = search(*args, limit=1, offset=position, **kwargs)
+        except requests.HTTPError as single:
+            refused.append((position, single))
+            continue
+        if not one:
+            ended = True
+            break
+        listed.extend(one[:1])
+    if not listed:
+        raise err
+    for position, single in refused:
+        on_unlisted(position, single)
+    return listed, ended
 
 
 class DicomwebPacs:
@@ -190,12 +238,17 @@ class DicomwebPacs:
             found.update((uid, None) for uid in (_value(s, _STUDY) for s in studies) if uid)
         return sorted(found)
 
-    def find_instances(self, study_uid: str, modalities: Sequence[str]) -> list[RemoteInstance]:
+    def find_instances(self, study_uid: str, modalities: Sequence[str],
+                       on_problem: Callable[[PacsError], None] | None = None) -> list[RemoteInstance]:
         """The instances of ``study_uid`` in series of ``modalities``, sorted by series and SOP Instance UID.
 
-        Raises :class:`PacsError` naming the study when the query fails.
+        Raises :class:`PacsError` naming the study when it cannot be listed. Without ``on_problem``, so does a
+        series or an instance that cannot be listed; with it, each of those is passed to ``on_problem``
+        (naming the series, or the instance's position in its series' listing) and the others are listed.
         """
         about = f"study {study_uid}"
+        if not is_lenient_uid(study_uid):
+            raise PacsError(_not_addressable("a study", study_uid), about)
         try:
             series = _search_all(self.client.search_for_series, _SERIES, study_uid)
         except _REQUEST_ERRORS as err:
@@ -206,12 +259,46 @@ class DicomwebPacs:
             if modality not in modalities or not series_uid:
                 continue
             try:
-                listed = _search_all(self.client.search_for_instances, _SOP, study_uid, series_uid)
-            except _REQUEST_ERRORS as err:
-                raise self._fail(f"QIDO-RS search for the instances of series {series_uid}", about, err) from err
-            instances.extend(RemoteInstance(study_uid, series_uid, sop, modality)
-                             for sop in (_value(i, _SOP) for i in listed) if sop)
+                instances.extend(self._series_instances(study_uid, series_uid, modality, on_problem))
+            except PacsError as err:
+                if on_problem is None:
+                    raise
+                on_problem(err)
         return sorted(instances, key=lambda i: (i.series_instance_uid, i.sop_instance_uid))
+
+    def _series_instances(self, study_uid: str, series_uid: str, modality: str,
+                          on_problem: Callable[[PacsError], None] | None) -> list[RemoteInstance]:
+        """The listable instances of one series (see :meth:`find_instances`); raises :class:`PacsError` naming the
+        series when it cannot be listed."""
+        about = f"study {study_uid}, series {series_uid}"
+        action = f"QIDO-RS search for the instances of series {series_uid}"
+        if not is_lenient_uid(series_uid):
+            raise PacsError(_not_addressable("a series", series_uid), about)
+        on_unlisted = None
+        if on_problem is not None:
+            report = on_problem
+
+            def on_unlisted(position: int, err: requests.HTTPError) -> None:
+                problem = self._fail(f"{action}, result {position + 1} asked for alone,", about, err)
+                problem.__cause__ = err
+                report(problem)
+
+        try:
+            listed = _search_all(self.client.search_for_instances, _SOP, study_uid, series_uid,
+                                 on_unlisted=on_unlisted)
+        except _REQUEST_ERRORS as err:
+            raise self._fail(action, about, err) from err
+        instances = []
+        for sop in filter(None, (_value(i, _SOP) for i in listed)):
+            instance = RemoteInstance(study_uid, series_uid, sop, modality)
+            if is_lenient_uid(sop):
+                instances.append(instance)
+                continue
+            err = PacsError(_not_addressable(f"an instance of series {series_uid}", sop), instance.label)
+            if on_problem is None:
+                raise err
+            on_problem(err)
+        return instances
 
     def retrieve(self, instance: RemoteInstance, target: Path) -> int:
         """WADO-RS: write ``instance``, in the transfer syntax the PACS stores it in, to ``target`` (atomically);

@@ -347,18 +347,22 @@ def _prune_empty_folders(root: Path) -> None:
 
 def _list_instances(pacs: DicomwebPacs, studies: list[str], query: PacsQuery, problems: list[FileProblem],
                     progress: bool) -> list[RemoteInstance]:
-    """Every instance of the studies' selected series, once, sorted by UIDs; a study that cannot be listed is a
-    problem row, unless the PACS cannot be used at all."""
+    """Every instance of the studies' selected series, once, sorted by UIDs; a study, series or instance that
+    cannot be listed is a problem row, unless the PACS cannot be used at all."""
     found: dict[str, RemoteInstance] = {}
     for study in tqdm(studies, desc="query", unit="study", disable=not progress or len(studies) < 2):
-        try:
-            for remote in pacs.find_instances(study, query.modalities):
-                found.setdefault(remote.sop_instance_uid, remote)
-        except PacsError as err:
+
+        def unlisted(err: PacsError, study: str = study) -> None:
             if _is_fatal(err):
-                raise
+                raise err
             logger.warning("%s", err)
             problems.append(FileProblem(f"studies/{study}", "query", error_kind(err), err.reason, error=True))
+
+        try:
+            for remote in pacs.find_instances(study, query.modalities, on_problem=unlisted):
+                found.setdefault(remote.sop_instance_uid, remote)
+        except PacsError as err:
+            unlisted(err)
     logger.info("%d instance(s) in %d study(ies) on %s", len(found), len(studies), pacs.url)
     return sorted(found.values(), key=lambda r: (r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid))
 
