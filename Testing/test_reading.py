@@ -528,6 +528,22 @@ def test_an_absent_required_pixel_attribute_is_read_as_the_header_checks_assume(
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", [DX_8BIT, JPEG_BASELINE])
+def test_an_extended_offset_table_without_lengths_is_ignored(dicom_dir: Path, tmp_path: Path, name: str) -> None:
+    """Found by fuzzing: pydicom's decoders fail on an Extended Offset Table without its lengths (a native or a
+    JPEG file alike); the one frame is found without it, so the reader drops it from memory and says so."""
+    plain, _ = load_cxr(dicom_dir / name)
+    ds = pydicom.dcmread(dicom_dir / name)
+    ds.ExtendedOffsetTable = b"\0" * 8
+    path = tmp_path / "offset_table.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    before = path.read_bytes()
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, plain)
+    assert any("Extended Offset Table without its lengths; ignored" in w for w in meta["warnings"])
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("case", ["zeros", "rescale_slope_zero", "one_bright_pixel"])
 def test_an_image_without_contrast_is_not_analysed(dicom_dir: Path, tmp_path: Path, case: str) -> None:
     """A blank frame (or one where 99 % of the pixels share a value) would be normalised by a division by zero and

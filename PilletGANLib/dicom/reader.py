@@ -484,7 +484,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     ensure_transfer_syntax(ds, path)
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
-    supplied = _supply_absent_pixel_attributes(ds, path)
+    supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
     stored, half_resolution = _stored_values(ds, path, network_size)
     padding = _padding_mask(ds, stored, path)
     try:
@@ -525,6 +525,17 @@ def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
             setattr(ds, keyword, value)
             warnings.append(f"the header has no {keyword} (a required attribute); read as {value}")
     return warnings
+
+
+def _ignore_offset_table_without_lengths(ds: Dataset, path: Path) -> str | None:
+    """Remove from the in-memory dataset (never the file) an Extended Offset Table whose lengths are absent or
+    empty, which the decoders would fail on (they find the frame without it); a warning when one was removed."""
+    if "ExtendedOffsetTable" not in ds or _parsed_value(ds, "ExtendedOffsetTableLengths", path) not in (None, b""):
+        return None
+    del ds.ExtendedOffsetTable
+    if "ExtendedOffsetTableLengths" in ds:
+        del ds.ExtendedOffsetTableLengths
+    return "the header has an Extended Offset Table without its lengths; ignored (the frame is found without it)"
 
 
 def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | None]:
