@@ -23,7 +23,9 @@ from dicom_factory import (
     write_copy,
     write_dicomdir,
 )
-from pydicom.uid import JPEG2000Lossless, generate_uid
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import ExplicitVRBigEndian, JPEG2000Lossless, generate_uid
 
 from PilletGANLib.dicom.discovery import DiscoveryResult, SelectionRules, SkipKind, discover
 from PilletGANLib.errors import ConfigurationError, FileNotFoundInputError
@@ -195,6 +197,24 @@ def test_a_value_that_swallowed_the_file_is_quoted_short(dicom_dir, tmp_path):
     assert [s.kind for s in skipped] == [SkipKind.NOT_SELECTED]
     reason = skipped[0].reason
     assert reason.startswith("Modality '\\x1bCR") and "characters) is not selected" in reason and len(reason) < 200
+
+
+def test_a_body_its_file_meta_misdescribes_is_an_error_not_a_modality_that_is_not_selected(dicom_dir, tmp_path):
+    """Found by fuzzing: File Meta that says Explicit VR Big Endian over a little-endian body turns the rest of the
+    file into one garbled element without a Modality; that radiograph was reported as 'Modality missing is not
+    selected', a skip, instead of as the damaged file it is."""
+    ds = read_dataset(dicom_dir, DX_8BIT)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, ds.file_meta.TransferSyntaxUID.is_implicit_VR
+    write_dataset(body, ds)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, ds.file_meta)
+    (tmp_path / "misdescribed.dcm").write_bytes(b"\0" * 128 + b"DICM" + meta.getvalue() + body.getvalue())
+    result = discover_within(tmp_path)
+    assert result.instances == [] and [s.kind for s in result.skipped] == [SkipKind.TRUNCATED]
+    assert result.skipped[0].error and "Modality" not in result.skipped[0].reason
 
 
 def test_single_file_root_and_missing_root(dicom_dir, tmp_path):

@@ -34,6 +34,7 @@ from ..errors import (
     MissingPixelDataError,
     NotAnImageError,
     PilletGANError,
+    TruncatedFileError,
     UnrecognizedFormatError,
 )
 from ..text import error_excerpt, header_excerpt
@@ -406,13 +407,15 @@ class _NotSelectedError(Exception):
 def _select(header: Dataset, path: Path, rules: SelectionRules) -> DicomInstance:
     """The instance when the header is a selected, readable radiograph; raises otherwise.
 
-    Objects without an image (SR, no Pixel Data) are reported as such; for other images the
-    selection rules come first, so a CT is "not selected" rather than, say, "multi-frame".
+    Objects without an image (SR, no Pixel Data) are reported as such, and so is a header too damaged to be read
+    (a wrong length or transfer syntax makes the rest of the file one garbled element, whose missing Modality the
+    rules would otherwise report); for other images the selection rules come first, so a CT is "not selected"
+    rather than, say, "multi-frame".
     """
     problem: InputFileError | None = None
     try:
         check_radiograph_header(header, path)
-    except (NotAnImageError, MissingPixelDataError):
+    except (NotAnImageError, MissingPixelDataError, TruncatedFileError, CorruptFileError):
         raise
     except InputFileError as err:
         problem = err
