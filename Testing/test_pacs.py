@@ -288,6 +288,45 @@ def test_a_refused_listing_page_is_asked_for_one_result_at_a_time(monkeypatch):
     assert pacs.client.requests == 1 + dicomweb._PROBE
 
 
+class _AnsweringWith:
+    """A DICOMweb client stand-in whose QIDO-RS answers (studies, and the instances of one CR series) are
+    ``answer(offset, limit)``."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+
+    def search_for_studies(self, search_filters: dict, limit: int, offset: int):
+        return self.answer(offset, limit)
+
+    def search_for_series(self, study_uid: str, limit: int, offset: int) -> list[dict]:
+        return [{"0020000E": {"Value": ["1.2.9"]}, "00080060": {"Value": ["CR"]}}][offset:offset + limit]
+
+    def search_for_instances(self, study_uid: str, series_uid: str, limit: int, offset: int):
+        return self.answer(offset, limit)
+
+
+def test_malformed_and_endless_listings_are_named_errors(monkeypatch):
+    """Found with a hostile DICOMweb server: an answer whose items are not data sets escaped as an AttributeError,
+    and a server answering full pages of new UIDs forever kept the run listing forever."""
+    from PilletGANLib.errors import PacsError
+    from PilletGANLib.pacs import dicomweb
+
+    pacs = DicomwebPacs("http://127.0.0.1:9/dicom-web")
+    pacs.client = _AnsweringWith(lambda offset, limit: [1, "x"])
+    with pytest.raises(PacsError, match="CR studies failed: ValueError: the answer is not a JSON array of DICOM data"):
+        pacs.find_studies(PacsQuery(modalities=("CR",)))
+    pacs.client = _AnsweringWith(lambda offset, limit: [{"0020000D": {"Value": "1.2.3"}}, {"0020000D": [1]},
+                                                        {"0020000D": {"Value": ["1.2.4"]}}][offset:offset + limit])
+    assert pacs.find_studies(PacsQuery(modalities=("CR",))) == ["1.2.4"]  # values that are not lists: absent
+
+    monkeypatch.setattr(dicomweb, "PAGE_SIZE", 4)
+    monkeypatch.setattr(dicomweb, "MAX_RESULTS", 20)
+    pacs.client = _AnsweringWith(lambda offset, limit: [{"00080018": {"Value": [f"1.2.3.{offset + i}"]}}
+                                                        for i in range(limit)])
+    with pytest.raises(PacsError, match="answered 20 results and still full pages; the listing was stopped"):
+        pacs.find_instances("1.2.1", ("CR",))
+
+
 @pytest.mark.slow
 def test_an_instance_the_pacs_cannot_list_does_not_hide_its_series(orthanc, credentials, dicom_dir, tiny_model,
                                                                    tmp_path):

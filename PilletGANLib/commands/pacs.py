@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("highdicom").setLevel(logging.WARNING)
         logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # it logs every request at INFO
+        # a malformed answer header (say, multipart without a boundary) is logged with a traceback; the request's
+        # own error names it
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     if args.batch_size < 1 or args.workers < 0 or args.retrieve_threads < 1 or args.timeout <= 0:
         raise ConfigurationError("--batch-size and --retrieve-threads must be at least 1, --workers at least 0 and "
                                  "--timeout positive")

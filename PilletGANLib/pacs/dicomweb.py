@@ -77,8 +77,10 @@ class PacsQuery:
 
 
 def _value(item: dict[str, Any], tag: str) -> str:
-    values = (item.get(tag) or {}).get("Value") or [""]
-    return str(values[0]).strip()
+    """The first value of ``tag`` in a DICOM JSON data set, as text; "" when absent or not a list of values."""
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]).strip() if isinstance(values, list) and values else ""
 
 
 def _os_cause(err: BaseException) -> str:
@@ -125,6 +127,8 @@ def _not_addressable(what: str, uid: str) -> str:
 
 #: QIDO-RS results asked for per request.
 PAGE_SIZE = 500
+#: Results of one listing after which a PACS still answering full pages is taken to page without end.
+MAX_RESULTS = 1_000_000
 
 
 def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: Any,
@@ -141,8 +145,10 @@ def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: An
     results: dict[str, dict[str, Any]] = {}
     offset = 0
     while True:
+        if offset >= MAX_RESULTS:
+            raise ValueError(f"the PACS answered {offset:,} results and still full pages; the listing was stopped")
         try:
-            page = search(*args, limit=PAGE_SIZE, offset=offset, **kwargs)
+            page = _data_sets(search(*args, limit=PAGE_SIZE, offset=offset, **kwargs))
             covered, ended = len(page), len(page) < PAGE_SIZE
         except requests.HTTPError as err:
             if on_unlisted is None:
@@ -154,6 +160,13 @@ def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: An
         if ended or not new:
             return list(results.values())
         offset += covered
+
+
+def _data_sets(answer: Any) -> list[dict[str, Any]]:
+    """A QIDO-RS answer, checked to be a JSON array of DICOM data sets; ``ValueError`` otherwise."""
+    if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+        raise ValueError("the answer is not a JSON array of DICOM data sets")
+    return answer
 
 
 #: Results asked for one at a time, after a refused page, before the whole page counts as refused.
@@ -172,7 +185,7 @@ def _one_at_a_time(search: Callable[..., list[dict[str, Any]]], offset: int, err
         if not listed and len(refused) >= _PROBE:
             raise err
         try:
-            one = search(*args, limit=1, offset=position, **kwargs)
+            one = _data_sets(search(*args, limit=1, offset=position, **kwargs))
         except requests.HTTPError as single:
             refused.append((position, single))
             continue
