@@ -246,6 +246,19 @@ def test_a_sender_dropping_mid_association_leaves_nothing_and_the_node_keeps_wor
 
 
 @pytest.mark.slow
+def test_idle_connections_do_not_lock_modalities_out(start_listener, dicom_dir):
+    """Found by connecting without speaking DICOM: each connection held one of pynetdicom's 10 association slots for
+    30 s, closed or not, so a port scan or a few TCP health checks refused every modality ("Local limit exceeded")."""
+    listener = start_listener()
+    idle = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(12)]
+    try:
+        assert [s.Status for s in send(listener.port, [dicom_dir / DX_8BIT])] == [0]
+    finally:
+        for connection in idle:
+            connection.close()
+
+
+@pytest.mark.slow
 def test_objects_that_are_not_radiographs_are_refused_with_the_reason(start_listener, dicom_dir, tmp_path):
     listener = start_listener()
     study = generate_uid()

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # it logs every association at INFO
         # its standard handlers log every message's fields, and raise (a traceback in the log) on a malformed one
         pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+        # a peer that sends bytes which are no DICOM PDUs gets one ERROR line per byte and a traceback on reset
+        logging.getLogger("pynetdicom.dul").setLevel(logging.CRITICAL)
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
     forward = pacs.DicomNode.parse(args.forward) if args.forward else None

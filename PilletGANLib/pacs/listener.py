@@ -61,6 +61,10 @@ __all__ = ["JOURNAL_NAME", "DicomListener"]
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
+#: Associations served at once (pynetdicom's default is 10).
+MAX_ASSOCIATIONS = 64
+#: Seconds a connection may take to send its association request, and the peer to answer a release (default 30).
+REQUEST_WAIT_S = 10.0
 #: C-STORE statuses: success; refused, SOP class not supported; cannot understand; out of resources.
 _SUCCESS, _NOT_SUPPORTED, _CANNOT_UNDERSTAND, _OUT_OF_RESOURCES = 0x0000, 0x0122, 0xC000, 0xA700
 #: Skips that are refusals of what the node does not analyse (rather than broken radiographs).
@@ -163,6 +167,9 @@ class DicomListener:
         self._load_journal()
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True
+        # a connection holds an association slot until its request arrives or this wait ends, closed or not:
+        # a few port scans or TCP health checks must not lock modalities out
+        ae.maximum_associations, ae.acse_timeout = MAX_ASSOCIATIONS, REQUEST_WAIT_S
         if self.allowed_callers:
             ae.require_calling_aet = self.allowed_callers
         for context in AllStoragePresentationContexts:  # every storage class, so refusals carry a reason
