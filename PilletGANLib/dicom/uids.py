@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-__all__ = ["MAX_UID_LENGTH", "derived_uid", "is_valid_uid", "safe_uid_name", "uid_path"]
+__all__ = ["MAX_UID_LENGTH", "derived_uid", "is_lenient_uid", "is_valid_uid", "safe_uid_name", "uid_path"]
 
 #: Longest UID the standard allows (PS3.5 9.1).
 MAX_UID_LENGTH = 64

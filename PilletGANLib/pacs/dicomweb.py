@@ -120,11 +120,6 @@ def describe_http_failure(err: BaseException, url: str, timeout: float) -> str:
 _REQUEST_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError, IndexError)
 #: What pydicom raises when a dataset cannot be encoded (its own checks, or values that do not fit their VR).
 _ENCODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, NotImplementedError)
-def _not_addressable(what: str, uid: str) -> str:
-    return (f"the PACS lists {what} whose UID {uid!r} is not a UID (digits and dots, at most 64), which DICOMweb "
-            "requests cannot address")
-
-
 #: QIDO-RS results asked for per request.
 PAGE_SIZE = 500
 #: Results of one listing after which a PACS still answering full pages is taken to page without end.
@@ -160,6 +155,11 @@ def _search_all(search: Callable[..., list[dict[str, Any]]], key: str, *args: An
         if ended or not new:
             return list(results.values())
         offset += covered
+
+
+def _not_addressable(what: str, uid: str) -> str:
+    return (f"the PACS lists {what} whose UID {uid!r} is not a UID (digits and dots, at most 64), which DICOMweb "
+            "requests cannot address")
 
 
 def _data_sets(answer: Any) -> list[dict[str, Any]]:
