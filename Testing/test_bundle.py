@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -24,9 +25,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 from conftest import REPO_ROOT, make_tiny_model
-from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_UNCOMPRESSED
+from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_J2K_LOSSLESS, MONO1_UNCOMPRESSED
 from monai.bundle import ConfigWorkflow
 from PIL import Image
+from pydicom.encaps import encapsulate, generate_frames
 
 from PilletGANLib import __version__, load_cxr
 from PilletGANLib.bundle import image_datalist, load_records, load_weights, training_split
@@ -302,18 +304,26 @@ def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, 
     table.LUTDescriptor, table.ModalityLUTType = [256, 0, 8], "US"  # no LUT Data
     broken.ModalityLUTSequence = [table]
     broken.save_as(data / "0_broken.dcm")
+    j2k = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)  # garbage tile data: pydicom logs each decoder's traceback
+    fragment = bytearray(next(generate_frames(j2k.PixelData, number_of_frames=1)))
+    body = fragment.index(b"\xff\x93") + 2
+    j2k.PixelData = encapsulate([bytes(fragment[:body]) + random.Random(0).randbytes(len(fragment) - body)])
+    j2k.save_as(data / "1_broken_j2k.dcm")
     out = tmp_path / "out"
-    bundle_cli("run", "--config_file", "configs/inference.json", "--meta_file", "configs/metadata.json",
-               "--bundle_root", ".", "--dataset_dir", str(data), "--output_dir", str(out),
-               "--model_path", str(tiny_model))
+    run = bundle_cli("run", "--config_file", "configs/inference.json", "--meta_file", "configs/metadata.json",
+                     "--bundle_root", ".", "--dataset_dir", str(data), "--output_dir", str(out),
+                     "--model_path", str(tiny_model))
+    assert "Traceback" not in run.stdout + run.stderr  # the bundle's logging.conf quiets pydicom as the CLI does
     with open(out / "scores.csv", newline="") as handle:
         assert sorted(Path(row[0]).name for row in csv.reader(handle)) == sorted((DX_8BIT, JPEG_BASELINE))
     for name in (DX_8BIT, JPEG_BASELINE):
         assert (out / f"{Path(name).stem}_heatmap.nii.gz").is_file()
     with open(out / "errors.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(Path(row["file"]).name, row["kind"]) for row in rows] == [("0_broken.dcm", "corrupt")]
+    assert [(Path(row["file"]).name, row["kind"]) for row in rows] == [("0_broken.dcm", "corrupt"),
+                                                                      ("1_broken_j2k.dcm", "corrupt")]
     assert "Modality LUT or rescale in the header cannot be applied" in rows[0]["reason"]
+    assert "pixel data cannot be decoded" in rows[1]["reason"]
 
 
 @pytest.mark.slow
