@@ -25,10 +25,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 from conftest import REPO_ROOT, make_tiny_model
-from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_J2K_LOSSLESS, MONO1_UNCOMPRESSED
+from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_J2K_LOSSLESS, MONO1_UNCOMPRESSED, write_sr_document
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import generate_uid
 
 from PilletGANLib import __version__, load_cxr
 from PilletGANLib.bundle import image_datalist, load_records, load_weights, training_split
@@ -294,7 +295,8 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
 def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, dicom_dir: Path,
                                                                  tiny_model: Path) -> None:
     """A radiograph whose header passes the datalist's checks but whose pixels cannot be read (here a Modality LUT
-    without its data), sorted first, used to end the run before any map was written (MONAI's Dataset raises)."""
+    without its data), sorted first, used to end the run before any map was written (MONAI's Dataset raises). A
+    radiograph whose header is broken was left out of the datalist with a warning only; it is listed too."""
     data = tmp_path / "data"
     data.mkdir()
     for name in (DX_8BIT, JPEG_BASELINE):
@@ -309,6 +311,9 @@ def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, 
     body = fragment.index(b"\xff\x93") + 2
     j2k.PixelData = encapsulate([bytes(fragment[:body]) + random.Random(0).randbytes(len(fragment) - body)])
     j2k.save_as(data / "1_broken_j2k.dcm")
+    no_bits = pydicom.dcmread(dicom_dir / DX_8BIT)  # a broken header: listed too, not only warned about
+    del no_bits.BitsAllocated
+    no_bits.save_as(data / "2_no_bits_allocated.dcm")
     out = tmp_path / "out"
     run = bundle_cli("run", "--config_file", "configs/inference.json", "--meta_file", "configs/metadata.json",
                      "--bundle_root", ".", "--dataset_dir", str(data), "--output_dir", str(out),
@@ -320,8 +325,10 @@ def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, 
         assert (out / f"{Path(name).stem}_heatmap.nii.gz").is_file()
     with open(out / "errors.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
+    rows.sort(key=lambda row: row["file"])
     assert [(Path(row["file"]).name, row["kind"]) for row in rows] == [("0_broken.dcm", "corrupt"),
-                                                                      ("1_broken_j2k.dcm", "corrupt")]
+                                                                      ("1_broken_j2k.dcm", "corrupt"),
+                                                                      ("2_no_bits_allocated.dcm", "corrupt")]
     assert "Modality LUT or rescale in the header cannot be applied" in rows[0]["reason"]
     assert "pixel data cannot be decoded" in rows[1]["reason"]
 
@@ -361,7 +368,9 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
 def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: Path) -> None:
     shutil.copy(dicom_dir / DX_8BIT, tmp_path / "1.2.840.1234")  # a DICOM file without extension
     (tmp_path / "README.txt").write_text("export notes\n")
+    write_sr_document(tmp_path / "report.dcm", generate_uid())
     assert image_datalist(tmp_path) == [{"image": str(tmp_path / "1.2.840.1234")}]
+    (tmp_path / "report.dcm").unlink()
     (tmp_path / "1.2.840.1234").unlink()
     with pytest.raises(DataError, match="no DICOM or image files"):
         image_datalist(tmp_path)

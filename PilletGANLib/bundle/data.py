@@ -14,6 +14,7 @@ from monai.transforms import apply_transform
 
 from ..data.manifest import ManifestRecord, read_manifest
 from ..data.sources import build_folder_manifest
+from ..dicom.discovery import ERROR_KINDS
 from ..dicom.reader import check_radiograph_header, read_dicom_header
 from ..engine.workflow import split_records
 from ..errors import DataError, PilletGANError, error_kind, error_reason
@@ -26,12 +27,20 @@ __all__ = ["ReadableImages", "image_datalist", "load_records", "training_split"]
 logger = logging.getLogger(__name__)
 
 
+#: Reading problems of a file that should have been a radiograph (``pilletgan batch`` lists them as errors).
+_FAILURE_KINDS = frozenset(kind.value for kind in ERROR_KINDS)
+
+
 def _looks_like_radiograph(path: Path) -> bool:
-    """An image file, or a DICOM file whose header describes one greyscale radiograph; others are logged."""
+    """An image file, or a DICOM file whose header describes one greyscale radiograph, or fails to as a broken one
+    does (truncated, corrupt, unsupported: kept, so that reading it fails and lists it in ``errors.csv``); anything
+    else (notes, DICOMDIR, structured reports) is left out with a warning."""
     try:
         if detect_format(path) in ("dicom", "dicom_candidate"):
             check_radiograph_header(read_dicom_header(path), path)
     except PilletGANError as err:
+        if error_kind(err) in _FAILURE_KINDS:
+            return True
         logger.warning("left out: %s", err)
         return False
     return True
@@ -42,7 +51,8 @@ def image_datalist(dataset_dir: str | os.PathLike, key: str = "image") -> list[d
 
     Files are recognised by content, as :func:`~PilletGANLib.load_cxr` does: DICOM files without an
     extension are found; files that are neither images nor DICOM radiographs (notes, DICOMDIR, structured
-    reports, ...) are left out with a warning naming them. Only headers are read here.
+    reports, ...) are left out with a warning naming them, and broken radiographs are kept for
+    :class:`ReadableImages` to list in ``errors.csv``. Only headers are read here.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
