@@ -245,18 +245,33 @@ def test_non_images_and_broken_instances_are_named_and_the_rest_goes_on(orthanc,
     assert section["failed_before_not_retrieved"] == 0 and section["retrieved"] == 2
 
 
-class _RefusingListing:
-    """A DICOMweb client stand-in: one CR series of ``n`` instances; any instance page covering a position in
-    ``refused`` is answered with HTTP 400, as Orthanc answers for a damaged stored file."""
+class _AnsweringWith:
+    """A DICOMweb client stand-in whose QIDO-RS answers (studies, and the instances of one CR series) are
+    ``answer(offset, limit)``; it counts the instance requests."""
 
-    def __init__(self, n: int, refused: set[int]) -> None:
-        self.uids, self.refused, self.requests = [f"1.2.3.{i + 1}" for i in range(n)], refused, 0
+    def __init__(self, answer) -> None:
+        self.answer, self.requests = answer, 0
+
+    def search_for_studies(self, search_filters: dict, limit: int, offset: int):
+        return self.answer(offset, limit)
 
     def search_for_series(self, study_uid: str, limit: int, offset: int) -> list[dict]:
         return [{"0020000E": {"Value": ["1.2.9"]}, "00080060": {"Value": ["CR"]}}][offset:offset + limit]
 
-    def search_for_instances(self, study_uid: str, series_uid: str, limit: int, offset: int) -> list[dict]:
+    def search_for_instances(self, study_uid: str, series_uid: str, limit: int, offset: int):
         self.requests += 1
+        return self.answer(offset, limit)
+
+
+class _RefusingListing(_AnsweringWith):
+    """One CR series of ``n`` instances; any page covering a position in ``refused`` is answered with HTTP 400, as
+    Orthanc answers for a damaged stored file."""
+
+    def __init__(self, n: int, refused: set[int]) -> None:
+        super().__init__(self._page)
+        self.uids, self.refused = [f"1.2.3.{i + 1}" for i in range(n)], refused
+
+    def _page(self, offset: int, limit: int) -> list[dict]:
         if self.refused & set(range(offset, offset + limit)):
             response = requests.Response()
             response.status_code, response.reason = 400, "Bad Request"
@@ -286,23 +301,6 @@ def test_a_refused_listing_page_is_asked_for_one_result_at_a_time(monkeypatch):
     assert pacs.find_instances("1.2.1", ("CR",), on_problem=problems.append) == []
     assert len(problems) == 1 and "instances of series 1.2.9 failed" in str(problems[0])
     assert pacs.client.requests == 1 + dicomweb._PROBE
-
-
-class _AnsweringWith:
-    """A DICOMweb client stand-in whose QIDO-RS answers (studies, and the instances of one CR series) are
-    ``answer(offset, limit)``."""
-
-    def __init__(self, answer) -> None:
-        self.answer = answer
-
-    def search_for_studies(self, search_filters: dict, limit: int, offset: int):
-        return self.answer(offset, limit)
-
-    def search_for_series(self, study_uid: str, limit: int, offset: int) -> list[dict]:
-        return [{"0020000E": {"Value": ["1.2.9"]}, "00080060": {"Value": ["CR"]}}][offset:offset + limit]
-
-    def search_for_instances(self, study_uid: str, series_uid: str, limit: int, offset: int):
-        return self.answer(offset, limit)
 
 
 def test_malformed_and_endless_listings_are_named_errors(monkeypatch):

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -287,15 +288,7 @@ class DicomwebPacs:
         action = f"QIDO-RS search for the instances of series {series_uid}"
         if not is_lenient_uid(series_uid):
             raise PacsError(_not_addressable("a series", series_uid), about)
-        on_unlisted = None
-        if on_problem is not None:
-            report = on_problem
-
-            def on_unlisted(position: int, err: requests.HTTPError) -> None:
-                problem = self._fail(f"{action}, result {position + 1} asked for alone,", about, err)
-                problem.__cause__ = err
-                report(problem)
-
+        on_unlisted = None if on_problem is None else partial(self._report_unlisted, on_problem, action, about)
         try:
             listed = _search_all(self.client.search_for_instances, _SOP, study_uid, series_uid,
                                  on_unlisted=on_unlisted)
@@ -312,6 +305,12 @@ class DicomwebPacs:
                 raise err
             on_problem(err)
         return instances
+
+    def _report_unlisted(self, on_problem: Callable[[PacsError], None], action: str, about: str, position: int,
+                         err: requests.HTTPError) -> None:
+        problem = self._fail(f"{action}, result {position + 1} asked for alone,", about, err)
+        problem.__cause__ = err  # what the pull's fatal-error check reads
+        on_problem(problem)
 
     def retrieve(self, instance: RemoteInstance, target: Path) -> int:
         """WADO-RS: write ``instance``, in the transfer syntax the PACS stores it in, to ``target`` (atomically);

@@ -136,4 +136,3 @@ def send_files(node: DicomNode, paths: Sequence[Path], calling_ae_title: str, ti
         if assoc.is_established:
             assoc.release()
     return results
-

@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pydicom
@@ -345,19 +346,21 @@ def _prune_empty_folders(root: Path) -> None:
             os.rmdir(dirpath)
 
 
+def _record_unlisted(problems: list[FileProblem], study: str, err: PacsError) -> None:
+    """A problem row for what ``study``'s listing left out; re-raises when the PACS cannot be used at all."""
+    if _is_fatal(err):
+        raise err
+    logger.warning("%s", err)
+    problems.append(FileProblem(f"studies/{study}", "query", error_kind(err), err.reason, error=True))
+
+
 def _list_instances(pacs: DicomwebPacs, studies: list[str], query: PacsQuery, problems: list[FileProblem],
                     progress: bool) -> list[RemoteInstance]:
     """Every instance of the studies' selected series, once, sorted by UIDs; a study, series or instance that
     cannot be listed is a problem row, unless the PACS cannot be used at all."""
     found: dict[str, RemoteInstance] = {}
     for study in tqdm(studies, desc="query", unit="study", disable=not progress or len(studies) < 2):
-
-        def unlisted(err: PacsError, study: str = study) -> None:
-            if _is_fatal(err):
-                raise err
-            logger.warning("%s", err)
-            problems.append(FileProblem(f"studies/{study}", "query", error_kind(err), err.reason, error=True))
-
+        unlisted = partial(_record_unlisted, problems, study)
         try:
             for remote in pacs.find_instances(study, query.modalities, on_problem=unlisted):
                 found.setdefault(remote.sop_instance_uid, remote)
