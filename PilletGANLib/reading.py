@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import stat
 import struct
 import warnings
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .dicom.reader import check_contrast, check_dimensions, read_dicom_image
+from .dicom.reader import check_contrast, check_dimensions, check_pixel_values, read_dicom_image
 from .errors import (
     ColourImageError,
     CorruptFileError,
@@ -29,8 +30,9 @@ from .errors import (
     TruncatedFileError,
     UnreadableFileError,
     UnrecognizedFormatError,
+    UnsupportedImageError,
 )
-from .text import error_excerpt
+from .text import error_excerpt, header_excerpt
 
 __all__ = ["detect_format", "load_cxr"]
 
@@ -93,6 +95,14 @@ def _check_regular_file(path: Path) -> int:
 
 
 def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if np.iscomplexobj(pixels):
+        raise UnsupportedImageError(f"complex pixel values ({pixels.dtype}: phase or frequency data); a radiograph is "
+                                    "real-valued", path)
+    with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, which check_pixel_values names
+        return _grey_float32(pixels, path)
+
+
+def _grey_float32(pixels: np.ndarray, path: Path) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels.astype(np.float32)
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
@@ -136,9 +146,46 @@ def _read_pil(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
     return image, {"format": fmt, "mode": mode}
 
 
+#: The header fields that name a detached pixel-data file, and their values that mean "the data follow the header".
+_DATA_FILE_FIELDS = {"nrrd": (re.compile(r"^data ?file:\s*(.*)$"), ()),
+                     "metaimage": (re.compile(r"^ElementDataFile\s*=\s*(.*)$"), ("LOCAL",))}
+#: Several data files: NRRD / MetaImage ``LIST`` or a printf pattern followed by min, max and step (and sub-dimension).
+_SEVERAL_DATA_FILES = re.compile(r"^(LIST\b.*|\S*%\S*(\s+-?\d+){3,4})$")
+_HEADER_BYTES = 65_536
+
+
+def _check_data_file(path: Path, fmt: str) -> None:
+    """Refuse a NRRD / MetaImage header whose pixel data lie in another file outside the header's own folder (an
+    absolute path or ``..``: a shared file must not make the reader load whatever the header names) or in several
+    files (a series, not one radiograph). A detached data file next to the header (``.nhdr`` + ``.raw``) is read."""
+    if fmt not in _DATA_FILE_FIELDS:
+        return
+    pattern, attached = _DATA_FILE_FIELDS[fmt]
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_BYTES).decode("latin-1")
+    for line in head.splitlines():
+        if fmt == "nrrd" and not line.strip():
+            return  # the blank line that ends a NRRD header
+        match = pattern.match(line.strip())
+        if match is None:
+            continue
+        name = match.group(1).strip()
+        if name in attached:
+            return
+        if _SEVERAL_DATA_FILES.match(name):
+            raise MultiFrameError(f"the header spreads its pixel data over several files ({header_excerpt(name)}); "
+                                  "one 2D radiograph is expected", path)
+        folder = path.resolve().parent
+        if Path(name).is_absolute() or not (folder / name).resolve().is_relative_to(folder):
+            raise UnsupportedImageError(f"the header reads its pixel data from {header_excerpt(name)}, outside the "
+                                        "header's folder; refused (put the data file next to the header)", path)
+        return
+
+
 def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
     import SimpleITK as sitk
 
+    _check_data_file(path, fmt)
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
@@ -195,8 +242,7 @@ def load_cxr(path: str | Path, network_size: int | None = None) -> tuple[np.ndar
         image, meta = _read_itk(path, fmt)
     else:  # pragma: no cover - detect_format returns only the names above
         raise UnrecognizedFormatError("unsupported format", path)
-    if not np.isfinite(image).all():
-        raise CorruptFileError("the image holds non-finite values", path)
+    check_pixel_values(image, path, "once read as 32-bit floats")
     check_contrast(image, path)
     base = {"source_path": str(path.resolve()), "original_shape": [int(image.shape[0]), int(image.shape[1])],
             "pixel_spacing": None, "pixel_spacing_source": None, "modality": None,

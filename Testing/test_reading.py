@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,63 @@ def test_volume_formats_read(dicom_dir: Path, tmp_path: Path, suffix: str) -> No
     loaded, meta = load_cxr(path)
     np.testing.assert_array_equal(loaded, reference)
     assert meta["pixel_spacing"] == pytest.approx([0.3, 0.2])
+
+
+def _nrrd_header(sizes: tuple[int, int], data_file: str) -> str:
+    return (f"NRRD0004\ntype: uint8\ndimension: 2\nsizes: {sizes[1]} {sizes[0]}\nencoding: raw\n"
+            f"data file: {data_file}\n\n")
+
+
+def test_a_detached_header_reads_its_data_file_next_to_it_and_nothing_outside(dicom_dir: Path, tmp_path: Path) -> None:
+    """A ``.nhdr`` / ``.mhd`` names the file that holds its pixels: one beside the header is read, one elsewhere (an
+    absolute path, ``..``) or a list of files is refused before anything is opened."""
+    reference, _ = load_cxr(dicom_dir / DX_8BIT)
+    pixels = reference.astype(np.uint8)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "image.raw").write_bytes(pixels.tobytes())
+    beside = tmp_path / "beside.nhdr"
+    beside.write_text(_nrrd_header(pixels.shape, "data/image.raw"))
+    np.testing.assert_array_equal(load_cxr(beside)[0], pixels)
+
+    elsewhere = tmp_path / "headers"
+    elsewhere.mkdir()
+    outside = tmp_path / "outside.raw"
+    outside.write_bytes(pixels.tobytes())
+    refused = {"absolute.nhdr": _nrrd_header(pixels.shape, str(outside)),
+               "parent.nhdr": _nrrd_header(pixels.shape, "../outside.raw"),
+               "absolute.mhd": (f"ObjectType = Image\nNDims = 2\nDimSize = {pixels.shape[1]} {pixels.shape[0]}\n"
+                                f"ElementType = MET_UCHAR\nElementDataFile = {outside}\n")}
+    for name, header in refused.items():
+        (elsewhere / name).write_text(header)
+        with pytest.raises(errors.UnsupportedImageError, match=f"{name}: the header reads its pixel data from .*"
+                                                               "outside the header's folder"):
+            load_cxr(elsewhere / name)
+    series = tmp_path / "series.nhdr"
+    series.write_text(_nrrd_header(pixels.shape, "slice%03d.raw 1 10 1"))
+    with pytest.raises(errors.MultiFrameError, match="several files"):
+        load_cxr(series)
+
+
+@pytest.mark.parametrize("case", ["float32_extremes", "float64_beyond_float32", "complex"])
+def test_pixel_values_the_normalization_cannot_use_are_refused(tmp_path: Path, case: str) -> None:
+    """Values spanning more than float32 holds overflowed the normalization and gave a NaN score reported as a result;
+    float64 values beyond float32 and complex values were cast with a warning. Each is now refused by name."""
+    import SimpleITK as sitk
+
+    stripes = np.indices((64, 64)).sum(axis=0) % 2 == 0
+    arrays = {"float32_extremes": np.where(stripes, 3e38, -3e38).astype(np.float32),
+              "float64_beyond_float32": np.where(stripes, 1e300, 0.0),
+              "complex": (stripes + 1j * stripes).astype(np.complex64)}
+    expected = {"float32_extremes": (errors.CorruptFileError, "span -3e\\+38 to 3e\\+38, wider than 32-bit"),
+                "float64_beyond_float32": (errors.CorruptFileError, "not finite once read as 32-bit floats"),
+                "complex": (errors.UnsupportedImageError, "complex pixel values")}
+    path = tmp_path / f"{case}.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(arrays[case]), str(path))
+    error, words = expected[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(error, match=f"{path.name}: .*{words}"):
+            load_cxr(path)
 
 
 # --- broken files: each one gets its own error class and a message naming the file ---------------

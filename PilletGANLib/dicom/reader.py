@@ -45,8 +45,8 @@ from .half_resolution import half_resolution_pixels
 from .polarity import polarity_warning
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_dimensions",
-           "check_element_lengths", "check_radiograph_header", "dicom_meta", "ensure_transfer_syntax", "header_integer",
-           "read_dicom_header", "read_dicom_image"]
+           "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
+           "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ _DEFAULT_PHOTOMETRIC = "MONOCHROME2"
 ROBUST_PERCENTILES = (0.5, 99.5)
 #: About this many pixels (a regular subsample) are enough to recognise an image without contrast.
 _CONTRAST_SAMPLE = 262_144
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
 #: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed).
 _LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError)
@@ -499,8 +500,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         image = np.float32(image.max() + image.min()) - image
     if padding is not None:
         image[padding] = image[~padding].min()
-    if not np.isfinite(image).all():
-        raise CorruptFileError("the pixel values are not finite after the header's LUTs", path)
+    check_pixel_values(image, path, "after the header's LUTs")
     check_contrast(image, path)
     meta = dicom_meta(ds, path)
     meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
@@ -552,6 +552,18 @@ def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     except _LUT_ERRORS as err:
         return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
                               "is analysed without it")
+
+
+def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:
+    """Refuse float32 pixel values the intensity normalization cannot use: a value that is not finite, or a
+    spread of values wider than float32 holds (the subtraction of the low percentile would overflow to infinity and
+    the map would be NaN). ``stage`` says where the values come from, for the message."""
+    if not np.isfinite(image).all():
+        raise CorruptFileError(f"the pixel values are not finite {stage}", path)
+    lowest, highest = float(image.min()), float(image.max())
+    if highest - lowest > _FLOAT32_MAX:
+        raise CorruptFileError(f"the pixel values {stage} span {lowest:g} to {highest:g}, wider than 32-bit floating "
+                               "point arithmetic can normalize", path)
 
 
 def check_contrast(image: np.ndarray, path: Path) -> None:
