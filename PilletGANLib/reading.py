@@ -202,8 +202,19 @@ def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
     pixels = pixels.reshape(pixels.shape[-keep:])
     spacing = img.GetSpacing()
     meta = {"format": fmt, "pixel_spacing": [float(spacing[1]), float(spacing[0])],
-            "pixel_spacing_source": f"{fmt} header"}
+            "pixel_spacing_source": f"{fmt} header", "ijk_to_lps": _ijk_to_lps(img)}
     return _to_grey(pixels, path), meta
+
+
+def _ijk_to_lps(img: Any) -> list[list[float]]:
+    """The file's pixel grid as a 4 x 4 IJK-to-LPS matrix (a 2D image as the slice k = 0 of a 1 mm thick grid), so
+    that the outputs can be written on it (:func:`~PilletGANLib.outputs.volumes.single_slice_grid`)."""
+    dimension = img.GetDimension()
+    matrix = np.eye(4)
+    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(dimension, dimension)
+    matrix[:dimension, :dimension] = direction * np.asarray(img.GetSpacing())
+    matrix[:dimension, 3] = img.GetOrigin()
+    return matrix.tolist()
 
 
 def load_cxr(path: str | Path, network_size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -220,7 +231,8 @@ def load_cxr(path: str | Path, network_size: int | None = None) -> tuple[np.ndar
     Returns:
         ``(image, meta)``. ``image`` is float32 ``H x W`` in the source pixel grid with air dark and
         bone bright. ``meta`` always has ``source_path``, ``format``, ``original_shape``,
-        ``pixel_spacing`` (row, column mm or None) and ``pixel_spacing_source``; DICOM adds modality,
+        ``pixel_spacing`` (row, column mm or None) and ``pixel_spacing_source``; NIfTI, NRRD and MetaImage add
+        ``ijk_to_lps`` (the file's pixel grid, a 4 x 4 matrix as nested lists); DICOM adds modality,
         SOP Instance / Series / Study UIDs, photometric interpretation, transfer syntax, view position,
         body part and ``decoded_at_half_resolution``.
 

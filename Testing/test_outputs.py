@@ -197,6 +197,41 @@ def test_atomic_path_leaves_old_file_and_no_temporary_on_failure(tmp_path: Path)
         pass
 
 
+@pytest.mark.parametrize("source_name", ["source.nrrd", "source.nii.gz"])
+def test_outputs_of_a_volume_source_lie_on_its_grid(dicom_dir: Path, tmp_path: Path, source_name: str) -> None:
+    """A NRRD / NIfTI radiograph with an origin and a rotated, anisotropic grid (what Slicer exports): every volume
+    output has that grid, so it lies on the source in a viewer (they were written at the origin, axis-aligned)."""
+    reference, _ = load_cxr(dicom_dir / JPEG_BASELINE)
+    source = sitk.GetImageFromArray(reference[np.newaxis])
+    source.SetSpacing((0.3, 0.2, 2.5))
+    source.SetOrigin((-120.0, 35.5, 7.0))
+    source.SetDirection((0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(source, str(tmp_path / source_name))
+    image, meta = load_cxr(tmp_path / source_name)
+    paths = write_result_files(_result(image, meta), tmp_path / "out", "source", formats=("nifti", "nrrd", "seg.nrrd"))
+    for kind in ("heatmap_nifti", "mask_nifti", "heatmap_nrrd"):
+        written = sitk.ReadImage(str(paths[kind]))
+        assert written.GetSize() == source.GetSize()
+        np.testing.assert_allclose(written.GetSpacing(), source.GetSpacing(), rtol=1e-6)
+        np.testing.assert_allclose(written.GetOrigin(), source.GetOrigin(), atol=1e-4)
+        np.testing.assert_allclose(written.GetDirection(), source.GetDirection(), atol=1e-6)
+    segmentation = slicerio.read_segmentation(str(paths["seg_nrrd"]))
+    np.testing.assert_allclose(segmentation["ijkToLPS"], meta["ijk_to_lps"], atol=1e-4)
+    expected = np.eye(4)
+    expected[:3, :3] = np.reshape(source.GetDirection(), (3, 3)) * source.GetSpacing()
+    expected[:3, 3] = source.GetOrigin()
+    np.testing.assert_allclose(meta["ijk_to_lps"], expected, atol=1e-4)
+
+
+def test_a_source_grid_that_is_not_an_affine_matrix_is_refused(tmp_path: Path) -> None:
+    flat = np.eye(4)
+    flat[2, 2] = 0.0
+    for grid in (flat, np.eye(3), np.full((4, 4), np.nan)):
+        with pytest.raises(OutputError, match="not a 4 x 4 affine matrix"):
+            write_volume(np.zeros((3, 4)), tmp_path / "x.nrrd", None, grid)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("array", "name", "spacing", "message"),
     [

@@ -159,5 +159,6 @@ class SaveSourceMapd(MapTransform):
             array = convert_to_numpy(d[key])
             if array.ndim != 3 or array.shape[0] != 1:
                 raise OutputError(f"'{key}' has shape {array.shape}; expected (1, rows, cols)", source)
-            write_volume(array[0], folder / f"{stem}_{postfix}{self.output_ext}", meta.get("pixel_spacing"))
+            write_volume(array[0], folder / f"{stem}_{postfix}{self.output_ext}", meta.get("pixel_spacing"),
+                         meta.get("ijk_to_lps"))
         return d

@@ -51,7 +51,7 @@ def write_result_files(result: Any, out_dir: str | os.PathLike, stem: str,
 
     Args:
         result: a :class:`~PilletGANLib.inference.LesionResult` (arrays in the source grid; ``meta`` may hold
-            ``pixel_spacing`` as ``[row, column]`` mm).
+            ``pixel_spacing`` as ``[row, column]`` mm and the source's grid as ``ijk_to_lps``).
         out_dir: output folder, created if missing.
         stem: file-name stem.
         formats: any of ``nifti``, ``nrrd``, ``seg.nrrd``, ``png``, ``json``.
@@ -78,14 +78,14 @@ def write_result_files(result: Any, out_dir: str | os.PathLike, stem: str,
     names = result_file_names(stem)
     kinds = [kind for fmt in FORMATS if fmt in formats for kind in FORMATS[fmt]]
     paths = {kind: out_dir / names[kind] for kind in kinds}
-    spacing = result.meta.get("pixel_spacing")
+    spacing, grid = result.meta.get("pixel_spacing"), result.meta.get("ijk_to_lps")
     heatmap = np.asarray(result.heatmap, dtype=np.float32)
     mask = np.asarray(result.mask, dtype=bool)
     writers = {
-        "heatmap_nifti": lambda p: write_volume(heatmap, p, spacing),
-        "mask_nifti": lambda p: write_volume(mask, p, spacing),
-        "heatmap_nrrd": lambda p: write_volume(heatmap, p, spacing),
-        "seg_nrrd": lambda p: write_seg_nrrd(mask, p, spacing),
+        "heatmap_nifti": lambda p: write_volume(heatmap, p, spacing, grid),
+        "mask_nifti": lambda p: write_volume(mask, p, spacing, grid),
+        "heatmap_nrrd": lambda p: write_volume(heatmap, p, spacing, grid),
+        "seg_nrrd": lambda p: write_seg_nrrd(mask, p, spacing, grid),
         "overlay_png": lambda p: write_overlay_png(result.image, heatmap, p, boxes=result.boxes,
                                                    truth_boxes=truth_boxes, threshold=result.threshold,
                                                    caption=overlay_caption(result)),

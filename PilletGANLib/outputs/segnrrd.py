@@ -12,23 +12,26 @@ import numpy as np
 from ..errors import OutputError
 from .atomic import atomic_path
 from .terminology import LESION_COLOR, LESION_SEGMENT_NAME, lesion_terminology
-from .volumes import check_spacing, single_slice_geometry
+from .volumes import check_spacing, single_slice_grid
 
 __all__ = ["write_seg_nrrd"]
 
 
-def write_seg_nrrd(mask: np.ndarray, path: str | os.PathLike, spacing: Sequence[float] | None = None, *,
+def write_seg_nrrd(mask: np.ndarray, path: str | os.PathLike, spacing: Sequence[float] | None = None,
+                   ijk_to_lps: Sequence[Sequence[float]] | None = None, *,
                    segment_name: str = LESION_SEGMENT_NAME, color: Sequence[float] = LESION_COLOR,
                    terminology: Mapping[str, Any] | None = None, segment_id: str = "lesion") -> Path:
     """Write a ``rows x cols`` binary mask as a one-segment ``.seg.nrrd`` that 3D Slicer loads natively.
 
-    The grid is the one-slice grid of :func:`~PilletGANLib.outputs.volumes.write_volume` (x along
-    columns, y along rows, LPS), so the segmentation lies exactly on the heat-map volumes.
+    The grid is the one-slice grid of :func:`~PilletGANLib.outputs.volumes.write_volume`
+    (:func:`~PilletGANLib.outputs.volumes.single_slice_grid`), so the segmentation lies exactly on the heat-map
+    volumes.
 
     Args:
         mask: boolean (or 0/1) ``rows x cols`` mask in the source pixel grid.
         path: destination, normally ``<stem>.seg.nrrd``.
         spacing: ``[row, column]`` pixel spacing in mm; ``None`` = 1 mm.
+        ijk_to_lps: the source's grid (the reader's ``ijk_to_lps``); ``None``: axis-aligned from ``spacing``.
         segment_name: the segment's name.
         color: RGB in [0, 1].
         terminology: segment terminology in ``slicerio``'s dict form (``contextName``, ``category``, ``type``,
@@ -37,7 +40,7 @@ def write_seg_nrrd(mask: np.ndarray, path: str | os.PathLike, spacing: Sequence[
         segment_id: the segment's identifier inside the file.
 
     Raises:
-        OutputError: not a 2D mask, bad spacing or colour, or the file cannot be written.
+        OutputError: not a 2D mask, bad spacing, grid or colour, or the file cannot be written.
     """
     import slicerio
 
@@ -48,10 +51,7 @@ def write_seg_nrrd(mask: np.ndarray, path: str | os.PathLike, spacing: Sequence[
     rgb = [float(c) for c in color]
     if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
         raise OutputError(f"segment colour {list(color)} is not three numbers in [0, 1]", path)
-    xyz_spacing, origin = single_slice_geometry(check_spacing(spacing, path))
-    ijk_to_lps = np.eye(4)
-    ijk_to_lps[:3, :3] = np.diag(xyz_spacing)
-    ijk_to_lps[:3, 3] = origin
+    grid = single_slice_grid(check_spacing(spacing, path), ijk_to_lps, path)
     binary = mask.astype(bool)
     # slicerio writes voxels indexed (i, j, k) = (column, row, slice)
     voxels = np.ascontiguousarray(binary.T[:, :, np.newaxis].astype(np.uint8))
@@ -65,7 +65,7 @@ def write_seg_nrrd(mask: np.ndarray, path: str | os.PathLike, spacing: Sequence[
         "extent": [0, columns - 1, 0, rows - 1, 0, 0],
         "terminology": dict(terminology) if terminology is not None else lesion_terminology(),
     }
-    segmentation = {"voxels": voxels, "ijkToLPS": ijk_to_lps, "segments": [segment],
+    segmentation = {"voxels": voxels, "ijkToLPS": grid, "segments": [segment],
                     "containedRepresentationNames": ["Binary labelmap"], "masterRepresentation": "Binary labelmap"}
     with atomic_path(path) as temporary:
         slicerio.write_segmentation(str(temporary), segmentation)

@@ -1,4 +1,5 @@
-"""2D maps as NIfTI or NRRD volumes with the source image's pixel spacing."""
+"""2D maps as NIfTI or NRRD volumes on the source image's grid: its pixel spacing, and for a NIfTI, NRRD or
+MetaImage source its origin and direction too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from ..errors import OutputError
 from .atomic import atomic_path
 
-__all__ = ["check_spacing", "single_slice_geometry", "write_volume"]
+__all__ = ["check_spacing", "single_slice_grid", "write_volume"]
 
 _SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 
@@ -27,16 +28,31 @@ def check_spacing(spacing: Sequence[float] | None, path: str | os.PathLike) -> t
     return values
 
 
-def single_slice_geometry(spacing: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Spacing ``(x, y, z)`` and origin of the one-slice 3D grid every volume output uses.
+def single_slice_grid(spacing: tuple[float, float], ijk_to_lps: Sequence[Sequence[float]] | None = None,
+                      path: str | os.PathLike = "") -> np.ndarray:
+    """The 4 x 4 IJK-to-LPS matrix of the one-slice 3D grid every volume output uses (i along columns, j along rows).
 
-    x runs along columns and y along rows; the slice is 1 mm thick and the first pixel's centre is at the
-    origin, so the NIfTI/NRRD heat maps and the ``.seg.nrrd`` mask share one geometry.
+    ``ijk_to_lps`` is the source file's own grid (the reader's ``meta["ijk_to_lps"]`` for NIfTI, NRRD and
+    MetaImage sources), so the outputs lie on the source in a viewer; without it the slice is axis-aligned with
+    ``spacing``, 1 mm thick, the first pixel's centre at the origin (DICOM radiographs carry no position). The
+    NIfTI/NRRD heat maps and the ``.seg.nrrd`` mask share this grid.
+
+    Raises:
+        OutputError: ``ijk_to_lps`` is not a finite 4 x 4 affine matrix with independent axes.
     """
-    return np.array([spacing[1], spacing[0], 1.0]), np.zeros(3)
+    if ijk_to_lps is None:
+        matrix = np.eye(4)
+        matrix[0, 0], matrix[1, 1] = spacing[1], spacing[0]
+        return matrix
+    matrix = np.asarray(ijk_to_lps, dtype=np.float64)
+    if (matrix.shape != (4, 4) or not np.isfinite(matrix).all() or not np.allclose(matrix[3], [0, 0, 0, 1])
+            or abs(np.linalg.det(matrix[:3, :3])) < 1e-12):
+        raise OutputError(f"the source grid {matrix.tolist()} is not a 4 x 4 affine matrix with independent axes", path)
+    return matrix
 
 
-def write_volume(array2d: np.ndarray, path: str | os.PathLike, spacing: Sequence[float] | None = None) -> Path:
+def write_volume(array2d: np.ndarray, path: str | os.PathLike, spacing: Sequence[float] | None = None,
+                 ijk_to_lps: Sequence[Sequence[float]] | None = None) -> Path:
     """Write a ``rows x cols`` array as a one-slice NIfTI (``.nii.gz``/``.nii``) or NRRD (``.nrrd``) volume.
 
     ``sitk.GetArrayFromImage(sitk.ReadImage(path))`` gives the array back as ``1 x rows x cols`` with spacing
@@ -47,9 +63,10 @@ def write_volume(array2d: np.ndarray, path: str | os.PathLike, spacing: Sequence
         array2d: the map, in the source image's pixel grid.
         path: destination; the suffix picks the format.
         spacing: ``[row, column]`` pixel spacing in mm (the reader's ``pixel_spacing``); ``None`` = 1 mm.
+        ijk_to_lps: the source's grid (the reader's ``ijk_to_lps``), see :func:`single_slice_grid`.
 
     Raises:
-        OutputError: unsupported suffix, not a 2D array, bad spacing, or the file cannot be written.
+        OutputError: unsupported suffix, not a 2D array, bad spacing or grid, or the file cannot be written.
     """
     import SimpleITK as sitk
 
@@ -61,10 +78,12 @@ def write_volume(array2d: np.ndarray, path: str | os.PathLike, spacing: Sequence
         raise OutputError(f"expected a 2D rows x cols map, got an array of shape {array.shape}", path)
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    xyz_spacing, origin = single_slice_geometry(check_spacing(spacing, path))
+    grid = single_slice_grid(check_spacing(spacing, path), ijk_to_lps, path)
+    xyz_spacing = np.linalg.norm(grid[:3, :3], axis=0)
     image = sitk.GetImageFromArray(np.ascontiguousarray(array)[np.newaxis])
     image.SetSpacing(xyz_spacing.tolist())
-    image.SetOrigin(origin.tolist())
+    image.SetDirection((grid[:3, :3] / xyz_spacing).ravel().tolist())
+    image.SetOrigin(grid[:3, 3].tolist())
     with atomic_path(path) as temporary:
         try:
             sitk.WriteImage(image, str(temporary), True)
