@@ -16,18 +16,21 @@ from .text import path_text
 __all__ = ["expand_inputs", "format_report", "inspect_file", "quiet_reader_warnings"]
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+def expand_inputs(paths: Iterable[str | os.PathLike], skip: str | os.PathLike | None = None) -> Iterator[Path]:
     """Yield the entries to read: each path as given, and every entry of a folder that is not itself a folder
     (regular files, links to files, dangling links, FIFOs, sockets), walked recursively in sorted order.
-    Links to folders are not followed, so a link loop cannot make the walk endless."""
+    Links to folders are not followed, so a link loop cannot make the walk endless. The folder ``skip`` (a run's
+    output folder inside an input folder) is not walked, so a second run does not read the first one's results."""
+    skipped = os.path.realpath(skip) if skip is not None else None
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
             yield path
             continue
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-            links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
-            dirnames[:] = sorted(name for name in dirnames if name not in links)
+            kept = (name for name in dirnames if not os.path.islink(os.path.join(dirpath, name))
+                    and os.path.realpath(os.path.join(dirpath, name)) != skipped)
+            dirnames[:] = sorted(kept)
             yield from (Path(dirpath, name) for name in sorted(filenames))
 
 

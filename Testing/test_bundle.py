@@ -370,6 +370,12 @@ def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: 
     (tmp_path / "README.txt").write_text("export notes\n")
     write_sr_document(tmp_path / "report.dcm", generate_uid())
     assert image_datalist(tmp_path) == [{"image": str(tmp_path / "1.2.840.1234")}]
+    maps = tmp_path / "maps"  # an output_dir inside dataset_dir: its overlays are not read on the next run
+    maps.mkdir()
+    Image.fromarray(pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array).save(maps / "study_overlay.png")
+    assert image_datalist(tmp_path, skip=maps) == [{"image": str(tmp_path / "1.2.840.1234")}]
+    assert len(image_datalist(tmp_path)) == 2
+    shutil.rmtree(maps)
     (tmp_path / "report.dcm").unlink()
     (tmp_path / "1.2.840.1234").unlink()
     with pytest.raises(DataError, match="no DICOM or image files"):

@@ -83,6 +83,28 @@ def test_infer_reports_each_failure_once_and_refuses_an_empty_folder(dicom_dir: 
     assert f"{empty}: no files to analyse" in done.stderr and "0image" not in done.stderr
 
 
+@pytest.mark.slow
+def test_a_second_run_does_not_read_the_first_runs_results(dicom_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """An output folder inside the input folder is not walked (a rerun analysed the heat maps, overlays and masks of
+    the first run as radiographs and failed on its JSON records); the input folder itself is refused as output."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(dicom_dir / DX_8BIT, folder / "good.dcm")
+    out = folder / "results"
+    command = [sys.executable, "-m", "PilletGANLib.cli", "infer", str(folder), "--out", str(out),
+               "--model", str(tiny_model)]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+        assert [line.split(":")[0] for line in done.stdout.splitlines()] == [f"ok    {folder / 'good.dcm'}"]
+    assert sorted(p.name for p in out.iterdir()) == ["good.json", "good.seg.nrrd", "good_heatmap.nrrd",
+                                                     "good_overlay.png"]
+    command[command.index("--out") + 1] = str(folder)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is the input folder" in done.stderr and not (folder / "good.json").exists()
+
+
 class PaintedHealing(torch.nn.Module):
     """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
 

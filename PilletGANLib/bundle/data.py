@@ -46,8 +46,11 @@ def _looks_like_radiograph(path: Path) -> bool:
     return True
 
 
-def image_datalist(dataset_dir: str | os.PathLike, key: str = "image") -> list[dict[str, str]]:
-    """``[{key: path}, ...]`` for every radiograph under ``dataset_dir`` (walked recursively, sorted).
+def image_datalist(dataset_dir: str | os.PathLike, key: str = "image", skip: str | os.PathLike | None = None
+                   ) -> list[dict[str, str]]:
+    """``[{key: path}, ...]`` for every radiograph under ``dataset_dir`` (walked recursively, sorted, around the
+    folder ``skip``: the run's ``output_dir`` when it lies inside, so that a second run does not read the first one's
+    maps as radiographs).
 
     Files are recognised by content, as :func:`~PilletGANLib.load_cxr` does: DICOM files without an
     extension are found; files that are neither images nor DICOM radiographs (notes, DICOMDIR, structured
@@ -57,7 +60,7 @@ def image_datalist(dataset_dir: str | os.PathLike, key: str = "image") -> list[d
     root = Path(dataset_dir)
     if not root.is_dir():
         raise DataError("dataset_dir is not a folder", root)
-    items = [{key: str(path)} for path in expand_inputs([root]) if _looks_like_radiograph(path)]
+    items = [{key: str(path)} for path in expand_inputs([root], skip) if _looks_like_radiograph(path)]
     if not items:
         raise DataError("no DICOM or image files found in dataset_dir", root)
     return items

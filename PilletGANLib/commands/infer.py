@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..outputs import DEFAULT_FORMATS, FORMATS
@@ -26,12 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import FileNotFoundInputError
+    from ..errors import ConfigurationError, FileNotFoundInputError
     from ..inference.files import infer_files
     from ..inspection import expand_inputs, quiet_reader_warnings
     from ..outputs import NO_FINDING
 
-    inputs = list(expand_inputs(args.inputs))
+    for folder in args.inputs:
+        if Path(folder).is_dir() and os.path.realpath(folder) == os.path.realpath(args.out):
+            raise ConfigurationError(f"the output folder {path_text(args.out)} is the input folder: a later run would "
+                                     "read these results as radiographs; choose an output folder of its own (it may "
+                                     "lie inside the input folder, which is then walked around it)")
+    inputs = list(expand_inputs(args.inputs, skip=args.out))
     if not inputs:
         folders = ", ".join(path_text(p) for p in args.inputs)
         raise FileNotFoundInputError("no files to analyse: the folder is empty (give radiograph files, or folders "
