@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -444,6 +445,41 @@ def test_localization_only_images_round_trip_and_stay_out_of_training_reads(tmp_
     (tmp_path / "only.csv").write_text("image,label,x,y,width,height,localization_only\nd.png,disease,1,1,2,2,1\n")
     with pytest.raises(DataError, match="no images besides localization-only ones"):
         read_manifest(tmp_path / "only.csv")
+
+
+_HEADER = "image,label,patient_id,split,x,y,width,height\n"
+
+
+@pytest.mark.parametrize(("rows", "words"), [
+    (b"\xc5\x91\xff" + _HEADER.encode(), "m.csv: line 1 of the manifest is not UTF-8 text"),
+    ((_HEADER + "a.png,healthy,p\xe9,val,,,,\n").encode("latin-1"), "m.csv: line 2 of the manifest is not UTF-8 text"),
+    (b"image,image,label\na.png,b.png,healthy\n", "the column(s) ['image'] more than once"),
+    ((_HEADER + "a.png,healthy,p1,val,,,,,x\n").encode(), "m.csv:2: the row has 9 fields but the header 8"),
+    ((_HEADER + "a.png,healthy,p1,val,,,,\na.png,healthy,p1,train,,,,\n").encode(),
+     "m.csv:3: image a.png appears in splits 'val' and 'train'"),
+    ((_HEADER + "a.png,healthy,p1,val,,,,\na.png,healthy,p2,val,,,,\n").encode(),
+     "m.csv:3: image a.png appears with patients 'p1' and 'p2'"),
+    ((_HEADER + "a.png,sick,p1,val,,,,\n").encode(), "m.csv:2: label 'sick' is not one of"),
+    ((_HEADER + "a.png,disease,p1,val,ten,1,2,3\n").encode(), "m.csv:2: column 'x' holds 'ten', not a number"),
+    ((_HEADER + "a.png,disease,p1,val,1,,2,3\n").encode(), "m.csv:2: a box needs all of x, y, width, height"),
+], ids=["binary", "latin-1", "repeated column", "extra field", "two splits", "two patients", "label", "box text",
+        "partial box"])
+def test_a_broken_manifest_is_refused_by_file_and_row(tmp_path, rows, words):
+    """Text that is not UTF-8 raised UnicodeDecodeError; a repeated column, a row longer than the header and an image
+    listed in two splits or for two patients were read silently (the last column won, the extra fields were dropped,
+    the first split or patient was kept)."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(rows)
+    with pytest.raises(DataError, match=re.escape(words)):
+        read_manifest(path)
+
+
+def test_a_spreadsheets_utf8_csv_with_a_byte_order_mark_reads(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, which named the first column '\\ufeffimage'."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(("\ufeff" + _HEADER + "a.png,disease,p\u00e9,val,1,2,3,4\n").encode("utf-8"))
+    (record,) = read_manifest(path)
+    assert (record.image, record.patient_id, record.boxes.tolist()) == (tmp_path / "a.png", "p\u00e9", [[1, 2, 4, 6]])
 
 
 # ------------------------------------------------------------------------------------------- folders

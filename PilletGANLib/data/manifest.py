@@ -95,15 +95,44 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False,
     Localization-only images (see the module docstring) are left out unless ``localization_only``; each of
     them must have boxes or a mask.
 
-    Raises :class:`DataError` naming the row for a missing column, an unknown label or split,
-    a partial or negative box, or (with ``check_files``) an image that does not exist.
+    The file is UTF-8 (a spreadsheet's byte-order mark is skipped). Raises :class:`DataError` naming the line for
+    text that is not UTF-8, a missing or repeated column, a row longer than the header, an unknown label or split, an
+    image listed with two labels, splits or patients, a partial or negative box, or (with ``check_files``) an image
+    that does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("manifest not found", path)
-    with open(path, newline="", encoding="utf-8") as handle:
+    try:
+        return _read_rows(path, check_files, localization_only)
+    except UnicodeDecodeError as err:
+        raise DataError(f"line {_first_undecodable_line(path)} of the manifest is not UTF-8 text; save it as a UTF-8 "
+                        "CSV", path) from err
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The 1-based number of the first line that is not UTF-8 (the decoder's own offset is within a buffer)."""
+    lines = path.read_bytes().splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if not _is_utf8(line))
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_rows(path: Path, check_files: bool, localization_only: bool) -> list[ManifestRecord]:
+    # utf-8-sig: a spreadsheet's "UTF-8 CSV" starts with a byte-order mark that would otherwise name the first column
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or [])
+        header = list(reader.fieldnames or [])
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise DataError(f"the manifest's header names the column(s) {repeated} more than once", path)
+        columns = set(header)
         for required in ("image", "label"):
             if required not in columns:
                 raise DataError(f"the manifest has no '{required}' column (columns: {sorted(columns)})", path)
@@ -111,6 +140,9 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False,
         boxes: dict[str, list[list[float]]] = {}
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
+            if None in row:
+                raise DataError(f"{where}: the row has {len(header) + len(row[None])} fields but the header "
+                                f"{len(header)} (an unquoted comma in a path?)")
             image_text = (row.get("image") or "").strip()
             if not image_text:
                 raise DataError(f"{where}: empty 'image'")
@@ -135,6 +167,11 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False,
                 boxes[key] = []
             elif records[key].label != label:
                 raise DataError(f"{where}: image {image_text} appears with labels '{records[key].label}' and '{label}'")
+            elif records[key].split != split:
+                raise DataError(f"{where}: image {image_text} appears in splits '{records[key].split}' and '{split}'")
+            elif records[key].patient_id != ((row.get("patient_id") or "").strip() or None):
+                raise DataError(f"{where}: image {image_text} appears with patients '{records[key].patient_id}' and "
+                                f"'{row.get('patient_id')}'")
             elif records[key].localization_only != only:
                 raise DataError(f"{where}: image {image_text} is {LOCALIZATION_ONLY_COLUMN} on some rows only")
             if all(v is None for v in box):
