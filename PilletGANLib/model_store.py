@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import torch
 
 from .errors import ModelError
 
-__all__ = ["DEFAULT_MODEL_ENV", "card_path_for", "companion_path", "copy_beside", "default_model_path", "load_model",
-           "load_network", "read_card", "save_model", "sha256_file"]
+__all__ = ["DEFAULT_MODEL_ENV", "card_number", "card_path_for", "companion_path", "copy_beside", "default_model_path",
+           "load_model", "load_network", "preprocessing_settings", "read_card", "save_model", "sha256_file"]
 
 #: Environment variable that overrides the shipped default model.
 DEFAULT_MODEL_ENV = "PILLETGAN_MODEL"
@@ -36,6 +37,44 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def card_number(card: Mapping[str, Any], key: str, default: float, *, section: str | None = None,
+                integer: bool = False, low: float | None = None, high: float | None = None) -> int | float:
+    """The number a model card holds at ``card[section][key]`` (``card[key]`` without ``section``), ``default`` when
+    absent: a card is a file a user may have edited, and a string, a boolean, NaN or an absurd size there would
+    otherwise fail deep inside the network or the map (or ask for terabytes).
+
+    Raises:
+        ModelError: the value is not a finite number (a whole one with ``integer``) in ``[low, high]``.
+    """
+    values = card.get(section) if section is not None else card
+    name = f"{section}.{key}" if section is not None else key
+    if values is None:
+        return default
+    if not isinstance(values, Mapping):
+        raise ModelError(f"the model card's '{section}' is {type(values).__name__}, not a mapping", card.get("path"))
+    value = values.get(key, default)
+    wanted = "a whole number" if integer else "a number"
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or (integer and not float(value).is_integer())):
+        raise ModelError(f"the model card's {name} is {value!r}, not {wanted}", card.get("path"))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ModelError(f"the model card's {name} is {value!r}, outside [{low}, {high}]", card.get("path"))
+    return int(value) if integer else float(value)
+
+
+def preprocessing_settings(card: Mapping[str, Any], default_size: int) -> tuple[int, float]:
+    """``(image_size, margin)`` of a card's ``preprocessing``: the network's side (a multiple of 4 from 32 to 2,048
+    pixels; ``default_size`` when absent) and the normalization margin (0.01 to 1; 1 when absent).
+
+    Raises:
+        ModelError: either is not such a number.
+    """
+    size = card_number(card, "image_size", default_size, section="preprocessing", integer=True, low=32, high=2048)
+    if size % 4:
+        raise ModelError(f"the model card's preprocessing.image_size is {size}, not a multiple of 4", card.get("path"))
+    return size, card_number(card, "margin", 1.0, section="preprocessing", low=0.01, high=1.0)
 
 
 def card_path_for(weights: str | os.PathLike) -> Path:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import make_tiny_model
 
-from PilletGANLib.errors import ModelError
+from PilletGANLib.errors import ConfigurationError, ModelError
 from PilletGANLib.inference import Predictor
 from PilletGANLib.model_store import DEFAULT_MODEL_ENV, default_model_path, load_model, sha256_file
 
@@ -65,6 +66,35 @@ def test_weights_that_do_not_fit_the_card(tmp_path: Path) -> None:
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelError, match="do not fit"):
         Predictor.from_path(path)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "words"), [
+    ("preprocessing", "image_size", 1e9, "preprocessing.image_size is 1000000000.0, outside [32, 2048]"),
+    ("preprocessing", "image_size", "128", "preprocessing.image_size is '128', not a whole number"),
+    ("preprocessing", "image_size", 130, "preprocessing.image_size is 130, not a multiple of 4"),
+    ("preprocessing", "margin", None, "preprocessing.margin is None, not a number"),
+    ("network", "base_channels", float("nan"), "network.base_channels is nan, not a whole number"),
+    ("network", "num_res_blocks", 10**6, "network.num_res_blocks is 1000000, outside [0, 64]"),
+    (None, "healthy_index", True, "healthy_index is True, not a whole number"),
+    ("localization", "smoothing_sigma", "2", "localization smoothing_sigma must be a finite number, got '2'"),
+    ("localization", "smoothing_sigma", 1e9, "localization smoothing_sigma must be <= 64.0"),
+    ("localization", "lung_gate", 1, "localization lung_gate must be true or false, got 1"),
+    ("localization", "border_fraction", float("nan"), "border_fraction must be a finite number, got nan"),
+    ("calibration", "threshold", [], "calibration threshold must be a finite number, got []"),
+])
+def test_a_card_value_of_the_wrong_type_or_size_is_refused_naming_the_card(tmp_path: Path, section: str | None,
+                                                                           key: str, value: object,
+                                                                           words: str) -> None:
+    """An edited card with a string, a boolean, NaN or an absurd size raised TypeError, ValueError, IndexError or a
+    failed allocation from deep inside the network or the map (some only on the first image); each is now refused
+    when the model loads, naming the file and the setting."""
+    path = make_tiny_model(tmp_path / "model.pt")
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    (card.setdefault(section, {}) if section else card)[key] = value
+    card_path.write_text(json.dumps(card))
+    with pytest.raises((ModelError, ConfigurationError), match=re.escape(f"{path}: ") + ".*" + re.escape(words)):
+        Predictor.from_path(path, device="cpu")
 
 
 def test_default_model_path_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ import torch
 from monai.visualize import GradCAM
 
 from ..errors import PilletGANError
-from ..model_store import load_network
+from ..model_store import card_number, load_network, preprocessing_settings
 from ..networks.classifier import classifier_from_card
 from ..postprocess import LesionBox, clean_mask, connected_boxes, heat_from_difference
 from ..transforms.pipeline import PreparedImage
@@ -77,14 +77,12 @@ class ClassifierPredictor:
                  batch_size: int = 8, num_workers: int = 0) -> None:
         self.device = resolve_device(device)
         self.card = card
-        preprocessing = card.get("preprocessing", {})
-        self.image_size = int(preprocessing.get("image_size", 128))
-        self.margin = float(preprocessing.get("margin", 1.0))
+        self.image_size, self.margin = preprocessing_settings(card, 128)
         self.cam_layer = str(card["cam_layer"])
-        calibration = card.get("calibration") or {}
-        self.heat_scale = float(calibration.get("heat_scale", 1.0))
-        self.threshold = float(calibration.get("threshold", 0.5))
-        self.min_component_fraction = float(calibration.get("min_component_fraction", 0.002))
+        self.heat_scale = card_number(card, "heat_scale", 1.0, section="calibration", low=1e-12)
+        self.threshold = card_number(card, "threshold", 0.5, section="calibration")
+        self.min_component_fraction = card_number(card, "min_component_fraction", 0.002, section="calibration",
+                                                  low=0.0, high=1.0)
         self.batch_size = max(1, int(batch_size))
         self.num_workers = max(0, int(num_workers))
         self._network = network.to(self.device).eval()

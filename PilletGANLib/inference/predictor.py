@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ModelError, PilletGANError
 from ..localization import LesionMaps, Localizer, valid_masks
-from ..model_store import load_network
+from ..model_store import card_number, load_network, preprocessing_settings
 from ..networks import GeneratorEnsemble, HealthyTranslator, PilletGenerator
 from ..reading import load_cxr
 from ..transforms.pipeline import PreparedImage, prepare_image
@@ -69,16 +69,14 @@ class Predictor:
                  localizer: Localizer | None = None, backend: str = "auto", half_resolution_decode: bool = True) -> None:
         self.device = resolve_device(device)
         if not isinstance(translator, HealthyTranslator):
-            translator = HealthyTranslator(translator, int(card.get("healthy_index", 0)))
+            translator = HealthyTranslator(translator, card_number(card, "healthy_index", 0, integer=True, low=0))
         self.translator = translator.to(self.device).eval()
         exportable = isinstance(translator.generator, PilletGenerator | GeneratorEnsemble)
         self.backend = resolve_backend(backend if exportable or backend != "auto" else "torch", self.device, bf16)
         self.card = card
-        preprocessing = card.get("preprocessing", {})
-        self.image_size = int(preprocessing.get("image_size", 256))
+        self.image_size, self.margin = preprocessing_settings(card, 256)
         self.batch_size = max(1, int(batch_size))
         self._network = self._runner(self.translator)
-        self.margin = float(preprocessing.get("margin", 1.0))
         self.localizer = (localizer or Localizer.from_card(card)).to(self.device)
         self.bf16 = bf16
         self.num_workers = max(0, int(num_workers))
@@ -103,7 +101,7 @@ class Predictor:
         :class:`~PilletGANLib.networks.HealthyTranslator`, or a bare generator to wrap) instead (the evaluation's
         sanity checks run a copy with randomized weights)."""
         if not isinstance(network, HealthyTranslator):
-            network = HealthyTranslator(network, int(self.card.get("healthy_index", 0)))
+            network = HealthyTranslator(network, card_number(self.card, "healthy_index", 0, integer=True, low=0))
         twin = copy.copy(self)
         twin.translator = network.to(self.device).eval()
         twin._network = twin._runner(twin.translator)

@@ -9,6 +9,7 @@ separated, whose ``localization`` section held ``heat_scale`` and ``threshold`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Self
@@ -36,7 +37,25 @@ DEFAULT_SPECIFICITY = 0.95
 
 
 class _Section:
-    """What the two card sections share: a plain dict, and a copy with values changed (checked again)."""
+    """What the two card sections share: a plain dict, a copy with values changed (checked again), and the check
+    that each value has its field's type (a card is a file a user may have edited)."""
+
+    def _check_types(self, section: str) -> None:
+        """Refuse a value that is not its field's type: ``float`` a finite number (not a boolean), ``bool`` true or
+        false, ``str`` a string; ``| None`` fields may also be null."""
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None and "None" in spec.type:
+                continue
+            if "float" in spec.type:
+                fits, wanted = (isinstance(value, int | float) and not isinstance(value, bool)
+                                and math.isfinite(value)), "a finite number"
+            elif spec.type == "bool":
+                fits, wanted = isinstance(value, bool), "true or false"
+            else:
+                fits, wanted = isinstance(value, str), "a string"
+            if not fits:
+                raise ConfigurationError(f"{section} {spec.name} must be {wanted}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +125,8 @@ class MapRecipe(_Section):
         def refuse(message: str) -> None:
             raise ConfigurationError(f"localization {message}")
 
+        self._check_types("localization")
+
         if self.difference not in DIFFERENCES:
             refuse(f"difference must be one of {DIFFERENCES}, got '{self.difference}'")
         if self.lung_weighting not in LUNG_WEIGHTINGS:
@@ -122,6 +143,9 @@ class MapRecipe(_Section):
             refuse(f"score_region must be 'map' or 'image', got '{self.score_region}'")
         if not 0 < self.top_percent <= 100:
             refuse(f"top_percent must be in (0, 100], got {self.top_percent}")
+        for name, high in (("smoothing_sigma", 64.0), ("border_fraction", 0.45), ("min_component_fraction", 1.0)):
+            if getattr(self, name) > high:
+                refuse(f"{name} must be <= {high}, got {getattr(self, name)}")
 
     @property
     def needs_lung_fields(self) -> bool:
@@ -169,6 +193,7 @@ class Calibration(_Section):
     detection_specificity: float | None = None
 
     def __post_init__(self) -> None:
+        self._check_types("calibration")
         if not self.heat_scale > 0:
             raise ConfigurationError(f"calibration heat_scale must be > 0, got {self.heat_scale}")
         if (self.detection_threshold is None) != (self.detection_specificity is None):
@@ -200,10 +225,16 @@ def localization_from_card(card: Mapping[str, Any]) -> tuple[MapRecipe, Calibrat
     The recipe is the card's ``localization`` section, the fitted values its ``calibration`` section. A card
     written before the two were separated kept ``heat_scale`` and ``threshold`` in ``localization``: those are
     the values such a card was used with, so they take precedence over its ``calibration`` record.
+
+    Raises:
+        ConfigurationError: a setting of the wrong type or out of range, naming the card's weights (``path``).
     """
     section = dict(card.get("localization") or {})
     legacy = {key: section.pop(key) for key in LEGACY_FITTED_KEYS if key in section}
-    return MapRecipe.from_dict(section), Calibration.from_dict({**(card.get("calibration") or {}), **legacy})
+    try:
+        return MapRecipe.from_dict(section), Calibration.from_dict({**(card.get("calibration") or {}), **legacy})
+    except ConfigurationError as err:
+        raise ConfigurationError(err.reason, card.get("path")) from err
 
 
 def card_sections(recipe: MapRecipe, calibration: Calibration, record: Mapping[str, Any] | None = None

@@ -9,9 +9,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigurationError, ModelError
+from ..model_store import card_number
 from .generator import PilletGenerator
 
 __all__ = ["GeneratorEnsemble", "ensemble_size", "generator_from_card"]
+
+#: The whole-number sizes a card's ``network`` may give, and their bounds (beyond them a card asks for more memory
+#: than any machine has).
+_NETWORK_SIZES = {"in_channels": (1, 16), "num_domains": (2, 64), "base_channels": (1, 1024), "num_res_blocks": (0, 64)}
 
 
 class GeneratorEnsemble(nn.Module):
@@ -66,11 +71,13 @@ def generator_from_card(card: Mapping[str, Any]) -> PilletGenerator | GeneratorE
     if card.get("kind") == "classifier":
         raise ModelError("this model is a classifier baseline (kind 'classifier'), not a PilletGAN generator: "
                          "`pilletgan evaluate --model` scores it; the other commands run generators")
+    for key, (low, high) in _NETWORK_SIZES.items():  # an absent size takes the generator's default
+        card_number(card, key, low, section="network", integer=True, low=low, high=high)
     try:
         network = dict(card["network"])
         size = ensemble_size(card)
         if size == 1:
             return PilletGenerator(**network)
         return GeneratorEnsemble([PilletGenerator(**network) for _ in range(size)])
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"the model card does not describe a PilletGAN generator ({err})") from err

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigurationError
+from ..model_store import card_number
 from .ensemble import GeneratorEnsemble, generator_from_card
 from .generator import PilletGenerator
 
@@ -52,7 +53,7 @@ class HealthyTranslator(nn.Module):
     def from_card(cls, card: Mapping[str, Any]) -> HealthyTranslator:
         """The (untrained) translator a model card describes: its ``network`` (and ``ensemble``) and
         ``healthy_index``."""
-        return cls(generator_from_card(card), int(card.get("healthy_index", 0)))
+        return cls(generator_from_card(card), card_number(card, "healthy_index", 0, integer=True, low=0))
 
     def heal(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(healed, attention maps)`` of a ``(B, C, H, W)`` batch."""
