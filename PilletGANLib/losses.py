@@ -231,23 +231,31 @@ class PilletGANLoss:
         return self.lambda_box > 0 or self.lambda_side > 0
 
     def critic_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor,
-                    fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``D(fake) - D(real) + lambda_cls * CE(D_cls(real), c) + lambda_gp * GP``; ``fake`` is detached here.
+                    fake: torch.Tensor, penalty_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``D(fake) - D(real) + lambda_cls * CE(D_cls(real), c) + penalty_scale * lambda_gp * GP``; ``fake`` is
+        detached here.
 
         The critic scores the real images, the fakes and the penalty's interpolates in one call (its weights
         read once, not three times; the critic must score each image on its own, as a critic without batch
-        statistics does); the terms are those of three separate calls.
+        statistics does); the terms are those of three separate calls. ``penalty_scale`` 0 leaves the penalty out
+        (no interpolates, no double backward; ``gradient_penalty`` is then absent from the terms): lazy
+        regularization computes it every k-th step with ``penalty_scale`` k.
         """
         batch = real.shape[0]
-        interpolates = penalty_interpolates(real, fake)
-        realness, logits = critic(torch.cat([real, fake.detach().to(real.dtype), interpolates]))
-        real_out, fake_out, interpolated_out = realness.split(batch)
+        scored = [real, fake.detach().to(real.dtype)]
+        if penalty_scale > 0:
+            interpolates = penalty_interpolates(real, fake)
+            scored.append(interpolates)
+        realness, logits = critic(torch.cat(scored))
+        real_out, fake_out = realness[:batch], realness[batch:2 * batch]
         terms = {
             "adversarial": critic_adversarial_loss(real_out, fake_out),
             "classification": domain_classification_loss(logits[:batch], real_domain),
-            "gradient_penalty": penalty_at(interpolated_out, interpolates),
         }
-        total = terms["adversarial"] + self.lambda_cls * terms["classification"] + self.lambda_gp * terms["gradient_penalty"]
+        total = terms["adversarial"] + self.lambda_cls * terms["classification"]
+        if penalty_scale > 0:
+            terms["gradient_penalty"] = penalty_at(realness[2 * batch:], interpolates)
+            total = total + penalty_scale * self.lambda_gp * terms["gradient_penalty"]
         return total, self._detached(terms, total)
 
     def generator_loss(self, critic: Critic, real: torch.Tensor, real_domain: torch.Tensor, target_domain: torch.Tensor,

@@ -84,6 +84,41 @@ def test_fast_path_trains_exactly_what_the_loader_path_trains(nih_items) -> None
     assert float(output["D/total"]) == float(slow.state.output["D/total"])
 
 
+def test_lazy_gradient_penalty_runs_every_gp_interval_critic_steps_scaled(nih_items) -> None:
+    """``gp_interval`` 3: the penalty on critic iterations 1, 4, 7 with weight 3 and no interpolates in between; the
+    logged ``D/gradient_penalty`` keeps its last value, so every iteration logs the same terms."""
+    dataset, labels = nih_items
+    config = TrainingConfig(image_size=SIZE, batch_size=BATCH, base_channels=8, num_res_blocks=1,
+                            disc_base_channels=8, disc_layers=4, gp_interval=3)
+    generator = PilletGenerator(**config.network_kwargs())
+    discriminator = PatchDiscriminator(**config.discriminator_kwargs())
+    loss = PilletGANLoss()
+    scales, outputs, critic_batches = [], [], []
+    critic_loss = loss.critic_loss
+
+    def recorded(critic, real, domain, fake, penalty_scale=1.0):
+        scales.append(penalty_scale)
+        return critic_loss(critic, real, domain, fake, penalty_scale)
+
+    loss.critic_loss = recorded
+    discriminator.register_forward_hook(lambda module, args, out: critic_batches.append(args[0].shape[0]))
+    trainer = PilletGANTrainer(device="cpu", max_epochs=1, epoch_length=7, train_data_loader=ResidentBatches(
+        ResidentTrainingSet(dataset, "cpu", dtype=torch.float32), BalancedBatchSampler(labels, BATCH, seed=1)),
+        generator=generator, discriminator=discriminator, g_optimizer=config.optimizer(generator, 1e-3),
+        d_optimizer=config.optimizer(discriminator, 1e-3), loss=loss, max_iterations=7, n_critic=7,
+        gp_interval=config.gp_interval, seed=3)
+    trainer.add_event_handler("ITERATION_COMPLETED", lambda engine: outputs.append(dict(engine.state.output)))
+    trainer.run()
+    assert scales == [3.0, 0.0, 0.0, 3.0, 0.0, 0.0, 3.0]
+    assert critic_batches[:6] == [3 * BATCH, 2 * BATCH, 2 * BATCH, 3 * BATCH, 2 * BATCH, 2 * BATCH]
+    assert all("D/gradient_penalty" in output for output in outputs)
+    assert outputs[1]["D/gradient_penalty"] is outputs[0]["D/gradient_penalty"]
+    assert outputs[3]["D/gradient_penalty"] is not outputs[0]["D/gradient_penalty"]
+    with pytest.raises(ValueError, match="gp_interval must be >= 1"):
+        PilletGANTrainer("cpu", 1, [], generator, discriminator, config.optimizer(generator, 1e-3),
+                         config.optimizer(discriminator, 1e-3), gp_interval=0)
+
+
 def test_foreach_ema_is_the_moving_average() -> None:
     generator = PilletGenerator(base_channels=8, num_res_blocks=1)
     discriminator = PatchDiscriminator(image_size=SIZE, base_channels=8, num_layers=4)

@@ -126,6 +126,11 @@ def test_critic_loss_combines_the_weighted_terms() -> None:
     assert not any(value.requires_grad for value in terms.values())
     total.backward()
     assert fake.grad is None  # the critic step does not reach the generator
+    lazy_total, lazy_terms = loss.critic_loss(critic, real, torch.tensor([0, 1, 1]), fake, penalty_scale=0.0)
+    assert "gradient_penalty" not in lazy_terms  # no interpolates, no double backward
+    assert lazy_total.item() == pytest.approx(wasserstein.item() + 2.0 * classification, rel=1e-5)
+    scaled_total, _ = loss.critic_loss(critic, real, torch.tensor([0, 1, 1]), fake, penalty_scale=4.0)
+    assert scaled_total.item() == pytest.approx(lazy_total.item() + 4.0 * 10.0 * 1.0, rel=1e-5)
 
 
 def test_generator_loss_terms_and_weights() -> None:

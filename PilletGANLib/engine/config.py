@@ -70,6 +70,10 @@ class TrainingConfig:
             decay).
         ema_decay: decay per generator update of the generator's exponential moving average (0 = no EMA copy).
         lambda_gp: weight of the WGAN-GP gradient penalty.
+        gp_interval: the gradient penalty on every ``gp_interval``-th critic iteration only, weighted ``gp_interval``
+            times (lazy regularization, Karras et al. 2020, "Analyzing and improving the image quality of StyleGAN"):
+            the other critic iterations skip the penalty's interpolates and double backward. 1 = every iteration,
+            the published objective.
         lambda_cls: weight of the critic's domain-classification loss.
         lambda_rec: weight of the cycle-reconstruction L1 loss.
         lambda_id: weight of the conditional identity L1 loss (translation into the image's own domain).
@@ -143,6 +147,7 @@ class TrainingConfig:
     lr_decay_start: float = 0.5
     ema_decay: float = 0.999
     lambda_gp: float = 10.0
+    gp_interval: int = 1
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_id: float = 10.0
@@ -176,7 +181,8 @@ class TrainingConfig:
             raise ConfigurationError(f"attention must be 'lta' or 'none', got '{self.attention}'")
         if self.batch_size < 2 or self.batch_size % 2:
             raise ConfigurationError(f"batch_size must be even and >= 2 (half healthy, half disease), got {self.batch_size}")
-        for name in ("iterations", "n_critic", "val_interval", "checkpoint_interval", "log_interval", "base_channels"):
+        for name in ("iterations", "n_critic", "gp_interval", "val_interval", "checkpoint_interval", "log_interval",
+                     "base_channels"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.calibration_specificity < 1:

@@ -75,6 +75,8 @@ class PilletGANTrainer(Trainer):
         loss: the weighted objectives.
         max_iterations: total critic iterations of the run.
         n_critic: critic iterations per generator update.
+        gp_interval: the gradient penalty on every ``gp_interval``-th critic iteration (the first included), weighted
+            ``gp_interval`` times (lazy regularization); 1 = every iteration.
         ema_generator: a copy of the generator kept as an exponential moving average (or None).
         ema_decay: EMA decay per generator update.
         lr_decay_start: fraction of ``max_iterations`` after which both learning rates decay linearly to 0.
@@ -95,7 +97,7 @@ class PilletGANTrainer(Trainer):
                  generator: torch.nn.Module, discriminator: torch.nn.Module,
                  g_optimizer: torch.optim.Optimizer, d_optimizer: torch.optim.Optimizer,
                  loss: PilletGANLoss | None = None, max_iterations: int | None = None, n_critic: int = 5,
-                 ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
+                 gp_interval: int = 1, ema_generator: torch.nn.Module | None = None, ema_decay: float = 0.999,
                  lr_decay_start: float = 0.5, bf16: bool = False, channels_last: bool = False,
                  compile: bool = False, augment: bool = True, edit_region: str = "image", lung_margin: float = 0.0,
                  seed: int = 0, rank: int = 0, num_domains: int = 2,
@@ -110,6 +112,9 @@ class PilletGANTrainer(Trainer):
         self.loss = loss or PilletGANLoss()
         self.max_iterations = max_iterations
         self.n_critic = n_critic
+        if gp_interval < 1:
+            raise ValueError(f"gp_interval must be >= 1, got {gp_interval}")
+        self.gp_interval = gp_interval
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
         self.lr_decay_start = lr_decay_start
@@ -127,6 +132,7 @@ class PilletGANTrainer(Trainer):
         if counterfactual_classifier is not None:  # frozen: the gradient only passes through it to the twins
             counterfactual_classifier.eval().requires_grad_(False)
         self.last_generator_terms: dict[str, torch.Tensor] = {}
+        self.last_penalty: dict[str, torch.Tensor] = {}
         self._ema_pairs: tuple[list[torch.Tensor], ...] | None = None
 
     def _autocast(self):
@@ -195,13 +201,17 @@ class PilletGANTrainer(Trainer):
             else:
                 with torch.no_grad():
                     fake, _ = gated_translation(self.translator, images, targets, gates)
-            d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.detach().float())
+            penalty_scale = float(self.gp_interval) if (iteration - 1) % self.gp_interval == 0 else 0.0
+            d_total, d_terms = self.loss.critic_loss(self.discriminator, images, labels, fake.detach().float(),
+                                                     penalty_scale)
         self.d_optimizer.zero_grad(set_to_none=True)
         d_total.backward()
         average_gradients(self.discriminator)
         self.d_optimizer.step()
         # the terms stay 0-d tensors on the device: read (a host synchronization) only when logged
-        output: dict[str, Any] = {f"D/{k}": v for k, v in d_terms.items()}
+        if "gradient_penalty" in d_terms:
+            self.last_penalty = {"gradient_penalty": d_terms["gradient_penalty"]}
+        output: dict[str, Any] = {f"D/{k}": v for k, v in {**self.last_penalty, **d_terms}.items()}
 
         # generator
         if generator_step:

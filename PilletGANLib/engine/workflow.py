@@ -211,6 +211,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                train_data_loader=train_loader, epoch_length=epoch_length, generator=generator,
                                discriminator=discriminator, g_optimizer=g_optimizer, d_optimizer=d_optimizer,
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
+                               gp_interval=config.gp_interval,
                                ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
                                bf16=config.amp, channels_last=config.channels_last, compile=config.compile,
                                augment=config.augment,
