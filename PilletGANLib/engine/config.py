@@ -73,7 +73,7 @@ class TrainingConfig:
         gp_interval: the gradient penalty on every ``gp_interval``-th critic iteration only, weighted ``gp_interval``
             times (lazy regularization, Karras et al. 2020, "Analyzing and improving the image quality of StyleGAN"):
             the other critic iterations skip the penalty's interpolates and double backward. 1 = every iteration,
-            the published objective.
+            the published objective. 4 trained worse on two CPU seeds (docs/experiments.md, 2026-12-07): opt-in only.
         lambda_cls: weight of the critic's domain-classification loss.
         lambda_rec: weight of the cycle-reconstruction L1 loss.
         lambda_id: weight of the conditional identity L1 loss (translation into the image's own domain).
