@@ -5,6 +5,7 @@ reader, shipped model) and the opacity-location template (fitting, drawing, file
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,28 @@ def test_opacity_prior_file_round_trips_and_refuses_other_models(tmp_path: Path)
     assert torch.equal(loaded.maps(boxes, 20), warp_opacity_template(template, boxes, 20))
     with pytest.raises(ModelError, match="not an opacity-location prior"):
         OpacityTemplate.from_path(shipped_lung_fields())
+
+
+@pytest.mark.parametrize(("name", "section", "key", "value", "words"), [
+    ("lung_fields", "network", "channels", ["16", 32], "network.channels is ['16', 32], not 1 to 8 whole numbers"),
+    ("lung_fields", "network", "channels", [16, 10**9], "from 1 to 1024"),
+    ("lung_fields", "network", "num_res_units", 1e9, "network.num_res_units is 1000000000.0, outside [0, 8]"),
+    ("opacity_prior", None, "extent", ["x", 1.2], "extent is ['x', 1.2], not two increasing numbers"),
+    ("opacity_prior", None, "extent", [1.2, -0.2], "not two increasing numbers"),
+])
+def test_an_edited_companion_card_is_refused_by_name(tmp_path: Path, name: str, section: str | None, key: str,
+                                                     value: object, words: str) -> None:
+    """A lung-field or template card with a string or an absurd size raised ValueError from inside MONAI (or asked
+    for the memory of a billion channels); it is refused when the companion loads, naming the file."""
+    source = default_model_path().parent / f"{name}.pt"
+    weights = tmp_path / source.name
+    weights.write_bytes(source.read_bytes())
+    card = json.loads(source.with_suffix(".json").read_text())
+    (card[section] if section else card)[key] = value
+    weights.with_suffix(".json").write_text(json.dumps(card))
+    loader = LungFieldEstimator if name == "lung_fields" else OpacityTemplate
+    with pytest.raises(ModelError, match=f"{weights.name}: .*" + re.escape(words)):
+        loader.from_path(weights)
 
 
 @pytest.mark.slow

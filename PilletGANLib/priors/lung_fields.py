@@ -18,9 +18,12 @@ from monai.networks.nets import Regressor
 from torch import nn
 
 from ..errors import ModelError
-from ..model_store import load_model
+from ..model_store import card_number, load_model
 
 __all__ = ["LUNG_FIELD_INPUT_SIZE", "LungFieldEstimator", "LungFieldNet", "lung_box_prior"]
+
+#: Bounds of a lung-field card's network: levels (and residual units a level), channels a level.
+_MAX_LEVELS, _MAX_CHANNELS = 8, 1024
 
 #: Side, in pixels, of the copy of the network-grid image the regressor reads.
 LUNG_FIELD_INPUT_SIZE = 64
@@ -70,6 +73,21 @@ def lung_box_prior(boxes: torch.Tensor, size: int) -> torch.Tensor:
     return prior[:, None]
 
 
+def _check_network(card: dict[str, Any], weights: os.PathLike) -> None:
+    """Refuse a lung-field card whose ``network`` is not a few levels of sensible channel counts (a card is a file a
+    user may edit; a string or a huge count would fail inside MONAI or ask for more memory than any machine has)."""
+    network = card.get("network")
+    channels = network.get("channels") if isinstance(network, dict) else None
+    if (not isinstance(channels, list) or not 1 <= len(channels) <= _MAX_LEVELS
+            or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= _MAX_CHANNELS for c in channels)):
+        raise ModelError(f"the lung-field card's network.channels is {channels!r}, not 1 to {_MAX_LEVELS} whole "
+                         f"numbers from 1 to {_MAX_CHANNELS}", weights)
+    try:
+        card_number(card, "num_res_units", 1, section="network", integer=True, low=0, high=_MAX_LEVELS)
+    except ModelError as err:
+        raise ModelError(err.reason, weights) from err
+
+
 class LungFieldEstimator:
     """A loaded :class:`LungFieldNet`: ``boxes(images)`` and ``prior(images)`` for network-grid batches."""
 
@@ -81,6 +99,7 @@ class LungFieldEstimator:
     def from_path(cls, path: str | os.PathLike) -> LungFieldEstimator:
         """Load weights and card (checksum checked, ``weights_only``)."""
         state, card, weights = load_model(path)
+        _check_network(card, weights)
         try:
             net = LungFieldNet(**card["network"])
             net.load_state_dict(state)

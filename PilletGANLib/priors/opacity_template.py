@@ -99,7 +99,15 @@ class OpacityTemplate:
         state, card, weights = load_model(path)
         if card.get("kind") != CARD_KIND or "template" not in state:
             raise ModelError(f"not an opacity-location prior (card kind '{card.get('kind')}')", weights)
-        return cls(state["template"], {**card, "path": str(weights)})
+        extent = card.get("extent", list(EXTENT))
+        if (not isinstance(extent, list) or len(extent) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in extent)
+                or not extent[0] < extent[1]):
+            raise ModelError(f"the template card's extent is {extent!r}, not two increasing numbers", weights)
+        try:
+            return cls(state["template"], {**card, "path": str(weights)})
+        except ValueError as err:
+            raise ModelError(str(err), weights) from err
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the template (``.pt``) and its card (``.json``) beside it."""
