@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,11 @@ def test_presets_build_monai_densenets_and_cards_are_checked():
         classifier_from_card(small_card(cam_layer="features.nowhere"))
     with pytest.raises(ModelError, match="one input channel"):
         classifier_from_card({**small_card(), "network": {**small_card()["network"], "in_channels": 3}})
+    for key, value, words in (("growth_rate", 10**7, "network.growth_rate is 10000000, not a whole number from 1 to 512"),
+                              ("init_features", "64", "network.init_features is '64'"),
+                              ("block_config", [2, "x"], "network.block_config is [2, 'x'], not 1 to 8 blocks")):
+        with pytest.raises(ModelError, match=re.escape(words)):  # an edited card: refused before any allocation
+            classifier_from_card({**small_card(), "network": {**small_card()["network"], key: value}})
     with pytest.raises(ConfigurationError, match="unknown classifier network 'resnet'"):
         classifier_network_config("resnet")
     with pytest.raises(ModelError, match="classifier baseline"):  # no front door runs it as a generator by mistake

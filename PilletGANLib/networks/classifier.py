@@ -36,6 +36,10 @@ CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
                        "cam_layer": "features.denseblock3"},
 }
 _DENSENET_KEYS = ("init_features", "growth_rate", "block_config", "bn_size", "dropout_prob")
+#: Bounds of the whole-number DenseNet sizes a card may give (a card is a file a user may edit; beyond them a network
+#: asks for more memory than any machine has), and of each block's layer count.
+_DENSENET_SIZES = {"init_features": 1024, "growth_rate": 512, "bn_size": 16}
+_MAX_BLOCK_LAYERS = 128
 
 
 def classifier_network_config(preset: str, dropout_prob: float = 0.0) -> tuple[dict[str, Any], str]:
@@ -46,6 +50,22 @@ def classifier_network_config(preset: str, dropout_prob: float = 0.0) -> tuple[d
     cam_layer = values.pop("cam_layer")
     return {"preset": preset, "spatial_dims": 2, "in_channels": 1, "out_channels": 1, **values,
             "dropout_prob": dropout_prob}, cam_layer
+
+
+def _check_sizes(network: Mapping[str, Any]) -> None:
+    """Refuse DenseNet sizes that are not whole numbers within :data:`_DENSENET_SIZES` and ``block_config`` blocks of
+    at most :data:`_MAX_BLOCK_LAYERS` layers."""
+    def whole(value: Any, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+
+    for key, high in _DENSENET_SIZES.items():
+        if key in network and not whole(network[key], high):
+            raise ModelError(f"the classifier card's network.{key} is {network[key]!r}, not a whole number from 1 to "
+                             f"{high}")
+    blocks = network.get("block_config", [1])
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= 8 or not all(whole(b, _MAX_BLOCK_LAYERS) for b in blocks):
+        raise ModelError(f"the classifier card's network.block_config is {blocks!r}, not 1 to 8 blocks of 1 to "
+                         f"{_MAX_BLOCK_LAYERS} layers")
 
 
 def is_classifier_card(card: Mapping[str, Any]) -> bool:
@@ -60,6 +80,7 @@ def classifier_from_card(card: Mapping[str, Any]) -> nn.Module:
         raise ModelError(f"the model card is not a classifier baseline's (kind '{card.get('kind')}')")
     try:
         network = dict(card["network"])
+        _check_sizes(network)
         if network.get("spatial_dims", 2) != 2 or network.get("in_channels", 1) != 1 or network.get("out_channels",
                                                                                                     1) != 1:
             raise ModelError("the classifier must be 2-D with one input channel and one output (opacity logit)")
