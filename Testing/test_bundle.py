@@ -365,6 +365,17 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
     assert not list(out.glob("notes*"))
 
 
+def test_inputs_of_one_folder_that_share_a_stem_keep_their_maps_apart(tmp_path: Path) -> None:
+    """``x.dcm`` beside its preview ``x.png``: both were written as ``x_heatmap.nii.gz``, the last one winning; such
+    files now keep their whole name in the stem, the others stay as they were."""
+    from PilletGANLib.bundle.transforms import SaveSourceMapd
+
+    for name in ("x.dcm", "x.png", "y.dcm", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    saver = SaveSourceMapd(["pred"], tmp_path / "out", "heatmap")
+    assert [saver.stem_for(tmp_path / name) for name in ("x.dcm", "x.png", "y.dcm")] == ["x.dcm", "x.png", "y"]
+
+
 def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: Path) -> None:
     shutil.copy(dicom_dir / DX_8BIT, tmp_path / "1.2.840.1234")  # a DICOM file without extension
     (tmp_path / "README.txt").write_text("export notes\n")

@@ -224,12 +224,17 @@ def test_outputs_of_a_volume_source_lie_on_its_grid(dicom_dir: Path, tmp_path: P
 
 
 def test_a_source_grid_that_is_not_an_affine_matrix_is_refused(tmp_path: Path) -> None:
-    flat = np.eye(4)
+    flat, collinear = np.eye(4), np.eye(4)
     flat[2, 2] = 0.0
-    for grid in (flat, np.eye(3), np.full((4, 4), np.nan)):
-        with pytest.raises(OutputError, match="not a 4 x 4 affine matrix"):
+    collinear[:3, 1] = [1e-9, 0.0, 0.0]  # the second axis along the first
+    for grid, words in ((flat, "independent axes"), (collinear, "independent axes"), (np.eye(3), "affine matrix"),
+                        (np.full((4, 4), np.nan), "affine matrix")):
+        with pytest.raises(OutputError, match=words):
             write_volume(np.zeros((3, 4)), tmp_path / "x.nrrd", None, grid)
     assert os.listdir(tmp_path) == []
+    tiny = np.diag([1e-9, 1e-9, 1.0, 1.0])  # what a NRRD with 1e-9 mm pixels gives (the bundle failed on it)
+    written = sitk.ReadImage(str(write_volume(np.zeros((3, 4)), tmp_path / "x.nrrd", None, tiny)))
+    np.testing.assert_allclose(written.GetSpacing(), (1e-9, 1e-9, 1.0))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ Both map steps call the model's :class:`~PilletGANLib.localization.Localizer`, a
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from monai.utils import convert_to_numpy, ensure_tuple_rep
 
 from ..errors import OutputError
 from ..localization import Localizer, valid_masks
-from ..outputs import output_stem, write_volume
+from ..outputs import output_stem, whole_name_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
 
@@ -115,7 +116,8 @@ class SaveSourceMapd(MapTransform):
 
     The files are the ones ``pilletgan infer`` writes (:func:`~PilletGANLib.outputs.write_volume`): a
     one-slice volume with x along columns, the source's pixel spacing, written under a temporary name and
-    renamed. ``<stem>`` is :func:`~PilletGANLib.outputs.output_stem` of the source file; with
+    renamed. ``<stem>`` is :meth:`stem_for` the source file (its name without the suffix, or with it when two files
+    of one folder share a stem); with
     ``data_root_dir``, the source's folder below it is kept, so equal file names in different folders
     (common in PACS exports) do not overwrite each other.
 
@@ -137,6 +139,7 @@ class SaveSourceMapd(MapTransform):
         self.output_ext = output_ext
         self.image_key = image_key
         self.data_root_dir = Path(data_root_dir).resolve() if str(data_root_dir) else None
+        self._folder_stems: dict[Path, Counter] = {}
 
     def folder_for(self, source: Path) -> Path:
         """The output folder of ``source``: ``output_dir``, plus its sub-folder below ``data_root_dir``."""
@@ -144,6 +147,20 @@ class SaveSourceMapd(MapTransform):
         if self.data_root_dir is not None and parent.is_relative_to(self.data_root_dir):
             return self.output_dir / parent.relative_to(self.data_root_dir)
         return self.output_dir
+
+    def stem_for(self, source: Path) -> str:
+        """:func:`~PilletGANLib.outputs.output_stem` of ``source``, or its whole name
+        (:func:`~PilletGANLib.outputs.whole_name_stem`) when another entry of its folder has the same stem (``x.dcm``
+        beside its preview ``x.png``): the maps of one would otherwise replace the other's, whichever came last."""
+        folder = source.parent
+        if folder not in self._folder_stems:
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                names = [source.name]
+            self._folder_stems[folder] = Counter(output_stem(name) for name in names)
+        stem = output_stem(source)
+        return stem if self._folder_stems[folder][stem] <= 1 else whole_name_stem(source)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -154,7 +171,7 @@ class SaveSourceMapd(MapTransform):
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OutputError(f"the output folder cannot be created ({err.strerror or err})", folder) from err
-        stem = output_stem(source)
+        stem = self.stem_for(source)
         for key, postfix in self.key_iterator(d, self.output_postfix):
             array = convert_to_numpy(d[key])
             if array.ndim != 3 or array.shape[0] != 1:

@@ -1,7 +1,7 @@
 """Per-image output writers: heat map and mask volumes, Slicer segmentation, overlay PNG, JSON record."""
 
 from .atomic import atomic_path
-from .naming import FORMATS, RESULT_SUFFIXES, output_stem, result_file_names
+from .naming import FORMATS, RESULT_SUFFIXES, output_stem, result_file_names, whole_name_stem
 from .overlay import NO_FINDING, RESEARCH_BANNER, OverlayCaption, overlay_rgb, write_overlay_png
 from .records import json_ready, write_record_json
 from .result_files import DEFAULT_FORMATS, overlay_caption, write_result_files
@@ -25,6 +25,7 @@ __all__ = [
     "overlay_rgb",
     "result_file_names",
     "slicer_terminology_entry",
+    "whole_name_stem",
     "write_overlay_png",
     "write_record_json",
     "write_result_files",

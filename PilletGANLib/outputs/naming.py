@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import PurePath
 
-__all__ = ["FORMATS", "RESULT_SUFFIXES", "output_stem", "result_file_names"]
+__all__ = ["FORMATS", "RESULT_SUFFIXES", "output_stem", "result_file_names", "whole_name_stem"]
 
 #: Output kind -> file-name suffix appended to the stem.
 RESULT_SUFFIXES: dict[str, str] = {
@@ -46,6 +46,16 @@ def output_stem(path: str | os.PathLike) -> str:
         if lower.endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
             break
+    return _safe(name)
+
+
+def whole_name_stem(path: str | os.PathLike) -> str:
+    """The stem of ``path`` with its suffix kept (``x.png`` -> ``x.png``), for inputs whose :func:`output_stem`
+    collide (``x.dcm`` beside its preview ``x.png``); made safe as :func:`output_stem` does."""
+    return _safe(PurePath(path).name)
+
+
+def _safe(name: str) -> str:
     stem = _UNSAFE.sub("_", name).strip(".")
     return stem or "image"
 

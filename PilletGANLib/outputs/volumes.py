@@ -45,9 +45,12 @@ def single_slice_grid(spacing: tuple[float, float], ijk_to_lps: Sequence[Sequenc
         matrix[0, 0], matrix[1, 1] = spacing[1], spacing[0]
         return matrix
     matrix = np.asarray(ijk_to_lps, dtype=np.float64)
-    if (matrix.shape != (4, 4) or not np.isfinite(matrix).all() or not np.allclose(matrix[3], [0, 0, 0, 1])
-            or abs(np.linalg.det(matrix[:3, :3])) < 1e-12):
-        raise OutputError(f"the source grid {matrix.tolist()} is not a 4 x 4 affine matrix with independent axes", path)
+    if matrix.shape != (4, 4) or not np.isfinite(matrix).all() or not np.allclose(matrix[3], [0, 0, 0, 1]):
+        raise OutputError(f"the source grid {matrix.tolist()} is not a 4 x 4 affine matrix", path)
+    spacing = np.linalg.norm(matrix[:3, :3], axis=0)
+    # independence of the axes' directions, whatever the spacing (a grid of 1e-9 mm pixels is still a grid)
+    if not (spacing > 0).all() or abs(np.linalg.det(matrix[:3, :3] / spacing)) < 1e-6:
+        raise OutputError(f"the source grid {matrix.tolist()} does not have three independent axes", path)
     return matrix
 
 
