@@ -99,17 +99,13 @@ def _to_grey(pixels: np.ndarray, path: Path) -> np.ndarray:
         raise UnsupportedImageError(f"complex pixel values ({pixels.dtype}: phase or frequency data); a radiograph is "
                                     "real-valued", path)
     with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, which check_pixel_values names
-        return _grey_float32(pixels, path)
-
-
-def _grey_float32(pixels: np.ndarray, path: Path) -> np.ndarray:
-    if pixels.ndim == 2:
-        return pixels.astype(np.float32)
-    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
-        rgb = pixels[..., :3].astype(np.float32)
-        return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if pixels.ndim == 3 and pixels.shape[2] in (1, 2):
-        return pixels[..., 0].astype(np.float32)
+        if pixels.ndim == 2:
+            return pixels.astype(np.float32)
+        if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+            rgb = pixels[..., :3].astype(np.float32)
+            return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        if pixels.ndim == 3 and pixels.shape[2] in (1, 2):
+            return pixels[..., 0].astype(np.float32)
     raise ColourImageError(f"pixel array of shape {pixels.shape} is not a single greyscale image", path)
 
 

@@ -82,10 +82,8 @@ def _check_network(card: dict[str, Any], weights: os.PathLike) -> None:
             or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= _MAX_CHANNELS for c in channels)):
         raise ModelError(f"the lung-field card's network.channels is {channels!r}, not 1 to {_MAX_LEVELS} whole "
                          f"numbers from 1 to {_MAX_CHANNELS}", weights)
-    try:
-        card_number(card, "num_res_units", 1, section="network", integer=True, low=0, high=_MAX_LEVELS)
-    except ModelError as err:
-        raise ModelError(err.reason, weights) from err
+    card_number({**card, "path": weights}, "num_res_units", 1, section="network", integer=True, low=0,
+                high=_MAX_LEVELS)
 
 
 class LungFieldEstimator:
