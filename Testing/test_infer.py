@@ -105,6 +105,26 @@ def test_a_second_run_does_not_read_the_first_runs_results(dicom_dir: Path, tiny
     assert "is the input folder" in done.stderr and not (folder / "good.json").exists()
 
 
+@pytest.mark.slow
+def test_inputs_with_names_near_the_file_system_limit_get_all_their_outputs(dicom_dir: Path, tiny_model: Path,
+                                                                            tmp_path: Path) -> None:
+    """A 250-character input name is a valid file name; ``<name>_heatmap.nrrd`` is not (255 bytes at most): the run
+    ended in an OSError traceback at the first such file. Long stems are shortened, each with its own digest."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["a" * 246 + ".dcm", "a" * 245 + "b.dcm"]
+    for name in names:
+        shutil.copy(dicom_dir / DX_8BIT, folder / name)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "PilletGANLib.cli", "infer", str(folder), "--out", str(out),
+                           "--model", str(tiny_model)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr[-2000:]
+    records = sorted(out.glob("*.json"))
+    assert len(records) == 2 and len(list(out.iterdir())) == 8
+    assert sorted(json.loads(r.read_text())["source_path"][-5:] for r in records) == ["a.dcm", "b.dcm"]
+    assert all(len(p.name) <= 200 for p in out.iterdir())
+
+
 class PaintedHealing(torch.nn.Module):
     """A generator whose healed image differs from the input by 1.0 inside one network-grid square."""
 

@@ -27,11 +27,13 @@ from PilletGANLib.outputs import (
     atomic_path,
     json_ready,
     output_stem,
+    whole_name_stem,
     write_overlay_png,
     write_result_files,
     write_seg_nrrd,
     write_volume,
 )
+from PilletGANLib.outputs.naming import MAX_STEM_LENGTH
 from PilletGANLib.outputs.overlay import BANNER_COLOR, PREDICTED_COLOR, TRUTH_COLOR
 
 EXPECTED_TERMINOLOGY = ("PilletGAN - pneumonia opacity~SCT^49755003^Morphologically Abnormal Structure"
@@ -195,6 +197,8 @@ def test_atomic_path_leaves_old_file_and_no_temporary_on_failure(tmp_path: Path)
 
     with pytest.raises(OutputError, match="does not exist"), atomic_path(tmp_path / "missing" / "x.png"):
         pass
+    with pytest.raises(OutputError, match="too long"), atomic_path(tmp_path / ("x" * 300 + ".png")):
+        pass
 
 
 @pytest.mark.parametrize("source_name", ["source.nrrd", "source.nii.gz"])
@@ -275,6 +279,14 @@ def test_write_result_files_checks_formats_and_stem(siim_result: LesionResult, t
 )
 def test_output_stem(name: str, stem: str) -> None:
     assert output_stem(name) == stem
+
+
+def test_long_stems_are_shortened_and_stay_apart() -> None:
+    first, second = output_stem("a" * 246 + ".dcm"), output_stem("a" * 245 + "b.dcm")
+    assert len(first) == len(second) == MAX_STEM_LENGTH and first != second
+    assert first.startswith("a" * 150) and first == output_stem("/elsewhere/" + "a" * 246 + ".dcm")
+    assert len(whole_name_stem("a" * 250 + ".png")) == MAX_STEM_LENGTH
+    assert output_stem("a" * MAX_STEM_LENGTH + ".dcm") == "a" * MAX_STEM_LENGTH
 
 
 def test_json_ready_handles_numpy_and_non_finite() -> None:

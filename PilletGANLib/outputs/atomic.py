@@ -36,10 +36,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         OutputError: the folder does not exist or the rename fails.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot write here: the folder {path.parent} does not exist", path)
-    if path.is_dir():
-        raise OutputError("cannot write here: a folder of that name exists", path)
+    try:
+        if not path.parent.is_dir():
+            raise OutputError(f"cannot write here: the folder {path.parent} does not exist", path)
+        if path.is_dir():
+            raise OutputError("cannot write here: a folder of that name exists", path)
+    except OSError as err:  # a name too long for the file system, a folder that cannot be searched
+        raise OutputError(f"cannot be written ({err.strerror or err})", path) from err
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial{full_suffix(path)}")
     try:
         yield temporary

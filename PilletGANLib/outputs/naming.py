@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import PurePath
 
-__all__ = ["FORMATS", "RESULT_SUFFIXES", "output_stem", "result_file_names", "whole_name_stem"]
+__all__ = ["FORMATS", "MAX_STEM_LENGTH", "RESULT_SUFFIXES", "output_stem", "result_file_names", "whole_name_stem"]
 
 #: Output kind -> file-name suffix appended to the stem.
 RESULT_SUFFIXES: dict[str, str] = {
@@ -32,13 +33,20 @@ _INPUT_SUFFIXES = (".nii.gz", ".dicom", ".jpeg", ".tiff", ".nrrd", ".nhdr", ".ni
                    ".tif", ".mha", ".mhd")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+#: The longest stem: with the longest suffix (``_heatmap.nii.gz``), a ``_2`` for a repeated stem and the hidden
+#: temporary name of :func:`~PilletGANLib.outputs.atomic_path` (31 more characters), a name stays well inside the
+#: 255 bytes a file name may have.
+MAX_STEM_LENGTH = 160
+
 
 def output_stem(path: str | os.PathLike) -> str:
     """The stem that names the outputs of the input ``path``.
 
     Known image suffixes (``.dcm``, ``.png``, ``.nii.gz``, ...) are removed; any other name is kept whole,
     so DICOM files named by their UID (``1.2.840....``) keep every component. Characters other than
-    letters, digits, ``.``, ``_`` and ``-`` become ``_``, so the stem is always a plain file name.
+    letters, digits, ``.``, ``_`` and ``-`` become ``_``, so the stem is always a plain file name. A stem longer
+    than :data:`MAX_STEM_LENGTH` keeps its beginning and ends with 8 hex digits of the whole name's SHA-256, so that
+    the output names of a long input name can be written and two long names differing at their end stay apart.
     """
     name = PurePath(path).name
     lower = name.lower()
@@ -56,8 +64,11 @@ def whole_name_stem(path: str | os.PathLike) -> str:
 
 
 def _safe(name: str) -> str:
-    stem = _UNSAFE.sub("_", name).strip(".")
-    return stem or "image"
+    stem = _UNSAFE.sub("_", name).strip(".") or "image"
+    if len(stem) <= MAX_STEM_LENGTH:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{stem[:MAX_STEM_LENGTH - 9]}-{digest}"
 
 
 def result_file_names(stem: str) -> dict[str, str]:
