@@ -36,7 +36,7 @@ from PilletGANLib.bundle import image_datalist, load_records, load_weights, trai
 from PilletGANLib.data import ManifestRecord, write_manifest
 from PilletGANLib.data.datasets import record_to_item, training_transforms
 from PilletGANLib.engine import TrainingConfig
-from PilletGANLib.errors import ConfigurationError, DataError
+from PilletGANLib.errors import ConfigurationError, DataError, OutputError
 from PilletGANLib.inference import Predictor
 from PilletGANLib.inference.ensemble import combine_models
 from PilletGANLib.model_store import load_model, read_card, save_model
@@ -374,6 +374,36 @@ def test_inputs_of_one_folder_that_share_a_stem_keep_their_maps_apart(tmp_path: 
         (tmp_path / name).write_bytes(b"")
     saver = SaveSourceMapd(["pred"], tmp_path / "out", "heatmap")
     assert [saver.stem_for(tmp_path / name) for name in ("x.dcm", "x.png", "y.dcm")] == ["x.dcm", "x.png", "y"]
+
+
+def test_an_image_whose_maps_cannot_be_written_is_listed_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A folder in the way of one image's mask (or a full disk, a read-only sub-folder) raised out of the
+    post-processing and ended the whole bundle run; the image is now listed in ``errors.csv`` with none of its maps
+    left, and the next image is written."""
+    from PilletGANLib.bundle.transforms import SaveSourceMapd
+    from PilletGANLib.transforms import LoadCXRd
+
+    for name in ("blocked.png", "free.png"):
+        Image.fromarray(np.arange(40 * 36, dtype=np.uint8).reshape(40, 36)).save(tmp_path / name)
+    out, errors = tmp_path / "out", tmp_path / "errors.csv"
+    (out / "blocked_mask.nii.gz").mkdir(parents=True)
+    saver = SaveSourceMapd(["pred", "mask"], out, ["heatmap", "mask"], errors_csv=errors)
+    for name in ("blocked.png", "free.png"):
+        item = LoadCXRd("image")({"image": str(tmp_path / name)})
+        saver({**item, "pred": torch.zeros(1, 40, 36), "mask": torch.zeros(1, 40, 36, dtype=torch.uint8)})
+    assert sorted(p.name for p in out.iterdir()) == ["blocked_mask.nii.gz", "free_heatmap.nii.gz", "free_mask.nii.gz"]
+    with open(errors, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert [(Path(row[0]).name, row[1]) for row in rows] == [("blocked.png", "output")]
+    assert "a folder of that name exists" in rows[0][2]
+    with pytest.raises(OutputError, match="expected \\(1, rows, cols\\)"):  # a wrong chain still ends it
+        saver({**item, "pred": torch.zeros(40, 36), "mask": torch.zeros(1, 40, 36)})
+    with pytest.raises(OutputError, match="a folder of that name exists"):  # without errors_csv, as before
+        SaveSourceMapd(["mask"], out, ["mask"])({**LoadCXRd("image")({"image": str(tmp_path / "blocked.png")}),
+                                                 "mask": torch.zeros(1, 40, 36)})
+    config = json.loads((BUNDLE / "configs" / "inference.json").read_text())
+    saver_config = next(t for t in config["postprocessing"]["transforms"] if t["_target_"].endswith("SaveSourceMapd"))
+    assert saver_config["errors_csv"] == "@dataset#errors_csv"
 
 
 def test_image_datalist_finds_radiographs_by_content(tmp_path: Path, dicom_dir: Path) -> None:

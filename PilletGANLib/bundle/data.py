@@ -22,7 +22,7 @@ from ..inspection import expand_inputs
 from ..reading import detect_format
 from ..text import csv_cell, path_text
 
-__all__ = ["ReadableImages", "image_datalist", "load_records", "training_split"]
+__all__ = ["ReadableImages", "image_datalist", "load_records", "record_failure", "training_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,21 @@ class ReadableImages(IterableDataset):
             return None
 
     def _leave_out(self, item: dict[str, Any], err: Exception) -> None:
-        cause: BaseException = err
-        while cause.__cause__ is not None and not isinstance(cause, PilletGANError):  # MONAI wraps in RuntimeError
-            cause = cause.__cause__
-        file, kind, reason = path_text(str(item.get(self.key, ""))), error_kind(cause), error_reason(cause)
-        logger.warning("left out: %s: %s (%s)", file, reason, kind)
-        if self.errors_csv is not None:  # one short append per line: workers do not interleave their lines
-            with open(self.errors_csv, "a", newline="", encoding="utf-8") as handle:
-                csv.writer(handle).writerow((csv_cell(file), kind, csv_cell(reason)))
+        record_failure(self.errors_csv, str(item.get(self.key, "")), err)
+
+
+def record_failure(errors_csv: str | os.PathLike | None, file: str | os.PathLike, err: BaseException,
+                   what: str = "left out") -> None:
+    """Log ``file``'s failure ``err`` and append it to ``errors_csv`` as ``file, kind, reason`` (the kinds of
+    ``pilletgan batch``; MONAI's ``RuntimeError`` wrapping is looked through to the PilletGAN error inside)."""
+    cause: BaseException = err
+    while cause.__cause__ is not None and not isinstance(cause, PilletGANError):  # MONAI wraps in RuntimeError
+        cause = cause.__cause__
+    name, kind, reason = path_text(str(file)), error_kind(cause), error_reason(cause)
+    logger.warning("%s: %s: %s (%s)", what, name, reason, kind)
+    if errors_csv is not None:  # one short append per line: workers do not interleave their lines
+        with open(errors_csv, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow((csv_cell(name), kind, csv_cell(reason)))
 
 
 def load_records(dataset_dir: str | os.PathLike, manifest: str | os.PathLike | None = None) -> list[ManifestRecord]:

@@ -31,6 +31,7 @@ from ..localization import Localizer, valid_masks
 from ..outputs import output_stem, whole_name_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
+from .data import record_failure
 
 __all__ = ["LesionDifferenced", "LesionHeatMaskd", "SaveSourceMapd"]
 
@@ -128,17 +129,21 @@ class SaveSourceMapd(MapTransform):
         output_ext: ``.nii.gz`` (default), ``.nii`` or ``.nrrd``.
         image_key: the item holding the source's reader metadata (``LoadCXRd``).
         data_root_dir: the input root whose sub-folders are mirrored in ``output_dir`` ("" = flat).
+        errors_csv: where an image whose maps cannot be written (a folder or file in the way, a full disk) is listed
+            (``file, kind, reason``, appended, as :class:`~PilletGANLib.bundle.ReadableImages` lists unreadable
+            files), its maps of this call removed, and the run goes on; None: the error ends the run.
     """
 
     def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, output_postfix: str | Sequence[str],
                  output_ext: str = ".nii.gz", image_key: str = "image", data_root_dir: str | os.PathLike = "",
-                 allow_missing_keys: bool = False) -> None:
+                 errors_csv: str | os.PathLike | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
         self.output_postfix = ensure_tuple_rep(output_postfix, len(self.keys))
         self.output_ext = output_ext
         self.image_key = image_key
         self.data_root_dir = Path(data_root_dir).resolve() if str(data_root_dir) else None
+        self.errors_csv = Path(errors_csv) if errors_csv is not None else None
         self._folder_stems: dict[Path, Counter] = {}
 
     def folder_for(self, source: Path) -> Path:
@@ -166,16 +171,29 @@ class SaveSourceMapd(MapTransform):
         d = dict(data)
         meta = cxr_meta(d[self.image_key])
         source = Path(meta["source_path"])
+        maps = {postfix: convert_to_numpy(d[key]) for key, postfix in self.key_iterator(d, self.output_postfix)}
+        for postfix, array in maps.items():  # a wrong chain, not a file's problem: it ends the run
+            if array.ndim != 3 or array.shape[0] != 1:
+                raise OutputError(f"the '{postfix}' map has shape {array.shape}; expected (1, rows, cols)", source)
+        written: list[Path] = []
+        try:
+            self._write(maps, meta, source, written)
+        except OutputError as err:
+            if self.errors_csv is None:
+                raise
+            for path in written:  # all of an image's maps or none
+                path.unlink(missing_ok=True)
+            record_failure(self.errors_csv, source, err, what="maps not written")
+        return d
+
+    def _write(self, maps: dict[str, np.ndarray], meta: Mapping[str, Any], source: Path, written: list[Path]) -> None:
+        """Each map as ``<stem>_<postfix><ext>`` in the source's output folder; ``written`` collects the files."""
         folder = self.folder_for(source)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OutputError(f"the output folder cannot be created ({err.strerror or err})", folder) from err
         stem = self.stem_for(source)
-        for key, postfix in self.key_iterator(d, self.output_postfix):
-            array = convert_to_numpy(d[key])
-            if array.ndim != 3 or array.shape[0] != 1:
-                raise OutputError(f"'{key}' has shape {array.shape}; expected (1, rows, cols)", source)
-            write_volume(array[0], folder / f"{stem}_{postfix}{self.output_ext}", meta.get("pixel_spacing"),
-                         meta.get("ijk_to_lps"))
-        return d
+        for postfix, array in maps.items():
+            written.append(write_volume(array[0], folder / f"{stem}_{postfix}{self.output_ext}",
+                                        meta.get("pixel_spacing"), meta.get("ijk_to_lps")))
