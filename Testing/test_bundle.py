@@ -367,13 +367,18 @@ def test_inference_workflow_keeps_subfolders_batches_and_gates_by_lungs(tmp_path
 
 def test_inputs_of_one_folder_that_share_a_stem_keep_their_maps_apart(tmp_path: Path) -> None:
     """``x.dcm`` beside its preview ``x.png``: both were written as ``x_heatmap.nii.gz``, the last one winning; such
-    files now keep their whole name in the stem, the others stay as they were."""
+    files now keep their whole name in the stem, the others stay as they were. Names equal once made safe (non-Latin
+    names, a space beside an underscore) still collided whole; they get a digest of their name."""
     from PilletGANLib.bundle.transforms import SaveSourceMapd
 
-    for name in ("x.dcm", "x.png", "y.dcm", "notes.txt"):
+    names = ("x.dcm", "x.png", "y.dcm", "肺.png", "胸.png", "z 1.png", "z_1.png", "notes.txt")
+    for name in names:
         (tmp_path / name).write_bytes(b"")
     saver = SaveSourceMapd(["pred"], tmp_path / "out", "heatmap")
-    assert [saver.stem_for(tmp_path / name) for name in ("x.dcm", "x.png", "y.dcm")] == ["x.dcm", "x.png", "y"]
+    stems = [saver.stem_for(tmp_path / name) for name in names[:-1]]
+    assert stems[:3] == ["x.dcm", "x.png", "y"]
+    assert [stem[:6] for stem in stems[3:]] == ["_.png-", "_.png-", "z_1.pn", "z_1.pn"]  # equal once made safe
+    assert len(set(stems)) == len(stems), stems
 
 
 def test_an_image_whose_maps_cannot_be_written_is_listed_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ Both map steps call the model's :class:`~PilletGANLib.localization.Localizer`, a
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
@@ -34,6 +35,9 @@ from ..transforms.io import cxr_meta
 from .data import record_failure
 
 __all__ = ["LesionDifferenced", "LesionHeatMaskd", "SaveSourceMapd"]
+
+#: Marks the whole-name stems in a folder's stem counts (no stem contains a slash).
+_WHOLE = "/"
 
 
 def _check_single_key(transform: MapTransform) -> None:
@@ -156,16 +160,24 @@ class SaveSourceMapd(MapTransform):
     def stem_for(self, source: Path) -> str:
         """:func:`~PilletGANLib.outputs.output_stem` of ``source``, or its whole name
         (:func:`~PilletGANLib.outputs.whole_name_stem`) when another entry of its folder has the same stem (``x.dcm``
-        beside its preview ``x.png``): the maps of one would otherwise replace the other's, whichever came last."""
+        beside its preview ``x.png``): the maps of one would otherwise replace the other's, whichever came last.
+        Names that are equal even whole once made safe (``肺.png`` and ``胸.png`` are both ``_.png``) end in 8 hex
+        digits of the name's SHA-256."""
         folder = source.parent
         if folder not in self._folder_stems:
             try:
                 names = os.listdir(folder)
             except OSError:
                 names = [source.name]
-            self._folder_stems[folder] = Counter(output_stem(name) for name in names)
-        stem = output_stem(source)
-        return stem if self._folder_stems[folder][stem] <= 1 else whole_name_stem(source)
+            self._folder_stems[folder] = Counter([output_stem(name) for name in names] +
+                                                 [_WHOLE + whole_name_stem(name) for name in names])
+        counts, stem = self._folder_stems[folder], output_stem(source)
+        if counts[stem] <= 1:
+            return stem
+        whole = whole_name_stem(source)
+        if counts[_WHOLE + whole] <= 1:
+            return whole
+        return f"{whole}-{hashlib.sha256(os.fsencode(source.name)).hexdigest()[:8]}"
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
