@@ -188,12 +188,39 @@ def test_read_array_formats_are_rows_by_cols(tmp_path):
     sitk.WriteImage(sitk.GetImageFromArray(values.astype(np.float32)), str(tmp_path / "c.nii.gz"))
     for name in ("a.npy", "b.png", "c.nii.gz"):
         np.testing.assert_array_equal(read_array(tmp_path / name), values)
-    np.save(tmp_path / "bad.npy", np.full((3, 4), np.nan))
+    np.save(tmp_path / "bad.npy", np.full((ROWS, COLS), np.nan))
     with pytest.raises(DataError, match=r"bad\.npy.*NaN"):
         read_array(tmp_path / "bad.npy")
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
     with pytest.raises(DataError, match=r"cube\.npy.*2-D"):
         read_array(tmp_path / "cube.npy")
+
+
+def test_hostile_maps_and_sidecars_are_refused_by_name(tmp_path):
+    """A header announcing 10^10 values asked numpy for 80 GB (MemoryError); an empty array, a 400-digit score,
+    a nested JSON, NaN, boolean or inverted boxes and values beyond float32 ended in ValueError, OverflowError,
+    RecursionError or were scored as given."""
+    bomb = np.lib.format.open_memmap(tmp_path / "bomb.npy", mode="w+", dtype=np.float64, shape=(100_000, 100_000))
+    del bomb  # a sparse file: its header announces 80 GB
+    np.save(tmp_path / "empty.npy", np.zeros((0, COLS)))
+    np.save(tmp_path / "huge.npy", np.full((ROWS, COLS), 1e300))
+    for name, message in (("bomb.npy", "100000 x 100000 pixels"), ("empty.npy", "0 x 40 pixels"),
+                          ("huge.npy", "beyond what 32-bit floating point holds")):
+        with pytest.raises(DataError, match=rf"{name}: .*{message}"):
+            read_array(tmp_path / name)
+    record = ManifestRecord(image=_write_png8(tmp_path / "img1.png"), label="disease")
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    np.save(maps / "img1.npy", np.zeros((ROWS, COLS)))
+    box = '{"x1": 1, "y1": 2, "x2": 3, "y2": 4, "score": 0.5}'
+    for sidecar, message in (('{"score": 1' + "0" * 400 + "}", "'score' must be a finite number"),
+                             ("[" * 100_000 + "]" * 100_000, "cannot be read as JSON"),
+                             ('{"boxes": [' + box.replace("1,", "NaN,") + "]}", "finite numbers"),
+                             ('{"boxes": [' + box.replace("1,", "true,") + "]}", "finite numbers"),
+                             ('{"boxes": [' + box.replace('"x2": 3', '"x2": 0') + "]}", "x2 > x1")):
+        (maps / "img1.json").write_text(sidecar)
+        with pytest.raises(DataError, match=rf"img1\.json: .*{message}"):
+            SavedMaps(maps)(record)
 
 
 def test_saved_maps_errors_name_the_file(tmp_path):

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..data.manifest import ManifestRecord
-from ..errors import DataError
+from ..dicom.reader import check_dimensions
+from ..errors import DataError, PilletGANError
 from ..reading import load_cxr
 
 __all__ = ["MAP_SUFFIXES", "MapPrediction", "SavedMaps", "find_map", "read_array"]
@@ -27,31 +28,53 @@ __all__ = ["MAP_SUFFIXES", "MapPrediction", "SavedMaps", "find_map", "read_array
 #: File name endings of saved maps, in the order they are looked for.
 MAP_SUFFIXES = (".npy", ".nii.gz", ".png")
 _BOX_KEYS = ("x1", "y1", "x2", "y2", "score")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_array(path: str | os.PathLike) -> np.ndarray:
     """A 2-D array from ``.npy`` (numpy) or any file SimpleITK reads (NIfTI, PNG, NRRD, ...), as float64.
 
     Arrays come out ``rows x cols``; singleton axes are dropped. Raises DataError naming the file when
-    it cannot be read, is not 2-D or holds non-finite values.
+    it cannot be read, is not 2-D, announces a size no radiograph has (checked from the header, before any
+    pixel is allocated), or holds values that are not finite or beyond what 32-bit floating point holds.
     """
     path = Path(path)
     try:
         if path.name.lower().endswith(".npy"):
-            array = np.load(path, allow_pickle=False)
+            stored = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, until copied below
+            shape, read = stored.shape, lambda: np.array(stored)
         else:
             import SimpleITK as sitk  # only for these formats; keeps the package importable without it
 
-            array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            shape = tuple(reversed(reader.GetSize())) + ((reader.GetNumberOfComponents(),)
+                                                         if reader.GetNumberOfComponents() > 1 else ())
+            read = lambda: sitk.GetArrayFromImage(reader.Execute())  # noqa: E731
+        _check_shape(tuple(int(n) for n in shape), path)
+        array = np.squeeze(np.asarray(read()))
     except (OSError, ValueError, RuntimeError) as err:
         raise DataError(f"cannot be read as a map or mask ({err})", path) from err
-    array = np.squeeze(np.asarray(array))
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DataError(f"expected one 2-D grey array, found {array.dtype} with shape {array.shape}", path)
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise DataError("holds NaN or infinite values", path)
+    if np.abs(array).max() > _FLOAT32_MAX:
+        raise DataError(f"holds values up to {np.abs(array).max():g}, beyond what 32-bit floating point holds", path)
     return array
+
+
+def _check_shape(shape: tuple[int, ...], path: Path) -> None:
+    """Refuse, from the header, anything but one 2-D array of a radiograph's size (singleton axes aside)."""
+    sides = [n for n in shape if n != 1]
+    if len(sides) != 2:
+        raise DataError(f"expected one 2-D grey array, the header announces shape {shape}", path)
+    try:
+        check_dimensions(*sides, path, "the header")
+    except PilletGANError as err:
+        raise DataError(err.reason, path) from err
 
 
 def find_map(maps_dir: str | os.PathLike, key: str) -> Path:
@@ -82,20 +105,32 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         return {}
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot be read as JSON ({err})", path) from err
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot be read as JSON ({type(err).__name__}: {str(err)[:200]})", path) from err
     if not isinstance(content, dict):
         raise DataError("expected a JSON object with 'score' and/or 'boxes'", path)
     score = content.get("score")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)):
-        raise DataError(f"'score' must be a finite number, got {score!r}", path)
+    if score is not None and not _finite_number(score):
+        raise DataError(f"'score' must be a finite number, got {str(score)[:40]}", path)
     boxes = content.get("boxes") or []
     if not isinstance(boxes, list):
         raise DataError("'boxes' must be a list", path)
     for box in boxes:
-        if not isinstance(box, dict) or not all(isinstance(box.get(k), (int, float)) for k in _BOX_KEYS):
-            raise DataError(f"each box needs numeric {', '.join(_BOX_KEYS)}, got {box!r}", path)
+        if not isinstance(box, dict) or not all(_finite_number(box.get(k)) for k in _BOX_KEYS):
+            raise DataError(f"each box needs finite numbers {', '.join(_BOX_KEYS)}, got {str(box)[:120]}", path)
+        if not (box["x2"] > box["x1"] and box["y2"] > box["y1"]):
+            raise DataError(f"a box must have x2 > x1 and y2 > y1, got {str(box)[:120]}", path)
     return content
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) that a float holds and that is finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 class SavedMaps:
