@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,44 @@ def test_per_image_tables_of_older_reports_still_read(tmp_path: Path) -> None:
     (row,) = read_per_image(tmp_path / "old.csv")
     assert row.pointing_hit is True and row.localization_only is False and row.truth_side is None
     assert row.laterality_mass is None
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ({"score": "nan"}, "line 3: 'score' is nan, not a finite number"),  # sklearn's AUC raised ValueError
+    ({"score": "1e400"}, "'score' is 1e400, not a finite number"),
+    ({"dice_top15": "2"}, "'dice_top15' is 2; expected a value within"),  # was averaged as given
+    ({"laterality_mass": "-1"}, "'laterality_mass' is -1; expected a value within"),
+    ({"pointing_hit": "0.5"}, "'pointing_hit' is 0.5; expected 0 or 1"),
+    ({"n_boxes_true": "1.5"}, "'n_boxes_true' is 1.5, not a count"),
+    ({"truth_side": "both"}, "'truth_side' is 'both'"),
+    ({"key": ""}, "'key' is empty"),
+])
+def test_per_image_cells_no_report_holds_are_refused_by_line(tmp_path: Path, cells: dict[str, str],
+                                                              message: str) -> None:
+    written = rows([0.9, 0.25], [True, None], [0.5, None])
+    written[0].truth_side, written[0].laterality_mass = "left", 1.0
+    with PerImageCSV(tmp_path / "per_image.csv") as table:
+        for row in written:
+            table.write(row)
+    header, first, second = (tmp_path / "per_image.csv").read_text().splitlines()
+    columns = header.split(",")
+    values = first.split(",")
+    for column, value in cells.items():
+        values[columns.index(column)] = value
+    (tmp_path / "edited.csv").write_text("\n".join([header, second, ",".join(values)]) + "\n")
+    with pytest.raises(DataError, match=rf"edited\.csv: .*{re.escape(message)}"):
+        read_per_image(tmp_path / "edited.csv")
+
+
+def test_per_image_tables_in_other_encodings_are_read_or_refused(tmp_path: Path) -> None:
+    """A spreadsheet's UTF-8 with a byte-order mark is read; Latin-1 ended in a UnicodeDecodeError traceback."""
+    text = "key,image,label,score,pointing_hit,dice,dice_top15,iou,n_boxes_pred,n_boxes_true\n" \
+           "img0,/x/imgé.png,disease,0.5,1,,0.25,,0,1\n"
+    (tmp_path / "bom.csv").write_bytes(text.encode("utf-8-sig"))
+    assert read_per_image(tmp_path / "bom.csv")[0].key == "img0"
+    (tmp_path / "latin1.csv").write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv: not a per-image table .*UnicodeDecodeError"):
+        read_per_image(tmp_path / "latin1.csv")
+    (tmp_path / "empty.csv").write_text(text.splitlines()[0] + "\n")
+    with pytest.raises(DataError, match=r"empty\.csv: the per-image table has no rows"):
+        read_per_image(tmp_path / "empty.csv")

@@ -41,30 +41,70 @@ _DISCORDANCE = ("pointing_game", *PAIRED_LATERALITY)
 
 
 def read_per_image(path: str | os.PathLike) -> list[ImageScores]:
-    """The rows of a ``per_image.csv`` written by ``pilletgan evaluate``."""
+    """The rows of a ``per_image.csv`` written by ``pilletgan evaluate``; a cell no report holds (a score that is not
+    finite, a Dice outside [0, 1], a hit other than 0 or 1) is refused naming its line and column."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             table = list(csv.DictReader(handle))
     except OSError as err:
         raise DataError(f"cannot read the per-image table ({err.strerror})", path) from err
-
-    def optional(value: str | None, kind: type) -> Any:
-        return None if value in ("", None) else kind(float(value)) if kind is bool else kind(value)
-
-    try:  # the localization-only and laterality columns are absent from reports older than them
-        return [ImageScores(key=row["key"], image=row["image"], label=row["label"], score=float(row["score"]),
-                            pointing_hit=optional(row["pointing_hit"], bool), dice=optional(row["dice"], float),
-                            dice_top15=optional(row["dice_top15"], float), iou=optional(row["iou"], float),
-                            n_boxes_pred=int(row["n_boxes_pred"]), n_boxes_true=int(row["n_boxes_true"]),
-                            localization_only=bool(optional(row.get("localization_only"), bool)),
-                            truth_side=optional(row.get("truth_side"), str),
-                            laterality_mass=optional(row.get("laterality_mass"), float),
-                            laterality_peak=optional(row.get("laterality_peak"), float),
-                            **{s.flag: optional(row.get(s.flag), bool) for s in LATERALITY_SUBSETS.values()})
-                for row in table]
-    except (KeyError, ValueError) as err:
+    except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"not a per-image table of pilletgan evaluate ({type(err).__name__}: {err})", path) from err
+    if not table:
+        raise DataError("the per-image table has no rows", path)
+    rows = []
+    for line, row in enumerate(table, start=2):
+        try:
+            rows.append(_image_scores(row))
+        except (KeyError, ValueError) as err:
+            raise DataError(f"not a per-image table of pilletgan evaluate: line {line}: {err.args[0]}", path) from err
+    return rows
+
+
+def _image_scores(row: dict[str, str | None]) -> ImageScores:
+    """One row's cells, each read and checked (the localization-only and laterality columns are absent from reports
+    older than them)."""
+
+    def cell(column: str, kind: str, required: bool = False) -> Any:
+        if column not in row and required:
+            raise KeyError(f"no column '{column}'")
+        text = row.get(column)
+        if text in ("", None):
+            if required:
+                raise ValueError(f"'{column}' is empty")
+            return None
+        if kind == "text":
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"'{column}' is {text[:40]!r}, not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"'{column}' is {text[:40]}, not a finite number")
+        if kind == "count":
+            if value < 0 or value != int(value):
+                raise ValueError(f"'{column}' is {text[:40]}, not a count")
+            return int(value)
+        if kind == "flag":
+            if value not in (0, 1):
+                raise ValueError(f"'{column}' is {text[:40]}; expected 0 or 1")
+            return bool(value)
+        if kind == "unit" and not 0 <= value <= 1:
+            raise ValueError(f"'{column}' is {text[:40]}; expected a value within [0, 1]")
+        return value
+
+    side = cell("truth_side", "text")
+    if side not in (None, "left", "right"):
+        raise ValueError(f"'truth_side' is {side[:40]!r}; expected left, right or empty")
+    return ImageScores(key=cell("key", "text", True), image=cell("image", "text", True),
+                       label=cell("label", "text", True), score=cell("score", "number", True),
+                       pointing_hit=cell("pointing_hit", "flag"), dice=cell("dice", "unit"),
+                       dice_top15=cell("dice_top15", "unit"), iou=cell("iou", "unit"),
+                       n_boxes_pred=cell("n_boxes_pred", "count", True), n_boxes_true=cell("n_boxes_true", "count", True),
+                       localization_only=bool(cell("localization_only", "flag")), truth_side=side,
+                       laterality_mass=cell("laterality_mass", "unit"), laterality_peak=cell("laterality_peak", "unit"),
+                       **{s.flag: cell(s.flag, "flag") for s in LATERALITY_SUBSETS.values()})
 
 
 def mcnemar_exact_p(a_only: int, b_only: int) -> float:
