@@ -188,7 +188,9 @@ def _read_itk(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
         reader.ReadImageInformation()
         size = reader.GetSize()
         if len(size) > 2 and any(s > 1 for s in size[2:]):
-            raise MultiFrameError(f"a volume of size {size}; one 2D radiograph is expected", path)
+            hint = ("; its pixels lie along another pair of axes: save the image with its columns and rows as the "
+                    "first two") if sum(s > 1 for s in size) == 2 else ""
+            raise MultiFrameError(f"a volume of size {size}; one 2D radiograph is expected{hint}", path)
         check_dimensions(int(size[1]), int(size[0]), path, "the image")
         img = reader.Execute()
     except RuntimeError as err:

@@ -281,6 +281,21 @@ def test_a_detached_header_reads_its_data_file_next_to_it_and_nothing_outside(di
         load_cxr(series)
 
 
+def test_a_2d_image_along_other_axes_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    """A NIfTI of a (1, rows, cols) array holds one image, but along its second and third axes; the message said
+    only 'a volume'. A true volume keeps the plain message."""
+    import nibabel as nib
+
+    pixels = np.random.default_rng(0).integers(0, 255, (1, 48, 40)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(pixels, np.eye(4)), tmp_path / "flat.nii.gz")
+    with pytest.raises(errors.MultiFrameError, match=r"flat\.nii\.gz: a volume of size \(1, 48, 40\).*columns and rows "
+                                                     "as the first two"):
+        load_cxr(tmp_path / "flat.nii.gz")
+    nib.save(nib.Nifti1Image(np.repeat(pixels, 3, axis=0), np.eye(4)), tmp_path / "cube.nii.gz")
+    with pytest.raises(errors.MultiFrameError, match=r"one 2D radiograph is expected$"):
+        load_cxr(tmp_path / "cube.nii.gz")
+
+
 @pytest.mark.parametrize("case", ["float32_extremes", "float64_beyond_float32", "complex"])
 def test_pixel_values_the_normalization_cannot_use_are_refused(tmp_path: Path, case: str) -> None:
     """Values spanning more than float32 holds overflowed the normalization and gave a NaN score reported as a result;
