@@ -530,3 +530,29 @@ def test_folder_rules_patient_pattern_and_command(tmp_path, phantom_folders, cap
     assert "left out: 1 image(s): not under a class folder" in capsys.readouterr().out
     assert main(["data", "manifest", "folders", str(tmp_path / "site"), "--out", str(out), "--class", "sick=misc"]) == 2
     assert [r.label for r in read_manifest(out)] == ["healthy"] * 4
+
+
+@pytest.mark.parametrize("box", [("nan", 10, 20, 30), (10, 10, "inf", 30), (10, 10, -5, 30), (10, 10, 20, 0)])
+def test_label_table_boxes_without_area_or_finite_corners_are_refused_by_line(tmp_path, box):
+    """A NaN or infinite coordinate or a negative width went from the RSNA, NIH and SIIM tables into the manifest
+    (RSNA let NaN through its width check); training then refused the manifest, far from the table at fault."""
+    from PilletGANLib.data.sources.nih import _read_bbox_list
+    from PilletGANLib.data.sources.rsna import _read_boxes
+    from PilletGANLib.data.sources.siim import _literal_boxes
+
+    x, y, width, height = box
+    rsna = tmp_path / "labels.csv"
+    rsna.write_text(f"patientId,x,y,width,height,Target\np0,1,2,3,4,1\np1,{x},{y},{width},{height},1\n")
+    nih = tmp_path / "BBox_List_2017.csv"
+    nih.write_text(f"Image Index,Finding Label,Bbox [x,y,w,h],,,\na.png,Pneumonia,{x},{y},{width},{height}\n")
+    siim = f"[{{'x': {x!r}, 'y': {y}, 'width': {width!r}, 'height': {height}}}]".replace("'nan'", "float('nan')")
+    expected = "a box needs finite coordinates and a positive width and height"
+    with pytest.raises(DataError, match=rf"labels\.csv: line 3: {expected}"):
+        _read_boxes(rsna)
+    with pytest.raises(DataError, match=rf"BBox_List_2017\.csv: line 2: {expected}"):
+        _read_bbox_list(nih, {"pneumonia"})
+    if "float(" not in siim:  # SIIM's table holds literals only: float('nan') is refused as not one
+        with pytest.raises(DataError, match=rf"train_image_level\.csv: line 7: .*{expected}"):
+            _literal_boxes(siim.replace("'inf'", "1e999"), "line 7", tmp_path / "train_image_level.csv")
+    with pytest.raises(DataError, match=r"RecursionError|MemoryError|SyntaxError"):
+        _literal_boxes("[" * 100_000 + "]" * 100_000, "line 7", tmp_path / "train_image_level.csv")

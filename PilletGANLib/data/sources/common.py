@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from pathlib import Path
 from ...errors import DataError
 from ..manifest import ManifestRecord
 
-__all__ = ["IMAGE_SUFFIXES", "finish_build", "index_images", "open_table", "read_table"]
+__all__ = ["IMAGE_SUFFIXES", "checked_box", "finish_build", "index_images", "open_table", "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,16 @@ def open_table(path: Path) -> io.TextIOBase:
         return open(path, encoding="utf-8-sig", newline="")
     except OSError as err:
         raise DataError(f"cannot open the label table ({err.strerror or err})", path) from err
+
+
+def checked_box(x: float, y: float, width: float, height: float, where: str, path: Path) -> list[float]:
+    """``[x1, y1, x2, y2]`` of a label table's box; DataError naming ``where`` in ``path`` when a coordinate is not
+    finite or the box has no area (written into a manifest, such a box failed only when training read it)."""
+    box = [x, y, x + width, y + height]
+    if not all(math.isfinite(v) for v in box) or not (width > 0 and height > 0):
+        raise DataError(f"{where}: a box needs finite coordinates and a positive width and height, got x {x:g}, "
+                        f"y {y:g}, width {width:g}, height {height:g}", path)
+    return box
 
 
 def read_table(path: Path, required: Iterable[str]) -> list[dict[str, str]]:

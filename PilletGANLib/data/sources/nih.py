@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from ...errors import DataError
 from ..manifest import ManifestRecord
 from ..splits import assign_splits
-from .common import finish_build, index_images, open_table, read_table
+from .common import checked_box, finish_build, index_images, open_table, read_table
 
 __all__ = ["NIH_BOX_GRID", "NIH_DEFAULT_FINDINGS", "build_nih_manifest", "find_data_entry"]
 
@@ -68,7 +68,7 @@ def _read_bbox_list(path: Path, findings: set[str]) -> dict[str, list[list[float
                     x, y, w, h = (float(v) for v in row[2:6])
                 except ValueError as err:
                     raise DataError(f"line {line}: expected numeric x, y, w, h, got {row[2:6]}", path) from err
-                boxes[row[0].strip()].append([x, y, x + w, y + h])
+                boxes[row[0].strip()].append(checked_box(x, y, w, h, f"line {line}", path))
     except (OSError, csv.Error, UnicodeDecodeError) as err:
         raise DataError(f"cannot read the bounding-box list ({err})", path) from err
     return boxes

@@ -26,7 +26,7 @@ import numpy as np
 from ...errors import DataError
 from ..manifest import ManifestRecord
 from ..splits import assign_splits
-from .common import finish_build, index_images, read_table
+from .common import checked_box, finish_build, index_images, read_table
 
 __all__ = ["RSNA_CLASS_INFO", "RSNA_IMAGES", "RSNA_LABELS", "build_rsna_manifest"]
 
@@ -55,9 +55,7 @@ def _read_boxes(labels_csv: Path) -> dict[str, list[list[float]]]:
                 x, y, w, h = (float(row[c]) for c in ("x", "y", "width", "height"))
             except ValueError as err:
                 raise DataError(f"line {line}: Target 1 needs a numeric x, y, width, height ({row})", labels_csv) from err
-            if w <= 0 or h <= 0:
-                raise DataError(f"line {line}: box width and height must be positive ({row})", labels_csv)
-            boxes[patient].append([x, y, x + w, y + h])
+            boxes[patient].append(checked_box(x, y, w, h, f"line {line}", labels_csv))
     return boxes
 
 

@@ -37,7 +37,7 @@ from pydicom.errors import InvalidDicomError
 from ...errors import ConfigurationError, DataError
 from ..manifest import ManifestRecord
 from ..splits import assign_splits, patient_key, split_by_folds
-from .common import finish_build, index_images, read_table
+from .common import checked_box, finish_build, index_images, read_table
 
 __all__ = ["SIIM_STUDY_CLASSES", "build_siim_covid_manifest", "detect_siim_layout"]
 
@@ -84,17 +84,17 @@ def _study_classes(path: Path) -> dict[str, str]:
     return classes
 
 
-def _literal_boxes(text: str, where: str) -> np.ndarray:
+def _literal_boxes(text: str, where: str, path: Path) -> np.ndarray:
     text = text.strip()
     if not text or text.lower() == "nan":
         return np.zeros((0, 4))
     try:
         items = ast.literal_eval(text)
-        boxes = [[float(b["x"]), float(b["y"]), float(b["x"]) + float(b["width"]), float(b["y"]) + float(b["height"])]
-                 for b in items]
-    except (ValueError, SyntaxError, TypeError, KeyError) as err:
-        raise DataError(f"{where}: cannot parse the boxes {text[:80]!r} ({err})") from err
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        corners = [(float(b["x"]), float(b["y"]), float(b["width"]), float(b["height"])) for b in items]
+    except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError) as err:
+        raise DataError(f"{where}: cannot parse the boxes {text[:80]!r} ({type(err).__name__}: {str(err)[:80]})",
+                        path) from err
+    return np.asarray([checked_box(*box, where, path) for box in corners], dtype=np.float64).reshape(-1, 4)
 
 
 def _dicom_patient_id(path: Path) -> str | None:
@@ -115,7 +115,7 @@ def _original(src: Path, patient_from_dicom: bool, keep_boxed: bool, skipped: Co
         image_id, study = row["id"].strip().removesuffix("_image"), row["StudyInstanceUID"].strip()
         if study not in studies:
             raise DataError(f"line {line}: study {study} of image {image_id} is not in train_study_level.csv", image_csv)
-        boxes = _literal_boxes(row["boxes"], f"{image_csv}:{line}")
+        boxes = _literal_boxes(row["boxes"], f"line {line}", image_csv)
         labelled = _label(studies[study], len(boxes), keep_boxed)
         if labelled is None:
             skipped[_skip_reason(studies[study], keep_boxed)] += 1
@@ -137,9 +137,10 @@ def _resized(src: Path, keep_boxed: bool, skipped: Counter[str]) -> tuple[list[M
     boxes: dict[str, list[list[float]]] = defaultdict(list)
     for line, row in enumerate(read_table(boxes_csv, ("image_id", *columns)), start=2):
         try:
-            boxes[row["image_id"].strip()].append([float(row[c]) for c in columns])
+            x1, y1, x2, y2 = (float(row[c]) for c in columns)
         except ValueError as err:
             raise DataError(f"line {line}: box coordinates must be numbers ({row})", boxes_csv) from err
+        boxes[row["image_id"].strip()].append(checked_box(x1, y1, x2 - x1, y2 - y1, f"line {line}", boxes_csv))
     images = index_images(src / "images")
     labels_csv = src / "labels" / "image_labels.csv"
     records, folds = [], []
