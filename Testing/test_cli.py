@@ -43,6 +43,33 @@ def test_user_verbs_are_top_level_and_the_rest_grouped(capsys: pytest.CaptureFix
         assert new.split()[0] in COMMANDS
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["evaluate", "--manifest", "m.csv", "--out", "o", "--seed", "-1"], "--seed: must be at least 0, got -1"),
+    (["compare", "a", "b", "--seed", "-3"], "--seed: must be at least 0, got -3"),
+    (["demo", "--out", "d", "--seed", "-1"], "--seed: must be at least 0"),
+    (["data", "manifest", "folders", "src", "--out", "m.csv", "--seed", "-1"], "--seed: must be at least 0"),
+    (["model", "calibrate", "--manifest", "m.csv", "--out", "x.pt", "--percentile", "nan"],
+     "--percentile: must lie within [0, 100], got nan"),
+    (["infer", "x.png", "--out", "o", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["infer", "x.png", "--out", "o", "--workers", "-1"], "--workers: must be at least 0, got -1"),
+    (["batch", "in", "--out", "o", "--threshold", "1e9"], "--threshold: must lie within [0, 1], got 1e9"),
+    (["infer", "x.png", "--out", "o", "--threshold", "-0.5"], "--threshold: must lie within [0, 1]"),
+    (["pacs", "--url", "http://127.0.0.1:1/dicom-web", "--out", "o", "--timeout", "nan"],
+     "--timeout: must be a finite number above 0, got nan"),
+    (["listen", "--out", "o", "--max-retry", "inf"], "--max-retry: must be a finite number above 0, got inf"),
+    (["model", "export", "--out", "m.onnx", "--image-size", "0"], "--image-size: must be at least 16, got 0"),
+    (["evaluate", "--manifest", "m.csv", "--out", "o", "--sanity", "x"], "--sanity: expected a whole number, got 'x'"),
+])
+def test_numbers_no_run_can_use_are_refused_when_parsed(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                        message: str) -> None:
+    """A negative seed ended evaluate, compare and demo in numpy's ValueError traceback, a percentile of NaN
+    calibrate in numpy's; infer ran with a batch of 0 and infer and batch with thresholds of -1 and 1e9."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_shared_split_and_backend_names_are_the_library_s() -> None:
     from PilletGANLib.commands.arguments import BACKENDS as PARSER_BACKENDS
     from PilletGANLib.commands.arguments import SPLITS as PARSER_SPLITS

@@ -7,15 +7,59 @@ may load at import time.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["BACKENDS", "SPLITS", "add_device_argument", "add_manifest_arguments", "add_model_arguments",
-           "add_model_path_argument", "add_network_run_arguments", "add_progress_argument", "load_predictor"]
+           "add_model_path_argument", "add_network_run_arguments", "add_progress_argument", "load_predictor",
+           "number_in", "positive_number", "whole_number"]
 
 #: Manifest splits (``PilletGANLib.data.manifest.SPLITS``, repeated so the parser needs no numpy).
 SPLITS = ("train", "val", "test")
 #: Network backends (``PilletGANLib.inference.backends.BACKENDS``, repeated so the parser needs no torch).
 BACKENDS = ("auto", "torch", "onnxruntime", "inductor")
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum`` (argparse names the option in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def number_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a number within ``[low, high]`` (NaN and infinities are refused)."""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie within [{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number above 0 (seconds to wait)."""
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def add_model_path_argument(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
@@ -57,12 +101,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_path_argument(parser)
     add_device_argument(parser)
     add_network_run_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--workers", type=whole_number(0), default=0,
+                        help="worker processes decoding files (default 0)")
     parser.add_argument("--full-resolution-decode", action="store_true",
                         help="decode every JPEG 2000 pixel (default: images at least 4x the network size are decoded "
                              "at half resolution, about 4x faster; maps differ slightly)")
-    parser.add_argument("--threshold", type=float, help="heat-map threshold for the mask (default: the calibrated one)")
+    parser.add_argument("--threshold", type=number_in(0, 1),
+                        help="heat-map threshold for the mask, within [0, 1] (default: the calibrated one)")
 
 
 def load_predictor(args: argparse.Namespace):

@@ -40,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from ..dicom import SelectionRules
     from ..errors import ConfigurationError
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
     if args.retry_failed and not args.resume:
         raise ConfigurationError("--retry-failed continues a run: give --resume with it")
     environment = torchrun_environment()

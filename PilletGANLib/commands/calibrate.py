@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import add_manifest_arguments, add_model_path_argument, add_progress_argument
+from .arguments import add_manifest_arguments, add_model_path_argument, add_progress_argument, number_in
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opacity-prior", type=Path, metavar="OPACITY_PRIOR.pt",
                         help="opacity-location template for localization.opacity_prior (default: the one the model's "
                              "card names; made by pilletgan prior opacity-template); copied beside --out")
-    parser.add_argument("--percentile", type=float, default=99.0,
+    parser.add_argument("--percentile", type=number_in(0, 100), default=99.0,
                         help="healthy-pixel percentile of the mask threshold (default 99)")
     parser.add_argument("--specificity", type=_specificity, default=0.95,
                         help="specificity of the detection threshold: the share of the healthy images whose detection "

@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import add_device_argument, add_manifest_arguments, add_model_path_argument, add_progress_argument
+from .arguments import (
+    add_device_argument,
+    add_manifest_arguments,
+    add_model_path_argument,
+    add_progress_argument,
+    whole_number,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_manifest_arguments(parser, "val", "are checked")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_device_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes decoding files (default 0)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--workers", type=whole_number(0), default=0, help="worker processes decoding files (default 0)")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 

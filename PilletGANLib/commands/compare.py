@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .arguments import whole_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the images where only one method is right and the exact McNemar p-value.")
     parser.add_argument("report_a", type=Path, help="report folder (or its per_image.csv) of method A")
     parser.add_argument("report_b", type=Path, help="report folder (or its per_image.csv) of method B")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--resamples", type=whole_number(1), default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole_number(0), default=0)
     parser.add_argument("--out", type=Path, help="also write the comparison to this JSON file (its folder is made)")
     parser.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .arguments import add_device_argument, add_model_path_argument, add_progress_argument
+from .arguments import add_device_argument, add_model_path_argument, add_progress_argument, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_argument(parser)
     parser.add_argument("--size", type=int, metavar="PIXELS",
                         help="rows and columns of the phantom (default 2048: 0.2 mm pixels)")
-    parser.add_argument("--seed", type=int, help="seed of the phantom and its opacity (default: the demo's, 2)")
+    parser.add_argument("--seed", type=whole_number(0), help="seed of the phantom and its opacity (default: the demo's, 2)")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 

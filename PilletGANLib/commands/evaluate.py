@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import add_device_argument, add_manifest_arguments, add_network_run_arguments, add_progress_argument
+from .arguments import (
+    add_device_argument,
+    add_manifest_arguments,
+    add_network_run_arguments,
+    add_progress_argument,
+    whole_number,
+)
 
 #: Images of the sanity checks unless --sanity says otherwise (three predictions each).
 DEFAULT_SANITY = 50
@@ -32,12 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "optional <stem>.json with 'score' and 'boxes') scored instead of a model")
     add_device_argument(parser)
     add_network_run_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="model only: images per forward pass (default: 8)")
-    parser.add_argument("--sanity", type=int, default=DEFAULT_SANITY, metavar="N",
+    parser.add_argument("--batch-size", type=whole_number(1), default=8, help="model only: images per forward pass (default: 8)")
+    parser.add_argument("--sanity", type=whole_number(0), default=DEFAULT_SANITY, metavar="N",
                         help="model only: run the sanity checks (map of the grey-inverted image, map of the network "
                              "with randomized weights) on N images, disease first; three predictions per image, "
                              f"0 to skip (default {DEFAULT_SANITY})")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=whole_number(0), default=0,
                         help="seed of the sanity images, the weight randomization and the bootstrap (default 0)")
     parser.add_argument("--no-floors", action="store_true", help="do not score the floors (random map, lung prior, grey level)")
     add_progress_argument(parser)
@@ -47,15 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # imported here so that building the parser (every pilletgan command) does not load torch and MONAI
     from ..data.manifest import read_manifest, select_split
-    from ..errors import ConfigurationError
     from ..evaluation import SavedMaps, evaluate
     from ..evaluation.model import PredictorStream, predictor_from_path
     from ..evaluation.sanity import SANITY_NOT_FOR_MAPS, sanity_report
 
-    if args.batch_size < 1:
-        raise ConfigurationError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.sanity < 0:
-        raise ConfigurationError(f"--sanity must be 0 (skip) or a number of images, got {args.sanity}")
     records = select_split(read_manifest(args.manifest, check_files=True, localization_only=True), args.split)
     if args.maps is not None:
         predict = SavedMaps(args.maps)

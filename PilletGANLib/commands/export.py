@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import add_model_path_argument
+from .arguments import add_model_path_argument, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_path_argument(parser)
     parser.add_argument("--out", required=True, type=Path,
                         help="the exported file: .onnx (ONNX, opset 17) or .ts / .pt (TorchScript)")
-    parser.add_argument("--image-size", type=int, metavar="PIXELS",
+    parser.add_argument("--image-size", type=whole_number(16), metavar="PIXELS",
                         help="side of the example image the graph is traced on (default: the card's image size)")
     parser.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from .arguments import add_model_arguments, load_predictor
+from .arguments import add_model_arguments, load_predictor, positive_number
 from .pacs import pacs_package
 
 
@@ -32,11 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which images to analyse, as in pilletgan batch (default: modality=CR,DX)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write (and forward) the heat map SEG")
     parser.add_argument("--png", action="store_true", help="also write an overlay PNG per radiograph")
-    parser.add_argument("--retry", type=float, default=5.0, metavar="S",
+    parser.add_argument("--retry", type=positive_number, default=5.0, metavar="S",
                         help="seconds before retrying a failed forward, doubled up to --max-retry (default 5)")
-    parser.add_argument("--max-retry", type=float, default=300.0, metavar="S",
+    parser.add_argument("--max-retry", type=positive_number, default=300.0, metavar="S",
                         help="longest wait between forward retries (default 300)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_number, default=30.0, metavar="S",
                         help="seconds to wait for the forward node (default 30)")
     parser.set_defaults(func=run)
 
@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..batch import describe
     from ..dicom import SelectionRules
-    from ..errors import ConfigurationError
 
     pacs = pacs_package()
 
@@ -58,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
         pynetdicom_config.LOG_HANDLER_LEVEL = "none"
         # a peer that sends bytes which are no DICOM PDUs gets one ERROR line per byte and a traceback on reset
         logging.getLogger("pynetdicom.dul").setLevel(logging.CRITICAL)
-    if args.batch_size < 1 or args.workers < 0:
-        raise ConfigurationError("--batch-size must be at least 1 and --workers at least 0")
     forward = pacs.DicomNode.parse(args.forward) if args.forward else None
     rules = SelectionRules.parse(args.select)
     predictor = load_predictor(args)

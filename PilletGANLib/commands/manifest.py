@@ -6,12 +6,14 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from .arguments import whole_number
+
 
 def _split_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--val-fraction", type=float, default=0.15, help="fraction of patients in val (default 0.15)")
     parent.add_argument("--test-fraction", type=float, default=0.0, help="fraction of patients in test (default 0)")
-    parent.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
+    parent.add_argument("--seed", type=whole_number(0), default=0, help="seed of the patient split (default 0)")
     return parent
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .arguments import add_model_arguments, add_progress_argument, load_predictor
+from .arguments import add_model_arguments, add_progress_argument, load_predictor, positive_number, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,14 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--netrc", type=Path, metavar="PATH", help="netrc file with the PACS host's login")
     parser.add_argument("--ca-bundle", type=Path, metavar="PEM", help="CA certificates to verify the PACS's TLS")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (warns; tests only)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_number, default=60.0, metavar="S",
                         help="seconds to wait for the PACS per request (default 60)")
-    parser.add_argument("--retries", type=int, default=4, metavar="N",
+    parser.add_argument("--retries", type=whole_number(0), default=4, metavar="N",
                         help="retries of a request that failed on the network or with HTTP 408/429/503/504, waiting "
                              "2, 4, 8, ... s (default 4)")
     parser.add_argument("--http-compression", action="store_true",
                         help="let the PACS gzip its answers (off: it costs the PACS CPU per image; for slow links)")
-    parser.add_argument("--retrieve-threads", type=int, default=2, metavar="N",
+    parser.add_argument("--retrieve-threads", type=whole_number(1), default=2, metavar="N",
                         help="concurrent WADO-RS retrievals (default 2)")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
@@ -84,9 +84,6 @@ def run(args: argparse.Namespace) -> int:
         # a malformed answer header (say, multipart without a boundary) is logged with a traceback; the request's
         # own error names it
         logging.getLogger("urllib3").setLevel(logging.ERROR)
-    if args.batch_size < 1 or args.workers < 0 or args.retrieve_threads < 1 or args.timeout <= 0:
-        raise ConfigurationError("--batch-size and --retrieve-threads must be at least 1, --workers at least 0 and "
-                                 "--timeout positive")
     if args.retry_failed and not args.resume:
         raise ConfigurationError("--retry-failed continues a run: give --resume with it")
     query = pacs_lib.PacsQuery(studies=tuple(args.study), since=args.since, modalities=tuple(args.modality.split(",")))
