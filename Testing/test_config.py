@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,46 @@ def test_localization_overrides_and_file_then_set_order(tmp_path: Path) -> None:
 def test_bad_settings_are_refused_with_their_name(override: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_config(overrides=[override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr_g=nan", "lr_g must be a number, got nan"),
+    ("lr_d=-1", "lr_d must lie within"),
+    ("beta1=1.5", "beta1 must lie within"),
+    ("ema_decay=inf", "ema_decay must be a number, got inf"),
+    ("lambda_gp=-1", "lambda_gp must lie within"),
+    ("margin=0", "margin must lie within"),
+    ("image_size=16", "image_size must lie within [32, 2048]"),  # a card of 16 px cannot be loaded
+    ("seed=-1", "seed must lie within"),
+    ("num_workers=-1", "num_workers must lie within"),
+    ("calibration_percentile=101", "calibration_percentile must lie within"),
+    ("fusion=mean", "fusion must be one of"),
+    ("output=sigmoid", "output must be one of"),
+    ("best_metric=loss", "best_metric must be one of"),
+    ("attention_at=[res9]", "attention_at must be null or a list of"),
+    ("val_max_images=0", "val_max_images must lie within"),
+    ("localization=3", "localization must be a mapping"),
+])
+def test_settings_of_the_wrong_type_or_out_of_range_are_refused_before_any_data_is_read(override: str,
+                                                                                          message: str) -> None:
+    """lr_g=nan, beta1=1.5, a negative loss weight or an unknown fusion loaded and failed (or trained nonsense) only
+    after the data were prepared; localization=3 raised AttributeError."""
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        load_config(overrides=[override])
+
+
+def test_a_files_settings_of_the_wrong_type_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    for settings, message in (({"augment": "yes"}, "augment must be true or false"),
+                              ({"iterations": 1.5}, "iterations must be a whole number"),
+                              ({"image_size": "64"}, "image_size must be a whole number"),
+                              ({"cache_dir": 3}, "cache_dir must be a path or null")):
+        path.write_text(json.dumps(settings))
+        with pytest.raises(ConfigurationError, match=message):
+            load_config(path)
+    path.write_text(json.dumps({"iterations": 7.0, "lr_g": 1}))
+    config = load_config(path)
+    assert (config.iterations, config.lr_g) == (7, 1.0) and isinstance(config.iterations, int)
 
 
 def test_unknown_key_in_a_file_is_refused(tmp_path: Path) -> None:

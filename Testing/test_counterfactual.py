@@ -51,7 +51,7 @@ def test_generator_objective_adds_the_term_only_when_weighted() -> None:
 
 
 def test_counterfactual_settings_are_checked() -> None:
-    with pytest.raises(ConfigurationError, match="lambda_counterfactual must be >= 0"):
+    with pytest.raises(ConfigurationError, match=r"lambda_counterfactual must lie within \[0, "):
         load_config(overrides=["lambda_counterfactual=-1"])
     with pytest.raises(ConfigurationError, match="needs counterfactual_classifier"):
         load_config(overrides=["lambda_counterfactual=1"])

@@ -141,12 +141,12 @@ def test_generator_objective_adds_side_guidance_only_when_weighted() -> None:
 
 
 def test_side_guidance_settings_are_checked() -> None:
-    with pytest.raises(ConfigurationError, match="lambda_side must be >= 0"):
+    with pytest.raises(ConfigurationError, match=r"lambda_side must lie within \[0, "):
         load_config(overrides=["lambda_side=-1"])
     with pytest.raises(ConfigurationError, match="resident_data"):
         load_config(overrides=["lambda_side=1", "resident_data=false"])
     assert load_config(overrides=["lambda_side=2"]).loss_kwargs()["lambda_side"] == 2
-    with pytest.raises(ConfigurationError, match="side_share must be in"):
+    with pytest.raises(ConfigurationError, match=r"side_share must lie within \[0, 1\]"):
         load_config(overrides=["side_share=1.5"])
     with pytest.raises(ConfigurationError, match="side_share needs resident_data"):
         load_config(overrides=["side_share=0.5", "resident_data=false"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -13,8 +14,33 @@ import yaml
 
 from ..errors import ConfigurationError
 from ..localization.recipe import DEFAULT_SPECIFICITY, LEGACY_FITTED_KEYS, MapRecipe
+from ..networks.attention import FUSIONS
+from ..networks.generator import OUTPUTS, attention_positions
+from .evaluator import LOCALIZATION_METRICS
 
 __all__ = ["TrainingConfig", "load_config", "parse_overrides"]
+
+
+#: Each numeric setting: whole number or not, and its inclusive bounds (None: unbounded). Sizes are those a model
+#: card may hold (:func:`~PilletGANLib.model_store.preprocessing_settings`), so every run exports a loadable model.
+_NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
+    "image_size": (True, 32, 2048), "margin": (False, 0.01, 1.0), "batch_size": (True, 2, 65536),
+    "num_workers": (True, 0, 1024), "base_channels": (True, 1, 1024), "num_res_blocks": (True, 0, 64),
+    "disc_base_channels": (True, 1, 1024), "disc_layers": (True, 1, 11), "iterations": (True, 1, None),
+    "max_minutes": (False, 0, None), "n_critic": (True, 1, 1000), "lr_g": (False, 1e-12, 1.0),
+    "lr_d": (False, 1e-12, 1.0), "beta1": (False, 0, 0.99999), "beta2": (False, 0, 0.99999),
+    "lr_decay_start": (False, 0, 1), "ema_decay": (False, 0, 0.99999), "lambda_gp": (False, 0, 1e6),
+    "gp_interval": (True, 1, 1000), "lambda_cls": (False, 0, 1e6), "lambda_rec": (False, 0, 1e6),
+    "lambda_id": (False, 0, 1e6), "lambda_att": (False, 0, 1e6), "lambda_box": (False, 0, 1e6),
+    "lambda_side": (False, 0, 1e6), "side_share": (False, 0, 1), "lambda_counterfactual": (False, 0, 1e6),
+    "seed": (True, 0, 2**32 - 1), "val_interval": (True, 1, None), "checkpoint_interval": (True, 1, None),
+    "log_interval": (True, 1, None), "image_log_interval": (True, 1, None), "val_max_images": (True, 1, None),
+    "calibration_percentile": (False, 0, 100), "calibration_specificity": (False, 1e-6, 1 - 1e-6),
+}
+#: Settings that are a path or null.
+_OPTIONAL_TEXT = ("cache_dir", "init_from", "counterfactual_classifier")
+#: Settings that name one of a few choices.
+_CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS}
 
 
 @dataclass
@@ -175,36 +201,20 @@ class TrainingConfig:
     calibration_specificity: float = DEFAULT_SPECIFICITY
 
     def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size % 4:
-            raise ConfigurationError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
+        self._check_types()
+        if self.image_size % 4:
+            raise ConfigurationError(f"image_size must be a multiple of 4, got {self.image_size}")
         if self.attention not in ("lta", "none"):
             raise ConfigurationError(f"attention must be 'lta' or 'none', got '{self.attention}'")
         if self.batch_size < 2 or self.batch_size % 2:
             raise ConfigurationError(f"batch_size must be even and >= 2 (half healthy, half disease), got {self.batch_size}")
-        for name in ("iterations", "n_critic", "gp_interval", "val_interval", "checkpoint_interval", "log_interval",
-                     "base_channels"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 < self.calibration_specificity < 1:
-            raise ConfigurationError(f"calibration_specificity must be in (0, 1), got {self.calibration_specificity}")
-        if self.lambda_box < 0:
-            raise ConfigurationError(f"lambda_box must be >= 0 (0: no box guidance), got {self.lambda_box}")
-        if self.lambda_side < 0:
-            raise ConfigurationError(f"lambda_side must be >= 0 (0: no side guidance), got {self.lambda_side}")
-        if not 0 <= self.side_share <= 1:
-            raise ConfigurationError(f"side_share must be in [0, 1] (0: no one-sided oversampling), got "
-                                     f"{self.side_share}")
         for name in ("lambda_side", "side_share"):
             if getattr(self, name) > 0 and not self.resident_data:
                 raise ConfigurationError(f"{name} needs resident_data=true: the one-sided images are found on the "
                                          "resident training set")
-        if self.lambda_counterfactual < 0:
-            raise ConfigurationError(f"lambda_counterfactual must be >= 0 (0: off), got {self.lambda_counterfactual}")
         if self.lambda_counterfactual > 0 and not self.counterfactual_classifier:
             raise ConfigurationError("lambda_counterfactual needs counterfactual_classifier (a pilletgan model "
                                      "train-classifier model.pt with this run's image_size and margin)")
-        if self.max_minutes < 0:
-            raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
         # configurations written before fitted values left the recipe list them: training fits them at export
         recipe = MapRecipe.from_dict({k: v for k, v in (self.localization or {}).items() if k not in LEGACY_FITTED_KEYS})
         self.localization = recipe.to_dict()
@@ -221,6 +231,36 @@ class TrainingConfig:
             raise ConfigurationError("edit_region=lungs trains the generator to change only the lung fields: set "
                                      "localization.lung_gate=true and localization.score_region=map so that "
                                      "maps and scores read only what it was trained to change")
+
+    def _check_types(self) -> None:
+        """Every setting of its type and within its bounds: a configuration file or ``--set`` may hold anything, and
+        a string, NaN or a negative rate would otherwise fail (or train nonsense) after the data were prepared."""
+        for spec in fields(self):
+            name, value = spec.name, getattr(self, spec.name)
+            if name in _NUMBERS:
+                integer, low, high = _NUMBERS[name]
+                if value is None and name == "val_max_images":
+                    continue
+                wanted = "a whole number" if integer else "a number"
+                if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                        or (integer and not float(value).is_integer())):
+                    raise ConfigurationError(f"{name} must be {wanted}, got {value!r}")
+                if (low is not None and value < low) or (high is not None and value > high):
+                    raise ConfigurationError(f"{name} must lie within [{low}, {'any' if high is None else high}], "
+                                             f"got {value!r}")
+                setattr(self, name, int(value) if integer else float(value))
+            elif isinstance(spec.default, bool) and not isinstance(value, bool):
+                raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+            elif name in _OPTIONAL_TEXT and value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"{name} must be a path or null, got {value!r}")
+            elif name in _CHOICES and value not in _CHOICES[name]:
+                raise ConfigurationError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+        if self.attention_at is not None and (not isinstance(self.attention_at, list) or not all(
+                position in attention_positions(self.num_res_blocks) for position in self.attention_at)):
+            raise ConfigurationError(f"attention_at must be null or a list of "
+                                     f"{attention_positions(self.num_res_blocks)}, got {self.attention_at!r}")
+        if not isinstance(self.localization, dict):
+            raise ConfigurationError(f"localization must be a mapping of map settings, got {self.localization!r}")
 
     @property
     def recipe(self) -> MapRecipe:
