@@ -224,3 +224,23 @@ def test_evaluate_scores_the_classifier_like_a_generator(trained, tmp_path):
     sanity = metrics["sanity"]
     assert sanity["available"] and sanity["images"] == 4 and sanity["disease"] == 4
     assert len(sanity["per_image"]) == 4 and sanity["inverted"]["defined"] <= 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("learning_rate=nan", "learning_rate must be a number, got nan"),
+    ("weight_decay=-1", "weight_decay must lie within"),
+    ("dropout_prob=1.5", "dropout_prob must lie within"),
+    ("margin=inf", "margin must be a number, got inf"),
+    ("seed=-1", "seed must lie within"),
+    ("network=resnet", "network must be one of"),
+    ("batch_size=3", "batch_size must be even"),
+    ("augment=maybe", "expected true or false"),
+])
+def test_classifier_settings_of_the_wrong_type_or_out_of_range_are_refused(override: str, message: str) -> None:
+    """A NaN learning rate, a negative weight decay, a dropout of 1.5 or an infinite margin loaded and failed (or
+    trained nonsense) only after the images were prepared."""
+    from PilletGANLib.engine.classifier import ClassifierTrainingConfig
+    from PilletGANLib.engine.config import load_config
+
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(None, [override], config_class=ClassifierTrainingConfig)

@@ -35,6 +35,7 @@ from ..networks.classifier import CLASSIFIER_KIND, CLASSIFIER_PRESETS, classifie
 from ..transforms.pipeline import PreparedImage
 from ..version import __version__
 from .augment import augment_batch
+from .config import check_settings
 from .handlers import StopAtWallTime
 from .sampling import BalancedBatchSampler
 from .workflow import training_records
@@ -43,6 +44,15 @@ __all__ = ["ClassifierTrainingConfig", "CosineToBudget", "train_classifier"]
 
 logger = logging.getLogger("PilletGAN.classifier")
 CONFIG_FILE = "config.json"
+
+
+#: The classifier's numeric settings: whole number or not, inclusive bounds (see :func:`check_settings`).
+_CLASSIFIER_NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
+    "dropout_prob": (False, 0, 0.99), "image_size": (True, 32, 2048), "margin": (False, 0.01, 1.0),
+    "batch_size": (True, 2, 65536), "num_workers": (True, 0, 1024), "learning_rate": (False, 1e-12, 1.0),
+    "weight_decay": (False, 0, 10), "epochs": (True, 1, None), "max_minutes": (False, 0, None),
+    "val_interval": (True, 1, None), "seed": (True, 0, 2**32 - 1), "calibration_percentile": (False, 0, 100),
+}
 
 
 @dataclass
@@ -99,19 +109,12 @@ class ClassifierTrainingConfig:
     calibration_percentile: float = 99.0
 
     def __post_init__(self) -> None:
-        if self.network not in CLASSIFIER_PRESETS:
-            raise ConfigurationError(f"network must be one of {sorted(CLASSIFIER_PRESETS)}, got '{self.network}'")
-        if self.image_size < 32 or self.image_size % 4:
-            raise ConfigurationError(f"image_size must be a multiple of 4 and at least 32, got {self.image_size}")
-        if self.batch_size < 2 or self.batch_size % 2:
-            raise ConfigurationError(f"batch_size must be even and >= 2 (half healthy, half disease), got {self.batch_size}")
-        for name in ("epochs", "val_interval"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_minutes < 0:
-            raise ConfigurationError(f"max_minutes must be >= 0 (0: no wall-time limit), got {self.max_minutes}")
-        if self.learning_rate <= 0:
-            raise ConfigurationError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_settings(self, _CLASSIFIER_NUMBERS, ("cam_layer", "cache_dir"),
+                       {"network": tuple(sorted(CLASSIFIER_PRESETS))})
+        if self.image_size % 4:
+            raise ConfigurationError(f"image_size must be a multiple of 4, got {self.image_size}")
+        if self.batch_size % 2:
+            raise ConfigurationError(f"batch_size must be even (half healthy, half disease), got {self.batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,7 @@ from ..networks.attention import FUSIONS
 from ..networks.generator import OUTPUTS, attention_positions
 from .evaluator import LOCALIZATION_METRICS
 
-__all__ = ["TrainingConfig", "load_config", "parse_overrides"]
+__all__ = ["TrainingConfig", "check_settings", "load_config", "parse_overrides"]
 
 
 #: Each numeric setting: whole number or not, and its inclusive bounds (None: unbounded). Sizes are those a model
@@ -41,6 +41,39 @@ _NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
 _OPTIONAL_TEXT = ("cache_dir", "init_from", "counterfactual_classifier")
 #: Settings that name one of a few choices.
 _CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS}
+
+
+def check_settings(config: Any, numbers: dict[str, tuple[bool, float | None, float | None]],
+                   optional_text: tuple[str, ...] = (), choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Check a settings dataclass: each of ``numbers`` (whole or not, inclusive bounds, None: unbounded) a finite
+    number within them (a whole one stored as int; null allowed where the default is null), each boolean setting
+    true or false, each of ``optional_text`` a path or null, each of ``choices`` one of its names. A configuration
+    file or ``--set`` may hold anything, and a string, NaN or a negative rate would otherwise fail (or train
+    nonsense) after the data were prepared.
+
+    Raises:
+        ConfigurationError: naming the first setting that is not so.
+    """
+    for spec in fields(config):
+        name, value = spec.name, getattr(config, spec.name)
+        if name in numbers:
+            integer, low, high = numbers[name]
+            if value is None and spec.default is None:
+                continue
+            wanted = "a whole number" if integer else "a number"
+            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                    or (integer and not float(value).is_integer())):
+                raise ConfigurationError(f"{name} must be {wanted}, got {value!r}")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ConfigurationError(f"{name} must lie within [{low}, {'any' if high is None else high}], "
+                                         f"got {value!r}")
+            setattr(config, name, int(value) if integer else float(value))
+        elif isinstance(spec.default, bool) and not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+        elif name in optional_text and value is not None and not isinstance(value, str):
+            raise ConfigurationError(f"{name} must be a path or null, got {value!r}")
+        elif choices and name in choices and value not in choices[name]:
+            raise ConfigurationError(f"{name} must be one of {choices[name]}, got {value!r}")
 
 
 @dataclass
@@ -233,28 +266,9 @@ class TrainingConfig:
                                      "maps and scores read only what it was trained to change")
 
     def _check_types(self) -> None:
-        """Every setting of its type and within its bounds: a configuration file or ``--set`` may hold anything, and
-        a string, NaN or a negative rate would otherwise fail (or train nonsense) after the data were prepared."""
-        for spec in fields(self):
-            name, value = spec.name, getattr(self, spec.name)
-            if name in _NUMBERS:
-                integer, low, high = _NUMBERS[name]
-                if value is None and name == "val_max_images":
-                    continue
-                wanted = "a whole number" if integer else "a number"
-                if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-                        or (integer and not float(value).is_integer())):
-                    raise ConfigurationError(f"{name} must be {wanted}, got {value!r}")
-                if (low is not None and value < low) or (high is not None and value > high):
-                    raise ConfigurationError(f"{name} must lie within [{low}, {'any' if high is None else high}], "
-                                             f"got {value!r}")
-                setattr(self, name, int(value) if integer else float(value))
-            elif isinstance(spec.default, bool) and not isinstance(value, bool):
-                raise ConfigurationError(f"{name} must be true or false, got {value!r}")
-            elif name in _OPTIONAL_TEXT and value is not None and not isinstance(value, str):
-                raise ConfigurationError(f"{name} must be a path or null, got {value!r}")
-            elif name in _CHOICES and value not in _CHOICES[name]:
-                raise ConfigurationError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+        """Every setting of its type and within its bounds (:func:`check_settings`), the attention positions among
+        the network's and the map recipe a mapping."""
+        check_settings(self, _NUMBERS, _OPTIONAL_TEXT, _CHOICES)
         if self.attention_at is not None and (not isinstance(self.attention_at, list) or not all(
                 position in attention_positions(self.num_res_blocks) for position in self.attention_at)):
             raise ConfigurationError(f"attention_at must be null or a list of "
