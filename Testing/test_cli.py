@@ -59,11 +59,16 @@ def test_user_verbs_are_top_level_and_the_rest_grouped(capsys: pytest.CaptureFix
     (["listen", "--out", "o", "--max-retry", "inf"], "--max-retry: must be a finite number above 0, got inf"),
     (["model", "export", "--out", "m.onnx", "--image-size", "0"], "--image-size: must be at least 16, got 0"),
     (["evaluate", "--manifest", "m.csv", "--out", "o", "--sanity", "x"], "--sanity: expected a whole number, got 'x'"),
+    (["prior", "lung-fields", "--siim", "s", "--out", "l.pt", "--epochs", "0"], "--epochs: must be at least 1, got 0"),
+    (["prior", "opacity-template", "--siim", "s", "--out", "o.pt", "--grid", "100000"],
+     "--grid: must be at most 1024, got 100000"),
+    (["prior", "opacity-template", "--siim", "s", "--out", "o.pt", "--val-fold", "-1"], "--val-fold: must be at least 0"),
 ])
 def test_numbers_no_run_can_use_are_refused_when_parsed(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                         message: str) -> None:
     """A negative seed ended evaluate, compare and demo in numpy's ValueError traceback, a percentile of NaN
-    calibrate in numpy's; infer ran with a batch of 0 and infer and batch with thresholds of -1 and 1e9."""
+    calibrate in numpy's, 0 epochs the lung-field training after its data were read, a template grid of 100,000 in a
+    74 GB allocation; infer ran with a batch of 0 and infer and batch with thresholds of -1 and 1e9."""
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
     assert exit_info.value.code == 2
@@ -73,10 +78,12 @@ def test_numbers_no_run_can_use_are_refused_when_parsed(capsys: pytest.CaptureFi
 def test_shared_split_and_backend_names_are_the_library_s() -> None:
     from PilletGANLib.commands.arguments import BACKENDS as PARSER_BACKENDS
     from PilletGANLib.commands.arguments import SPLITS as PARSER_SPLITS
+    from PilletGANLib.commands.prior import MAX_TEMPLATE_GRID
     from PilletGANLib.data.manifest import SPLITS
     from PilletGANLib.inference.backends import BACKENDS
+    from PilletGANLib.priors.opacity_template import MAX_GRID
 
-    assert PARSER_SPLITS == SPLITS and PARSER_BACKENDS == BACKENDS
+    assert PARSER_SPLITS == SPLITS and PARSER_BACKENDS == BACKENDS and MAX_TEMPLATE_GRID == MAX_GRID
 
 
 @pytest.mark.slow

@@ -158,6 +158,9 @@ def test_template_counts_box_cover_in_lung_field_coordinates_mirror_averaged() -
         fit_opacity_template([(lung, np.zeros((0, 4)))])
     with pytest.raises(DataError, match="empty"):
         fit_opacity_template([((5.0, 5.0, 5.0, 9.0), lower_left)])
+    for grid in (0, -1, 100_000, 2.5):  # IndexError, ValueError, a 74 GB allocation
+        with pytest.raises(ConfigurationError, match="the template grid must be a whole number of cells from 2"):
+            fit_opacity_template(frames, grid=grid)
 
 
 def test_warp_draws_the_template_through_each_lung_field_box() -> None:

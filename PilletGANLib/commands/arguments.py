@@ -20,8 +20,9 @@ SPLITS = ("train", "val", "test")
 BACKENDS = ("auto", "torch", "onnxruntime", "inductor")
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number of at least ``minimum`` (argparse names the option in its error)."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum`` (and at most ``maximum``; argparse names the
+    option in its error)."""
 
     def parse(text: str) -> int:
         try:
@@ -30,6 +31,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse

@@ -20,13 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError, ModelError
+from ..errors import ConfigurationError, DataError, ModelError
 from ..model_store import load_model, save_model
 
-__all__ = ["CARD_KIND", "EXTENT", "OpacityTemplate", "fit_opacity_template", "warp_opacity_template"]
+__all__ = ["CARD_KIND", "EXTENT", "MAX_GRID", "OpacityTemplate", "fit_opacity_template", "warp_opacity_template"]
 
 #: Lung-field coordinates the template covers, on both axes: opacity boxes reach past the lung-field box.
 EXTENT = (-0.2, 1.2)
+#: The largest template grid (cells per side) :func:`fit_opacity_template` makes.
+MAX_GRID = 1024
 CARD_KIND = "opacity-location-prior"
 
 
@@ -38,6 +40,8 @@ def fit_opacity_template(frames: Iterable[tuple[Sequence[float], np.ndarray]], g
     template cell is the share of the images with boxes whose boxes cover the cell's centre (in lung-field
     coordinates), averaged with its left-right mirror.
     """
+    if isinstance(grid, bool) or not isinstance(grid, int) or not 2 <= grid <= MAX_GRID:
+        raise ConfigurationError(f"the template grid must be a whole number of cells from 2 to {MAX_GRID}, got {grid!r}")
     low, high = extent
     centres = low + (np.arange(grid) + 0.5) * (high - low) / grid
     counts = np.zeros((grid, grid))
