@@ -135,7 +135,7 @@ def test_opacity_respects_a_given_lung_mask_and_rejects_an_empty_one(normals_256
     assert mask.any() and not (mask & ~lung).any()
     with pytest.raises(ValueError, match="empty"):
         insert_synthetic_opacity(image, np.random.default_rng(0), lung_mask=np.zeros(image.shape, dtype=bool))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"area_range \(0.3, 0.1\)"):
         insert_synthetic_opacity(image, np.random.default_rng(0), area_range=(0.3, 0.1))
 
 
@@ -230,3 +230,9 @@ def test_synthetic_command_resizes_and_refuses_one_patient(nih_normals, tmp_path
         write_synthetic_dataset(_normals_manifest(nih_normals, 1), tmp_path / "one", progress=False)
     assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(out), "--no-progress"]) == 2, \
         "an existing dataset is not overwritten"
+    for ranges in (["--area-range", "0.2", "0.1"], ["--density-range", "nan", "1"], ["--area-range", "0.01", "5"]):
+        capsys.readouterr()  # a traceback (ValueError at the first disease image) before; now refused before reading
+        assert main(["data", "manifest", "synthetic", str(normals_csv), "--out", str(tmp_path / "bad"),
+                     "--no-progress", *ranges]) == 2
+        assert "the opacity options cannot be used: area_range must lie in (0, 1)" in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()

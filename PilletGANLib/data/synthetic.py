@@ -30,7 +30,7 @@ from ..errors import ConfigurationError, DataError, InputFileError, OutputError
 from ..text import path_text
 from ..transforms.geometry import SquarePadResized
 from ..transforms.io import LoadCXRd
-from ..transforms.lesions import insert_synthetic_opacity
+from ..transforms.lesions import check_opacity_options, insert_synthetic_opacity
 from ..transforms.pipeline import DEFAULT_PERCENTILES, intensity_normalization
 from ..version import __version__
 from .manifest import ManifestRecord, write_manifest
@@ -145,6 +145,10 @@ def write_synthetic_dataset(normals: Sequence[ManifestRecord], out_dir: str | Pa
         raise ConfigurationError(f"fraction_disease must lie in (0, 1), got {fraction_disease}")
     if size is not None and (size < 4 or size % 4):
         raise ConfigurationError(f"size must be a positive multiple of 4, got {size}")
+    try:
+        check_opacity_options(options)
+    except (TypeError, ValueError) as err:
+        raise ConfigurationError(f"the opacity options cannot be used: {err}") from err
     n_disease = min(len(patients) - 1, max(1, round(fraction_disease * len(patients))))
     order = np.random.default_rng(seed).permutation(len(patients))
     disease_patients = {patients[i] for i in order[:n_disease]}

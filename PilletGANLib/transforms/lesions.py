@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
+from inspect import Parameter, signature
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from scipy import ndimage
 
 from .lungs import estimate_lung_mask
 
-__all__ = ["InsertSyntheticOpacity", "InsertSyntheticOpacityd", "insert_synthetic_opacity"]
+__all__ = ["InsertSyntheticOpacity", "InsertSyntheticOpacityd", "check_opacity_options", "insert_synthetic_opacity"]
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -74,6 +75,33 @@ def _blob_field(rng: np.random.Generator, lung: np.ndarray, area: float, num_blo
     return field * np.exp(0.35 * _smooth_noise(rng, lung.shape, 0.35 * base))
 
 
+def check_opacity_options(options: Mapping[str, Any]) -> None:
+    """Refuse, before any image is read, keyword options of :func:`insert_synthetic_opacity` it does not take or
+    ranges it cannot draw from (the others keep its defaults).
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    defaults = {name: parameter.default for name, parameter in signature(insert_synthetic_opacity).parameters.items()
+                if parameter.default is not Parameter.empty and name != "lung_mask"}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown opacity options {unknown} (known: {sorted(defaults)})")
+    values = {**defaults, **options}
+    _check_ranges(values["area_range"], values["density_range"], values["num_blobs"], values["softness"],
+                  values["threshold"])
+
+
+def _check_ranges(area_range: tuple[float, float], density_range: tuple[float, float], num_blobs: tuple[int, int],
+                  softness: float, threshold: float) -> None:
+    if not (0.0 < area_range[0] <= area_range[1] < 1.0 and 0.0 <= density_range[0] <= density_range[1] <= 1.0
+            and 0.0 < softness < 1.0 and 0.0 < threshold < 1.0 and 1 <= num_blobs[0] <= num_blobs[1]):
+        raise ValueError("area_range must lie in (0, 1), density_range in [0, 1], softness and threshold in (0, 1), "
+                         "num_blobs >= 1 (each range as (low, high)); got area_range "
+                         f"{tuple(area_range)}, density_range {tuple(density_range)}, num_blobs {tuple(num_blobs)}, "
+                         f"softness {softness}, threshold {threshold}")
+
+
 def insert_synthetic_opacity(image: np.ndarray, rng: np.random.Generator, lung_mask: np.ndarray | None = None,
                              area_range: tuple[float, float] = (0.03, 0.20), density_range: tuple[float, float] = (0.3, 0.8),
                              num_blobs: tuple[int, int] = (1, 4), texture: float = 0.2, bronchogram: float = 0.15,
@@ -102,10 +130,7 @@ def insert_synthetic_opacity(image: np.ndarray, rng: np.random.Generator, lung_m
     array = np.asarray(image)
     if array.ndim not in (2, 3):
         raise ValueError(f"expected an H x W or C x H x W image, got shape {array.shape}")
-    if not (0.0 < area_range[0] <= area_range[1] < 1.0 and 0.0 <= density_range[0] <= density_range[1] <= 1.0
-            and 0.0 < softness < 1.0 and 0.0 < threshold < 1.0 and 1 <= num_blobs[0] <= num_blobs[1]):
-        raise ValueError("area_range must lie in (0, 1), density_range in [0, 1], softness and threshold in (0, 1), "
-                         "num_blobs >= 1 (each range as (low, high))")
+    _check_ranges(area_range, density_range, num_blobs, softness, threshold)
     grey = array.astype(np.float64) if array.ndim == 2 else array.astype(np.float64).mean(axis=0)
     lung = estimate_lung_mask(grey) if lung_mask is None else np.asarray(lung_mask, dtype=bool).reshape(grey.shape)
     lung_area = int(lung.sum())
