@@ -27,8 +27,8 @@ _NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
     "image_size": (True, 32, 2048), "margin": (False, 0.01, 1.0), "batch_size": (True, 2, 65536),
     "num_workers": (True, 0, 1024), "base_channels": (True, 1, 1024), "num_res_blocks": (True, 0, 64),
     "disc_base_channels": (True, 1, 1024), "disc_layers": (True, 1, 11), "iterations": (True, 1, None),
-    "max_minutes": (False, 0, None), "n_critic": (True, 1, 1000), "lr_g": (False, 1e-12, 1.0),
-    "lr_d": (False, 1e-12, 1.0), "beta1": (False, 0, 0.99999), "beta2": (False, 0, 0.99999),
+    "max_minutes": (False, 0, None), "n_critic": (True, 1, 1000), "lr_g": (False, 0, 1.0),
+    "lr_d": (False, 0, 1.0), "beta1": (False, 0, 0.99999), "beta2": (False, 0, 0.99999),
     "lr_decay_start": (False, 0, 1), "ema_decay": (False, 0, 0.99999), "lambda_gp": (False, 0, 1e6),
     "gp_interval": (True, 1, 1000), "lambda_cls": (False, 0, 1e6), "lambda_rec": (False, 0, 1e6),
     "lambda_id": (False, 0, 1e6), "lambda_att": (False, 0, 1e6), "lambda_box": (False, 0, 1e6),
@@ -121,7 +121,7 @@ class TrainingConfig:
         max_minutes: wall-time budget of one session in minutes (0 = none): the run stops there and exports as
             usual.
         n_critic: critic iterations per generator update.
-        lr_g: Adam learning rate of the generator.
+        lr_g: Adam learning rate of the generator (0 freezes it: the critic trains alone, e.g. before box guidance).
         lr_d: Adam learning rate of the critic.
         beta1: Adam's first-moment decay (both networks).
         beta2: Adam's second-moment decay (both networks).
