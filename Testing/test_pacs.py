@@ -424,6 +424,9 @@ def test_credential_sources_and_their_refusals(tmp_path, caplog):
         pacs_session("https://pacs.example.org/dicom-web", ca_bundle=tmp_path / "none.pem", environ={})
     with pytest.raises(ConfigurationError, match="not an http"):
         pacs_session("ftp://pacs.example.org/", environ={})
+    for url in ("http://[::1/dicom-web", "http://pacs.example.org:port/dicom-web"):  # ValueError tracebacks before
+        with pytest.raises(ConfigurationError, match="cannot be read"):
+            pacs_session(url, environ={})
     with caplog.at_level("WARNING"):
         session, _ = pacs_session("https://pacs.example.org/dicom-web", insecure=True, environ={})
     assert session.verify is False and "verification is OFF" in caplog.text
@@ -459,6 +462,11 @@ def test_query_options_are_checked():
         PacsQuery(since="2024-01-01")
     with pytest.raises(ConfigurationError, match="at least one modality"):
         PacsQuery(modalities=("", " "))
+    with pytest.raises(ConfigurationError, match="YYYYMMDD, not '99999999'"):  # eight digits, but no day
+        PacsQuery(since="99999999")
+    assert PacsQuery(since="20240229", studies=(" 1.2.3 ", "1.2.3")).studies == ("1.2.3",)
+    with pytest.raises(ConfigurationError, match=r"--study '\.\./\.\./x' is not a Study Instance UID"):
+        PacsQuery(studies=("../../x",))  # refused later, per study, as if the PACS had listed it
 
 
 @pytest.mark.slow

@@ -60,8 +60,12 @@ def pacs_session(url: str, *, netrc_file: str | os.PathLike | None = None, ca_bu
             or has no entry for the host, a CA bundle that does not exist, or ``ca_bundle`` with ``insecure``.
     """
     environ = os.environ if environ is None else environ
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname, _ = parts.hostname, parts.port  # reading the port checks it
+    except ValueError as err:  # an unclosed IPv6 bracket, a port that is no number
+        raise ConfigurationError(f"the PACS URL {url!r} cannot be read ({err})") from err
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ConfigurationError(f"the PACS URL {url!r} is not an http:// or https:// URL with a host, e.g. "
                                  "https://pacs.example.org/dicom-web")
     session = _PacsSession()

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import partial
 from http import HTTPStatus
 from pathlib import Path
@@ -65,16 +66,32 @@ class PacsQuery:
     modalities: tuple[str, ...] = ("CR", "DX")
 
     def __post_init__(self) -> None:
-        if self.since is not None and not _DATE.match(self.since):
+        if self.since is not None and not _is_date(self.since):
             raise ConfigurationError(f"--since must be a date YYYYMMDD, not {self.since!r}")
         modalities = tuple(sorted({m.strip().upper() for m in self.modalities if m.strip()}))
         if not modalities:
             raise ConfigurationError("--modality needs at least one modality, e.g. CR,DX")
+        studies = tuple(dict.fromkeys(s.strip() for s in self.studies if s.strip()))
+        for study in studies:  # a request path is built from it
+            if not is_lenient_uid(study):
+                raise ConfigurationError(f"--study {study[:80]!r} is not a Study Instance UID (digits and "
+                                         "dots, at most 64)")
         object.__setattr__(self, "modalities", modalities)
-        object.__setattr__(self, "studies", tuple(dict.fromkeys(s.strip() for s in self.studies if s.strip())))
+        object.__setattr__(self, "studies", studies)
 
     def to_dict(self) -> dict[str, Any]:
         return {"studies": list(self.studies), "since": self.since, "modalities": list(self.modalities)}
+
+
+def _is_date(text: str) -> bool:
+    """Whether ``text`` is a calendar day written YYYYMMDD."""
+    if not _DATE.match(text):
+        return False
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True
 
 
 def _value(item: dict[str, Any], tag: str) -> str:
