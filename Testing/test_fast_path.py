@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 from monai.data import DataLoader, list_data_collate
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from PilletGANLib.data import build_folder_manifest
 from PilletGANLib.data.datasets import build_dataset
@@ -138,3 +139,65 @@ def test_foreach_ema_is_the_moving_average() -> None:
 def test_every_fires_on_multiples() -> None:
     fires = every(3)
     assert [i for i in range(1, 10) if fires(None, i)] == [3, 6, 9]
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts the operators that make a CUDA host wait for the device: a value read back (``item``, ``float``,
+    ``bool``, which reach ``_local_scalar_dense``), an output whose size depends on the values (``nonzero``,
+    ``masked_select``, indexing with a boolean mask). On the CPU they are free; this sees them all the same."""
+
+    READS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2", "is_nonzero", "equal",
+                       "repeat_interleave", "masked_scatter"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        indices = args[1] if name in ("index", "index_put", "index_put_") and len(args) > 1 else ()
+        if name in self.READS or any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices or ()):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_iteration_reads_nothing_back_from_the_device() -> None:
+    """No host synchronization per iteration (issue 24): F.one_hot's range check read the domain indices back twice
+    on every generator and attention call, 10 waits per forward pass of the default LTA generator and 10 to 20 per
+    iteration on a GPU. Checked on the CPU by the operators a CUDA run would wait on, with attention, lung gates,
+    augmentation, box guidance, the EMA and the lazy penalty."""
+    probe = _HostReads()
+    with probe:
+        torch.nn.functional.one_hot(torch.tensor([0, 1]), 2)
+    assert probe.seen == ["_local_scalar_dense", "_local_scalar_dense"]  # the probe sees a known read (min and max)
+
+    generator = torch.Generator().manual_seed(0)
+    items = []
+    for index in range(8):
+        lesion = torch.zeros(1, SIZE, SIZE)
+        lesion[:, 20:40, 10:30] = float(index % 2)
+        items.append({"image": torch.rand(1, SIZE, SIZE, generator=generator) * 2 - 1, "label": index % 2,
+                      "lung": (torch.rand(1, SIZE, SIZE, generator=generator) > 0.3).float(), "lesion": lesion,
+                      "has_truth": bool(index % 2)})
+    config = TrainingConfig(image_size=SIZE, batch_size=BATCH, base_channels=8, num_res_blocks=2,
+                            disc_base_channels=8, disc_layers=4, gp_interval=2, lambda_box=1.0)
+    net = PilletGenerator(**config.network_kwargs())
+    critic = PatchDiscriminator(**config.discriminator_kwargs())
+    trainer = PilletGANTrainer(device="cpu", max_epochs=1, epoch_length=ITERATIONS, train_data_loader=ResidentBatches(
+        ResidentTrainingSet(items, "cpu", truth=True), BalancedBatchSampler([i % 2 for i in range(8)], BATCH, seed=1)),
+        generator=net, discriminator=critic, g_optimizer=config.optimizer(net, 1e-3),
+        d_optimizer=config.optimizer(critic, 1e-3), loss=PilletGANLoss(**config.loss_kwargs()),
+        max_iterations=ITERATIONS, n_critic=2, gp_interval=2, ema_generator=make_ema(net), edit_region="lungs", seed=3)
+    iteration = trainer._process_function
+    reads: list[list[str]] = []
+
+    def probed(engine, batch):
+        with _HostReads() as step:
+            output = iteration(engine, batch)
+        reads.append(step.seen)
+        return output
+
+    trainer._process_function = probed
+    trainer.run()
+    assert len(reads) == ITERATIONS and net.attention_at
+    assert reads == [[]] * ITERATIONS

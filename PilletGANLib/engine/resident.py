@@ -62,7 +62,10 @@ class ResidentTrainingSet:
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """The items at ``indices``: ``image`` ``(B, 1, N, N)`` float32, ``label`` ``(B,)`` and, when cached,
         ``lung`` ``(B, 1, N, N)`` float32 in {0, 1}; with ``truth``, ``lesion`` (the same) and ``has_truth`` ``(B,)``."""
-        index = torch.as_tensor(indices, dtype=torch.long).to(self.device, non_blocking=True)
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if self.device.type == "cuda":  # a copy from pageable memory would first wait for the queued iteration
+            index = index.pin_memory()
+        index = index.to(self.device, non_blocking=True)
         batch = {"image": self.images.index_select(0, index).float(), "label": self.labels.index_select(0, index)}
         if self.lungs is not None:
             batch["lung"] = self.lungs.index_select(0, index).float()
