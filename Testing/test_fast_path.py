@@ -165,7 +165,7 @@ def test_a_training_iteration_reads_nothing_back_from_the_device() -> None:
     """No host synchronization per iteration (issue 24): F.one_hot's range check read the domain indices back twice
     on every generator and attention call, 10 waits per forward pass of the default LTA generator and 10 to 20 per
     iteration on a GPU. Checked on the CPU by the operators a CUDA run would wait on, with attention, lung gates,
-    augmentation, box guidance, the EMA and the lazy penalty."""
+    augmentation, box and side guidance, the EMA and the lazy penalty."""
     probe = _HostReads()
     with probe:
         torch.nn.functional.one_hot(torch.tensor([0, 1]), 2)
@@ -180,7 +180,7 @@ def test_a_training_iteration_reads_nothing_back_from_the_device() -> None:
                       "lung": (torch.rand(1, SIZE, SIZE, generator=generator) > 0.3).float(), "lesion": lesion,
                       "has_truth": bool(index % 2)})
     config = TrainingConfig(image_size=SIZE, batch_size=BATCH, base_channels=8, num_res_blocks=2,
-                            disc_base_channels=8, disc_layers=4, gp_interval=2, lambda_box=1.0)
+                            disc_base_channels=8, disc_layers=4, gp_interval=2, lambda_box=1.0, lambda_side=1.0)
     net = PilletGenerator(**config.network_kwargs())
     critic = PatchDiscriminator(**config.discriminator_kwargs())
     trainer = PilletGANTrainer(device="cpu", max_epochs=1, epoch_length=ITERATIONS, train_data_loader=ResidentBatches(
