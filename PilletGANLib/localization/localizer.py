@@ -175,9 +175,10 @@ class Localizer:
         optionally cached lung-field masks ``lungs`` (see :meth:`gates`)."""
         recipe = self.recipe
         map_gates, score_gates = self.gates(images, valid, lungs)
+        counts = (score_gates.flatten(1) > 0).sum(1).tolist()  # the gates are made on the host: no device read
         diff = self._difference(images, healed)
         score_gates = score_gates.to(diff.device, diff.dtype)
-        scores = _top_percent_means(diff * score_gates, recipe.top_percent, score_gates)
+        scores = _top_percent_means(diff * score_gates, recipe.top_percent, counts)
         if recipe.mirror_average:
             if mirrored_healed is None:
                 raise ConfigurationError("localization mirror_average needs the healed twin of the mirrored image "
@@ -231,12 +232,11 @@ class Localizer:
         return heat, *mask_components(heat, self.calibration.threshold, self.recipe.min_component_fraction)
 
 
-def _top_percent_means(diff: torch.Tensor, top_percent: float, gates: torch.Tensor) -> torch.Tensor:
-    """Mean of the top ``top_percent`` % of each map's gated pixels, shape ``(B,)``."""
+def _top_percent_means(diff: torch.Tensor, top_percent: float, counts: Sequence[int]) -> torch.Tensor:
+    """Mean of the top ``top_percent`` % of each map's gated pixels (``counts`` of them per map), shape ``(B,)``."""
     flat = diff.flatten(1)
-    counts = (gates.flatten(1) > 0).sum(1)
     scores = []
     for values, count in zip(flat, counts, strict=True):
-        k = max(1, round(int(count) * top_percent / 100))
+        k = max(1, round(count * top_percent / 100))
         scores.append(values.topk(k).values.mean())
     return torch.stack(scores)
