@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from .errors import ModelError
+from .values import is_finite_number
 
 __all__ = ["DEFAULT_MODEL_ENV", "card_number", "card_path_for", "companion_path", "copy_beside", "default_model_path",
            "load_model", "load_network", "preprocessing_settings", "read_card", "save_model", "sha256_file"]
@@ -56,8 +56,7 @@ def card_number(card: Mapping[str, Any], key: str, default: float, *, section: s
         raise ModelError(f"the model card's '{section}' is {type(values).__name__}, not a mapping", card.get("path"))
     value = values.get(key, default)
     wanted = "a whole number" if integer else "a number"
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or (integer and not float(value).is_integer())):
+    if not is_finite_number(value, integer):
         raise ModelError(f"the model card's {name} is {value!r}, not {wanted}", card.get("path"))
     if (low is not None and value < low) or (high is not None and value > high):
         raise ModelError(f"the model card's {name} is {value!r}, outside [{low}, {high}]", card.get("path"))

@@ -81,7 +81,8 @@ def test_a_files_settings_of_the_wrong_type_are_refused(tmp_path: Path) -> None:
     for settings, message in (({"augment": "yes"}, "augment must be true or false"),
                               ({"iterations": 1.5}, "iterations must be a whole number"),
                               ({"image_size": "64"}, "image_size must be a whole number"),
-                              ({"cache_dir": 3}, "cache_dir must be a path or null")):
+                              ({"cache_dir": 3}, "cache_dir must be a path or null"),
+                              ({"iterations": 10**400}, "iterations must be a whole number")):  # not OverflowError
         path.write_text(json.dumps(settings))
         with pytest.raises(ConfigurationError, match=message):
             load_config(path)

@@ -13,7 +13,6 @@ Both map steps call the model's :class:`~PilletGANLib.localization.Localizer`, a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
@@ -29,15 +28,13 @@ from monai.utils import convert_to_numpy, ensure_tuple_rep
 
 from ..errors import OutputError
 from ..localization import Localizer, valid_masks
-from ..outputs import output_stem, whole_name_stem, write_volume
+from ..outputs import name_digest, output_stem, whole_name_stem, write_volume
 from ..transforms.geometry import CXRGeometry
 from ..transforms.io import cxr_meta
 from .data import record_failure
 
 __all__ = ["LesionDifferenced", "LesionHeatMaskd", "SaveSourceMapd"]
 
-#: Marks the whole-name stems in a folder's stem counts (no stem contains a slash).
-_WHOLE = "/"
 
 
 def _check_single_key(transform: MapTransform) -> None:
@@ -148,7 +145,7 @@ class SaveSourceMapd(MapTransform):
         self.image_key = image_key
         self.data_root_dir = Path(data_root_dir).resolve() if str(data_root_dir) else None
         self.errors_csv = Path(errors_csv) if errors_csv is not None else None
-        self._folder_stems: dict[Path, Counter] = {}
+        self._folder_stems: dict[Path, tuple[Counter, Counter]] = {}
 
     def folder_for(self, source: Path) -> Path:
         """The output folder of ``source``: ``output_dir``, plus its sub-folder below ``data_root_dir``."""
@@ -169,15 +166,13 @@ class SaveSourceMapd(MapTransform):
                 names = os.listdir(folder)
             except OSError:
                 names = [source.name]
-            self._folder_stems[folder] = Counter([output_stem(name) for name in names] +
-                                                 [_WHOLE + whole_name_stem(name) for name in names])
-        counts, stem = self._folder_stems[folder], output_stem(source)
-        if counts[stem] <= 1:
+            self._folder_stems[folder] = (Counter(output_stem(name) for name in names),
+                                          Counter(whole_name_stem(name) for name in names))
+        (stems, wholes), stem = self._folder_stems[folder], output_stem(source)
+        if stems[stem] <= 1:
             return stem
         whole = whole_name_stem(source)
-        if counts[_WHOLE + whole] <= 1:
-            return whole
-        return f"{whole}-{hashlib.sha256(os.fsencode(source.name)).hexdigest()[:8]}"
+        return whole if wholes[whole] <= 1 else f"{whole}-{name_digest(source.name)}"
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

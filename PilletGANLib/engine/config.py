@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..errors import ConfigurationError
 from ..localization.recipe import DEFAULT_SPECIFICITY, LEGACY_FITTED_KEYS, MapRecipe
 from ..networks.attention import FUSIONS
 from ..networks.generator import OUTPUTS, attention_positions
+from ..values import is_finite_number
 from .evaluator import LOCALIZATION_METRICS
 
 __all__ = ["TrainingConfig", "check_settings", "load_config", "parse_overrides"]
@@ -61,8 +61,7 @@ def check_settings(config: Any, numbers: dict[str, tuple[bool, float | None, flo
             if value is None and spec.default is None:
                 continue
             wanted = "a whole number" if integer else "a number"
-            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-                    or (integer and not float(value).is_integer())):
+            if not is_finite_number(value, integer):
                 raise ConfigurationError(f"{name} must be {wanted}, got {value!r}")
             if (low is not None and value < low) or (high is not None and value > high):
                 raise ConfigurationError(f"{name} must lie within [{low}, {'any' if high is None else high}], "

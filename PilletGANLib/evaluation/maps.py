@@ -10,7 +10,6 @@ detection score; default: the map's maximum) and ``boxes`` (a list of ``{"x1", "
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..data.manifest import ManifestRecord
 from ..dicom.reader import check_dimensions
 from ..errors import DataError, PilletGANError
 from ..reading import load_cxr
+from ..values import is_finite_number
 
 __all__ = ["MAP_SUFFIXES", "MapPrediction", "SavedMaps", "find_map", "read_array"]
 
@@ -110,27 +110,17 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise DataError("expected a JSON object with 'score' and/or 'boxes'", path)
     score = content.get("score")
-    if score is not None and not _finite_number(score):
+    if score is not None and not is_finite_number(score):
         raise DataError(f"'score' must be a finite number, got {str(score)[:40]}", path)
     boxes = content.get("boxes") or []
     if not isinstance(boxes, list):
         raise DataError("'boxes' must be a list", path)
     for box in boxes:
-        if not isinstance(box, dict) or not all(_finite_number(box.get(k)) for k in _BOX_KEYS):
+        if not isinstance(box, dict) or not all(is_finite_number(box.get(k)) for k in _BOX_KEYS):
             raise DataError(f"each box needs finite numbers {', '.join(_BOX_KEYS)}, got {str(box)[:120]}", path)
         if not (box["x2"] > box["x1"] and box["y2"] > box["y1"]):
             raise DataError(f"a box must have x2 > x1 and y2 > y1, got {str(box)[:120]}", path)
     return content
-
-
-def _finite_number(value: Any) -> bool:
-    """A JSON number (not a boolean) that a float holds and that is finite."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an integer of hundreds of digits
-        return False
 
 
 class SavedMaps:

@@ -9,7 +9,6 @@ separated, whose ``localization`` section held ``heat_scale`` and ``threshold`` 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Self
@@ -17,6 +16,7 @@ from typing import Any, Self
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..values import is_finite_number
 
 __all__ = ["DEFAULT_SPECIFICITY", "DIFFERENCES", "FINDINGS", "LEGACY_FITTED_KEYS", "LUNG_WEIGHTINGS", "SCORE_REGIONS",
            "Calibration", "MapRecipe", "card_sections", "detection_threshold_at", "fit_calibration",
@@ -48,8 +48,7 @@ class _Section:
             if value is None and "None" in spec.type:
                 continue
             if "float" in spec.type:
-                fits, wanted = (isinstance(value, int | float) and not isinstance(value, bool)
-                                and math.isfinite(value)), "a finite number"
+                fits, wanted = is_finite_number(value), "a finite number"
             elif spec.type == "bool":
                 fits, wanted = isinstance(value, bool), "true or false"
             else:

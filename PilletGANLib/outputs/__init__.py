@@ -1,7 +1,7 @@
 """Per-image output writers: heat map and mask volumes, Slicer segmentation, overlay PNG, JSON record."""
 
 from .atomic import atomic_path
-from .naming import FORMATS, RESULT_SUFFIXES, output_stem, result_file_names, whole_name_stem
+from .naming import FORMATS, RESULT_SUFFIXES, name_digest, output_stem, result_file_names, whole_name_stem
 from .overlay import NO_FINDING, RESEARCH_BANNER, OverlayCaption, overlay_rgb, write_overlay_png
 from .records import json_ready, write_record_json
 from .result_files import DEFAULT_FORMATS, overlay_caption, write_result_files
@@ -20,6 +20,7 @@ __all__ = [
     "atomic_path",
     "json_ready",
     "lesion_terminology",
+    "name_digest",
     "output_stem",
     "overlay_caption",
     "overlay_rgb",

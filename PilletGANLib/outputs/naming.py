@@ -7,7 +7,8 @@ import os
 import re
 from pathlib import PurePath
 
-__all__ = ["FORMATS", "MAX_STEM_LENGTH", "RESULT_SUFFIXES", "output_stem", "result_file_names", "whole_name_stem"]
+__all__ = ["FORMATS", "MAX_STEM_LENGTH", "RESULT_SUFFIXES", "name_digest", "output_stem", "result_file_names",
+           "whole_name_stem"]
 
 #: Output kind -> file-name suffix appended to the stem.
 RESULT_SUFFIXES: dict[str, str] = {
@@ -67,8 +68,12 @@ def _safe(name: str) -> str:
     stem = _UNSAFE.sub("_", name).strip(".") or "image"
     if len(stem) <= MAX_STEM_LENGTH:
         return stem
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{stem[:MAX_STEM_LENGTH - 9]}-{digest}"
+    return f"{stem[:MAX_STEM_LENGTH - 9]}-{name_digest(name)}"
+
+
+def name_digest(name: str) -> str:
+    """8 hex digits of the SHA-256 of a file name (undecodable bytes kept), to tell apart names made equal."""
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 def result_file_names(stem: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ import torch
 
 from ..errors import ConfigurationError, DataError, ModelError
 from ..model_store import load_model, save_model
+from ..values import is_finite_number
 
 __all__ = ["CARD_KIND", "EXTENT", "MAX_GRID", "OpacityTemplate", "fit_opacity_template", "warp_opacity_template"]
 
@@ -105,7 +106,7 @@ class OpacityTemplate:
             raise ModelError(f"not an opacity-location prior (card kind '{card.get('kind')}')", weights)
         extent = card.get("extent", list(EXTENT))
         if (not isinstance(extent, list) or len(extent) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in extent)
+                or not all(is_finite_number(v) for v in extent)
                 or not extent[0] < extent[1]):
             raise ModelError(f"the template card's extent is {extent!r}, not two increasing numbers", weights)
         try:
