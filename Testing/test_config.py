@@ -67,6 +67,8 @@ def test_bad_settings_are_refused_with_their_name(override: str, message: str) -
     ("attention_at=[res9]", "attention_at must be null or a list of"),
     ("val_max_images=0", "val_max_images must lie within"),
     ("localization=3", "localization must be a mapping"),
+    ("batch_scaling=cubic", "batch_scaling must be one of"),
+    ("reference_batch=0", "reference_batch must lie within"),
 ])
 def test_settings_of_the_wrong_type_or_out_of_range_are_refused_before_any_data_is_read(override: str,
                                                                                           message: str) -> None:
@@ -96,6 +98,19 @@ def test_unknown_key_in_a_file_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"imagesize": 64}))
     with pytest.raises(ConfigurationError, match="imagesize"):
         load_config(path)
+
+
+@pytest.mark.parametrize("rule, lr_factor", [("none", 1.0), ("sqrt", 2.0), ("linear", 4.0)])
+def test_batch_scaling_scales_the_learning_rates_and_keeps_the_ema_horizon_in_images(rule: str,
+                                                                                     lr_factor: float) -> None:
+    config = load_config(overrides=["batch_size=32", "reference_batch=16", "lr_g=1e-4", "lr_d=3e-4",
+                                    "ema_decay=0.99", f"batch_scaling={rule}"])
+    scaled = config.batch_scaled(world_size=2)  # a global batch of 64: four times the reference
+    assert scaled["ratio"] == 4.0
+    assert scaled["lr_g"] == pytest.approx(1e-4 * lr_factor) and scaled["lr_d"] == pytest.approx(3e-4 * lr_factor)
+    expected_decay = 0.99 if rule == "none" else 0.99 ** 4  # one update of 64 images = four of 16
+    assert scaled["ema_decay"] == pytest.approx(expected_decay)
+    assert config.lr_g == 1e-4 and config.batch_scaled(world_size=1)["ratio"] == 2.0
 
 
 def test_network_kwargs_follow_the_settings() -> None:

@@ -67,10 +67,17 @@ def test_training_exports_a_calibrated_model_and_tensorboard(tmp_path: Path, pha
     manifest = class_manifest(tmp_path, phantom_folders.root)
     run_dir = tmp_path / "run"
     summary = train(manifest, run_dir, load_config(overrides=[*TINY, "iterations=6", "val_interval=3",
-                                                              "checkpoint_interval=3", "image_log_interval=3"]),
+                                                              "checkpoint_interval=3", "image_log_interval=3",
+                                                              "batch_scaling=sqrt", "reference_batch=16",
+                                                              "lr_decay_start=1.0"]),
                     progress=False)
     card = json.loads((run_dir / "model.json").read_text())
     assert card["network"]["base_channels"] == 8 and card["calibration"]["threshold"] > 0
+    # a batch of 4 against a reference of 16: the learning rates halved, the EMA decay to the power 1/4
+    assert card["training"]["batch_scaled"] == {"ratio": 0.25, "lr_g": 5e-5, "lr_d": 5e-5, "ema_decay": 0.9 ** 0.25}
+    optimizers = torch.load(run_dir / "checkpoint_final.pt", weights_only=True)
+    assert [g["lr"] for g in optimizers["g_optimizer"]["param_groups"]] == [5e-5]
+    assert [g["lr"] for g in optimizers["d_optimizer"]["param_groups"]] == [5e-5]
     assert card["training"]["calibration"]["healthy_images"] == 3
     assert set(summary["validation"]) == {"ema", "generator"}
     assert (run_dir / "best.pt").is_file()

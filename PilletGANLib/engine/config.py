@@ -36,11 +36,15 @@ _NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
     "seed": (True, 0, 2**32 - 1), "val_interval": (True, 1, None), "checkpoint_interval": (True, 1, None),
     "log_interval": (True, 1, None), "image_log_interval": (True, 1, None), "val_max_images": (True, 1, None),
     "calibration_percentile": (False, 0, 100), "calibration_specificity": (False, 1e-6, 1 - 1e-6),
+    "reference_batch": (True, 2, 65536),
 }
 #: Settings that are a path or null.
 _OPTIONAL_TEXT = ("cache_dir", "init_from", "counterfactual_classifier")
 #: Settings that name one of a few choices.
-_CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS}
+_CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS,
+            "batch_scaling": ("none", "sqrt", "linear")}
+#: Exponent of the batch ratio that scales the learning rates under each ``batch_scaling`` rule.
+_LR_EXPONENT = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
 
 
 def check_settings(config: Any, numbers: dict[str, tuple[bool, float | None, float | None]],
@@ -127,6 +131,14 @@ class TrainingConfig:
         lr_decay_start: fraction of ``iterations`` after which both learning rates decay linearly to 0 (1 = no
             decay).
         ema_decay: decay per generator update of the generator's exponential moving average (0 = no EMA copy).
+        batch_scaling: how the learning rates and the EMA follow a batch larger (or smaller) than
+            ``reference_batch``: ``none`` (as given, whatever the batch), ``sqrt`` (both learning rates times the square
+            root of the ratio of the run's global batch, ``batch_size`` times the processes, to ``reference_batch``:
+            the rule for Adam of Malladi et al. 2022, "On the SDEs and scaling rules for adaptive gradient
+            algorithms") or ``linear`` (times the ratio). Under ``sqrt`` and ``linear``, ``ema_decay`` is raised to
+            the ratio, so that the average spans as many images as at ``reference_batch``. Whether a larger batch
+            trains as well is measured, not assumed: docs/experiments.md, 2026-12-07.
+        reference_batch: the global batch at which ``lr_g``, ``lr_d`` and ``ema_decay`` are given (``batch_scaling``).
         lambda_gp: weight of the WGAN-GP gradient penalty.
         gp_interval: the gradient penalty on every ``gp_interval``-th critic iteration only, weighted ``gp_interval``
             times (lazy regularization, Karras et al. 2020, "Analyzing and improving the image quality of StyleGAN"):
@@ -204,6 +216,8 @@ class TrainingConfig:
     beta2: float = 0.999
     lr_decay_start: float = 0.5
     ema_decay: float = 0.999
+    batch_scaling: str = "none"
+    reference_batch: int = 16
     lambda_gp: float = 10.0
     gp_interval: int = 1
     lambda_cls: float = 1.0
@@ -279,6 +293,16 @@ class TrainingConfig:
     def recipe(self) -> MapRecipe:
         """The lesion-map recipe of the run (validation and the exported card)."""
         return MapRecipe.from_dict(self.localization)
+
+    def batch_scaled(self, world_size: int = 1) -> dict[str, float]:
+        """``lr_g``, ``lr_d`` and ``ema_decay`` for a run of ``world_size`` processes under ``batch_scaling``, with
+        ``ratio`` (global batch over ``reference_batch``); as given under ``none``."""
+        ratio = self.batch_size * world_size / self.reference_batch
+        if self.batch_scaling == "none":
+            return {"ratio": ratio, "lr_g": self.lr_g, "lr_d": self.lr_d, "ema_decay": self.ema_decay}
+        factor = ratio ** _LR_EXPONENT[self.batch_scaling]
+        return {"ratio": ratio, "lr_g": self.lr_g * factor, "lr_d": self.lr_d * factor,
+                "ema_decay": self.ema_decay ** ratio}
 
     def network_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``PilletGenerator`` (stored in the model card)."""

@@ -200,8 +200,13 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
         discriminator = discriminator.to(memory_format=torch.channels_last)
     broadcast_parameters(generator)
     broadcast_parameters(discriminator)
-    g_optimizer = config.optimizer(generator, config.lr_g)
-    d_optimizer = config.optimizer(discriminator, config.lr_d)
+    scaled = config.batch_scaled(ctx.world_size)
+    if config.batch_scaling != "none":
+        logger.info("batch_scaling %s: global batch %d = %.3g x reference_batch %d: lr_g %.3g, lr_d %.3g, ema_decay "
+                    "%.6g", config.batch_scaling, config.batch_size * ctx.world_size, scaled["ratio"],
+                    config.reference_batch, scaled["lr_g"], scaled["lr_d"], scaled["ema_decay"])
+    g_optimizer = config.optimizer(generator, scaled["lr_g"])
+    d_optimizer = config.optimizer(discriminator, scaled["lr_d"])
     ema = make_ema(generator) if config.ema_decay > 0 else None
     if ema is not None and ema_start is not None:
         ema.load_state_dict(ema_start)
@@ -212,7 +217,7 @@ def train(manifest: str | os.PathLike, run_dir: str | os.PathLike, config: Train
                                discriminator=discriminator, g_optimizer=g_optimizer, d_optimizer=d_optimizer,
                                loss=loss, max_iterations=config.iterations, n_critic=config.n_critic,
                                gp_interval=config.gp_interval,
-                               ema_generator=ema, ema_decay=config.ema_decay, lr_decay_start=config.lr_decay_start,
+                               ema_generator=ema, ema_decay=scaled["ema_decay"], lr_decay_start=config.lr_decay_start,
                                bf16=config.amp, channels_last=config.channels_last, compile=config.compile,
                                augment=config.augment,
                                edit_region=config.edit_region, lung_margin=config.recipe.lung_margin,
@@ -334,7 +339,7 @@ def export_trained_model(trainer: PilletGANTrainer, config: TrainingConfig, eval
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 # wall time of this session: only the last part of a run when data["resumed"]
                 "world_size": ctx.world_size, "wall_time_s": round(time.time() - start_time, 1),
-                "data": data, "exported": chosen, "validation": validation,
+                "batch_scaled": config.batch_scaled(ctx.world_size), "data": data, "exported": chosen, "validation": validation,
                 "calibration": calibration}
     card = _model_card(config, predictor.localizer, training)
     save_model(network.state_dict(), card, run_dir / "model.pt")
