@@ -421,3 +421,20 @@ def test_character_set_is_kept_when_known_and_dropped_when_unknown(dicom_dir):
     repaired = repair_source_header(ds)
     assert "SpecificCharacterSet" not in repaired.dataset
     assert ("SpecificCharacterSet", "removed") in {(r.keyword, r.action) for r in repaired.repairs}
+
+
+@pytest.mark.parametrize("character_set, name", [(["", "ISO 2022 IR 149"], "Hong^Gildong=\ud64d^\uae38\ub3d9"),
+                                                  (["", "ISO 2022 IR 87"], "Yamada^Tarou=\u5c71\u7530^\u592a\u90ce")])
+def test_an_iso_2022_header_highdicom_cannot_declare_gives_a_utf8_seg(dicom_dir, tmp_path, character_set, name):
+    """Japanese and Korean headers (an empty first value, then ISO 2022 IR 87 or 149) were analysed and then failed
+    at the SEG: highdicom takes neither term."""
+    ds = pydicom.dcmread(dicom_dir / MONO1_UNCOMPRESSED)
+    ds.SpecificCharacterSet = character_set
+    ds.PatientName = name
+    source = tmp_path / "source.dcm"
+    ds.save_as(source)
+    ds = pydicom.dcmread(source)
+    path = write_lesion_seg(ds, rectangle_mask(ds.Rows, ds.Columns), tmp_path / "out" / "seg.dcm")
+    seg = pydicom.dcmread(path)
+    assert seg.SpecificCharacterSet == "ISO_IR 192" and str(seg.PatientName) == name
+    assert dciodvfy_errors(path) == []

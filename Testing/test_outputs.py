@@ -292,3 +292,11 @@ def test_long_stems_are_shortened_and_stay_apart() -> None:
 def test_json_ready_handles_numpy_and_non_finite() -> None:
     value = {"a": np.float32(0.5), "b": np.array([1, 2]), "c": float("nan"), "d": (np.int64(3), Path("/x"))}
     assert json_ready(value) == {"a": 0.5, "b": [1, 2], "c": None, "d": [3, "/x"]}
+
+
+@pytest.mark.parametrize("spacing", [[1e308, 1e308], [1e-300, 1e-300]])
+def test_a_spacing_itk_cannot_place_is_an_output_error(tmp_path: Path, spacing: list[float]) -> None:
+    """ITK's RuntimeError from SetDirection ended `pilletgan infer` with a traceback."""
+    with pytest.raises(OutputError, match="SimpleITK cannot place the map"):
+        write_volume(np.zeros((3, 4)), tmp_path / "x.nrrd", spacing)
+    assert os.listdir(tmp_path) == []

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
+from highdicom.enum import SpecificCharacterSetValues
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
@@ -130,6 +131,8 @@ _NOT_TEXT_VRS = ("SQ", "OB", "OW", "OD", "OF", "OL", "OV", *_BINARY_NUMBER_VRS)
 _CONVERSION_ERRORS = (ValueError, TypeError, OverflowError, KeyError, NotImplementedError)
 #: Character set terms that mean the default repertoire (ASCII).
 _DEFAULT_REPERTOIRE = ("", "ISO_IR 6", "ISO 2022 IR 6")
+#: The Specific Character Set terms highdicom writes (an empty first value of an ISO 2022 set is not among them).
+_WRITABLE_CHARACTER_SETS = frozenset(term.value for term in SpecificCharacterSetValues)
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,14 @@ def _set_character_set(cleaned: Dataset, declared: Any, repairs: list[HeaderRepa
     terms = [t.strip() for t in ([declared] if isinstance(declared, str) else list(declared or []))]
     known = bool(terms) and all(t in python_encoding for t in terms)
     default_only = all(t in _DEFAULT_REPERTOIRE for t in terms)
+    if known and not default_only and not all(t in _WRITABLE_CHARACTER_SETS for t in terms):
+        # e.g. "\ISO 2022 IR 87" (Japanese) or "\ISO 2022 IR 149" (Korean): read, but not among the terms highdicom
+        # writes; the text, already decoded, is written as UTF-8
+        cleaned.SpecificCharacterSet = "ISO_IR 192"
+        repairs.append(HeaderRepair("SpecificCharacterSet", "repaired",
+                                    f"the character set {chr(92).join(terms)!r} is read but cannot be written in the "
+                                    "SEG; the text is written as UTF-8 (ISO_IR 192)"))
+        return
     if known and not default_only:
         cleaned.SpecificCharacterSet = terms[0] if len(terms) == 1 else terms
     elif _has_non_ascii_text(cleaned):

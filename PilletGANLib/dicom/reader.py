@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.tag import Tag
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from ..errors import (
     ColourImageError,
@@ -63,6 +71,9 @@ _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Objec
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 #: The Photometric Interpretation a header without one is read with (as discovery reads it).
 _DEFAULT_PHOTOMETRIC = "MONOCHROME2"
+#: Photometric Interpretations of colour images with one sample per pixel (a palette index, a colour-coded stream).
+_ONE_SAMPLE_COLOUR = frozenset({"PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
+                                "XYB", "RGB", "HSV", "ARGB", "CMYK", "YBR_PARTIAL_422"})
 #: The robust intensity window of the preprocessing: these percentiles of each image map to the ends of the network's
 #: range (:mod:`PilletGANLib.transforms.pipeline`); an image where they are equal has no contrast to analyse.
 ROBUST_PERCENTILES = (0.5, 99.5)
@@ -71,12 +82,21 @@ _CONTRAST_SAMPLE = 262_144
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
 #: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed).
-_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError)
+#: What pydicom's LUT functions raise for a header that describes a LUT its data do not hold (``struct.error``:
+#: a LUT Descriptor announcing more entries than LUT Data has).
+_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError,
+               struct.error)
+#: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
+_PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
 #: Longest element value taken for real when it runs past the end of the file (longer: a corrupt length).
 _PLAUSIBLE_LENGTH = 1 << 30
+#: The most a deflated data set may inflate to: more than the largest radiograph the reader accepts
+#: (:data:`MAX_PIXELS` of 32 bits) with its header; pydicom inflates the whole data set in memory, so a deflate
+#: bomb (a few MB inflating to GBs) is refused before it does.
+_MAX_INFLATED_BYTES = 4 * MAX_PIXELS + (64 << 20)
 
 
 def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
@@ -95,6 +115,8 @@ def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
     if size == 0:
         raise EmptyFileError("the file is empty (0 bytes)", path)
     marker = _has_dicm_marker(path)
+    if marker:
+        _check_inflated_size(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -121,6 +143,32 @@ def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
                                  "(truncated copy or interrupted transfer); re-export it", path)
     ensure_transfer_syntax(ds, path)
     return ds
+
+
+def _check_inflated_size(path: Path) -> None:
+    """Refuse a Deflated Explicit VR Little Endian file whose data set inflates beyond :data:`_MAX_INFLATED_BYTES`,
+    inflating it in a stream (nothing kept). Anything else, or a stream zlib cannot read, is left to pydicom."""
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+            return
+        start = 132 + 12 + int(meta.FileMetaInformationGroupLength)  # preamble, DICM, (0002,0000), the group
+    except Exception:  # noqa: BLE001 - no readable File Meta: pydicom's own reading reports the file
+        return
+    inflater, inflated = zlib.decompressobj(-zlib.MAX_WBITS), 0
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            while (data := handle.read(1 << 20)) and not inflater.eof:
+                while data:
+                    inflated += len(inflater.decompress(data, 1 << 24))
+                    if inflated > _MAX_INFLATED_BYTES:
+                        raise CorruptFileError(f"the deflated data set inflates to more than {_MAX_INFLATED_BYTES:,} "
+                                               "bytes, more than any radiograph the reader accepts (a deflate bomb?)",
+                                               path)
+                    data = inflater.unconsumed_tail
+    except (OSError, zlib.error):
+        return
 
 
 def _file_size(path: Path) -> int:
@@ -150,6 +198,8 @@ def check_element_lengths(ds: Dataset, path: Path) -> None:
     Columns, Bits Allocated and frames need for native Pixel Data) means the file is cut short; any other
     length means the file is corrupt.
     """
+    if getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return  # the offsets are in the inflated data set, not in the file; pydicom read all of it
     size = _file_size(path)
     for tag in ds.keys():  # noqa: SIM118 - keys only: iterating the Dataset would read deferred values
         element = ds.get_item(tag, keep_deferred=True)
@@ -230,9 +280,10 @@ def _parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
 
 
 def _photometric_interpretation(ds: Dataset, path: Path) -> str:
-    """The header's Photometric Interpretation in capitals; :data:`_DEFAULT_PHOTOMETRIC` when it is absent."""
-    photometric = _parsed_value(ds, "PhotometricInterpretation", path)
-    return str(_DEFAULT_PHOTOMETRIC if photometric is None else photometric).strip().upper()
+    """The header's Photometric Interpretation in capitals; :data:`_DEFAULT_PHOTOMETRIC` when it is absent or empty
+    (as :func:`_supply_absent_pixel_attributes` reads it)."""
+    photometric = str(_parsed_value(ds, "PhotometricInterpretation", path) or "").strip().upper()
+    return photometric or _DEFAULT_PHOTOMETRIC
 
 
 def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
@@ -319,6 +370,9 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     if photometric in _GREY and samples != 1:
         raise CorruptFileError(f"the header says {photometric} with {samples} samples per pixel, where a greyscale "
                                "image has 1; the pixel data cannot be interpreted", path)
+    if photometric not in _GREY and samples == 1 and photometric not in _ONE_SAMPLE_COLOUR:
+        raise CorruptFileError(f"the header's Photometric Interpretation {header_excerpt(photometric)} is no defined "
+                               "term; a greyscale radiograph (MONOCHROME1 or MONOCHROME2) is expected", path)
     if photometric not in _GREY:
         raise ColourImageError(
             f"a colour image ({header_excerpt(photometric)}, {samples} samples per pixel); a greyscale radiograph "
@@ -330,7 +384,8 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     element = ds.get_item("PixelData", keep_deferred=True)
     length = getattr(element, "length", None)
     offset = getattr(element, "value_tell", None)
-    if length is None or offset is None or length == 0xFFFFFFFF:
+    deflated = getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+    if length is None or offset is None or length == 0xFFFFFFFF or deflated:  # deflated: read whole, in memory
         return len(ds.PixelData)
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
@@ -385,7 +440,8 @@ def _header_text(ds: Dataset, keyword: str) -> str | None:
 
 
 def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
-    """Return (row, column) spacing in mm and the attribute it came from; zero spacing is unknown."""
+    """Return (row, column) spacing in mm and the attribute it came from; a spacing no detector has (zero, negative,
+    not finite, outside :data:`_PLAUSIBLE_SPACING_MM`) is unknown."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = _header_value(ds, keyword)
         if value is None:
@@ -394,7 +450,8 @@ def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
             row, col = (float(v) for v in value)
         except (TypeError, ValueError):
             continue
-        if row > 0 and col > 0:
+        low, high = _PLAUSIBLE_SPACING_MM
+        if low <= row <= high and low <= col <= high:
             return (row, col), keyword
     return None, None
 
@@ -548,10 +605,15 @@ def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
         values = image
         if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
             values = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
-        return apply_voi_lut(values, ds, index=0), True, None
+        windowed = apply_voi_lut(values, ds, index=0)
     except _LUT_ERRORS as err:
         return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
                               "is analysed without it")
+    finite = np.isfinite(windowed)
+    if not finite.all() or (not windowed.max() > windowed.min() and image.max() > image.min()):
+        return image, False, ("the header's VOI LUT or window gives values that are not finite or all the same "
+                              "(e.g. a window centre or width of NaN or 1e308); the image is analysed without it")
+    return windowed, True, None
 
 
 def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:

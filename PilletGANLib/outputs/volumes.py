@@ -84,9 +84,13 @@ def write_volume(array2d: np.ndarray, path: str | os.PathLike, spacing: Sequence
     grid = single_slice_grid(check_spacing(spacing, path), ijk_to_lps, path)
     xyz_spacing = np.linalg.norm(grid[:3, :3], axis=0)
     image = sitk.GetImageFromArray(np.ascontiguousarray(array)[np.newaxis])
-    image.SetSpacing(xyz_spacing.tolist())
-    image.SetDirection((grid[:3, :3] / xyz_spacing).ravel().tolist())
-    image.SetOrigin(grid[:3, 3].tolist())
+    try:
+        image.SetSpacing(xyz_spacing.tolist())
+        image.SetDirection((grid[:3, :3] / xyz_spacing).ravel().tolist())
+        image.SetOrigin(grid[:3, 3].tolist())
+    except RuntimeError as err:  # ITK refuses spacings or directions that overflow (1e308 mm) or vanish (1e-300 mm)
+        raise OutputError(f"SimpleITK cannot place the map on the grid of spacing {list(xyz_spacing[:2])} mm "
+                          f"({str(err).strip().splitlines()[-1]})", path) from err
     with atomic_path(path) as temporary:
         try:
             sitk.WriteImage(image, str(temporary), True)
