@@ -770,3 +770,10 @@ def test_a_deflated_radiograph_reads_and_a_deflate_bomb_is_refused_before_it_inf
     monkeypatch.setattr(reader, "_MAX_INFLATED_BYTES", plain.size // 2)  # as a bomb is to the real limit
     with pytest.raises(errors.CorruptFileError, match=r"inflates to more than .* deflate bomb"):
         load_cxr(path)
+
+
+def test_an_enhanced_multi_frame_sop_class_is_refused_from_its_header(dicom_dir: Path, tmp_path: Path) -> None:
+    """A DX image filed as Enhanced XA was analysed and then failed at the SEG (highdicom asked for its frames)."""
+    path = _saved_variant(dicom_dir, tmp_path / "xa.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.12.1.1")
+    with pytest.raises(errors.MultiFrameError, match="'Enhanced XA Image Storage' object"):
+        load_cxr(path)

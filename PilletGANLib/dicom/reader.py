@@ -342,6 +342,9 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     sop_name = _sop_class_name(ds, path)
     if any(word.lower() in sop_name.lower() for word in _NON_IMAGE_SOP_WORDS):
         raise NotAnImageError(f"a DICOM '{sop_name}' object holds no radiograph to analyse", path)
+    if sop_name.startswith("Enhanced "):  # Enhanced XA, XRF, CT...: multi-frame IODs, whose SEG must reference frames
+        raise MultiFrameError(f"a DICOM '{sop_name}' object (an enhanced multi-frame image); one projection "
+                              "radiograph per file (CR, DX or Digital X-Ray) is expected", path)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         check_element_lengths(ds, path)  # an element that claims the rest of the file hides the Pixel Data
         end = _parsed_end(ds)
