@@ -136,8 +136,9 @@ class TrainingConfig:
             root of the ratio of the run's global batch, ``batch_size`` times the processes, to ``reference_batch``:
             the rule for Adam of Malladi et al. 2022, "On the SDEs and scaling rules for adaptive gradient
             algorithms") or ``linear`` (times the ratio). Under ``sqrt`` and ``linear``, ``ema_decay`` is raised to
-            the ratio, so that the average spans as many images as at ``reference_batch``. Whether a larger batch
-            trains as well is measured, not assumed: docs/experiments.md, 2026-12-07.
+            the ratio, so that the average spans as many images as at ``reference_batch``. At equal images, batch 64
+            with either rule trained worse than batch 16 on two CPU seeds (detection AUC 0.1-0.2 lower;
+            docs/experiments.md, 2026-12-07): opt-in only.
         reference_batch: the global batch at which ``lr_g``, ``lr_d`` and ``ema_decay`` are given (``batch_scaling``).
         lambda_gp: weight of the WGAN-GP gradient penalty.
         gp_interval: the gradient penalty on every ``gp_interval``-th critic iteration only, weighted ``gp_interval``
