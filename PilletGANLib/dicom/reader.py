@@ -81,9 +81,8 @@ ROBUST_PERCENTILES = (0.5, 99.5)
 _CONTRAST_SAMPLE = 262_144
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
-#: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed).
-#: What pydicom's LUT functions raise for a header that describes a LUT its data do not hold (``struct.error``:
-#: a LUT Descriptor announcing more entries than LUT Data has).
+#: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed;
+#: struct.error: a LUT Descriptor announcing more entries than LUT Data has).
 _LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError,
                struct.error)
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).

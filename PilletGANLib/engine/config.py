@@ -40,11 +40,11 @@ _NUMBERS: dict[str, tuple[bool, float | None, float | None]] = {
 }
 #: Settings that are a path or null.
 _OPTIONAL_TEXT = ("cache_dir", "init_from", "counterfactual_classifier")
-#: Settings that name one of a few choices.
-_CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS,
-            "batch_scaling": ("none", "sqrt", "linear")}
 #: Exponent of the batch ratio that scales the learning rates under each ``batch_scaling`` rule.
 _LR_EXPONENT = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
+#: Settings that name one of a few choices.
+_CHOICES = {"fusion": FUSIONS, "output": OUTPUTS, "best_metric": LOCALIZATION_METRICS,
+            "batch_scaling": tuple(_LR_EXPONENT)}
 
 
 def check_settings(config: Any, numbers: dict[str, tuple[bool, float | None, float | None]],
