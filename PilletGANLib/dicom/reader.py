@@ -170,6 +170,11 @@ def _check_inflated_size(path: Path) -> None:
         return
 
 
+def _is_deflated(ds: Dataset) -> bool:
+    """Whether ``ds`` was read from Deflated Explicit VR Little Endian: its element offsets are not file offsets."""
+    return getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+
+
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -197,7 +202,7 @@ def check_element_lengths(ds: Dataset, path: Path) -> None:
     Columns, Bits Allocated and frames need for native Pixel Data) means the file is cut short; any other
     length means the file is corrupt.
     """
-    if getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+    if _is_deflated(ds):
         return  # the offsets are in the inflated data set, not in the file; pydicom read all of it
     size = _file_size(path)
     for tag in ds.keys():  # noqa: SIM118 - keys only: iterating the Dataset would read deferred values
@@ -386,8 +391,7 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     element = ds.get_item("PixelData", keep_deferred=True)
     length = getattr(element, "length", None)
     offset = getattr(element, "value_tell", None)
-    deflated = getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
-    if length is None or offset is None or length == 0xFFFFFFFF or deflated:  # deflated: read whole, in memory
+    if length is None or offset is None or length == 0xFFFFFFFF or _is_deflated(ds):  # deflated: read whole, in memory
         return len(ds.PixelData)
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
@@ -611,8 +615,8 @@ def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     except _LUT_ERRORS as err:
         return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
                               "is analysed without it")
-    finite = np.isfinite(windowed)
-    if not finite.all() or (not windowed.max() > windowed.min() and image.max() > image.min()):
+    low, high = windowed.min(), windowed.max()  # NaN propagates into both
+    if not (np.isfinite(low) and np.isfinite(high)) or (not high > low and image.max() > image.min()):
         return image, False, ("the header's VOI LUT or window gives values that are not finite or all the same "
                               "(e.g. a window centre or width of NaN or 1e308); the image is analysed without it")
     return windowed, True, None
