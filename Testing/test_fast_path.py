@@ -4,6 +4,7 @@ train exactly what the loader path trains."""
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 import torch
@@ -134,6 +135,21 @@ def test_foreach_ema_is_the_moving_average() -> None:
     params = dict(generator.named_parameters())
     for name, value in ema.named_parameters():
         assert torch.allclose(value, 0.75 * before[name] + 0.25 * params[name], atol=1e-6), name
+
+
+def test_bf16_where_the_device_emulates_it_is_warned(monkeypatch, caplog) -> None:
+    """On a CPU without AVX512-BF16 or AMX, bf16 autocast trains many times slower than float32: the trainer says so."""
+    from PilletGANLib.engine import trainer as trainer_module
+
+    generator = PilletGenerator(base_channels=8, num_res_blocks=1)
+    discriminator = PatchDiscriminator(image_size=SIZE, base_channels=8, num_layers=4)
+    for native, bf16, warned in ((False, True, True), (True, True, False), (False, False, False)):
+        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+            PilletGANTrainer("cpu", 1, [], generator, discriminator, torch.optim.Adam(generator.parameters()),
+                             torch.optim.Adam(discriminator.parameters()), bf16=bf16)
+        assert ("bf16 on cpu is emulated" in caplog.text) is warned, (native, bf16)
 
 
 def test_every_fires_on_multiples() -> None:

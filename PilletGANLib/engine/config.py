@@ -166,7 +166,8 @@ class TrainingConfig:
         counterfactual_classifier: the classifier of ``lambda_counterfactual``: a ``pilletgan model
             train-classifier`` model (``.pt`` + card, checksum checked) trained with this run's ``image_size`` and
             ``margin``. Check the result with a classifier of another seed (``pilletgan model check-healing``).
-        amp: bfloat16 autocast for the forward passes of training and validation.
+        amp: bfloat16 autocast for the forward passes of training and validation. On a CPU it pays only where bf16
+            is native (AVX512-BF16 or AMX); elsewhere it is emulated, many times slower, and the run warns.
         channels_last: channels-last memory format for the networks and inputs.
         compile: ``torch.compile`` the generator (its forward and backward in both steps; the critic stays eager,
             since the gradient penalty's double backward cannot run through a compiled graph). The first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -12,10 +13,13 @@ import torch
 from monai.engines import Trainer
 from monai.engines.utils import default_prepare_batch
 
+from ..inference.backends import native_bf16
 from ..losses import PilletGANLoss
 from ..transforms.lungs import lung_fields_gate
 from .augment import augment_batch
 from .distributed import average_gradients
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["EDIT_REGIONS", "PilletGANTrainer", "gated_translation", "iteration_seed", "lung_edit_gates"]
 
@@ -80,7 +84,7 @@ class PilletGANTrainer(Trainer):
         ema_generator: a copy of the generator kept as an exponential moving average (or None).
         ema_decay: EMA decay per generator update.
         lr_decay_start: fraction of ``max_iterations`` after which both learning rates decay linearly to 0.
-        bf16: bfloat16 autocast for the forward passes.
+        bf16: bfloat16 autocast for the forward passes (a warning where the device emulates bf16).
         channels_last: channels-last memory format for the inputs.
         compile: run the generator through ``torch.compile`` (the critic stays eager: the gradient penalty
             needs its double backward).
@@ -121,6 +125,9 @@ class PilletGANTrainer(Trainer):
         if edit_region not in EDIT_REGIONS:
             raise ValueError(f"edit_region must be one of {EDIT_REGIONS}, got '{edit_region}'")
         self.bf16, self.channels_last, self.augment = bf16, channels_last, augment
+        if bf16 and not native_bf16(torch.device(device)):
+            logger.warning("bf16 on %s is emulated (no AVX512-BF16 or AMX on this CPU): training will be many times "
+                           "slower than without it (amp=false)", device)
         # the compiled wrapper shares the generator's parameters; checkpoints keep saving the generator itself
         self.translator = torch.compile(generator) if compile else generator
         self.edit_region, self.lung_margin = edit_region, lung_margin
