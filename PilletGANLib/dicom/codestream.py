@@ -2,28 +2,37 @@
 
 A decoder allocates what the codestream says, not what the DICOM header says: a JPEG 2000 codestream that
 claims 20000 x 20000 pixels inside a 1955 x 1841 image makes the decoder allocate gigabytes. The check here
-reads only the first bytes of the first fragment of encapsulated Pixel Data and compares the size, number
-of components and bit depth declared by the JPEG 2000 ``SIZ`` marker segment, the JPEG ``SOF`` marker
-segment or the JPEG-LS ``SOF55`` marker segment with Rows, Columns, Samples per Pixel and Bits Allocated.
+reads only the start of the first frame of encapsulated Pixel Data, assembled as pydicom's decoders assemble it
+(the Extended Offset Table's first frame when the table is present, else every fragment joined: a frame may be
+split across fragments anywhere, an empty first fragment included; a Basic Offset Table listing more than one frame
+is refused), and compares the size, number of components and bit depth declared by the JPEG 2000 ``SIZ`` marker
+segment, the JPEG ``SOF`` marker segment or the JPEG-LS ``SOF55`` marker segment with Rows, Columns, Samples per
+Pixel and Bits Allocated.
+An RLE Lossless frame's 64-byte header (segment count and offsets) is checked the same way.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.encaps import parse_basic_offsets
+from pydicom.uid import UID, RLELossless
 
-from ..errors import CorruptFileError, TruncatedFileError
+from ..errors import CorruptFileError, MultiFrameError, TruncatedFileError
 
-__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "first_fragment_head"]
+__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "frame_head"]
 
-#: Bytes of the first fragment read to find its header (a JPEG header with large tables fits easily).
+#: Bytes of the first frame read to find its header; read again 16 times larger while the header is not found in
+#: them (JPEG application segments before the frame header, a JP2 file's metadata boxes), up to :data:`MAX_HEAD_BYTES`.
 HEAD_BYTES = 65536
+MAX_HEAD_BYTES = 16 * 2**20
 #: Transfer syntaxes by codestream family.
 _JPEG2000 = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
                        "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
@@ -35,6 +44,9 @@ _JPEG = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SOF55 = 0xF7
 _ITEM = b"\xfe\xff\x00\xe0"
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0"
+#: An RLE Lossless frame header: the number of segments, then 15 segment offsets (PS3.5 G.3.1).
+_RLE_HEADER = struct.Struct("<16I")
 
 
 @dataclass(frozen=True)
@@ -110,56 +122,103 @@ def codestream_header(data: bytes, syntax: str) -> CodestreamHeader | None:
     return _jpeg2000_header(data) if family == "JPEG 2000" else _sof_header(data, family)
 
 
-def first_fragment_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> bytes:
-    """The first ``limit`` bytes of the first fragment of ``ds``'s encapsulated Pixel Data, read from ``path``
-    without loading the rest (``ds`` read with deferred values) or from memory when already loaded."""
+def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes, int]:
+    """``(head, length)``: the first ``limit`` bytes of the first frame of ``ds``'s encapsulated Pixel Data and
+    the frame's whole length, assembled as pydicom's decoders assemble it, read from ``path`` without loading the
+    rest (``ds`` read with deferred values) or from memory when already loaded.
+
+    Raises:
+        CorruptFileError: the item structure is broken before the frame's start.
+        MultiFrameError: the Basic Offset Table lists more than one frame.
+    """
     element = ds.get_item("PixelData", keep_deferred=True)
     if element is None:
-        return b""
+        return b"", 0
+    extended = _extended_offsets(ds)
     if isinstance(element, RawDataElement) and element.value is None:
         with open(path, "rb") as handle:
-            def read(offset: int, size: int) -> bytes:
-                handle.seek(element.value_tell + offset)
-                return handle.read(size)
-            return _first_fragment(read, path, limit)
+            handle.seek(element.value_tell)
+            return _frame_head(handle, extended, path, limit)
     value = element.value
     if not isinstance(value, (bytes, bytearray)):
-        return b""
-    return _first_fragment(lambda offset, size: bytes(value[offset: offset + size]), path, limit)
+        return b"", 0
+    return _frame_head(io.BytesIO(value), extended, path, limit)
 
 
-def _first_fragment(read: Callable[[int, int], bytes], path: Path, limit: int) -> bytes:
-    """Skip the Basic Offset Table item and return the start of the next item's value."""
-    table = read(0, 8)
-    if len(table) < 8 or table[:4] != _ITEM:
-        raise CorruptFileError("the encapsulated Pixel Data does not start with its Basic Offset Table item", path)
-    (table_length,) = struct.unpack_from("<I", table, 4)
-    item = read(8 + table_length, 8)
-    if len(item) < 8:
+def _extended_offsets(ds: Dataset) -> tuple[int, int] | None:
+    """The first frame's (offset, length) from the Extended Offset Table, when it has both offsets and lengths."""
+    offsets, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
+    if not offsets or not lengths or len(offsets) < 8 or len(lengths) < 8:
+        return None
+    return struct.unpack_from("<Q", offsets)[0], struct.unpack_from("<Q", lengths)[0]
+
+
+def _frame_head(fp: BinaryIO, extended: tuple[int, int] | None, path: Path, limit: int) -> tuple[bytes, int]:
+    """The first frame's head and length from ``fp``, positioned at the Basic Offset Table item."""
+    try:
+        basic = parse_basic_offsets(fp)
+    except (ValueError, struct.error) as err:
+        raise CorruptFileError("the encapsulated Pixel Data does not start with its Basic Offset Table item",
+                               path) from err
+    first = fp.tell()
+    if extended is not None:  # one contiguous frame: the decoders skip the item header at its offset
+        offset, length = extended
+        fp.seek(first + offset + 8)
+        return fp.read(min(length, limit)), length
+    if len(basic) > 1:
+        raise MultiFrameError(f"the Basic Offset Table lists {len(basic)} frames; one image is expected", path)
+    # with one offset or none, the decoders join every fragment into the frame, whatever the offset says
+    head, length = bytearray(), 0
+    while True:
+        item = fp.read(8)
+        if len(item) < 8 or item[:4] == _SEQUENCE_END:
+            break
+        if item[:4] != _ITEM:
+            if length == 0:
+                raise CorruptFileError("the encapsulated Pixel Data has no fragment item after its Basic Offset "
+                                       "Table", path)
+            break
+        (size,) = struct.unpack_from("<I", item, 4)
+        wanted = min(size, limit - len(head))
+        chunk = fp.read(wanted)
+        head += chunk
+        length += size
+        if len(chunk) < wanted:
+            break
+        fp.seek(size - wanted, 1)
+    if length == 0 and not head:
         raise TruncatedFileError("the encapsulated Pixel Data ends before its first fragment", path)
-    if item[:4] != _ITEM:
-        raise CorruptFileError("the encapsulated Pixel Data has no fragment item after its Basic Offset Table", path)
-    (length,) = struct.unpack_from("<I", item, 4)
-    return read(16 + table_length, min(length, limit))
+    return bytes(head), length
 
 
-def check_codestream(ds: Dataset, path: Path, syntax: UID) -> None:
-    """Refuse pixel data whose codestream declares another size than the header, before any decoder sees it.
+def check_codestream(ds: Dataset, path: Path, syntax: UID) -> CodestreamHeader | None:
+    """Refuse pixel data whose codestream declares another image than the header, before any decoder sees it;
+    return what the codestream declares (``None`` for a syntax without a codestream header read here).
 
     Raises:
         CorruptFileError: the codestream header is missing, or its rows, columns, components or bit depth
-            disagree with Rows, Columns, Samples per Pixel or Bits Allocated.
+            disagree with Rows, Columns, Samples per Pixel or Bits Allocated; an RLE frame header with the wrong
+            number of segments or offsets outside the frame.
+        MultiFrameError: the Basic Offset Table lists more than one frame.
     """
+    if syntax == RLELossless:
+        _check_rle_header(ds, path)
+        return None
     family = _family(syntax)
     if family is None:
-        return
-    head = first_fragment_head(ds, path)
+        return None
+    limit = HEAD_BYTES
+    while True:
+        head, length = frame_head(ds, path, limit)
+        declared = codestream_header(head, syntax)
+        if declared is not None or len(head) >= length or limit >= MAX_HEAD_BYTES:
+            break
+        limit *= 16
     if not head:
-        return
-    declared = codestream_header(head, syntax)
+        return None
     if declared is None:
-        raise CorruptFileError(f"the first fragment of Pixel Data is not a {family} codestream (no frame header "
-                               f"found); it cannot be decoded as {syntax.name}", path)
+        raise CorruptFileError(f"the first frame of Pixel Data is not a {family} codestream (no frame header in its "
+                               f"first {len(head)} bytes); it cannot be decoded as {syntax.name}", path)
     rows, columns = int(ds.Rows), int(ds.Columns)
     samples, allocated = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.BitsAllocated)
     if (declared.rows, declared.columns) != (rows, columns) or declared.components != samples \
@@ -168,3 +227,21 @@ def check_codestream(ds: Dataset, path: Path, syntax: UID) -> None:
             f"the {family} codestream declares {declared.rows} x {declared.columns} pixels, {declared.components} "
             f"component(s) of {declared.bits} bits, but the header {rows} x {columns}, {samples} of at most "
             f"{allocated} bits (rows x columns); refused before decoding", path)
+    return declared
+
+
+def _check_rle_header(ds: Dataset, path: Path) -> None:
+    """The RLE frame header: one segment per byte of each sample, the first at byte 64, in order, inside the frame."""
+    head, length = frame_head(ds, path, _RLE_HEADER.size)
+    if not head:
+        return
+    if len(head) < _RLE_HEADER.size:
+        raise CorruptFileError(f"the RLE frame is {length} bytes, shorter than its 64-byte header", path)
+    count, *offsets = _RLE_HEADER.unpack(head)
+    expected = int(ds.get("SamplesPerPixel", 1) or 1) * -(-int(ds.BitsAllocated) // 8)
+    used = offsets[:count]
+    if count != expected or used[0] != 64 or any(b <= a for a, b in itertools.pairwise(used)) or used[-1] >= length:
+        raise CorruptFileError(
+            f"the RLE frame header lists {count} segment(s) at offsets {used[:4]}{' ...' if count > 4 else ''} in a "
+            f"{length}-byte frame; Samples per Pixel and Bits Allocated need {expected}, the first at byte 64, in "
+            "order and inside the frame", path)

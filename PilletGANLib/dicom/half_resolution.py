@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
+from pydicom.encaps import get_frame
 
 from ..text import error_excerpt
 from .codestream import codestream_header
@@ -68,8 +68,10 @@ def half_resolution_pixels(ds: Dataset, shape: tuple[int, int], bits_stored: int
             or max(shape) < MIN_SIDE_PER_NETWORK_SIDE * network_size:
         return None
     try:
-        codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
-        header = codestream_header(codestream[:65536], syntax)
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths) \
+            if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds else None
+        codestream = get_frame(ds.PixelData, 0, extended_offsets=extended, number_of_frames=1)  # as the decoders
+        header = codestream_header(codestream, syntax)
         if header is None or header.signed or header.offset != (0, 0) or header.components != 1 \
                 or header.bits != bits_stored or (header.rows, header.columns) != shape:
             return None

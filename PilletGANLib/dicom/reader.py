@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import struct
 import warnings
 import zlib
@@ -48,7 +49,7 @@ from ..errors import (
     UnsupportedTransferSyntaxError,
 )
 from ..text import error_excerpt, header_excerpt, path_text
-from .codestream import check_codestream
+from .codestream import CodestreamHeader, check_codestream
 from .half_resolution import half_resolution_pixels
 from .polarity import polarity_warning
 
@@ -87,6 +88,10 @@ _LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotI
                struct.error)
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
+#: pydicom's warning for an RLE segment longer than Rows x Columns: (decoded, expected) bytes.
+#: The Item tag (FFFE,E000) in Little Endian: the start of encapsulated Pixel Data.
+_ITEM_TAG = b"\xfe\xff\x00\xe0"
+_RLE_PADDING = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
 _DEFER_BYTES = 1024
@@ -396,12 +401,23 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
 
-def check_decodable(ds: Dataset, path: Path) -> None:
+def _pixel_data_start(element: Any, path: Path) -> bytes:
+    """The first four bytes of a Pixel Data element, read from ``path`` when its value was deferred."""
+    if getattr(element, "value", None) is None and getattr(element, "value_tell", None) is not None:
+        with open(path, "rb") as handle:
+            handle.seek(element.value_tell)
+            return handle.read(4)
+    value = getattr(element, "value", None)
+    return bytes(value[:4]) if isinstance(value, (bytes, bytearray)) else b""
+
+
+def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
     """Refuse pixel data that is cut short, that no installed decoder can read, or whose codestream declares
-    another size than the header (checked from the codestream's own header, before decoding)."""
+    another image than the header (checked from the codestream's own header, before decoding); return what the
+    codestream declares, where its syntax has a header :func:`~PilletGANLib.dicom.codestream.check_codestream` reads."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is None:
-        return
+        return None
     syntax = UID(syntax)
     if not syntax.is_transfer_syntax:
         kind = "private or unknown" if syntax.is_private else "not a transfer syntax"
@@ -409,14 +425,20 @@ def check_decodable(ds: Dataset, path: Path) -> None:
             f"transfer syntax {syntax} is {kind}: no decoder knows how its pixel data is encoded; "
             "convert the file to a standard transfer syntax", path)
     if not syntax.is_compressed:
+        element = ds.get_item("PixelData", keep_deferred=True)
         expected = header_integer(ds, "Rows", path) * header_integer(ds, "Columns", path) \
             * header_integer(ds, "BitsAllocated", path) // 8
+        if getattr(element, "length", None) == 0xFFFFFFFF or (
+                _pixel_bytes_on_disk(ds, path) < expected and _pixel_data_start(element, path) == _ITEM_TAG):
+            raise CorruptFileError(
+                f"Pixel Data holds encapsulated fragments (compressed data) but the transfer syntax {syntax.name} is "
+                "uncompressed; the file's Transfer Syntax UID is wrong, re-export it", path)
         actual = _pixel_bytes_on_disk(ds, path)
         if actual < expected:
             raise TruncatedFileError(
                 f"Pixel Data holds {actual} bytes but {ds.Rows} x {ds.Columns} x {ds.BitsAllocated} bits "
                 f"need {expected}; the file is truncated, re-export it", path)
-        return
+        return None
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as err:
@@ -428,7 +450,7 @@ def check_decodable(ds: Dataset, path: Path) -> None:
         raise UnsupportedTransferSyntaxError(
             f"transfer syntax {syntax.name} ({syntax}) needs {missing}; install it "
             "(pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg)", path)
-    check_codestream(ds, path, syntax)
+    return check_codestream(ds, path, syntax)
 
 
 def _header_value(ds: Dataset, keyword: str) -> Any:
@@ -486,16 +508,29 @@ def dicom_meta(ds: Dataset, path: str | Path) -> dict[str, Any]:
     }
 
 
-def _stored_values(ds: Dataset, path: Path, network_size: int | None = None) -> tuple[np.ndarray, bool]:
-    """``(pixels, at half resolution)``: pixel data decoded with BitsStored honoured (unused high bits cleared,
-    signed values extended); JPEG 2000 at half resolution where :func:`half_resolution_pixels` allows it."""
+def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
+                   network_size: int | None = None) -> tuple[np.ndarray, bool, str | None]:
+    """``(pixels, at half resolution, warning)``: pixel data decoded with BitsStored honoured (unused high bits
+    cleared, signed values extended); JPEG 2000 at half resolution where :func:`half_resolution_pixels` allows it.
+
+    A codestream that holds more bits than Bits Stored says is read at its own depth, with a warning: clearing the
+    bits the encoder wrote would keep only the low bits of each value, not the image.
+    """
     allocated = header_integer(ds, "BitsAllocated", path)
     stored = header_integer(ds, "BitsStored", path, default=allocated) or allocated
+    warning = None
+    if codestream is not None and codestream.bits > stored:
+        warning = (f"Bits Stored is {stored} but the {codestream.family} codestream holds {codestream.bits}-bit "
+                   f"samples: read as {codestream.bits}-bit")
+        stored = codestream.bits
+        ds.BitsStored, ds.HighBit = stored, stored - 1  # in memory only, so that the decoders keep those bits too
     signed = header_integer(ds, "PixelRepresentation", path, default=0) == 1
     shape = (header_integer(ds, "Rows", path), header_integer(ds, "Columns", path))
     half = half_resolution_pixels(ds, shape, stored, signed, network_size) if network_size else None
     try:
-        pixels = ds.pixel_array if half is None else half
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pixels = ds.pixel_array if half is None else half
     except NotImplementedError as err:
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {error_excerpt(err)}", path) from err
     except MemoryError as err:
@@ -507,16 +542,27 @@ def _stored_values(ds: Dataset, path: Path, network_size: int | None = None) -> 
             failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); "
                                        "the file is damaged, re-export it", path)
         raise failure from err
+    _check_rle_segment_lengths(caught, path)
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
     if np.issubdtype(pixels.dtype, np.integer) and 0 < stored < allocated:
-        pixels = pixels.astype(np.int64)
+        pixels = pixels.astype(np.int32 if allocated <= 16 else np.int64)
         mask = (1 << stored) - 1
         pixels = pixels & mask
         if signed:
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
-    return pixels, half is not None
+    return pixels, half is not None, warning
+
+
+def _check_rle_segment_lengths(caught: list[warnings.WarningMessage], path: Path) -> None:
+    """Refuse RLE segments that decode to more bytes than Rows x Columns (pydicom keeps the first Rows x Columns
+    and warns): the header does not describe the image. One byte more is the padding some encoders leave."""
+    for warning in caught:
+        found = _RLE_PADDING.search(str(warning.message))
+        if found and int(found[1]) > int(found[2]) + 1:
+            raise CorruptFileError(f"the RLE segments decode to {found[1]} bytes but Rows x Columns is {found[2]}: "
+                                   "the header does not describe this pixel data", path)
 
 
 def _padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> np.ndarray | None:
@@ -540,7 +586,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     path = Path(path)
     header = read_dicom_header(path)
     check_radiograph_header(header, path)
-    check_decodable(header, path)
+    codestream = check_decodable(header, path)
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as err:
@@ -549,7 +595,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
-    stored, half_resolution = _stored_values(ds, path, network_size)
+    stored, half_resolution, depth_problem = _stored_values(ds, path, codestream, network_size)
     padding = _padding_mask(ds, stored, path)
     try:
         image = apply_modality_lut(stored, ds)
@@ -569,7 +615,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    for problem in (*supplied, voi_problem, polarity_warning(image, photometric)):
+    for problem in (*supplied, depth_problem, voi_problem, polarity_warning(image, photometric)):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
