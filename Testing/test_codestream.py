@@ -170,3 +170,15 @@ def test_compressed_fragments_under_an_uncompressed_syntax_are_named(dicom_dir: 
     with pytest.raises(errors.CorruptFileError, match=r"encapsulated fragments \(compressed data\) but the transfer "
                                                       "syntax Explicit VR Little Endian is uncompressed"):
         load_cxr(path)
+
+
+def test_a_damaged_jpeg_inside_a_whole_file_is_named_damaged_not_truncated(dicom_dir: Path, tmp_path: Path) -> None:
+    """A decoder's "truncated" is about the codestream: the file around it was read whole."""
+    ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
+    codestream = bytearray(_codestream(ds))
+    sof = codestream.index(b"\xff\xc0")
+    struct.pack_into(">H", codestream, sof + 2, 0xFFF0)  # the frame header's length runs past the stream
+    ds.PixelData = encapsulate([bytes(codestream)])
+    with pytest.raises(errors.CorruptFileError, match=r"JPEG Baseline \(Process 1\) pixel data cannot be decoded") as raised:
+        load_cxr(_save(ds, tmp_path / "damaged.dcm"))
+    assert not isinstance(raised.value, errors.TruncatedFileError)

@@ -535,13 +535,13 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {error_excerpt(err)}", path) from err
     except MemoryError as err:
         raise ImplausibleDimensionsError("decoding the pixel data needs more memory than is available", path) from err
-    except Exception as err:  # decoders raise many types for damaged data; each becomes one of ours
-        failure = _read_failure(path, err)
-        if isinstance(failure, CorruptFileError):
-            syntax = UID(ds.file_meta.TransferSyntaxUID).name
-            failure = CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); "
-                                       "the file is damaged, re-export it", path)
-        raise failure from err
+    except RecursionError as err:
+        raise _too_deep(path) from err
+    except Exception as err:  # decoders raise many types for damaged data; the file itself was read whole above,
+        # so a decoder's "truncated" is about the codestream inside it, not a cut-short file
+        syntax = UID(ds.file_meta.TransferSyntaxUID).name
+        raise CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); the file is "
+                               "damaged, re-export it", path) from err
     _check_rle_segment_lengths(caught, path)
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
