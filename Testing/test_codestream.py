@@ -112,13 +112,20 @@ def test_half_resolution_reads_the_frame_the_extended_offset_table_names(dicom_d
     assert np.corrcoef(original.ravel(), expected.ravel())[0, 1] < 0.9
 
 
-def test_a_basic_offset_table_of_two_frames_is_refused_as_multi_frame(dicom_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("table", ["Basic", "Extended"])
+def test_an_offset_table_of_two_frames_is_refused_before_decoding(dicom_dir: Path, tmp_path: Path,
+                                                                  table: str) -> None:
+    """Number of Frames absent, the table lists two: the decoders would decode both (the second may be a bomb)."""
     ds = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)
     codestream = _codestream(ds)
-    ds.PixelData = encapsulate([codestream, codestream])  # the table lists both; Number of Frames is absent
+    bomb = _bomb(MONO1_J2K_LOSSLESS, codestream)
+    if table == "Basic":
+        ds.PixelData = encapsulate([codestream, bomb])
+    else:
+        ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = encapsulate_extended([codestream, bomb])
     path = _save(ds, tmp_path / "two.dcm")
     for network in (None, HALF_RESOLUTION_NETWORK):
-        with pytest.raises(errors.MultiFrameError, match="Basic Offset Table lists 2 frames"):
+        with pytest.raises(errors.MultiFrameError, match=f"{table} Offset Table lists 2 frames"):
             load_cxr(path, network)
 
 

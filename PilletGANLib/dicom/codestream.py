@@ -4,8 +4,8 @@ A decoder allocates what the codestream says, not what the DICOM header says: a 
 claims 20000 x 20000 pixels inside a 1955 x 1841 image makes the decoder allocate gigabytes. The check here
 reads only the start of the first frame of encapsulated Pixel Data, assembled as pydicom's decoders assemble it
 (the Extended Offset Table's first frame when the table is present, else every fragment joined: a frame may be
-split across fragments anywhere, an empty first fragment included; a Basic Offset Table listing more than one frame
-is refused), and compares the size, number of components and bit depth declared by the JPEG 2000 ``SIZ`` marker
+split across fragments anywhere, an empty first fragment included; an offset table listing more than one frame is
+refused), and compares the size, number of components and bit depth declared by the JPEG 2000 ``SIZ`` marker
 segment, the JPEG ``SOF`` marker segment or the JPEG-LS ``SOF55`` marker segment with Rows, Columns, Samples per
 Pixel and Bits Allocated.
 An RLE Lossless frame's 64-byte header (segment count and offsets) is checked the same way.
@@ -129,12 +129,12 @@ def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes,
 
     Raises:
         CorruptFileError: the item structure is broken before the frame's start.
-        MultiFrameError: the Basic Offset Table lists more than one frame.
+        MultiFrameError: the Basic or Extended Offset Table lists more than one frame.
     """
     element = ds.get_item("PixelData", keep_deferred=True)
     if element is None:
         return b"", 0
-    extended = _extended_offsets(ds)
+    extended = _extended_offsets(ds, path)
     if isinstance(element, RawDataElement) and element.value is None:
         with open(path, "rb") as handle:
             handle.seek(element.value_tell)
@@ -145,11 +145,15 @@ def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes,
     return _frame_head(io.BytesIO(value), extended, path, limit)
 
 
-def _extended_offsets(ds: Dataset) -> tuple[int, int] | None:
-    """The first frame's (offset, length) from the Extended Offset Table, when it has both offsets and lengths."""
+def _extended_offsets(ds: Dataset, path: Path) -> tuple[int, int] | None:
+    """The first frame's (offset, length) from the Extended Offset Table, when it has both offsets and lengths;
+    :class:`MultiFrameError` when the table lists more than one frame (the decoders would decode every one)."""
     offsets, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
     if not offsets or not lengths or len(offsets) < 8 or len(lengths) < 8:
         return None
+    if len(offsets) > 8:
+        raise MultiFrameError(f"the Extended Offset Table lists {len(offsets) // 8} frames; one image is expected",
+                              path)
     return struct.unpack_from("<Q", offsets)[0], struct.unpack_from("<Q", lengths)[0]
 
 
@@ -199,7 +203,7 @@ def check_codestream(ds: Dataset, path: Path, syntax: UID) -> CodestreamHeader |
         CorruptFileError: the codestream header is missing, or its rows, columns, components or bit depth
             disagree with Rows, Columns, Samples per Pixel or Bits Allocated; an RLE frame header with the wrong
             number of segments or offsets outside the frame.
-        MultiFrameError: the Basic Offset Table lists more than one frame.
+        MultiFrameError: the Basic or Extended Offset Table lists more than one frame.
     """
     if syntax == RLELossless:
         _check_rle_header(ds, path)

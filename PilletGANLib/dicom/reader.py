@@ -88,9 +88,9 @@ _LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotI
                struct.error)
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
-#: pydicom's warning for an RLE segment longer than Rows x Columns: (decoded, expected) bytes.
 #: The Item tag (FFFE,E000) in Little Endian: the start of encapsulated Pixel Data.
 _ITEM_TAG = b"\xfe\xff\x00\xe0"
+#: pydicom's warning for an RLE segment longer than Rows x Columns: (decoded, expected) bytes.
 _RLE_PADDING = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
 #: Values longer than this are left on disk when only the header is read.
@@ -428,12 +428,12 @@ def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
         element = ds.get_item("PixelData", keep_deferred=True)
         expected = header_integer(ds, "Rows", path) * header_integer(ds, "Columns", path) \
             * header_integer(ds, "BitsAllocated", path) // 8
+        actual = _pixel_bytes_on_disk(ds, path)
         if getattr(element, "length", None) == 0xFFFFFFFF or (
-                _pixel_bytes_on_disk(ds, path) < expected and _pixel_data_start(element, path) == _ITEM_TAG):
+                actual < expected and _pixel_data_start(element, path) == _ITEM_TAG):
             raise CorruptFileError(
                 f"Pixel Data holds encapsulated fragments (compressed data) but the transfer syntax {syntax.name} is "
                 "uncompressed; the file's Transfer Syntax UID is wrong, re-export it", path)
-        actual = _pixel_bytes_on_disk(ds, path)
         if actual < expected:
             raise TruncatedFileError(
                 f"Pixel Data holds {actual} bytes but {ds.Rows} x {ds.Columns} x {ds.BitsAllocated} bits "
