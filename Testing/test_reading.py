@@ -777,3 +777,20 @@ def test_an_enhanced_multi_frame_sop_class_is_refused_from_its_header(dicom_dir:
     path = _saved_variant(dicom_dir, tmp_path / "xa.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.12.1.1")
     with pytest.raises(errors.MultiFrameError, match="'Enhanced XA Image Storage' object"):
         load_cxr(path)
+
+
+@pytest.mark.parametrize("name", [MONO1_J2K_LOSSLESS, MONO1_UNCOMPRESSED])
+def test_junk_appended_after_the_pixel_data_is_ignored_with_a_warning(dicom_dir: Path, tmp_path: Path, caplog,
+                                                                      name: str) -> None:
+    """100 bytes after a whole file parse as an element that runs past its end: the image is intact and read."""
+    expected, _ = load_cxr(dicom_dir / name)
+    path = tmp_path / name
+    path.write_bytes((dicom_dir / name).read_bytes() + bytes(range(1, 101)))
+    with caplog.at_level(logging.WARNING, logger="PilletGANLib.dicom.reader"):
+        image, _ = load_cxr(path)
+    np.testing.assert_array_equal(image, expected)
+    assert "after the Pixel Data do not parse as DICOM elements" in caplog.text
+    truncated = tmp_path / "cut.dcm"
+    truncated.write_bytes((dicom_dir / name).read_bytes()[:-100])  # the image itself cut short is still refused
+    with pytest.raises(errors.TruncatedFileError):
+        load_cxr(truncated)

@@ -205,15 +205,22 @@ def check_element_lengths(ds: Dataset, path: Path) -> None:
 
     A length that could be the element's real one (at most :data:`_PLAUSIBLE_LENGTH`, or exactly what Rows,
     Columns, Bits Allocated and frames need for native Pixel Data) means the file is cut short; any other
-    length means the file is corrupt.
+    length means the file is corrupt. Bytes after the Pixel Data that parse as such an element (junk appended to
+    a whole file) are ignored with a logged warning: the image does not need them.
     """
     if _is_deflated(ds):
         return  # the offsets are in the inflated data set, not in the file; pydicom read all of it
     size = _file_size(path)
+    pixel_data_at = getattr(ds.get_item("PixelData", keep_deferred=True), "value_tell", None)
     for tag in ds.keys():  # noqa: SIM118 - keys only: iterating the Dataset would read deferred values
         element = ds.get_item(tag, keep_deferred=True)
         offset, length = getattr(element, "value_tell", None), getattr(element, "length", None)
         if offset is None or length is None or length == 0xFFFFFFFF or offset + length <= size:
+            continue
+        if pixel_data_at is not None and offset > pixel_data_at:  # bytes after the image: not needed to read it
+            logger.warning("%s: the bytes after the Pixel Data do not parse as DICOM elements (read as %s, "
+                           "announcing %d bytes where %d follow); ignored", path_text(path), Tag(tag), length,
+                           size - offset)
             continue
         name = f"{Tag(tag)}" + (f" {keyword_for_tag(tag)}" if keyword_for_tag(tag) else "")
         present = max(0, size - int(offset))
