@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import itertools
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,7 +29,7 @@ from pydicom.uid import UID, RLELossless
 
 from ..errors import CorruptFileError, MultiFrameError, TruncatedFileError
 
-__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "frame_head"]
+__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "frame_head", "pixel_data_stream"]
 
 #: Bytes of the first frame read to find its header; read again 16 times larger while the header is not found in
 #: them (JPEG application segments before the frame header, a JP2 file's metadata boxes), up to :data:`MAX_HEAD_BYTES`.
@@ -122,6 +124,20 @@ def codestream_header(data: bytes, syntax: str) -> CodestreamHeader | None:
     return _jpeg2000_header(data) if family == "JPEG 2000" else _sof_header(data, family)
 
 
+@contextmanager
+def pixel_data_stream(ds: Dataset, path: Path) -> Iterator[BinaryIO | None]:
+    """A binary stream at the start of ``ds``'s Pixel Data value: ``path`` itself when the value was left on disk
+    (``ds`` read with deferred values), else the value in memory; ``None`` without Pixel Data bytes."""
+    element = ds.get_item("PixelData", keep_deferred=True)
+    if isinstance(element, RawDataElement) and element.value is None:
+        with open(path, "rb") as handle:
+            handle.seek(element.value_tell)
+            yield handle
+        return
+    value = getattr(element, "value", None)
+    yield io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else None
+
+
 def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes, int]:
     """``(head, length)``: the first ``limit`` bytes of the first frame of ``ds``'s encapsulated Pixel Data and
     the frame's whole length, assembled as pydicom's decoders assemble it, read from ``path`` without loading the
@@ -131,18 +147,8 @@ def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes,
         CorruptFileError: the item structure is broken before the frame's start.
         MultiFrameError: the Basic or Extended Offset Table lists more than one frame.
     """
-    element = ds.get_item("PixelData", keep_deferred=True)
-    if element is None:
-        return b"", 0
-    extended = _extended_offsets(ds, path)
-    if isinstance(element, RawDataElement) and element.value is None:
-        with open(path, "rb") as handle:
-            handle.seek(element.value_tell)
-            return _frame_head(handle, extended, path, limit)
-    value = element.value
-    if not isinstance(value, (bytes, bytearray)):
-        return b"", 0
-    return _frame_head(io.BytesIO(value), extended, path, limit)
+    with pixel_data_stream(ds, path) as stream:
+        return (b"", 0) if stream is None else _frame_head(stream, _extended_offsets(ds, path), path, limit)
 
 
 def _extended_offsets(ds: Dataset, path: Path) -> tuple[int, int] | None:

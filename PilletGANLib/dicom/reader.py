@@ -49,7 +49,7 @@ from ..errors import (
     UnsupportedTransferSyntaxError,
 )
 from ..text import error_excerpt, header_excerpt, path_text
-from .codestream import CodestreamHeader, check_codestream
+from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
 from .half_resolution import half_resolution_pixels
 from .polarity import polarity_warning
 
@@ -408,14 +408,10 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
 
-def _pixel_data_start(element: Any, path: Path) -> bytes:
-    """The first four bytes of a Pixel Data element, read from ``path`` when its value was deferred."""
-    if getattr(element, "value", None) is None and getattr(element, "value_tell", None) is not None:
-        with open(path, "rb") as handle:
-            handle.seek(element.value_tell)
-            return handle.read(4)
-    value = getattr(element, "value", None)
-    return bytes(value[:4]) if isinstance(value, (bytes, bytearray)) else b""
+def _starts_with_item(ds: Dataset, path: Path) -> bool:
+    """Whether the Pixel Data value starts with an Item tag, as encapsulated (compressed) pixel data does."""
+    with pixel_data_stream(ds, path) as stream:
+        return stream is not None and stream.read(4) == _ITEM_TAG
 
 
 def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
@@ -432,12 +428,11 @@ def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
             f"transfer syntax {syntax} is {kind}: no decoder knows how its pixel data is encoded; "
             "convert the file to a standard transfer syntax", path)
     if not syntax.is_compressed:
-        element = ds.get_item("PixelData", keep_deferred=True)
         expected = header_integer(ds, "Rows", path) * header_integer(ds, "Columns", path) \
             * header_integer(ds, "BitsAllocated", path) // 8
         actual = _pixel_bytes_on_disk(ds, path)
-        if getattr(element, "length", None) == 0xFFFFFFFF or (
-                actual < expected and _pixel_data_start(element, path) == _ITEM_TAG):
+        if getattr(ds.get_item("PixelData", keep_deferred=True), "length", None) == 0xFFFFFFFF or (
+                actual < expected and _starts_with_item(ds, path)):
             raise CorruptFileError(
                 f"Pixel Data holds encapsulated fragments (compressed data) but the transfer syntax {syntax.name} is "
                 "uncompressed; the file's Transfer Syntax UID is wrong, re-export it", path)
