@@ -113,6 +113,42 @@ def test_sample_header_that_lies_about_polarity_is_flagged(dicom_dir: Path, capl
             assert meta["warnings"] == [] and polarity_logit(image) > 0, name
 
 
+def _with_presentation_shape(source: Path, shape: str, folder: Path) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.PresentationLUTShape = shape
+    path = folder / f"{source.stem}_{shape}.dcm"
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize(("name", "shape", "followed"), [
+    (JPEG_HEADER_MONO1, "IDENTITY", True),  # MONOCHROME2 pixels labelled MONOCHROME1: the shape is right
+    (JPEG_BASELINE, "INVERSE", False),  # an honest MONOCHROME2 image with a wrong shape
+    (MONO1_UNCOMPRESSED, "IDENTITY", False),  # an honest MONOCHROME1 image with a wrong shape
+])
+def test_a_presentation_shape_that_contradicts_the_photometric_interpretation_is_settled_by_the_pixels(
+        dicom_dir: Path, tmp_path: Path, name: str, shape: str, followed: bool) -> None:
+    """When Photometric Interpretation and Presentation LUT Shape disagree, the reading that looks like a
+    radiograph wins, with a warning naming both attributes and the one followed."""
+    honest, honest_meta = load_cxr(dicom_dir / (JPEG_BASELINE if name == JPEG_HEADER_MONO1 else name))
+    image, meta = load_cxr(_with_presentation_shape(dicom_dir / name, shape, tmp_path))
+    np.testing.assert_allclose(image, honest)
+    assert meta["inverted"] is honest_meta["inverted"]
+    assert len(meta["warnings"]) == 1 and "disagree" in meta["warnings"][0] and shape in meta["warnings"][0]
+    assert ("was followed" if followed else "was ignored") in meta["warnings"][0]
+
+
+@pytest.mark.parametrize(("name", "shape"), [(MONO1_UNCOMPRESSED, "INVERSE"), (JPEG_BASELINE, "IDENTITY"),
+                                             (JPEG_BASELINE, "LOG")])
+def test_a_presentation_shape_that_agrees_changes_nothing_and_an_unknown_one_is_named(
+        dicom_dir: Path, tmp_path: Path, name: str, shape: str) -> None:
+    honest, _ = load_cxr(dicom_dir / name)
+    image, meta = load_cxr(_with_presentation_shape(dicom_dir / name, shape, tmp_path))
+    np.testing.assert_array_equal(image, honest)
+    assert meta["warnings"] == ([] if shape != "LOG" else ["Presentation LUT Shape 'LOG' is neither IDENTITY nor "
+                                                           "INVERSE; ignored"])
+
+
 @pytest.mark.slow
 def test_jpeg2000_lossless_equals_uncompressed(dicom_dir: Path) -> None:
     raw, raw_meta = load_cxr(dicom_dir / MONO1_UNCOMPRESSED)

@@ -6,6 +6,9 @@ bones dark and lungs bright, and every map computed from it is meaningless. :fun
 image read the header's way with a linear template over a 16 x 16 thumbnail of its robustly normalized
 intensities: positive for a chest radiograph with air dark, negative for its negative.
 :func:`polarity_warning` turns a clearly negative score into a warning naming the header's value.
+:func:`settle_presentation_shape` lets the score decide when the header contradicts itself: a Presentation LUT
+Shape (INVERSE exactly for MONOCHROME1 in the DX, MG and IO image modules) that disagrees with the Photometric
+Interpretation.
 
 The template (:data:`TEMPLATE`) is a logistic regression fitted by :func:`fit_polarity_template` on the SIIM-FISABIO-
 RSNA COVID-19 training folds 0-2 (3,753 radiographs at 256 px; each with its mirror image and two random crops
@@ -20,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = ["TEMPLATE", "THUMBNAIL", "WARN_BELOW", "fit_polarity_template", "polarity_logit", "polarity_warning",
-           "thumbnail"]
+           "settle_presentation_shape", "thumbnail"]
 
 #: Side of the thumbnail the template reads.
 THUMBNAIL = 16
@@ -86,6 +89,33 @@ def polarity_warning(image: np.ndarray, photometric: str | None) -> str | None:
     return (f"the pixels look like a photographic negative (polarity score {logit:.1f}) although the header says "
             f"{label}: the header's photometric interpretation is probably wrong; analysed as the header says, so the "
             "map is not to be trusted")
+
+
+def settle_presentation_shape(image: np.ndarray, photometric: str, shape: object) -> tuple[bool, str | None]:
+    """Whether to invert ``image`` (read as ``photometric`` says) because its Presentation LUT Shape ``shape``
+    says so, and the warning to report, when the two attributes disagree about inversion.
+
+    The DX, MG and IO image modules pair MONOCHROME2 with IDENTITY and MONOCHROME1 with INVERSE; some exports get
+    one of the two wrong (known for CR, where archives offer to ignore the shape), so the image decides: the
+    Presentation LUT Shape is followed only when the Photometric Interpretation's reading looks like a negative
+    (:func:`polarity_logit` below :data:`WARN_BELOW`; the inverted reading then scores above ``-WARN_BELOW``).
+    Either way a warning names both attributes and the one followed. No shape, or one that agrees: ``(False,
+    None)``; a value other than IDENTITY or INVERSE is ignored with a warning.
+    """
+    if shape is None or shape == "":
+        return False, None
+    value = str(shape).strip().upper()
+    if value not in ("IDENTITY", "INVERSE"):
+        return False, f"Presentation LUT Shape {str(shape)[:32]!r} is neither IDENTITY nor INVERSE; ignored"
+    if (value == "INVERSE") == (photometric == "MONOCHROME1"):
+        return False, None
+    logit = polarity_logit(image)
+    disagreement = f"the header's Photometric Interpretation {photometric} and Presentation LUT Shape {value} disagree"
+    if logit < WARN_BELOW:
+        return True, (f"{disagreement}; read as {photometric} the pixels look like a photographic negative (polarity "
+                      f"score {logit:.1f}), so Presentation LUT Shape {value} was followed and the image inverted")
+    return False, (f"{disagreement}; the pixels look like a radiograph as {photometric} says (polarity score "
+                   f"{logit:.1f}), so Presentation LUT Shape {value} was ignored")
 
 
 def fit_polarity_template(images: Iterable[np.ndarray], crops: int = 2, seed: int = 0, iterations: int = 25,

@@ -3,7 +3,8 @@
 The returned image has air dark and bone bright when the header tells the truth: Modality LUT, then VOI LUT or
 window, then MONOCHROME1 inversion, with pixel padding replaced by the darkest real value. When the pixels look
 like a negative all the same (a photometric interpretation the pixels contradict), ``meta["warnings"]`` says so
-and the warning is logged: the image is never analysed as a negative silently. Every check
+and the warning is logged: the image is never analysed as a negative silently. A Presentation LUT Shape that
+contradicts the Photometric Interpretation is followed only when the pixels side with it, with a warning. Every check
 that can be made from the header is made before pixel data is decoded, so a file that promises
 absurd dimensions is refused before anything is allocated.
 """
@@ -51,7 +52,7 @@ from ..errors import (
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
 from .half_resolution import half_resolution_pixels
-from .polarity import polarity_warning
+from .polarity import polarity_warning, settle_presentation_shape
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_dimensions",
            "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
@@ -604,24 +605,36 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     except _LUT_ERRORS as err:
         raise CorruptFileError(f"the Modality LUT or rescale in the header cannot be applied ({error_excerpt(err)})",
                                path) from err
-    image, voi_applied, voi_problem = _apply_voi(image, ds)
-    image = np.asarray(image, dtype=np.float32)
+    values, voi_applied, voi_problem = _apply_voi(image, ds)
+    values = np.asarray(values, dtype=np.float32)
     photometric = _photometric_interpretation(ds, path)
-    if photometric == "MONOCHROME1":
-        image = np.float32(image.max() + image.min()) - image
-    if padding is not None:
-        image[padding] = image[~padding].min()
+    inverted = photometric == "MONOCHROME1"
+    image = _oriented(values, inverted, padding)
     check_pixel_values(image, path, "after the header's LUTs")
     check_contrast(image, path)
+    flip, shape_problem = settle_presentation_shape(image, photometric, _header_value(ds, "PresentationLUTShape"))
+    if flip:
+        inverted = not inverted
+        image = _oriented(values, inverted, padding)
     meta = dicom_meta(ds, path)
-    meta.update({"voi_applied": voi_applied, "inverted": photometric == "MONOCHROME1",
+    meta.update({"voi_applied": voi_applied, "inverted": inverted,
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    for problem in (*supplied, depth_problem, voi_problem, polarity_warning(image, photometric)):
+    for problem in (*supplied, depth_problem, voi_problem, shape_problem, polarity_warning(image, photometric)):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
     return image, meta
+
+
+def _oriented(values: np.ndarray, invert: bool, padding: np.ndarray | None) -> np.ndarray:
+    """``values`` (after the LUTs) inverted when ``invert``, with the padding pixels set to the darkest real value;
+    ``values`` itself is left unchanged."""
+    image = np.float32(values.max() + values.min()) - values if invert else values
+    if padding is not None:
+        image = image.copy() if image is values else image
+        image[padding] = image[~padding].min()
+    return image
 
 
 def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
