@@ -3,7 +3,8 @@
 :func:`build_hostile_corpus` writes, from the sample radiographs of :mod:`dicom_factory` (the demo phantom),
 radiographs that must be analysed despite odd encodings or names (no preamble, no file meta, a file name that
 is not UTF-8, names a spreadsheet would run as formulas, header text with path traversal and terminal escapes,
-invalid values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels), files that must be reported
+invalid values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels, with and without a Presentation
+LUT Shape that says so, a window of width 1), files that must be reported
 as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB element
 lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams that
 claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, invalid UIDs, absurd
@@ -177,7 +178,11 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                          (RLE, "rle.DCM"), (VOI_LUT_16BIT, "voi_lut.dcm"), (JPEG_BASELINE, "jpeg.dcm")):
         corpus.add(_save(_fresh(samples / name), good / target), SUMMARY)
     corpus.add(_save(_fresh(samples / JPEG_HEADER_MONO1), good / "header_mono1_pixels_mono2.dcm"), SUMMARY,
-               warning="MONOCHROME1")
+               warning="negative (polarity score")
+    corpus.add(_save(_fresh(samples / JPEG_HEADER_MONO1, PresentationLUTShape="IDENTITY"),
+                     good / "header_mono1_shape_identity.dcm"), SUMMARY, warning="IDENTITY was followed")
+    corpus.add(_save(_fresh(samples / DX_8BIT, WindowCenter=128, WindowWidth=1), good / "window_width_1.dcm"), SUMMARY,
+               warning="grey levels")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)

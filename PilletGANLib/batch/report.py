@@ -44,7 +44,8 @@ def _summary_row(record: InstanceRecord) -> dict[str, Any]:
                                                  "source", "score", "finding", "threshold", "error")}
     row.update(status=record.status.value, n_boxes=len(record.boxes) if record.files else "",
                boxes=json.dumps(json_ready(record.boxes), separators=(",", ":")) if record.files else "",
-               result=record.files.get("result", ""), warnings="; ".join(record.warnings))
+               result=record.files.get("result", ""),
+               warnings=json.dumps(record.warnings, ensure_ascii=False) if record.warnings else "")
     row.update({kind: record.files.get(kind, "") for kind in OUTPUT_NAMES})
     return {key: "" if value is None else value for key, value in row.items()}
 

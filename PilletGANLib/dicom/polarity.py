@@ -18,7 +18,7 @@ aside; the figures are in ``docs/batch.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -61,14 +61,16 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     """``THUMBNAIL x THUMBNAIL`` box-averaged copy of ``image`` scaled by its 1st and 99th percentiles to [0, 1]."""
     from PIL import Image
 
-    pixels = np.asarray(image, dtype=np.float32)
+    pixels = np.asarray(image)
     stride = max(1, max(pixels.shape) // _READ_SIDE)
-    pixels = pixels[::stride, ::stride]  # the statistics of a 16 x 16 thumbnail do not need every pixel
+    # the statistics of a 16 x 16 thumbnail do not need every pixel; float64 and the span itself, not a fixed floor:
+    # a rescale slope of 1e-30 leaves values and span tiny, not the image flat
+    pixels = pixels[::stride, ::stride].astype(np.float64)
     finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
+    low, high = np.percentile(finite, (1, 99)) if finite.size else (0.0, 0.0)
+    if not high > low:  # nothing to read: the neutral thumbnail, whose score is the bias (undecided)
         return np.full((THUMBNAIL, THUMBNAIL), 0.5, dtype=np.float32)
-    low, high = np.percentile(finite, (1, 99))
-    scaled = np.clip((np.nan_to_num(pixels, nan=low) - low) / max(float(high - low), 1e-6), 0.0, 1.0)
+    scaled = np.clip((np.nan_to_num(pixels, nan=low) - low) / (high - low), 0.0, 1.0)
     small = Image.fromarray(scaled.astype(np.float32)).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32)
 
@@ -80,15 +82,17 @@ def polarity_logit(image: np.ndarray, template: np.ndarray | None = None, bias: 
     return float(np.sum((thumbnail(image) - 0.5) * weights) + offset)
 
 
-def polarity_warning(image: np.ndarray, photometric: str | None) -> str | None:
-    """A warning when the pixels contradict ``photometric`` (the image looks like a negative), else ``None``."""
+def polarity_warning(image: np.ndarray, photometric: str | None, transforms: Sequence[str] = ()) -> str | None:
+    """A warning when the pixels, read as the header says, look like a negative, else ``None``; ``transforms`` names
+    the header's steps that could have inverted them besides ``photometric`` (e.g. ``"Modality LUT"``)."""
     logit = polarity_logit(image)
     if logit >= WARN_BELOW:
         return None
     label = (photometric or "no photometric interpretation").strip()
+    suspects = " or ".join(["photometric interpretation", *transforms])
     return (f"the pixels look like a photographic negative (polarity score {logit:.1f}) although the header says "
-            f"{label}: the header's photometric interpretation is probably wrong; analysed as the header says, so the "
-            "map is not to be trusted")
+            f"{label}: the header's {suspects} is probably wrong; analysed as the header says, so the map is not to "
+            "be trusted")
 
 
 def settle_presentation_shape(image: np.ndarray, photometric: str, shape: object) -> tuple[bool, str | None]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import struct
 import warnings
 import zlib
 from pathlib import Path
@@ -25,7 +24,6 @@ import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -51,10 +49,11 @@ from ..errors import (
 )
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
+from .grey_levels import apply_modality, apply_voi, inverting_steps, robust_range
 from .half_resolution import half_resolution_pixels
 from .polarity import polarity_warning, settle_presentation_shape
 
-__all__ = ["MAX_SIDE", "MIN_SIDE", "ROBUST_PERCENTILES", "check_contrast", "check_decodable", "check_dimensions",
+__all__ = ["MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
            "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
            "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
@@ -76,17 +75,7 @@ _DEFAULT_PHOTOMETRIC = "MONOCHROME2"
 #: Photometric Interpretations of colour images with one sample per pixel (a palette index, a colour-coded stream).
 _ONE_SAMPLE_COLOUR = frozenset({"PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                                 "XYB", "RGB", "HSV", "ARGB", "CMYK", "YBR_PARTIAL_422"})
-#: The robust intensity window of the preprocessing: these percentiles of each image map to the ends of the network's
-#: range (:mod:`PilletGANLib.transforms.pipeline`); an image where they are equal has no contrast to analyse.
-ROBUST_PERCENTILES = (0.5, 99.5)
-#: About this many pixels (a regular subsample) are enough to recognise an image without contrast.
-_CONTRAST_SAMPLE = 262_144
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: What pydicom raises for a LUT, rescale or window its own validation does not catch (a LUT of 0-bit entries, a VOI
-#: LUT Function with several values, a window width below 1; OSError: a LUT sequence whose items cannot be parsed;
-#: struct.error: a LUT Descriptor announcing more entries than LUT Data has).
-_LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError,
-               struct.error)
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
 #: The Item tag (FFFE,E000) in Little Endian: the start of encapsulated Pixel Data.
@@ -600,12 +589,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
     stored, half_resolution, depth_problem = _stored_values(ds, path, codestream, network_size)
     padding = _padding_mask(ds, stored, path)
-    try:
-        image = apply_modality_lut(stored, ds)
-    except _LUT_ERRORS as err:
-        raise CorruptFileError(f"the Modality LUT or rescale in the header cannot be applied ({error_excerpt(err)})",
-                               path) from err
-    values, voi_applied, voi_problem = _apply_voi(image, ds)
+    values, rescale_problem = apply_modality(stored, ds, path)
+    values, voi_applied, voi_problem = apply_voi(values, ds)
     values = np.asarray(values, dtype=np.float32)
     photometric = _photometric_interpretation(ds, path)
     inverted = photometric == "MONOCHROME1"
@@ -620,7 +605,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     meta.update({"voi_applied": voi_applied, "inverted": inverted,
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
-    for problem in (*supplied, depth_problem, voi_problem, shape_problem, polarity_warning(image, photometric)):
+    polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
+    for problem in (*supplied, depth_problem, rescale_problem, voi_problem, shape_problem, polarity_problem):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
@@ -662,27 +648,6 @@ def _ignore_offset_table_without_lengths(ds: Dataset, path: Path) -> str | None:
     return "the header has an Extended Offset Table without its lengths; ignored (the frame is found without it)"
 
 
-def _apply_voi(image: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | None]:
-    """``(image, applied, problem)``: the image through the header's first VOI LUT or window. One that cannot be
-    applied (a window width of 0, a broken LUT) is left out and said in ``problem``: a window is a display setting,
-    and the preprocessing windows every image by its own percentiles, so the image can still be analysed."""
-    if not any(k in ds for k in ("VOILUTSequence", "WindowCenter")):
-        return image, False, None
-    try:
-        values = image
-        if ds.get("VOILUTSequence") and not np.issubdtype(image.dtype, np.integer):
-            values = np.rint(image).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
-        windowed = apply_voi_lut(values, ds, index=0)
-    except _LUT_ERRORS as err:
-        return image, False, (f"the header's VOI LUT or window cannot be applied ({error_excerpt(err)}); the image "
-                              "is analysed without it")
-    low, high = windowed.min(), windowed.max()  # NaN propagates into both
-    if not (np.isfinite(low) and np.isfinite(high)) or (not high > low and image.max() > image.min()):
-        return image, False, ("the header's VOI LUT or window gives values that are not finite or all the same "
-                              "(e.g. a window centre or width of NaN or 1e308); the image is analysed without it")
-    return windowed, True, None
-
-
 def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:
     """Refuse float32 pixel values the intensity normalization cannot use: a value that is not finite, or a
     spread of values wider than float32 holds (the subtraction of the low percentile would overflow to infinity and
@@ -698,8 +663,7 @@ def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:
 def check_contrast(image: np.ndarray, path: Path) -> None:
     """Refuse an image without contrast: its :data:`ROBUST_PERCENTILES` are equal, so at least 99 % of its pixels
     hold one value (a blank frame, a failed exposure, a rescale slope of 0) and no lesion map can be read from it."""
-    step = max(1, int(math.sqrt(image.size / _CONTRAST_SAMPLE)))
-    low, high = np.percentile(image[::step, ::step], ROBUST_PERCENTILES)
+    low, high = robust_range(image)
     if not high > low:
         raise NotAnImageError(f"the image has no contrast: at least 99 % of its pixels hold the value {low:g}; "
                               "there is no radiograph to analyse", path)

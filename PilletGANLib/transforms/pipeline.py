@@ -11,7 +11,7 @@ import torch
 from monai.transforms import Compose, ScaleIntensityRange, ScaleIntensityRangePercentilesd
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 
-from ..dicom.reader import ROBUST_PERCENTILES
+from ..dicom.grey_levels import ROBUST_PERCENTILES
 from .geometry import CXRGeometry, SquarePadResized
 from .io import LoadCXRd
 
