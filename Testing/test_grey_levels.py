@@ -1,6 +1,6 @@
-"""The header's grey-level transforms (rescale, Modality LUT, VOI LUT or window, Presentation LUT Shape): a broken
-attribute is named, one that destroys the image is left out or named as the cause, and none turns a radiograph into
-a negative silently. Cases found by a hostile-input round over the real radiographs."""
+"""The header's grey-level transforms (rescale, Modality LUT, VOI LUT or window, pixel padding, Presentation LUT
+Shape): a broken attribute is named, one that destroys the image is left out or named as the cause, and none turns a
+radiograph into a negative silently. Cases found by a hostile-input round over the real radiographs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dicom_factory import DX_8BIT
 from pydicom.uid import ExplicitVRLittleEndian
 
 from PilletGANLib import errors, load_cxr
+from PilletGANLib.dicom.padding import padding_mask
 from PilletGANLib.dicom.polarity import WARN_BELOW, polarity_logit
 
 
@@ -118,3 +119,57 @@ def test_a_rescale_that_is_not_one_finite_number_is_refused_by_name(dicom_dir: P
     with pytest.raises(errors.CorruptFileError, match="must be one finite number") as caught:
         load_cxr(path)
     assert words in str(caught.value)
+
+
+def _signed_with_border(dicom_dir: Path, folder: Path, padding: tuple[str, int]) -> Path:
+    """The sample as signed 12-bit pixels (stored -1024 to -778) with a 20-pixel border stored as -2048, and a
+    Pixel Padding Value of ``padding`` = (VR, value)."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    pixels = ds.pixel_array.astype(np.int16) - 1024
+    pixels[:20] = -2048
+    ds.PixelData, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = pixels.tobytes(), 16, 12, 11, 1
+    ds.add_new(0x00280120, *padding)
+    path = folder / f"signed_{padding[0]}.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    return path
+
+
+@pytest.mark.parametrize("padding", [("SS", -2048), ("US", 63488)])
+def test_a_signed_padding_value_is_found_whatever_vr_it_was_written_with(dicom_dir: Path, tmp_path: Path,
+                                                                        padding: tuple[str, int]) -> None:
+    """Its VR follows Pixel Representation: 63488 written as US over signed pixels is -2048 (it matched nothing, and
+    a bright border went into the analysis)."""
+    image, meta = load_cxr(_signed_with_border(dicom_dir, tmp_path, padding))
+    assert meta["padding_pixels"] == 20 * image.shape[1] and meta["warnings"] == []
+    assert image[:20].max() == image[20:].min()
+
+
+@pytest.mark.parametrize(("vr", "value", "words"), [
+    ("LO", "abc", "pixel padding is not whole numbers (PixelPaddingValue 'abc'); pixel padding ignored"),
+    ("US", 65535, "pixel padding (65535) lies outside the values Bits Stored allows (0 to 255); nothing treated as "
+            "padding"),
+])
+def test_pixel_padding_that_cannot_apply_is_ignored_with_a_warning(dicom_dir: Path, tmp_path: Path,
+                                                                  plain: np.ndarray, vr: str, value: object,
+                                                                  words: str) -> None:
+    """Padding is optional: text refused the whole file at discovery ('the pixel data cannot be interpreted'), and a
+    value outside Bits Stored matched nothing without a word."""
+    path = _variant(dicom_dir, tmp_path, f"padding_{vr}")
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00280120, vr, value)
+    ds.save_as(path, enforce_file_format=False)
+    image, meta = load_cxr(path)
+    np.testing.assert_array_equal(image, plain)
+    assert meta["padding_pixels"] == 0 and meta["warnings"] == [f"the header's {words}"]
+
+
+def test_padding_that_covers_every_pixel_marks_nothing_with_a_warning() -> None:
+    ds = pydicom.Dataset()
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation, ds.PixelPaddingValue = 16, 12, 0, 0
+    ds.PixelPaddingRangeLimit = 4095
+    mask, warning = padding_mask(ds, np.arange(64, dtype=np.uint16).reshape(8, 8), Path("x.dcm"))
+    assert mask is None and warning == "the header's pixel padding (0 to 4095) covers every pixel; padding ignored"
+    ds.PixelPaddingRangeLimit = 10
+    mask, warning = padding_mask(ds, np.arange(64, dtype=np.uint16).reshape(8, 8), Path("x.dcm"))
+    assert warning is None and mask.sum() == 11

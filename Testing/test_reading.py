@@ -48,6 +48,7 @@ from pydicom.uid import (
 
 from PilletGANLib import errors, load_cxr
 from PilletGANLib.dicom.polarity import WARN_BELOW, polarity_logit
+from PilletGANLib.dicom.reader import check_radiograph_header, read_dicom_header
 from PilletGANLib.inspection import inspect_file
 
 
@@ -512,7 +513,6 @@ MALFORMED_HEADERS = {
     "frames_infinite": (lambda ds: _with_element(ds, 0x00280008, "LO", "inf"), "NumberOfFrames is 'inf'"),
     "samples_nan": (lambda ds: _with_element(ds, 0x00280002, "LO", "NaN"), "SamplesPerPixel is 'NaN'"),
     "bits_stored_fraction": (lambda ds: _with_element(ds, 0x00280101, "DS", "7.5"), "BitsStored is '7.5'"),
-    "padding_text": (lambda ds: _with_element(ds, 0x00280120, "LO", "abc"), "PixelPaddingValue is 'abc'"),
     "sop_class_several": (lambda ds: _with_element(ds, 0x00080016, "UI", ["1.2", "1.3"]), "several values"),
 }
 
@@ -529,6 +529,17 @@ def test_malformed_header_values_are_refused_by_name(dicom_dir: Path, tmp_path: 
     with pytest.raises(errors.CorruptFileError) as caught:
         load_cxr(path)
     assert str(path) in str(caught.value) and words in str(caught.value), str(caught.value)
+
+
+def test_bits_stored_above_bits_allocated_is_refused_from_the_header(dicom_dir: Path, tmp_path: Path) -> None:
+    """Found by a hostile round: it reached the decoder and was reported as damaged pixel data at inference."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.BitsStored = 20
+    path = tmp_path / "bits_stored_20.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    with pytest.raises(errors.CorruptFileError, match="BitsStored 20 exceeds its BitsAllocated 8"):
+        check_radiograph_header(read_dicom_header(path), path)
 
 
 def _with_unknown_vr(ds: pydicom.Dataset, tag: int, path: Path) -> Path:

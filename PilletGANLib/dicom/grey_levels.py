@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -26,6 +25,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from ..errors import CorruptFileError, NotAnImageError
 from ..text import error_excerpt, header_excerpt
+from .header_values import parsed_value
 
 __all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "has_contrast",
            "inverting_steps", "robust_range"]
@@ -67,10 +67,7 @@ def has_contrast(image: np.ndarray) -> bool:
 def _header_number(ds: Dataset, keyword: str, path: Path) -> float | None:
     """The one finite number ``keyword`` holds; ``None`` when absent or empty; :class:`CorruptFileError` naming the
     attribute and its value otherwise (several values, text, raw bytes, NaN, infinity)."""
-    try:
-        value: Any = ds[keyword].value if keyword in ds else None
-    except Exception as err:
-        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
+    value = parsed_value(ds, keyword, path)
     if value is None or value == "" or value == b"":
         return None
     if isinstance(value, MultiValue | list | tuple):

@@ -12,7 +12,6 @@ absurd dimensions is refused before anything is allocated.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import warnings
 import zlib
@@ -51,6 +50,8 @@ from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
 from .grey_levels import apply_modality, apply_voi, inverting_steps, robust_range
 from .half_resolution import half_resolution_pixels
+from .header_values import header_integer, parsed_value
+from .padding import padding_mask
 from .polarity import polarity_warning, settle_presentation_shape
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
@@ -276,49 +277,16 @@ def _parsed_end(ds: Dataset) -> int | None:
     return int(offset) + int(length)
 
 
-def _parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
-    """The value of ``keyword`` in ``ds``, None when absent; :class:`CorruptFileError` naming the attribute when its
-    element cannot be parsed (an unknown VR, a length its VR does not allow)."""
-    try:
-        return ds[keyword].value if keyword in ds else None
-    except Exception as err:  # pydicom raises many types for a damaged element
-        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
-
-
 def _photometric_interpretation(ds: Dataset, path: Path) -> str:
     """The header's Photometric Interpretation in capitals; :data:`_DEFAULT_PHOTOMETRIC` when it is absent or empty
     (as :func:`_supply_absent_pixel_attributes` reads it)."""
-    photometric = str(_parsed_value(ds, "PhotometricInterpretation", path) or "").strip().upper()
+    photometric = str(parsed_value(ds, "PhotometricInterpretation", path) or "").strip().upper()
     return photometric or _DEFAULT_PHOTOMETRIC
-
-
-def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
-    """The single whole number ``keyword`` holds in ``ds``; ``default`` when it is absent or empty.
-
-    Raises :class:`CorruptFileError` naming the attribute when it is absent and has no default, when its element
-    cannot be parsed (an unknown VR, a length its VR does not allow) or when its value is not one whole number
-    (several values, raw bytes, a fraction, text, infinity): such a header cannot say how to read the pixels.
-    """
-    value = _parsed_value(ds, keyword, path)
-    if value is None or value == "":
-        if default is None:
-            raise CorruptFileError(f"the image header lacks {keyword} (absent or empty); the pixel data cannot be "
-                                   "interpreted", path)
-        return default
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value)
-    shown = header_excerpt(value if isinstance(value, str | bytes | int | float) else list(value))
-    raise CorruptFileError(f"the header's {keyword} is {shown}, not a single whole number; the pixel data cannot be "
-                           "interpreted", path)
 
 
 def _sop_class_name(ds: Dataset, path: Path) -> str:
     """The name of the header's SOP Class UID (the UID itself when unknown); ``""`` when absent."""
-    value = _parsed_value(ds, "SOPClassUID", path)
+    value = parsed_value(ds, "SOPClassUID", path)
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
@@ -327,8 +295,7 @@ def _sop_class_name(ds: Dataset, path: Path) -> str:
 
 
 #: Image Pixel attributes read after the header checks, each validated by them: absent means this value.
-_OPTIONAL_PIXEL_INTEGERS = {"SamplesPerPixel": 1, "NumberOfFrames": 1, "BitsStored": 0, "PixelRepresentation": 0,
-                            "PixelPaddingValue": 0, "PixelPaddingRangeLimit": 0}
+_OPTIONAL_PIXEL_INTEGERS = {"SamplesPerPixel": 1, "NumberOfFrames": 1, "BitsStored": 0, "PixelRepresentation": 0}
 
 
 def check_dimensions(rows: int, cols: int, path: Path, source: str) -> None:
@@ -361,10 +328,13 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
         raise MissingPixelDataError(f"this DICOM {kind}object has no Pixel Data element, so there is no image to read", path)
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise NotAnImageError("floating-point pixel data is a parametric map, not a radiograph", path)
-    rows, cols, _ = (header_integer(ds, keyword, path) for keyword in ("Rows", "Columns", "BitsAllocated"))
+    rows, cols, bits_allocated = (header_integer(ds, keyword, path) for keyword in ("Rows", "Columns", "BitsAllocated"))
     optional = {keyword: header_integer(ds, keyword, path, default)
                 for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
     check_dimensions(rows, cols, path, "the header")
+    if optional["BitsStored"] > bits_allocated:
+        raise CorruptFileError(f"the header's BitsStored {optional['BitsStored']} exceeds its BitsAllocated "
+                               f"{bits_allocated}; the pixel data cannot be interpreted", path)
     frames = optional["NumberOfFrames"]
     if frames < 1:
         raise CorruptFileError(f"the header's NumberOfFrames is {frames}, where an image has at least 1; the pixel "
@@ -557,16 +527,6 @@ def _check_rle_segment_lengths(caught: list[warnings.WarningMessage], path: Path
                                    "the header does not describe this pixel data", path)
 
 
-def _padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> np.ndarray | None:
-    if "PixelPaddingValue" not in ds:
-        return None
-    low = header_integer(ds, "PixelPaddingValue", path)
-    high = header_integer(ds, "PixelPaddingRangeLimit", path, default=low)
-    low, high = min(low, high), max(low, high)
-    mask = (stored >= low) & (stored <= high)
-    return mask if mask.any() and not mask.all() else None
-
-
 def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a single-frame greyscale DICOM radiograph.
 
@@ -588,7 +548,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
     stored, half_resolution, depth_problem = _stored_values(ds, path, codestream, network_size)
-    padding = _padding_mask(ds, stored, path)
+    padding, padding_problem = padding_mask(ds, stored, path)
     values, rescale_problem = apply_modality(stored, ds, path)
     values, voi_applied, voi_problem = apply_voi(values, ds)
     values = np.asarray(values, dtype=np.float32)
@@ -606,7 +566,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                  "decoded_at_half_resolution": half_resolution,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
-    for problem in (*supplied, depth_problem, rescale_problem, voi_problem, shape_problem, polarity_problem):
+    for problem in (*supplied, depth_problem, padding_problem, rescale_problem, voi_problem, shape_problem,
+                    polarity_problem):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
@@ -631,7 +592,7 @@ def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
                 "BitsStored": header_integer(ds, "BitsAllocated", path)}  # BitsStored absent: all allocated bits
     warnings = []
     for keyword, value in defaults.items():
-        if _parsed_value(ds, keyword, path) in (None, ""):
+        if parsed_value(ds, keyword, path) in (None, ""):
             setattr(ds, keyword, value)
             warnings.append(f"the header has no {keyword} (a required attribute); read as {value}")
     return warnings
@@ -640,7 +601,7 @@ def _supply_absent_pixel_attributes(ds: Dataset, path: Path) -> list[str]:
 def _ignore_offset_table_without_lengths(ds: Dataset, path: Path) -> str | None:
     """Remove from the in-memory dataset (never the file) an Extended Offset Table whose lengths are absent or
     empty, which the decoders would fail on (they find the frame without it); a warning when one was removed."""
-    if "ExtendedOffsetTable" not in ds or _parsed_value(ds, "ExtendedOffsetTableLengths", path) not in (None, b""):
+    if "ExtendedOffsetTable" not in ds or parsed_value(ds, "ExtendedOffsetTableLengths", path) not in (None, b""):
         return None
     del ds.ExtendedOffsetTable
     if "ExtendedOffsetTableLengths" in ds:

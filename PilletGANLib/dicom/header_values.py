@@ -1,0 +1,49 @@
+"""Image Pixel attribute values of a DICOM header, read strictly: a damaged element or a value that is not what the
+attribute must hold is named in a :class:`~PilletGANLib.errors.CorruptFileError`, never left to a Python exception
+later."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..errors import CorruptFileError
+from ..text import error_excerpt, header_excerpt
+
+__all__ = ["header_integer", "parsed_value"]
+
+
+def parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
+    """The value of ``keyword`` in ``ds``, None when absent; :class:`CorruptFileError` naming the attribute when its
+    element cannot be parsed (an unknown VR, a length its VR does not allow)."""
+    try:
+        return ds[keyword].value if keyword in ds else None
+    except Exception as err:  # pydicom raises many types for a damaged element
+        raise CorruptFileError(f"the header's {keyword} cannot be parsed ({error_excerpt(err)})", path) from err
+
+
+def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = None) -> int:
+    """The single whole number ``keyword`` holds in ``ds``; ``default`` when it is absent or empty.
+
+    Raises :class:`CorruptFileError` naming the attribute when it is absent and has no default, when its element
+    cannot be parsed (an unknown VR, a length its VR does not allow) or when its value is not one whole number
+    (several values, raw bytes, a fraction, text, infinity): such a header cannot say how to read the pixels.
+    """
+    value = parsed_value(ds, keyword, path)
+    if value is None or value == "":
+        if default is None:
+            raise CorruptFileError(f"the image header lacks {keyword} (absent or empty); the pixel data cannot be "
+                                   "interpreted", path)
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    shown = header_excerpt(value if isinstance(value, str | bytes | int | float) else list(value))
+    raise CorruptFileError(f"the header's {keyword} is {shown}, not a single whole number; the pixel data cannot be "
+                           "interpreted", path)
