@@ -173,3 +173,52 @@ def test_padding_that_covers_every_pixel_marks_nothing_with_a_warning() -> None:
     ds.PixelPaddingRangeLimit = 10
     mask, warning = padding_mask(ds, np.arange(64, dtype=np.uint16).reshape(8, 8), Path("x.dcm"))
     assert warning is None and mask.sum() == 11
+
+
+def _modality_lut(descriptor: list[int], data: bytes | None) -> pydicom.Sequence:
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", descriptor)  # LUT Descriptor
+    if data is not None:
+        item.add_new(0x00283006, "OW", data)  # LUT Data
+    return pydicom.Sequence([item])
+
+
+_WORDS = np.arange(512, dtype="<u2").tobytes()  # an identity LUT of 16-bit words
+
+
+@pytest.mark.parametrize(("name", "descriptor", "data", "words"), [
+    ("short", [256, 0, 16], _WORDS[:256], "announces 256 entries in its LUT Descriptor, its LUT Data holds 128"),
+    ("zero_bits", [256, 0, 0], _WORDS[:512], "gives 0-bit entries in its LUT Descriptor, where 8 to 16 are defined"),
+    ("no_data", [256, 0, 16], None, "has no LUT Data"),
+    ("two_numbers", [256, 0], _WORDS[:512], "has a LUT Descriptor of [256, 0], not three whole numbers"),
+])
+def test_a_modality_lut_that_cannot_be_read_is_named(dicom_dir: Path, tmp_path: Path, name: str,
+                                                     descriptor: list[int], data: bytes | None, words: str) -> None:
+    """These surfaced as pydicom's struct.error, NumPy's 'uint0', a KeyError and an IndexError."""
+    path = _variant(dicom_dir, tmp_path, name, ModalityLUTSequence=_modality_lut(descriptor, data))
+    with pytest.raises(errors.CorruptFileError, match="the pixel values cannot be computed") as caught:
+        load_cxr(path)
+    assert f"the header's Modality LUT {words}" in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "descriptor", "data", "note"), [
+    ("long", [256, 0, 16], _WORDS, "LUT Data holds 512 entries, more than the 256 its descriptor announces"),
+    ("bits_12", [256, 0, 12], _WORDS[:512], "12-bit entries read as 16-bit words"),
+    ("packed_bytes", [256, 0, 8], np.arange(256, dtype=np.uint8).tobytes(), "8-bit entries packed two to a word"),
+])
+def test_a_modality_lut_a_lenient_reader_reads_is_read_with_a_note(dicom_dir: Path, tmp_path: Path, plain: np.ndarray,
+                                                                  name: str, descriptor: list[int], data: bytes,
+                                                                  note: str) -> None:
+    """pydicom refused each (a struct.error, 'uint12'): the identity LUT now reads as the plain image, said."""
+    image, meta = load_cxr(_variant(dicom_dir, tmp_path, name, ModalityLUTSequence=_modality_lut(descriptor, data)))
+    np.testing.assert_array_equal(image, plain)
+    assert len(meta["warnings"]) == 1 and meta["warnings"][0].startswith("the header's Modality LUT: ")
+    assert note in meta["warnings"][0]
+
+
+def test_a_standard_voi_lut_of_12_bit_entries_is_applied_without_a_note(dicom_dir: Path, tmp_path: Path,
+                                                                       plain: np.ndarray) -> None:
+    lut = _modality_lut([256, 0, 12], (np.arange(256, dtype="<u2") * 16).tobytes())
+    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "voi_12", VOILUTSequence=lut))
+    assert meta["voi_applied"] is True and meta["warnings"] == []
+    np.testing.assert_allclose(image, plain * 16)

@@ -26,6 +26,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from ..errors import CorruptFileError, NotAnImageError
 from ..text import error_excerpt, header_excerpt
 from .header_values import parsed_value
+from .lut_items import settle_lut_item
 
 __all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "has_contrast",
            "inverting_steps", "robust_range"]
@@ -110,7 +111,17 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     have contrast and the rescale or Modality LUT maps at least 99 % of them to one value (a slope of 0, an intercept
     that swamps them, a LUT that is constant where the pixels are).
     """
-    problem = None if ds.get("ModalityLUTSequence") else _settle_rescale(ds, path)
+    try:
+        sequence = ds.get("ModalityLUTSequence")
+    except LUT_ERRORS as err:
+        raise CorruptFileError(f"the header's Modality LUT Sequence cannot be parsed ({error_excerpt(err)})",
+                               path) from err
+    if sequence:
+        lut_problem, problem = settle_lut_item(sequence[0], "Modality LUT", _signed(ds), any_depth=False)
+        if lut_problem:
+            raise CorruptFileError(f"{lut_problem}; the pixel values cannot be computed", path)
+    else:
+        problem = _settle_rescale(ds, path)
     try:
         values = apply_modality_lut(stored, ds)
     except LUT_ERRORS as err:
@@ -123,6 +134,11 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
                               f"({robust_range(values)[0]:g}); the stored pixels have contrast, but the header "
                               "leaves none to analyse", path)
     return values, problem
+
+
+def _signed(ds: Dataset) -> bool:
+    """Whether the stored pixels are signed (Pixel Representation 1, as the reader settled it)."""
+    return int(ds.get("PixelRepresentation", 0) or 0) == 1
 
 
 def _window_reversed(ds: Dataset) -> bool:
@@ -150,9 +166,14 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     if not any(k in ds for k in ("VOILUTSequence", "WindowCenter")):
         return values, False, None
     try:
+        sequence, note = ds.get("VOILUTSequence"), None
         indexed = values
-        if ds.get("VOILUTSequence") and not np.issubdtype(values.dtype, np.integer):
-            indexed = np.rint(values).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
+        if sequence:
+            lut_problem, note = settle_lut_item(sequence[0], "VOI LUT", _signed(ds), any_depth=True)
+            if lut_problem:
+                return values, False, f"{lut_problem}; the image is analysed without it"
+            if not np.issubdtype(values.dtype, np.integer):
+                indexed = np.rint(values).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
         windowed = apply_voi_lut(indexed, ds, index=0)
         reversed_output = _window_reversed(ds)
     except LUT_ERRORS as err:
@@ -175,7 +196,7 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
         return values, False, (f"the header's VOI LUT or window leaves {levels_out} grey levels of the image's "
                                f"{levels_in} (a window width of 1, a LUT of a few entries); the image is analysed "
                                "without it")
-    return windowed, True, None
+    return windowed, True, note
 
 
 def inverting_steps(ds: Dataset, voi_applied: bool) -> list[str]:
