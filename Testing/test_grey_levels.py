@@ -222,3 +222,32 @@ def test_a_standard_voi_lut_of_12_bit_entries_is_applied_without_a_note(dicom_di
     image, meta = load_cxr(_variant(dicom_dir, tmp_path, "voi_12", VOILUTSequence=lut))
     assert meta["voi_applied"] is True and meta["warnings"] == []
     np.testing.assert_allclose(image, plain * 16)
+
+
+def test_a_window_function_that_is_not_defined_is_named(dicom_dir: Path, tmp_path: Path, plain: np.ndarray) -> None:
+    """Several values surfaced as "AttributeError: 'MultiValue' object has no attribute 'upper'"."""
+    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "functions", WindowCenter=128, WindowWidth=256,
+                                    VOILUTFunction=["LINEAR", "SIGMOID"]))
+    np.testing.assert_array_equal(image, plain)
+    assert meta["warnings"] == ["the header's VOILUTFunction ['LINEAR', 'SIGMOID'] is not one of LINEAR, LINEAR_EXACT, "
+                                "SIGMOID; the image is analysed without its window"]
+
+
+def test_a_rescale_beyond_float32_is_named(dicom_dir: Path, tmp_path: Path) -> None:
+    """It overflowed to infinity in the cast to float32 ('the pixel values are not finite'), with NumPy's warning."""
+    with pytest.raises(errors.CorruptFileError, match=r"rescale \(slope 1e\+38, intercept 0\) gives pixel values "
+                                                      "beyond what 32-bit floating point holds"):
+        load_cxr(_variant(dicom_dir, tmp_path, "huge", RescaleSlope=1e38, RescaleIntercept=0))
+
+
+def test_padding_over_almost_every_pixel_is_named_as_the_reason(dicom_dir: Path, tmp_path: Path) -> None:
+    """The message blamed a value no pixel held (the darkest real value the padding had been set to)."""
+    path = _variant(dicom_dir, tmp_path, "padded")
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array.copy()
+    pixels.reshape(-1)[:-50] = 255  # all but 50 pixels are padding
+    ds.PixelData = pixels.tobytes()
+    ds.add_new(0x00280120, "US", 255)
+    ds.save_as(path, enforce_file_format=False)
+    with pytest.raises(errors.NotAnImageError, match=r"pixel padding covers 99\.9% of the pixels"):
+        load_cxr(path)

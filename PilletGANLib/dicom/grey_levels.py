@@ -45,6 +45,9 @@ _LEVELS_SAMPLE = 65_536
 #: struct.error: a LUT Descriptor announcing more entries than LUT Data has).
 LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError, struct.error)
 _RESCALE_DEFAULTS = {"RescaleSlope": 1.0, "RescaleIntercept": 0.0}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The VOI LUT Functions of a window (PS3.3 C.11.2.1.3).
+_WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
 def _sample(image: np.ndarray) -> np.ndarray:
@@ -127,6 +130,10 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     except LUT_ERRORS as err:
         raise CorruptFileError(f"the Modality LUT or rescale in the header cannot be applied ({error_excerpt(err)})",
                                path) from err
+    if values.dtype.kind == "f" and max(-float(values.min()), float(values.max())) > _FLOAT32_MAX:
+        raise CorruptFileError(f"the header's rescale (slope {float(ds.RescaleSlope):g}, intercept "
+                               f"{float(ds.RescaleIntercept):g}) gives pixel values beyond what 32-bit floating point "
+                               f"holds (from {float(values.min()):g} to {float(values.max()):g})", path)
     if not has_contrast(values) and has_contrast(stored):
         how = "Modality LUT Sequence" if ds.get("ModalityLUTSequence") else (
             f"rescale (slope {float(ds.RescaleSlope):g}, intercept {float(ds.RescaleIntercept):g})")
@@ -174,6 +181,11 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
                 return values, False, f"{lut_problem}; the image is analysed without it"
             if not np.issubdtype(values.dtype, np.integer):
                 indexed = np.rint(values).astype(np.int64)  # a VOI LUT is indexed by the (rescaled) integer values
+        else:
+            function = ds.get("VOILUTFunction", "LINEAR")
+            if not isinstance(function, str) or function.strip().upper() not in _WINDOW_FUNCTIONS:
+                return values, False, (f"the header's VOILUTFunction {header_excerpt(function)} is not one of "
+                                       f"{', '.join(_WINDOW_FUNCTIONS)}; the image is analysed without its window")
         windowed = apply_voi_lut(indexed, ds, index=0)
         reversed_output = _window_reversed(ds)
     except LUT_ERRORS as err:

@@ -48,7 +48,7 @@ from ..errors import (
 )
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
-from .grey_levels import apply_modality, apply_voi, inverting_steps, robust_range
+from .grey_levels import apply_modality, apply_voi, has_contrast, inverting_steps, robust_range
 from .half_resolution import half_resolution_pixels
 from .header_values import header_integer, parsed_value
 from .padding import padding_mask
@@ -556,6 +556,9 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     inverted = photometric == "MONOCHROME1"
     image = _oriented(values, inverted, padding)
     check_pixel_values(image, path, "after the header's LUTs")
+    if padding is not None and not has_contrast(image):
+        raise NotAnImageError(f"the header's pixel padding covers {padding.mean():.1%} of the pixels; what is left "
+                              "holds no radiograph to analyse", path)
     check_contrast(image, path)
     flip, shape_problem = settle_presentation_shape(image, photometric, _header_value(ds, "PresentationLUTShape"))
     if flip:
