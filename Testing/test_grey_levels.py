@@ -251,3 +251,27 @@ def test_padding_over_almost_every_pixel_is_named_as_the_reason(dicom_dir: Path,
     ds.save_as(path, enforce_file_format=False)
     with pytest.raises(errors.NotAnImageError, match=r"pixel padding covers 99\.9% of the pixels"):
         load_cxr(path)
+
+
+@pytest.mark.parametrize(("name", "warned"), [("understated_depth", True), ("overlay_in_bit_15", False)])
+def test_bits_above_bits_stored_in_most_pixels_are_warned_of(dicom_dir: Path, tmp_path: Path, name: str,
+                                                             warned: bool) -> None:
+    """12-bit pixels labelled Bits Stored 8 were cleared to their low bits (16 grey levels of noise) silently; an
+    overlay in an unused bit, which marks few pixels, is cleared without a word, as before."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    pixels = ds.pixel_array.astype(np.uint16)
+    if warned:
+        pixels = pixels * 16
+        ds.BitsStored, ds.HighBit = 8, 7
+    else:
+        pixels[10:20, 10:60] |= 1 << 15
+        ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelData, ds.BitsAllocated = pixels.tobytes(), 16
+    path = tmp_path / f"{name}.dcm"
+    ds.save_as(path, enforce_file_format=False)
+    _, meta = load_cxr(path)
+    expected = [w for w in meta["warnings"] if "hold bits above Bits Stored" in w]
+    assert len(expected) == warned
+    if warned:
+        assert "(8 of 16 allocated)" in expected[0]

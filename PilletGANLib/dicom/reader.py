@@ -77,6 +77,9 @@ _DEFAULT_PHOTOMETRIC = "MONOCHROME2"
 _ONE_SAMPLE_COLOUR = frozenset({"PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                                 "XYB", "RGB", "HSV", "ARGB", "CMYK", "YBR_PARTIAL_422"})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Share of unsigned pixels holding bits above Bits Stored beyond which the header is suspected (an overlay stored in
+#: the unused bits marks far fewer).
+_HIGH_BITS_SHARE = 0.25
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
 #: The Item tag (FFFE,E000) in Little Endian: the start of encapsulated Pixel Data.
@@ -505,6 +508,9 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         raise CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); the file is "
                                "damaged, re-export it", path) from err
     _check_rle_segment_lengths(caught, path)
+    if warning is None and not signed and 0 < stored < allocated == 16 and not UID(
+            ds.file_meta.TransferSyntaxUID).is_compressed:
+        warning = _high_bits_warning(ds, shape, stored)
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
     if np.issubdtype(pixels.dtype, np.integer) and 0 < stored < allocated:
@@ -515,6 +521,19 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
     return pixels, half is not None, warning
+
+
+def _high_bits_warning(ds: Dataset, shape: tuple[int, int], stored: int) -> str | None:
+    """A warning when more than :data:`_HIGH_BITS_SHARE` of the unsigned 16-bit words of native pixel data hold bits
+    above Bits Stored (pydicom clears them): an overlay in the unused bits marks a few pixels, a header that
+    understates the depth marks most. What they hold cannot be told from noise, so they stay cleared."""
+    order = ">" if UID(ds.file_meta.TransferSyntaxUID) == ExplicitVRBigEndian else "<"
+    words = np.frombuffer(ds.PixelData, dtype=f"{order}u2", count=shape[0] * shape[1])[::16]
+    share = np.count_nonzero(words >> stored) / max(words.size, 1)
+    if share <= _HIGH_BITS_SHARE:
+        return None
+    return (f"{share:.0%} of the pixels hold bits above Bits Stored ({stored} of 16 allocated); cleared as the header "
+            "says, so if the header understates the depth the image read is not the radiograph")
 
 
 def _check_rle_segment_lengths(caught: list[warnings.WarningMessage], path: Path) -> None:
