@@ -6,10 +6,13 @@ Python exception, and judges what they made of the image:
 
 - Rescale Slope and Intercept must each be one finite number. One without the other is applied with the other's
   default (slope 1, intercept 0), with a warning; both empty is no rescale, with a warning.
-- A rescale or Modality LUT that leaves the image without contrast refuses it, naming the header as the cause.
-- A VOI LUT or window that cannot be applied, or that leaves the image without its grey levels (a window width of 1,
-  one clipping 99 % of the pixels, a LUT of a few entries), is left out with a warning: the preprocessing windows
-  every image by its own percentiles, so the image can still be analysed.
+- LUT items are checked against their descriptors (:mod:`~PilletGANLib.dicom.lut_items`).
+- A rescale or Modality LUT that leaves the image without contrast, or beyond what float32 holds, refuses it,
+  naming the header as the cause.
+- A VOI LUT or window that cannot be applied (an undefined VOI LUT Function, a broken LUT), or that leaves the image
+  without its grey levels (a window width of 1, one clipping 99 % of the pixels, a LUT of a few entries), is left
+  out with a warning: the preprocessing windows every image by its own percentiles, so the image can still be
+  analysed. A window over a negative slope keeps the inversion the slope makes (pydicom's output runs backwards).
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
-def _sample(image: np.ndarray) -> np.ndarray:
-    """A regular subsample of about :data:`_CONTRAST_SAMPLE` pixels."""
-    step = max(1, int(math.sqrt(image.size / _CONTRAST_SAMPLE)))
+def _sample(image: np.ndarray, size: int = _CONTRAST_SAMPLE) -> np.ndarray:
+    """A regular subsample of about ``size`` pixels."""
+    step = max(1, int(math.sqrt(image.size / size)))
     return image[::step, ::step]
 
 
@@ -161,8 +164,7 @@ def _window_reversed(ds: Dataset) -> bool:
 
 def _levels(image: np.ndarray) -> int:
     """How many distinct values a regular subsample of about :data:`_LEVELS_SAMPLE` pixels holds."""
-    step = max(1, int(math.sqrt(image.size / _LEVELS_SAMPLE)))
-    return int(np.unique(image[::step, ::step]).size)
+    return int(np.unique(_sample(image, _LEVELS_SAMPLE)).size)
 
 
 def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | None]:
