@@ -329,7 +329,7 @@ def test_inference_leaves_out_a_file_it_cannot_read_and_goes_on(tmp_path: Path, 
     assert [(Path(row["file"]).name, row["kind"]) for row in rows] == [("0_broken.dcm", "corrupt"),
                                                                       ("1_broken_j2k.dcm", "corrupt"),
                                                                       ("2_no_bits_allocated.dcm", "corrupt")]
-    assert "Modality LUT or rescale in the header cannot be applied" in rows[0]["reason"]
+    assert "the header's Modality LUT has no LUT Data" in rows[0]["reason"]
     assert "pixel data cannot be decoded" in rows[1]["reason"]
 
 
