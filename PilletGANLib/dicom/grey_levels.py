@@ -49,6 +49,10 @@ _LEVELS_SAMPLE = 65_536
 LUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, NotImplementedError, OSError, struct.error)
 _RESCALE_DEFAULTS = {"RescaleSlope": 1.0, "RescaleIntercept": 0.0}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Relative step float32 resolves (a little above its machine epsilon).
+_FLOAT32_RESOLUTION = 1e-6
+#: A slope above this can take 32-bit stored values beyond what float32 holds.
+_HUGE_SLOPE = _FLOAT32_MAX / 2**32
 #: The VOI LUT Functions of a window (PS3.3 C.11.2.1.3).
 _WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
@@ -133,13 +137,18 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     except LUT_ERRORS as err:
         raise CorruptFileError(f"the Modality LUT or rescale in the header cannot be applied ({error_excerpt(err)})",
                                path) from err
-    if values.dtype.kind == "f" and max(-float(values.min()), float(values.max())) > _FLOAT32_MAX:
-        raise CorruptFileError(f"the header's rescale (slope {float(ds.RescaleSlope):g}, intercept "
-                               f"{float(ds.RescaleIntercept):g}) gives pixel values beyond what 32-bit floating point "
-                               f"holds (from {float(values.min()):g} to {float(values.max()):g})", path)
-    if not has_contrast(values) and has_contrast(stored):
-        how = "Modality LUT Sequence" if ds.get("ModalityLUTSequence") else (
-            f"rescale (slope {float(ds.RescaleSlope):g}, intercept {float(ds.RescaleIntercept):g})")
+    if values is stored:  # neither a LUT nor a rescale
+        return values, problem
+    slope, intercept = (1.0, 0.0) if sequence else (float(ds.RescaleSlope), float(ds.RescaleIntercept))
+    if (abs(slope) > _HUGE_SLOPE or abs(intercept) > _FLOAT32_MAX) and (
+            max(-float(values.min()), float(values.max())) > _FLOAT32_MAX):
+        raise CorruptFileError(f"the header's rescale (slope {slope:g}, intercept {intercept:g}) gives pixel values "
+                               f"beyond what 32-bit floating point holds (from {float(values.min()):g} to "
+                               f"{float(values.max()):g})", path)
+    # only a LUT, a slope of 0 or one float32 cannot resolve beside the intercept can flatten the stored values
+    could_flatten = sequence or abs(slope) <= abs(intercept) * _FLOAT32_RESOLUTION
+    if could_flatten and not has_contrast(values) and has_contrast(stored):
+        how = "Modality LUT Sequence" if sequence else f"rescale (slope {slope:g}, intercept {intercept:g})"
         raise NotAnImageError(f"the header's {how} maps at least 99 % of the pixels to one value "
                               f"({robust_range(values)[0]:g}); the stored pixels have contrast, but the header "
                               "leaves none to analyse", path)
@@ -201,10 +210,11 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     if not (np.isfinite(low) and np.isfinite(high)):
         return values, False, ("the header's VOI LUT or window gives values that are not finite (e.g. a window "
                                "centre or width of NaN or 1e308); the image is analysed without it")
-    if not has_contrast(windowed) and has_contrast(values):
+    sample = _sample(windowed, _LEVELS_SAMPLE)  # enough to judge both, at a quarter of the cost of the contrast check
+    if not has_contrast(sample) and has_contrast(values):
         return values, False, ("the header's VOI LUT or window maps at least 99 % of the pixels to one value (a "
                                "window far outside the pixel values, or too narrow); the image is analysed without it")
-    levels_out = _levels(windowed)
+    levels_out = _levels(sample)
     levels_in = _levels(values) if levels_out < MIN_VOI_LEVELS else 0
     if levels_out < min(MIN_VOI_LEVELS, levels_in // 4):
         return values, False, (f"the header's VOI LUT or window leaves {levels_out} grey levels of the image's "

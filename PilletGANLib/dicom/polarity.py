@@ -63,9 +63,9 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
 
     pixels = np.asarray(image)
     stride = max(1, max(pixels.shape) // _READ_SIDE)
-    # the statistics of a 16 x 16 thumbnail do not need every pixel; float64 and the span itself, not a fixed floor:
-    # a rescale slope of 1e-30 leaves values and span tiny, not the image flat
-    pixels = pixels[::stride, ::stride].astype(np.float64)
+    # the statistics of a 16 x 16 thumbnail do not need every pixel; scaled by the span itself, not a fixed floor: a
+    # rescale slope of 1e-30 leaves values and span tiny, not the image flat (float64 input stays float64)
+    pixels = pixels[::stride, ::stride].astype(np.result_type(pixels.dtype, np.float32))
     finite = pixels[np.isfinite(pixels)]
     low, high = np.percentile(finite, (1, 99)) if finite.size else (0.0, 0.0)
     if not high > low:  # nothing to read: the neutral thumbnail, whose score is the bias (undecided)
