@@ -1,16 +1,17 @@
 """A hostile PACS export made by the project: every kind of input a batch run must account for.
 
 :func:`build_hostile_corpus` writes, from the sample radiographs of :mod:`dicom_factory` (the demo phantom),
-radiographs that must be analysed despite odd encodings or names (no preamble, no file meta, a file name that
-is not UTF-8, names a spreadsheet would run as formulas, header text with path traversal and terminal escapes,
-invalid values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels, with and without a Presentation
-LUT Shape that says so, a window of width 1), files that must be reported
-as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB element
-lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams that
-claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, invalid UIDs, absurd
-dimensions, multi-frame and colour images, no Pixel Data, a DICOMDIR entry that is absent, a dangling link) and
-files an export is expected to hold besides radiographs (an SR, a presentation state, a CT, a text file, a FIFO,
-a folder link loop, a DICOMDIR with a ``..`` reference, a duplicate SOP Instance UID).
+radiographs that must be analysed despite odd encodings or names (no preamble, no file meta, a file name that is not
+UTF-8, names a spreadsheet would run as formulas, header text with path traversal and terminal escapes, invalid
+values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels, with and without a Presentation LUT Shape
+that says so, a window of width 1, pixel padding written as text, a window over a negative rescale), files that must
+be reported as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB
+element lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams
+that claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, a Modality LUT
+without data, invalid UIDs, absurd dimensions, multi-frame and colour images, no Pixel Data, a DICOMDIR entry that
+is absent, a dangling link) and files an export is expected to hold besides radiographs (an SR, a presentation
+state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..`` reference, a duplicate SOP Instance
+UID).
 
 Each entry says where a batch run must list it (``summary.csv``, ``errors.csv`` or ``skipped.csv``), with which
 kind (the :mod:`PilletGANLib.errors` taxonomy), at which stage and which words its reason must hold. The builder
@@ -183,6 +184,12 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                      good / "header_mono1_shape_identity.dcm"), SUMMARY, warning="IDENTITY was followed")
     corpus.add(_save(_fresh(samples / DX_8BIT, WindowCenter=128, WindowWidth=1), good / "window_width_1.dcm"), SUMMARY,
                warning="grey levels")
+    padding_text = _fresh(samples / DX_8BIT)
+    padding_text.add_new(0x00280120, "LO", "none")  # Pixel Padding Value as text: optional, so ignored
+    corpus.add(_save(padding_text, good / "padding_as_text.dcm"), SUMMARY, warning="pixel padding ignored")
+    corpus.add(_save(_fresh(samples / DX_8BIT, RescaleSlope=-1, RescaleIntercept=255, WindowCenter=128,
+                            WindowWidth=256), good / "negative_slope_windowed.dcm"), SUMMARY,
+               warning="negative Rescale Slope")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)
@@ -249,6 +256,10 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                ERRORS, "corrupt", "JPEG-LS", str(BOMB_SIDE))
     corpus.add(_save(_patch_codestream(_fresh(samples / MONO1_J2K_LOSSLESS), _j2k_scrambled_body(rng)),
                      bad / "j2k_corrupt_body.dcm"), ERRORS, "corrupt", "decod", stage="inference")
+    no_lut_data = Dataset()
+    no_lut_data.add_new(0x00283002, "US", [256, 0, 16])  # a LUT Descriptor without LUT Data
+    corpus.add(_save(_fresh(samples / DX_8BIT, ModalityLUTSequence=[no_lut_data]), bad / "modality_lut_no_data.dcm"),
+               ERRORS, "corrupt", "Modality LUT has no LUT Data", stage="inference")
     undecodable = _fresh(samples / JPEG_BASELINE)
     undecodable.PixelData = encapsulate([b"\xff\xd8" + bytes(rng.randbytes(600))])
     corpus.add(_save(undecodable, bad / "undecodable_jpeg.dcm"), ERRORS, "corrupt", "JPEG", "no frame header")
