@@ -31,8 +31,8 @@ from ..text import error_excerpt, header_excerpt
 from .header_values import parsed_value
 from .lut_items import settle_lut_item
 
-__all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "has_contrast",
-           "inverting_steps", "robust_range"]
+__all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "grey_levels",
+           "has_contrast", "inverting_steps", "robust_range"]
 
 #: The robust intensity window of the preprocessing: these percentiles of each image map to the ends of the network's
 #: range (:mod:`PilletGANLib.transforms.pipeline`); an image where they are equal has no contrast to analyse.
@@ -171,7 +171,7 @@ def _window_reversed(ds: Dataset) -> bool:
         return False
 
 
-def _levels(image: np.ndarray) -> int:
+def grey_levels(image: np.ndarray) -> int:
     """How many distinct values a regular subsample of about :data:`_LEVELS_SAMPLE` pixels holds."""
     return int(np.unique(_sample(image, _LEVELS_SAMPLE)).size)
 
@@ -214,8 +214,8 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
     if not has_contrast(sample) and has_contrast(values):
         return values, False, ("the header's VOI LUT or window maps at least 99 % of the pixels to one value (a "
                                "window far outside the pixel values, or too narrow); the image is analysed without it")
-    levels_out = _levels(sample)
-    levels_in = _levels(values) if levels_out < MIN_VOI_LEVELS else 0
+    levels_out = grey_levels(sample)
+    levels_in = grey_levels(values) if levels_out < MIN_VOI_LEVELS else 0
     if levels_out < min(MIN_VOI_LEVELS, levels_in // 4):
         return values, False, (f"the header's VOI LUT or window leaves {levels_out} grey levels of the image's "
                                f"{levels_in} (a window width of 1, a LUT of a few entries); the image is analysed "
