@@ -54,7 +54,7 @@ from .header_values import header_integer, parsed_value
 from .padding import padding_mask
 from .polarity import polarity_warning, settle_presentation_shape
 
-__all__ = ["MAX_SIDE", "MIN_GREY_LEVELS", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
+__all__ = ["MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
            "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
            "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
@@ -77,7 +77,7 @@ _DEFAULT_PHOTOMETRIC = "MONOCHROME2"
 _ONE_SAMPLE_COLOUR = frozenset({"PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420",
                                 "XYB", "RGB", "HSV", "ARGB", "CMYK", "YBR_PARTIAL_422"})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: Fewer distinct grey levels than this (in a regular subsample) is no radiograph: a bitmap or a mask (the fewest in
+#: Fewer distinct grey levels than this (in a regular subsample) is no DICOM radiograph: a bitmap (the fewest in
 #: 5,038 SIIM radiographs at 256 px: 30; the next 81).
 MIN_GREY_LEVELS = 8
 #: Share of unsigned pixels holding bits above Bits Stored beyond which the header is suspected (an overlay stored in
@@ -582,6 +582,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         raise NotAnImageError(f"the header's pixel padding covers {padding.mean():.1%} of the pixels; what is left "
                               "holds no radiograph to analyse", path)
     check_contrast(image, path)
+    _check_grey_levels(image, path)
     flip, shape_problem = settle_presentation_shape(image, photometric, _header_value(ds, "PresentationLUTShape"))
     if flip:
         inverted = not inverted
@@ -648,14 +649,17 @@ def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:
 
 def check_contrast(image: np.ndarray, path: Path) -> None:
     """Refuse an image without contrast: its :data:`ROBUST_PERCENTILES` are equal, so at least 99 % of its pixels
-    hold one value (a blank frame, a failed exposure, a rescale slope of 0), or it holds fewer than
-    :data:`MIN_GREY_LEVELS` grey levels (a bitmap, a mask, a Bits Stored of 1); no lesion map can be read from it."""
+    hold one value (a blank frame, a failed exposure, a rescale slope of 0) and no lesion map can be read from it."""
     low, high = robust_range(image)
     if not high > low:
         raise NotAnImageError(f"the image has no contrast: at least 99 % of its pixels hold the value {low:g}; "
                               "there is no radiograph to analyse", path)
+
+
+def _check_grey_levels(image: np.ndarray, path: Path) -> None:
+    """Refuse a DICOM image of fewer than :data:`MIN_GREY_LEVELS` grey levels (a bitmap, a Bits Stored of 1): no
+    radiograph. Only DICOM: a manifest's lesion masks are binary images read by the same loader."""
     levels = grey_levels(image)
     if levels < MIN_GREY_LEVELS:
-        raise NotAnImageError(f"the image holds {levels} grey levels, where a radiograph has hundreds (a bitmap, a "
-                              "mask, or a header whose Bits Stored is too small); there is no radiograph to analyse",
-                              path)
+        raise NotAnImageError(f"the image holds {levels} grey levels, where a radiograph has hundreds (a bitmap, or a "
+                              "header whose Bits Stored is too small); there is no radiograph to analyse", path)
