@@ -177,11 +177,11 @@ def test_padding_that_covers_every_pixel_marks_nothing_with_a_warning() -> None:
     assert warning is None and mask.sum() == 11
 
 
-def _modality_lut(descriptor: list[int], data: bytes | None) -> pydicom.Sequence:
+def _modality_lut(descriptor: list[int], data: bytes | int | None) -> pydicom.Sequence:
     item = pydicom.Dataset()
     item.add_new(0x00283002, "US", descriptor)  # LUT Descriptor
     if data is not None:
-        item.add_new(0x00283006, "OW", data)  # LUT Data
+        item.add_new(0x00283006, "OW" if isinstance(data, bytes) else "US", data)  # LUT Data
     return pydicom.Sequence([item])
 
 
@@ -192,11 +192,13 @@ _WORDS = np.arange(512, dtype="<u2").tobytes()  # an identity LUT of 16-bit word
     ("short", [256, 0, 16], _WORDS[:256], "announces 256 entries in its LUT Descriptor, its LUT Data holds 128"),
     ("zero_bits", [256, 0, 0], _WORDS[:512], "gives 0-bit entries in its LUT Descriptor, where 8 to 16 are defined"),
     ("no_data", [256, 0, 16], None, "has no LUT Data"),
+    ("one_value", [256, 0, 16], 5, "announces 256 entries in its LUT Descriptor, its LUT Data holds 1"),
     ("two_numbers", [256, 0], _WORDS[:512], "has a LUT Descriptor of [256, 0], not three whole numbers"),
 ])
 def test_a_modality_lut_that_cannot_be_read_is_named(dicom_dir: Path, tmp_path: Path, name: str,
-                                                     descriptor: list[int], data: bytes | None, words: str) -> None:
-    """These surfaced as pydicom's struct.error, NumPy's 'uint0', a KeyError and an IndexError."""
+                                                     descriptor: list[int], data: bytes | int | None, words: str) -> None:
+    """These surfaced as pydicom's struct.error, NumPy's 'uint0', a KeyError and an IndexError (and one value of
+    LUT Data as a TypeError from the first version of the check)."""
     path = _variant(dicom_dir, tmp_path, name, ModalityLUTSequence=_modality_lut(descriptor, data))
     with pytest.raises(errors.CorruptFileError, match="the pixel values cannot be computed") as caught:
         load_cxr(path)

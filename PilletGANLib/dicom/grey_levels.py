@@ -123,14 +123,14 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     """
     try:
         sequence = ds.get("ModalityLUTSequence")
+        lut_problem, problem = settle_lut_item(sequence[0], "Modality LUT", _signed(ds), any_depth=False) \
+            if sequence else (None, None)
     except LUT_ERRORS as err:
         raise CorruptFileError(f"the header's Modality LUT Sequence cannot be parsed ({error_excerpt(err)})",
                                path) from err
-    if sequence:
-        lut_problem, problem = settle_lut_item(sequence[0], "Modality LUT", _signed(ds), any_depth=False)
-        if lut_problem:
-            raise CorruptFileError(f"{lut_problem}; the pixel values cannot be computed", path)
-    else:
+    if lut_problem:
+        raise CorruptFileError(f"{lut_problem}; the pixel values cannot be computed", path)
+    if not sequence:
         problem = _settle_rescale(ds, path)
     try:
         values = apply_modality_lut(stored, ds)

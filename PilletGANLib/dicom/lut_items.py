@@ -34,9 +34,13 @@ def _descriptor(item: Dataset) -> list[int] | None:
 def _data_words(item: Dataset) -> int | None:
     """How many 16-bit words (OW) or values (US, SS) LUT Data holds; ``None`` when it is absent or empty."""
     value: Any = item.get("LUTData")
-    if value is None or len(value) == 0:
+    if value is None:
         return None
-    return len(value) // 2 if isinstance(value, bytes) else len(value) if isinstance(value, MultiValue | list) else 1
+    if isinstance(value, bytes):
+        return len(value) // 2 or None
+    if isinstance(value, MultiValue | list | tuple):
+        return len(value) or None
+    return 1  # one value (VM 1)
 
 
 def settle_lut_item(item: Dataset, name: str, signed_pixels: bool, any_depth: bool) -> tuple[str | None, str | None]:
