@@ -255,6 +255,17 @@ def _pixel_module(ds: Dataset, shape: tuple[int, int], allocated: int, stored: i
 
 
 # -- copies and other objects ------------------------------------------------------------------------------
+def write_variant(dicom_dir: Path, target: Path, **changes: object) -> Path:
+    """The 8-bit MONOCHROME2 sample (stored 0-246, no LUT or window) with ``changes`` to its header, written to
+    ``target`` in Explicit VR Little Endian (each value is read back with the VR it was written as)."""
+    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(target, enforce_file_format=False)
+    return target
+
+
 def read_dataset(dicom_dir: Path, name: str) -> Dataset:
     """A full (pixels included) read of one real file."""
     return pydicom.dcmread(dicom_dir / name)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import DX_8BIT
+from dicom_factory import DX_8BIT, write_variant
 from PIL import Image
 from pydicom.pixels.utils import pack_bits
 from pydicom.uid import ExplicitVRLittleEndian
@@ -17,17 +17,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from PilletGANLib import errors, load_cxr
 from PilletGANLib.dicom.padding import padding_mask
 from PilletGANLib.dicom.polarity import WARN_BELOW, polarity_logit
-
-
-def _variant(dicom_dir: Path, folder: Path, name: str, **changes: object) -> Path:
-    """The 8-bit MONOCHROME2 sample (stored 0-246, no LUT or window) with ``changes`` to its header."""
-    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    path = folder / f"{name}.dcm"
-    ds.save_as(path, enforce_file_format=False)
-    return path
 
 
 @pytest.fixture()
@@ -45,7 +34,7 @@ def test_the_polarity_score_reads_a_tiny_value_span_and_stays_undecided_on_a_fla
 
 def test_a_tiny_rescale_slope_neither_warns_nor_lets_the_presentation_shape_invert(dicom_dir: Path, tmp_path: Path,
                                                                                    plain: np.ndarray) -> None:
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "tiny", RescaleSlope=1e-30, RescaleIntercept=0,
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "tiny.dcm", RescaleSlope=1e-30, RescaleIntercept=0,
                                     PresentationLUTShape="INVERSE"))
     assert meta["inverted"] is False and polarity_logit(image) > 0
     np.testing.assert_allclose(image / image.max(), plain / plain.max(), rtol=1e-5)
@@ -55,7 +44,7 @@ def test_a_tiny_rescale_slope_neither_warns_nor_lets_the_presentation_shape_inve
 def test_a_negative_rescale_slope_reads_the_same_with_and_without_a_window(dicom_dir: Path, tmp_path: Path) -> None:
     """pydicom's window output decreased under a negative slope, so a window silently undid the inversion the
     rescale made; now both read as the negative the header describes, with a warning naming the slope."""
-    readings = [load_cxr(_variant(dicom_dir, tmp_path, f"negative_{name}", RescaleSlope=-1, RescaleIntercept=255,
+    readings = [load_cxr(write_variant(dicom_dir, tmp_path / f"negative_{name}.dcm", RescaleSlope=-1, RescaleIntercept=255,
                                   **window)) for name, window in
                 (("bare", {}), ("window", {"WindowCenter": 128, "WindowWidth": 256}))]
     for image, meta in readings:
@@ -76,14 +65,14 @@ def test_a_window_that_destroys_the_image_is_left_out_with_a_warning(dicom_dir: 
                                                                     words: str) -> None:
     """docs/reading.md promised it for a window that makes every pixel one value; a width of 1 gave a binary image
     analysed silently, and one clipping 99 % of the pixels refused the radiograph as having no contrast."""
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, name, **window))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / f"{name}.dcm", **window))
     np.testing.assert_array_equal(image, plain)
     assert meta["voi_applied"] is False
     assert len(meta["warnings"]) == 1 and words in meta["warnings"][0] and "analysed without it" in meta["warnings"][0]
 
 
 def test_an_empty_window_is_not_reported_as_applied(dicom_dir: Path, tmp_path: Path, plain: np.ndarray) -> None:
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "empty_window", WindowCenter="", WindowWidth=""))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "empty_window.dcm", WindowCenter="", WindowWidth=""))
     np.testing.assert_array_equal(image, plain)
     assert meta["voi_applied"] is False and meta["warnings"] == []
 
@@ -97,7 +86,7 @@ def test_a_rescale_attribute_without_its_partner_is_applied_with_the_default_and
         dicom_dir: Path, tmp_path: Path, plain: np.ndarray, name: str, changes: dict, words: str) -> None:
     """pydicom applies a rescale only when both are present: a slope of -1 alone was dropped silently (and empty
     ones raised a TypeError in its arithmetic)."""
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, name, **changes))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / f"{name}.dcm", **changes))
     assert any(words in w for w in meta["warnings"]), meta["warnings"]
     slope, intercept = changes.get("RescaleSlope") or 1, changes.get("RescaleIntercept") or 0
     np.testing.assert_allclose(image, slope * plain + intercept)
@@ -113,7 +102,7 @@ def test_a_rescale_attribute_without_its_partner_is_applied_with_the_default_and
 def test_a_rescale_that_is_not_one_finite_number_is_refused_by_name(dicom_dir: Path, tmp_path: Path, slope: str,
                                                                     intercept: str, words: str) -> None:
     """These surfaced as numpy's broadcasting or ufunc errors, or as 'the pixel values are not finite'."""
-    path = _variant(dicom_dir, tmp_path, "rescale")
+    path = write_variant(dicom_dir, tmp_path / "rescale.dcm")
     ds = pydicom.dcmread(path)
     ds.add_new(0x00281053, "LO", slope)  # as text (a wrong VR): pydicom would not hold 'abc' as a DS
     ds.add_new(0x00281052, "LO", intercept)
@@ -157,7 +146,7 @@ def test_pixel_padding_that_cannot_apply_is_ignored_with_a_warning(dicom_dir: Pa
                                                                   words: str) -> None:
     """Padding is optional: text refused the whole file at discovery ('the pixel data cannot be interpreted'), and a
     value outside Bits Stored matched nothing without a word."""
-    path = _variant(dicom_dir, tmp_path, f"padding_{vr}")
+    path = write_variant(dicom_dir, tmp_path / f"padding_{vr}.dcm")
     ds = pydicom.dcmread(path)
     ds.add_new(0x00280120, vr, value)
     ds.save_as(path, enforce_file_format=False)
@@ -199,7 +188,7 @@ def test_a_modality_lut_that_cannot_be_read_is_named(dicom_dir: Path, tmp_path: 
                                                      descriptor: list[int], data: bytes | int | None, words: str) -> None:
     """These surfaced as pydicom's struct.error, NumPy's 'uint0', a KeyError and an IndexError (and one value of
     LUT Data as a TypeError from the first version of the check)."""
-    path = _variant(dicom_dir, tmp_path, name, ModalityLUTSequence=_modality_lut(descriptor, data))
+    path = write_variant(dicom_dir, tmp_path / f"{name}.dcm", ModalityLUTSequence=_modality_lut(descriptor, data))
     with pytest.raises(errors.CorruptFileError, match="the pixel values cannot be computed") as caught:
         load_cxr(path)
     assert f"the header's Modality LUT {words}" in str(caught.value)
@@ -214,7 +203,8 @@ def test_a_modality_lut_a_lenient_reader_reads_is_read_with_a_note(dicom_dir: Pa
                                                                   name: str, descriptor: list[int], data: bytes,
                                                                   note: str) -> None:
     """pydicom refused each (a struct.error, 'uint12'): the identity LUT now reads as the plain image, said."""
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, name, ModalityLUTSequence=_modality_lut(descriptor, data)))
+    lut = _modality_lut(descriptor, data)
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / f"{name}.dcm", ModalityLUTSequence=lut))
     np.testing.assert_array_equal(image, plain)
     assert len(meta["warnings"]) == 1 and meta["warnings"][0].startswith("the header's Modality LUT: ")
     assert note in meta["warnings"][0]
@@ -223,14 +213,14 @@ def test_a_modality_lut_a_lenient_reader_reads_is_read_with_a_note(dicom_dir: Pa
 def test_a_standard_voi_lut_of_12_bit_entries_is_applied_without_a_note(dicom_dir: Path, tmp_path: Path,
                                                                        plain: np.ndarray) -> None:
     lut = _modality_lut([256, 0, 12], (np.arange(256, dtype="<u2") * 16).tobytes())
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "voi_12", VOILUTSequence=lut))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "voi_12.dcm", VOILUTSequence=lut))
     assert meta["voi_applied"] is True and meta["warnings"] == []
     np.testing.assert_allclose(image, plain * 16)
 
 
 def test_a_window_function_that_is_not_defined_is_named(dicom_dir: Path, tmp_path: Path, plain: np.ndarray) -> None:
     """Several values surfaced as "AttributeError: 'MultiValue' object has no attribute 'upper'"."""
-    image, meta = load_cxr(_variant(dicom_dir, tmp_path, "functions", WindowCenter=128, WindowWidth=256,
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "functions.dcm", WindowCenter=128, WindowWidth=256,
                                     VOILUTFunction=["LINEAR", "SIGMOID"]))
     np.testing.assert_array_equal(image, plain)
     assert meta["warnings"] == ["the header's VOILUTFunction ['LINEAR', 'SIGMOID'] is not one of LINEAR, LINEAR_EXACT, "
@@ -241,12 +231,12 @@ def test_a_rescale_beyond_float32_is_named(dicom_dir: Path, tmp_path: Path) -> N
     """It overflowed to infinity in the cast to float32 ('the pixel values are not finite'), with NumPy's warning."""
     with pytest.raises(errors.CorruptFileError, match=r"rescale \(slope 1e\+38, intercept 0\) gives pixel values "
                                                       "beyond what 32-bit floating point holds"):
-        load_cxr(_variant(dicom_dir, tmp_path, "huge", RescaleSlope=1e38, RescaleIntercept=0))
+        load_cxr(write_variant(dicom_dir, tmp_path / "huge.dcm", RescaleSlope=1e38, RescaleIntercept=0))
 
 
 def test_padding_over_almost_every_pixel_is_named_as_the_reason(dicom_dir: Path, tmp_path: Path) -> None:
     """The message blamed a value no pixel held (the darkest real value the padding had been set to)."""
-    path = _variant(dicom_dir, tmp_path, "padded")
+    path = write_variant(dicom_dir, tmp_path / "padded.dcm")
     ds = pydicom.dcmread(path)
     pixels = ds.pixel_array.copy()
     pixels.reshape(-1)[:-50] = 255  # all but 50 pixels are padding

@@ -30,6 +30,7 @@ from dicom_factory import (
     SAMPLE_FILES,
     SAMPLE_SHAPE,
     VOI_LUT_16BIT,
+    write_variant,
 )
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
@@ -766,18 +767,9 @@ def test_inspect_file_never_raises(tmp_path: Path) -> None:
     assert record["status"] == "error" and record["error"] == "FileNotFoundInputError" and record["kind"] == "missing"
 
 
-def _saved_variant(dicom_dir: Path, path: Path, **changes: object) -> Path:
-    ds = pydicom.dcmread(dicom_dir / DX_8BIT)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path, enforce_file_format=False)
-    return path
-
-
 def test_a_modality_lut_longer_than_its_data_is_a_named_error(dicom_dir: Path, tmp_path: Path) -> None:
     """pydicom's struct.error escaped as an internal error (`pilletgan infer` ended with a traceback)."""
-    path = _saved_variant(dicom_dir, tmp_path / "modality.dcm", ModalityLUTSequence=[_lut_item([256, 0, 16], bytes(20))])
+    path = write_variant(dicom_dir, tmp_path / "modality.dcm", ModalityLUTSequence=[_lut_item([256, 0, 16], bytes(20))])
     with pytest.raises(errors.CorruptFileError, match="Modality LUT announces 256 entries in its LUT Descriptor, "
                                                       "its LUT Data holds 10"):
         load_cxr(path)
@@ -786,18 +778,18 @@ def test_a_modality_lut_longer_than_its_data_is_a_named_error(dicom_dir: Path, t
 @pytest.mark.parametrize("spacing", [["1e308", "1e308"], ["1e-300", "1e-300"], ["2000", "2000"]])
 def test_a_pixel_spacing_no_detector_has_is_unknown(dicom_dir: Path, tmp_path: Path, spacing: list[str]) -> None:
     """1e308 and 1e-300 mm went on to the outputs, where ITK refused the grid with a traceback."""
-    image, meta = load_cxr(_saved_variant(dicom_dir, tmp_path / "spacing.dcm", PixelSpacing=spacing))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "spacing.dcm", PixelSpacing=spacing))
     assert meta["pixel_spacing"] is None and image.shape == SAMPLE_SHAPE
 
 
 def test_an_empty_photometric_interpretation_reads_as_monochrome2_and_an_undefined_one_is_named(
         dicom_dir: Path, tmp_path: Path) -> None:
     plain, _ = load_cxr(dicom_dir / DX_8BIT)
-    image, meta = load_cxr(_saved_variant(dicom_dir, tmp_path / "empty.dcm", PhotometricInterpretation=""))
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "empty.dcm", PhotometricInterpretation=""))
     np.testing.assert_array_equal(image, plain)
     assert any("PhotometricInterpretation" in w for w in meta["warnings"])
     with pytest.raises(errors.CorruptFileError, match="'MONOCHROME3' is no defined term"):
-        load_cxr(_saved_variant(dicom_dir, tmp_path / "mono3.dcm", PhotometricInterpretation="MONOCHROME3"))
+        load_cxr(write_variant(dicom_dir, tmp_path / "mono3.dcm", PhotometricInterpretation="MONOCHROME3"))
 
 
 def test_a_deflated_radiograph_reads_and_a_deflate_bomb_is_refused_before_it_inflates(
@@ -824,7 +816,7 @@ def test_a_deflated_radiograph_reads_and_a_deflate_bomb_is_refused_before_it_inf
 
 def test_an_enhanced_multi_frame_sop_class_is_refused_from_its_header(dicom_dir: Path, tmp_path: Path) -> None:
     """A DX image filed as Enhanced XA was analysed and then failed at the SEG (highdicom asked for its frames)."""
-    path = _saved_variant(dicom_dir, tmp_path / "xa.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.12.1.1")
+    path = write_variant(dicom_dir, tmp_path / "xa.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.12.1.1")
     with pytest.raises(errors.MultiFrameError, match="'Enhanced XA Image Storage' object"):
         load_cxr(path)
 

@@ -29,7 +29,8 @@ from pydicom.uid import UID, RLELossless
 
 from ..errors import CorruptFileError, MultiFrameError, TruncatedFileError
 
-__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "frame_head", "pixel_data_stream"]
+__all__ = ["CodestreamHeader", "check_codestream", "codestream_header", "frame_head", "pixel_data_stream",
+           "starts_with_item"]
 
 #: Bytes of the first frame read to find its header; read again 16 times larger while the header is not found in
 #: them (JPEG application segments before the frame header, a JP2 file's metadata boxes), up to :data:`MAX_HEAD_BYTES`.
@@ -136,6 +137,12 @@ def pixel_data_stream(ds: Dataset, path: Path) -> Iterator[BinaryIO | None]:
         return
     value = getattr(element, "value", None)
     yield io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else None
+
+
+def starts_with_item(ds: Dataset, path: Path) -> bool:
+    """Whether ``ds``'s Pixel Data value starts with an Item tag, as encapsulated (compressed) pixel data does."""
+    with pixel_data_stream(ds, path) as stream:
+        return stream is not None and stream.read(4) == _ITEM
 
 
 def frame_head(ds: Dataset, path: Path, limit: int = HEAD_BYTES) -> tuple[bytes, int]:

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from ..errors import CorruptFileError, NotAnImageError
 from ..text import error_excerpt, header_excerpt
-from .header_values import parsed_value
+from .header_values import header_number
 from .lut_items import settle_lut_item
 
 __all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "grey_levels",
@@ -75,31 +74,10 @@ def has_contrast(image: np.ndarray) -> bool:
     return high > low
 
 
-def _header_number(ds: Dataset, keyword: str, path: Path) -> float | None:
-    """The one finite number ``keyword`` holds; ``None`` when absent or empty; :class:`CorruptFileError` naming the
-    attribute and its value otherwise (several values, text, raw bytes, NaN, infinity)."""
-    value = parsed_value(ds, keyword, path)
-    if value is None or value == "" or value == b"":
-        return None
-    if isinstance(value, MultiValue | list | tuple):
-        problem = f"holds {len(value)} values"
-    else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            problem = "is not a number"
-        else:
-            if math.isfinite(number):
-                return number
-            problem = "is not finite"
-    raise CorruptFileError(f"the header's {keyword} {header_excerpt(value)} {problem}; it must be one finite number, "
-                           "so the pixel values cannot be computed", path)
-
-
 def _settle_rescale(ds: Dataset, path: Path) -> str | None:
     """Check Rescale Slope and Intercept and complete them in the in-memory dataset (never the file) as pydicom must
     apply them: the warning when the header gives one without the other or leaves both empty."""
-    numbers = {k: _header_number(ds, k, path) for k in _RESCALE_DEFAULTS}
+    numbers = {k: header_number(ds, k, path) for k in _RESCALE_DEFAULTS}
     given = [k for k, number in numbers.items() if number is not None]
     if len(given) == len(_RESCALE_DEFAULTS):
         return None

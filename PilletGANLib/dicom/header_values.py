@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from ..errors import CorruptFileError
 from ..text import error_excerpt, header_excerpt
 
-__all__ = ["header_integer", "parsed_value"]
+__all__ = ["header_integer", "header_number", "parsed_value"]
 
 
 def parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
@@ -47,3 +48,24 @@ def header_integer(ds: Dataset, keyword: str, path: Path, default: int | None = 
     shown = header_excerpt(value if isinstance(value, str | bytes | int | float) else list(value))
     raise CorruptFileError(f"the header's {keyword} is {shown}, not a single whole number; the pixel data cannot be "
                            "interpreted", path)
+
+
+def header_number(ds: Dataset, keyword: str, path: Path) -> float | None:
+    """The one finite number ``keyword`` holds; ``None`` when absent or empty; :class:`CorruptFileError` naming the
+    attribute and its value otherwise (several values, text, raw bytes, NaN, infinity)."""
+    value = parsed_value(ds, keyword, path)
+    if value is None or value == "" or value == b"":
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        problem = f"holds {len(value)} values"
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            problem = "is not a number"
+        else:
+            if math.isfinite(number):
+                return number
+            problem = "is not finite"
+    raise CorruptFileError(f"the header's {keyword} {header_excerpt(value)} {problem}; it must be one finite number, "
+                           "so the pixel values cannot be computed", path)

@@ -47,7 +47,7 @@ from ..errors import (
     UnsupportedTransferSyntaxError,
 )
 from ..text import error_excerpt, header_excerpt, path_text
-from .codestream import CodestreamHeader, check_codestream, pixel_data_stream
+from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
 from .half_resolution import half_resolution_pixels
 from .header_values import header_integer, parsed_value
@@ -85,8 +85,6 @@ MIN_GREY_LEVELS = 8
 _HIGH_BITS_SHARE = 0.25
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
-#: The Item tag (FFFE,E000) in Little Endian: the start of encapsulated Pixel Data.
-_ITEM_TAG = b"\xfe\xff\x00\xe0"
 #: pydicom's warning for an RLE segment longer than Rows x Columns: (decoded, expected) bytes.
 _RLE_PADDING = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
 _NOT_DICOM = "not a DICOM file nor a supported image format (PNG, JPEG, TIFF, NIfTI, NRRD, MHA)"
@@ -374,12 +372,6 @@ def _pixel_bytes_on_disk(ds: Dataset, path: Path) -> int:
     return max(0, min(int(length), path.stat().st_size - int(offset)))
 
 
-def _starts_with_item(ds: Dataset, path: Path) -> bool:
-    """Whether the Pixel Data value starts with an Item tag, as encapsulated (compressed) pixel data does."""
-    with pixel_data_stream(ds, path) as stream:
-        return stream is not None and stream.read(4) == _ITEM_TAG
-
-
 def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
     """Refuse pixel data that is cut short, that no installed decoder can read, or whose codestream declares
     another image than the header (checked from the codestream's own header, before decoding); return what the
@@ -398,7 +390,7 @@ def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
             * header_integer(ds, "BitsAllocated", path) // 8
         actual = _pixel_bytes_on_disk(ds, path)
         if getattr(ds.get_item("PixelData", keep_deferred=True), "length", None) == 0xFFFFFFFF or (
-                actual < expected and _starts_with_item(ds, path)):
+                actual < expected and starts_with_item(ds, path)):
             raise CorruptFileError(
                 f"Pixel Data holds encapsulated fragments (compressed data) but the transfer syntax {syntax.name} is "
                 "uncompressed; the file's Transfer Syntax UID is wrong, re-export it", path)
@@ -648,8 +640,8 @@ def check_pixel_values(image: np.ndarray, path: Path, stage: str) -> None:
 
 
 def check_contrast(image: np.ndarray, path: Path) -> None:
-    """Refuse an image without contrast: its :data:`ROBUST_PERCENTILES` are equal, so at least 99 % of its pixels
-    hold one value (a blank frame, a failed exposure, a rescale slope of 0) and no lesion map can be read from it."""
+    """Refuse an image without contrast: its :data:`~.grey_levels.ROBUST_PERCENTILES` are equal, so at least 99 % of
+    its pixels hold one value (a blank frame, a failed exposure, a rescale slope of 0) and no lesion map can be read from it."""
     low, high = robust_range(image)
     if not high > low:
         raise NotAnImageError(f"the image has no contrast: at least 99 % of its pixels hold the value {low:g}; "
