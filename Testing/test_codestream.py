@@ -91,7 +91,7 @@ def test_a_jpeg_header_after_large_application_segments_is_found(dicom_dir: Path
     np.testing.assert_array_equal(image, expected)
 
 
-def test_half_resolution_reads_the_frame_the_extended_offset_table_names(dicom_dir: Path, tmp_path: Path) -> None:
+def test_reduced_resolution_reads_the_frame_the_extended_offset_table_names(dicom_dir: Path, tmp_path: Path) -> None:
     """Both decodes read the second fragment, as the table says (the first holds another image)."""
     ds = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)
     flipped = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)
@@ -105,7 +105,7 @@ def test_half_resolution_reads_the_frame_the_extended_offset_table_names(dicom_d
     path = _save(ds, tmp_path / "table.dcm")
     full, _ = load_cxr(path)
     half, meta = load_cxr(path, HALF_RESOLUTION_NETWORK)
-    assert meta["decoded_at_half_resolution"]
+    assert meta["reduced_resolution_level"]
     np.testing.assert_array_equal(full, expected)
     assert np.corrcoef(half.ravel(), expected.ravel())[0, 1] > 0.99
     original, _ = load_cxr(dicom_dir / MONO1_J2K_LOSSLESS)

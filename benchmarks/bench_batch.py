@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--full-resolution-decode", action="store_true",
-                        help="decode every JPEG 2000 pixel (default: half resolution where the Predictor allows it)")
+                        help="decode every JPEG 2000 pixel (default: reduced resolution where the Predictor allows it)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
     parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
     parser.add_argument("--repeats", type=int, default=1,
@@ -133,7 +133,7 @@ def main() -> None:
         def timed_run(out: str) -> tuple[Predictor, object, float]:
             predictor = Predictor.from_path(model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
                                             num_workers=args.workers,
-                                            half_resolution_decode=not args.full_resolution_decode)
+                                            reduced_resolution_decode=not args.full_resolution_decode)
             start = time.perf_counter()
             summary = run_batch(scratch / "export", scratch / out, predictor, heatmap_seg=args.heatmap_seg,
                                 png=args.png, progress=False)
@@ -142,7 +142,7 @@ def main() -> None:
         predictor, summary, end_to_end_s = timed_run("out")
 
         start = time.perf_counter()
-        network_size = predictor.image_size if predictor.half_resolution_decode else None
+        network_size = predictor.image_size if predictor.reduced_resolution_decode else None
         prepared = [prepare_image(*load_cxr(path, network_size), predictor.image_size, predictor.margin)
                     for path in files]
         decode_rate = len(files) / (time.perf_counter() - start)
@@ -165,7 +165,7 @@ def main() -> None:
         "workers": args.workers,
         "batch_size": args.batch_size,
         "bf16": args.bf16,
-        "half_resolution_decode": not args.full_resolution_decode,
+        "reduced_resolution_decode": not args.full_resolution_decode,
         "image_size": predictor.image_size,
         "outputs": ["seg"] + ["heatmap_seg"] * args.heatmap_seg + ["overlay"] * args.png,
         "model_source": model_source,

@@ -64,6 +64,9 @@ class CodestreamHeader:
     signed: bool = False
     #: JPEG 2000 image offset ``(XOsiz, YOsiz)`` on the reference grid; ``(0, 0)`` for JPEG and JPEG-LS.
     offset: tuple[int, int] = (0, 0)
+    #: JPEG 2000 wavelet decomposition levels of the main header's COD marker segment (``None``: not found, or not
+    #: JPEG 2000); the image can be decoded at up to this many halvings of its resolution.
+    decompositions: int | None = None
 
 
 def _family(syntax: UID) -> str | None:
@@ -85,7 +88,21 @@ def _jpeg2000_header(data: bytes) -> CodestreamHeader | None:
     (components,) = struct.unpack_from(">H", data, start + 40)
     bits, signed = (data[start + 42] & 0x7F) + 1, bool(data[start + 42] & 0x80)
     return CodestreamHeader("JPEG 2000", max(0, ysiz - yosiz), max(0, xsiz - xosiz), components, bits, signed,
-                            (xosiz, yosiz))
+                            (xosiz, yosiz), _jpeg2000_decompositions(data, start + 2))
+
+
+def _jpeg2000_decompositions(data: bytes, position: int) -> int | None:
+    """The decomposition levels of the COD marker segment among the main header's segments, which start at
+    ``position`` (after SOC); ``None`` when the main header ends (SOT) or the data does before one is found."""
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0x90:  # SOT: the first tile-part, the main header is over
+            return None
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        if marker == 0x52:  # COD: Lcod, Scod, SGcod (4 bytes), then SPcod starting with the decomposition levels
+            return data[position + 9] if length >= 12 and position + 10 <= len(data) else None
+        position += 2 + length
+    return None
 
 
 def _sof_header(data: bytes, family: str) -> CodestreamHeader | None:

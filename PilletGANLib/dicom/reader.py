@@ -49,10 +49,10 @@ from ..errors import (
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
-from .half_resolution import half_resolution_pixels
 from .header_values import header_integer, parsed_value
 from .padding import padding_mask
 from .polarity import polarity_warning, settle_presentation_shape
+from .reduced_resolution import reduced_resolution_pixels
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
            "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
@@ -469,9 +469,10 @@ def dicom_meta(ds: Dataset, path: str | Path) -> dict[str, Any]:
 
 
 def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
-                   network_size: int | None = None) -> tuple[np.ndarray, bool, str | None]:
-    """``(pixels, at half resolution, warning)``: pixel data decoded with BitsStored honoured (unused high bits
-    cleared, signed values extended); JPEG 2000 at half resolution where :func:`half_resolution_pixels` allows it.
+                   network_size: int | None = None) -> tuple[np.ndarray, int, str | None]:
+    """``(pixels, reduction level, warning)``: pixel data decoded with BitsStored honoured (unused high bits
+    cleared, signed values extended); JPEG 2000 at reduced resolution where :func:`reduced_resolution_pixels` allows
+    it (the level is the number of halvings, 0 for a full decode).
 
     A codestream that holds more bits than Bits Stored says is read at its own depth, with a warning: clearing the
     bits the encoder wrote would keep only the low bits of each value, not the image.
@@ -486,11 +487,11 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         ds.BitsStored, ds.HighBit = stored, stored - 1  # in memory only, so that the decoders keep those bits too
     signed = header_integer(ds, "PixelRepresentation", path, default=0) == 1
     shape = (header_integer(ds, "Rows", path), header_integer(ds, "Columns", path))
-    half = half_resolution_pixels(ds, shape, stored, signed, network_size) if network_size else None
+    reduced = reduced_resolution_pixels(ds, shape, stored, signed, network_size) if network_size else None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pixels = ds.pixel_array if half is None else half
+            pixels = ds.pixel_array if reduced is None else reduced[0]
     except NotImplementedError as err:
         raise UnsupportedTransferSyntaxError(f"pixel data cannot be decoded: {error_excerpt(err)}", path) from err
     except MemoryError as err:
@@ -515,7 +516,7 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         if signed:
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
-    return pixels, half is not None, warning
+    return pixels, 0 if reduced is None else reduced[1], warning
 
 
 def _high_bits_warning(ds: Dataset, shape: tuple[int, int], stored: int) -> str | None:
@@ -547,7 +548,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     Returns ``(image, meta)``: ``image`` is float32 ``rows x columns`` after Modality LUT, VOI LUT
     (or the first window) and MONOCHROME1 inversion, so air is dark and bone bright; ``meta`` is
     described in :func:`PilletGANLib.load_cxr`. With ``network_size`` (the side the image will be resized to),
-    JPEG 2000 pixel data may be decoded at half resolution (:mod:`~PilletGANLib.dicom.half_resolution`).
+    JPEG 2000 pixel data may be decoded at reduced resolution (:mod:`~PilletGANLib.dicom.reduced_resolution`).
     """
     path = Path(path)
     header = read_dicom_header(path)
@@ -561,7 +562,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
-    stored, half_resolution, depth_problem = _stored_values(ds, path, codestream, network_size)
+    stored, reduction_level, depth_problem = _stored_values(ds, path, codestream, network_size)
     padding, padding_problem = padding_mask(ds, stored, path)
     values, rescale_problem = apply_modality(stored, ds, path)
     values, voi_applied, voi_problem = apply_voi(values, ds)
@@ -581,7 +582,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         image = _oriented(values, inverted, padding)
     meta = dicom_meta(ds, path)
     meta.update({"voi_applied": voi_applied, "inverted": inverted,
-                 "decoded_at_half_resolution": half_resolution,
+                 "reduced_resolution_level": reduction_level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
     for problem in (*supplied, depth_problem, padding_problem, rescale_problem, voi_problem, shape_problem,

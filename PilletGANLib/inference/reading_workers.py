@@ -95,7 +95,7 @@ def _lower_priority(_: int) -> None:
 
 
 def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size: int, num_workers: int,
-                     half_resolution: bool = True, source_images: bool = True) -> Iterator[list[Outcome]]:
+                     reduced_resolution: bool = True, source_images: bool = True) -> Iterator[list[Outcome]]:
     """Lists of up to ``batch_size`` outcomes, in the order of ``paths``.
 
     Args:
@@ -103,12 +103,12 @@ def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size
         size, margin: the network grid side and the intensity margin of :func:`prepare_image`.
         batch_size: outcomes per list (failures count).
         num_workers: reading processes; 0 reads in this process.
-        half_resolution: let JPEG 2000 images at least 4 times ``size`` decode at half resolution
-            (:mod:`PilletGANLib.dicom.half_resolution`).
+        reduced_resolution: let JPEG 2000 images at least 4 times ``size`` decode at reduced resolution
+            (:mod:`PilletGANLib.dicom.reduced_resolution`).
         source_images: bring each source-grid image back from the workers; ``False`` leaves it there, and the
             prepared image's ``image`` is a function that reads the file again (for a caller that reads no image).
     """
-    network_size = size if half_resolution else None
+    network_size = size if reduced_resolution else None
     dataset = _PathDataset(paths, size, margin, network_size, keep_image=source_images or not num_workers)
     workers = {"prefetch_factor": max(2, batch_size), "worker_init_fn": _lower_priority} if num_workers else {}
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is, **workers)
