@@ -4,7 +4,8 @@
 radiographs that must be analysed despite odd encodings or names (no preamble, no file meta, a file name that is not
 UTF-8, names a spreadsheet would run as formulas, header text with path traversal and terminal escapes, invalid
 values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels, with and without a Presentation LUT Shape
-that says so, a window of width 1, pixel padding written as text, a window over a negative rescale), files that must
+that says so, a window of width 1, pixel padding written as text, a window over a negative rescale, unsigned pixels
+labelled signed), files that must
 be reported as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB
 element lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams
 that claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, a Modality LUT
@@ -190,6 +191,8 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
     corpus.add(_save(_fresh(samples / DX_8BIT, RescaleSlope=-1, RescaleIntercept=255, WindowCenter=128,
                             WindowWidth=256), good / "negative_slope_windowed.dcm"), SUMMARY,
                warning="negative Rescale Slope")
+    corpus.add(_save(_fresh(samples / DX_8BIT, PixelRepresentation=1), good / "unsigned_labelled_signed.dcm"), SUMMARY,
+               warning="read as unsigned")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)

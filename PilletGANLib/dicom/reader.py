@@ -51,6 +51,7 @@ from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
 from .header_values import header_integer, parsed_value
 from .padding import padding_mask
+from .pixel_representation import settle_pixel_representation
 from .polarity import polarity_warning, settle_presentation_shape
 from .reduced_resolution import reduced_resolution_pixels
 
@@ -519,6 +520,18 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
     return pixels, 0 if reduced is None else reduced[1], warning
 
 
+def _settled_representation(ds: Dataset, stored: np.ndarray, path: Path) -> tuple[np.ndarray, str | None]:
+    """The stored values read with the Pixel Representation they show (:mod:`.pixel_representation`); where that
+    is not the header's, the header is changed in memory only, so that the padding value and the LUTs are read
+    the same way."""
+    bits = header_integer(ds, "BitsStored", path, default=0) or header_integer(ds, "BitsAllocated", path)
+    signed = header_integer(ds, "PixelRepresentation", path, default=0) == 1
+    stored, settled, problem = settle_pixel_representation(stored, bits, signed)
+    if settled != signed:
+        ds.PixelRepresentation = int(settled)
+    return stored, problem
+
+
 def _high_bits_warning(ds: Dataset, shape: tuple[int, int], stored: int) -> str | None:
     """A warning when more than :data:`_HIGH_BITS_SHARE` of the unsigned 16-bit words of native pixel data hold bits
     above Bits Stored (pydicom clears them): an overlay in the unused bits marks a few pixels, a header that
@@ -563,6 +576,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
     stored, reduction_level, depth_problem = _stored_values(ds, path, codestream, network_size)
+    stored, representation_problem = _settled_representation(ds, stored, path)
     padding, padding_problem = padding_mask(ds, stored, path)
     values, rescale_problem = apply_modality(stored, ds, path)
     values, voi_applied, voi_problem = apply_voi(values, ds)
@@ -585,8 +599,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                  "reduced_resolution_level": reduction_level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
-    for problem in (*supplied, depth_problem, padding_problem, rescale_problem, voi_problem, shape_problem,
-                    polarity_problem):
+    for problem in (*supplied, depth_problem, representation_problem, padding_problem, rescale_problem, voi_problem,
+                    shape_problem, polarity_problem):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
