@@ -63,7 +63,8 @@ def _decode_reduced(codestream: bytes, bits: int, level: int) -> np.ndarray:
 
     with Image.open(io.BytesIO(codestream)) as image:
         # OpenJPEG gives ceil(side / 2**level) pixels; Pillow sizes its buffer as floor((side + 2**level / 2) /
-        # 2**level), one short where the remainder is below half: the side it divides is nudged to agree.
+        # 2**level), one short where the remainder is below half: the side it divides is nudged to agree (the
+        # decoded shape is checked by the caller, so a Pillow that sizes it otherwise falls back to the full decode).
         power = 2**level
         image._size = tuple(side + power // 2 - 1 if side % power else side for side in image.size)
         image.reduce = level
