@@ -5,11 +5,11 @@ radiographs that must be analysed despite odd encodings or names (no preamble, n
 UTF-8, names a spreadsheet would run as formulas, header text with path traversal and terminal escapes, invalid
 values the SEG must repair, a MONOCHROME1 header over MONOCHROME2 pixels, with and without a Presentation LUT Shape
 that says so, a window of width 1, pixel padding written as text, a window over a negative rescale, unsigned pixels
-labelled signed), files that must
+labelled signed, a Patient Orientation that says the image is mirrored), files that must
 be reported as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB
 element lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams
 that claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, a Modality LUT
-without data, invalid UIDs, absurd dimensions, multi-frame and colour images, no Pixel Data, a DICOMDIR entry that
+without data, invalid UIDs, absurd dimensions, a 64 x 1024 strip, multi-frame and colour images, no Pixel Data, a DICOMDIR entry that
 is absent, a dangling link) and files an export is expected to hold besides radiographs (an SR, a presentation
 state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..`` reference, a duplicate SOP Instance
 UID).
@@ -193,6 +193,8 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                warning="negative Rescale Slope")
     corpus.add(_save(_fresh(samples / DX_8BIT, PixelRepresentation=1), good / "unsigned_labelled_signed.dcm"), SUMMARY,
                warning="read as unsigned")
+    corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["R", "F"]), good / "stored_mirrored.dcm"), SUMMARY,
+               warning="mirrored left to right")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)
@@ -273,6 +275,8 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
     corpus.add(_save(letters, bad / "uid_letters.dcm"), ERRORS, "corrupt", "StudyInstanceUID")
     huge = _fresh(samples / DX_8BIT, Rows=60000, Columns=60000)
     corpus.add(_save(huge, bad / "absurd_dimensions.dcm"), ERRORS, "unsupported", "60000")
+    strip = _fresh(samples / DX_8BIT, Rows=64, Columns=1024)  # the same 65,536 bytes: a strip, not a chest
+    corpus.add(_save(strip, bad / "strip_64x1024.dcm"), ERRORS, "unsupported", "16.0 times", "not a chest")
     no_pixels = _fresh(samples / DX_8BIT)
     del no_pixels.PixelData
     corpus.add(_save(no_pixels, bad / "no_pixel_data.dcm"), ERRORS, "no_pixel_data", "Pixel Data")

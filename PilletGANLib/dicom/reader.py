@@ -50,12 +50,14 @@ from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
 from .header_values import header_integer, parsed_value
+from .orientation import orientation_warning, pixel_aspect_warning
 from .padding import padding_mask
 from .pixel_representation import settle_pixel_representation
 from .polarity import polarity_warning, settle_presentation_shape
 from .reduced_resolution import reduced_resolution_pixels
+from .stored_bits import settle_high_bits
 
-__all__ = ["MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
+__all__ = ["MAX_ASPECT", "MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
            "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
            "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
@@ -67,6 +69,10 @@ MIN_SIDE = 32
 MAX_SIDE = 16384
 #: Largest accepted number of pixels in one image.
 MAX_PIXELS = 100_000_000
+#: Largest accepted ratio of the longer side to the shorter.
+MAX_ASPECT = 2.5
+#: Bits Allocated of the pixel data pydicom decodes (numpy has no 24-bit integers).
+_DECODABLE_BITS_ALLOCATED = frozenset({1, 8, 16, 32, 64})
 
 #: SOP classes of DICOM objects that carry no image to analyse, by keyword fragment.
 _NON_IMAGE_SOP_WORDS = ("SR Storage", "Report", "Presentation State", "Key Object", "Encapsulated",
@@ -81,9 +87,6 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Fewer distinct grey levels than this (in a regular subsample) is no DICOM radiograph: a bitmap (the fewest in
 #: 5,038 SIIM radiographs at 256 px: 30; the next 81).
 MIN_GREY_LEVELS = 8
-#: Share of unsigned pixels holding bits above Bits Stored beyond which the header is suspected (an overlay stored in
-#: the unused bits marks far fewer).
-_HIGH_BITS_SHARE = 0.25
 #: Pixel spacings (mm) a radiograph can have; a value outside is read as unknown (no physical sizes).
 _PLAUSIBLE_SPACING_MM = (1e-3, 1e2)
 #: pydicom's warning for an RLE segment longer than Rows x Columns: (decoded, expected) bytes.
@@ -308,6 +311,11 @@ def check_dimensions(rows: int, cols: int, path: Path, source: str) -> None:
     if rows < MIN_SIDE or cols < MIN_SIDE:
         raise ImplausibleDimensionsError(f"{source} announces {rows} x {cols} pixels, fewer than the {MIN_SIDE} a side "
                                          "that any radiograph has (an icon or a placeholder?)", path)
+    if max(rows, cols) > MAX_ASPECT * min(rows, cols):
+        raise ImplausibleDimensionsError(
+            f"{source} announces {rows} x {cols} pixels, one side {max(rows, cols) / min(rows, cols):.1f} times the "
+            f"other, where a chest radiograph's are within {MAX_ASPECT:g} times (detectors and cassettes about "
+            "1.25): a long-length or stitched image, or a strip, not a chest radiograph", path)
     if rows > MAX_SIDE or cols > MAX_SIDE or rows * cols > MAX_PIXELS:
         raise ImplausibleDimensionsError(
             f"{source} announces {rows} x {cols} pixels, outside the accepted {MAX_SIDE} per side and "
@@ -337,6 +345,14 @@ def check_radiograph_header(ds: Dataset, path: Path) -> None:
     optional = {keyword: header_integer(ds, keyword, path, default)
                 for keyword, default in _OPTIONAL_PIXEL_INTEGERS.items()}
     check_dimensions(rows, cols, path, "the header")
+    if bits_allocated % 8 and bits_allocated != 1:
+        raise CorruptFileError(f"the header's BitsAllocated is {bits_allocated}, where the standard allows 1 or a "
+                               "multiple of 8 (12 is the retired packed ACR-NEMA layout); the pixel data cannot be "
+                               "interpreted", path)
+    if bits_allocated not in _DECODABLE_BITS_ALLOCATED:
+        raise UnsupportedTransferSyntaxError(f"the header's BitsAllocated is {bits_allocated}: pixel data in "
+                                             f"{bits_allocated}-bit words cannot be decoded (1, 8, 16, 32 and 64 can)",
+                                             path)
     if optional["BitsStored"] > bits_allocated:
         raise CorruptFileError(f"the header's BitsStored {optional['BitsStored']} exceeds its BitsAllocated "
                                f"{bits_allocated}; the pixel data cannot be interpreted", path)
@@ -395,6 +411,11 @@ def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
             raise CorruptFileError(
                 f"Pixel Data holds encapsulated fragments (compressed data) but the transfer syntax {syntax.name} is "
                 "uncompressed; the file's Transfer Syntax UID is wrong, re-export it", path)
+        if actual >= 2 * expected:
+            raise CorruptFileError(
+                f"Pixel Data holds {actual} bytes, {actual / expected:.1f} times the {expected} that {ds.Rows} x "
+                f"{ds.Columns} pixels of {ds.BitsAllocated} bits need: the header does not describe this data (another "
+                "bit depth, colour samples or more frames than it says)", path)
         if actual < expected:
             raise TruncatedFileError(
                 f"Pixel Data holds {actual} bytes but {ds.Rows} x {ds.Columns} x {ds.BitsAllocated} bits "
@@ -475,11 +496,13 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
     cleared, signed values extended); JPEG 2000 at reduced resolution where :func:`reduced_resolution_pixels` allows
     it (the level is the number of halvings, 0 for a full decode).
 
-    A codestream that holds more bits than Bits Stored says is read at its own depth, with a warning: clearing the
-    bits the encoder wrote would keep only the low bits of each value, not the image.
+    A codestream that holds more bits than Bits Stored says is read at its own depth, with a warning where a value
+    is wider than Bits Stored: clearing the bits the encoder wrote would keep only the low bits of each value, not
+    the image. Native words are checked for where their bits sit (:mod:`.stored_bits`).
     """
     allocated = header_integer(ds, "BitsAllocated", path)
-    stored = header_integer(ds, "BitsStored", path, default=allocated) or allocated
+    stored = declared = header_integer(ds, "BitsStored", path, default=allocated) or allocated
+    high_bit = _high_bit(ds, path, stored)
     warning = None
     if codestream is not None and codestream.bits > stored:
         warning = (f"Bits Stored is {stored} but the {codestream.family} codestream holds {codestream.bits}-bit "
@@ -505,9 +528,15 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         raise CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); the file is "
                                "damaged, re-export it", path) from err
     _check_rle_segment_lengths(caught, path)
-    if warning is None and not signed and 0 < stored < allocated == 16 and not UID(
-            ds.file_meta.TransferSyntaxUID).is_compressed:
-        warning = _high_bits_warning(ds, shape, stored)
+    if warning is not None and _fit(pixels, declared, signed):
+        # a codestream written at the container's depth (DCMTK's lossless JPEG): no value is wider than the header
+        # says, so the header stands (the VOI LUT's output range follows Bits Stored)
+        warning, stored = None, declared
+        ds.BitsStored, ds.HighBit = declared, high_bit
+    if warning is None and not signed and not UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+        pixels, stored, warning = settle_high_bits(ds, pixels, shape, stored, allocated, high_bit)
+        if stored == allocated:
+            ds.BitsStored, ds.HighBit = stored, stored - 1  # in memory only, so that the later steps read all bits
     if pixels.ndim != 2:
         raise MultiFrameError(f"decoded pixel data has shape {pixels.shape}; one 2D image is expected", path)
     if np.issubdtype(pixels.dtype, np.integer) and 0 < stored < allocated:
@@ -520,6 +549,23 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
     return pixels, 0 if reduced is None else reduced[1], warning
 
 
+def _high_bit(ds: Dataset, path: Path, stored: int) -> int:
+    """High Bit, which only places the stored bits (:mod:`.stored_bits`): absent or not one whole number, it is
+    read as Bits Stored - 1, where the decoders put them."""
+    try:
+        return header_integer(ds, "HighBit", path, default=stored - 1)
+    except CorruptFileError:
+        return stored - 1
+
+
+def _fit(pixels: np.ndarray, bits: int, signed: bool) -> bool:
+    """Whether every integer value fits in ``bits`` bits of the given signedness."""
+    if pixels.size == 0 or not np.issubdtype(pixels.dtype, np.integer):
+        return False
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return low <= int(pixels.min()) and int(pixels.max()) <= high
+
+
 def _settled_representation(ds: Dataset, stored: np.ndarray, path: Path) -> tuple[np.ndarray, str | None]:
     """The stored values read with the Pixel Representation they show (:mod:`.pixel_representation`); where that
     is not the header's, the header is changed in memory only, so that the padding value and the LUTs are read
@@ -530,19 +576,6 @@ def _settled_representation(ds: Dataset, stored: np.ndarray, path: Path) -> tupl
     if settled != signed:
         ds.PixelRepresentation = int(settled)
     return stored, problem
-
-
-def _high_bits_warning(ds: Dataset, shape: tuple[int, int], stored: int) -> str | None:
-    """A warning when more than :data:`_HIGH_BITS_SHARE` of the unsigned 16-bit words of native pixel data hold bits
-    above Bits Stored (pydicom clears them): an overlay in the unused bits marks a few pixels, a header that
-    understates the depth marks most. What they hold cannot be told from noise, so they stay cleared."""
-    order = ">" if UID(ds.file_meta.TransferSyntaxUID) == ExplicitVRBigEndian else "<"
-    words = np.frombuffer(ds.PixelData, dtype=f"{order}u2", count=shape[0] * shape[1])[::16]
-    share = np.count_nonzero(words >> stored) / max(words.size, 1)
-    if share <= _HIGH_BITS_SHARE:
-        return None
-    return (f"{share:.0%} of the pixels hold bits above Bits Stored ({stored} of 16 allocated); cleared as the header "
-            "says, so if the header understates the depth the image read is not the radiograph")
 
 
 def _check_rle_segment_lengths(caught: list[warnings.WarningMessage], path: Path) -> None:
@@ -599,8 +632,10 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                  "reduced_resolution_level": reduction_level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
+    orientation_problem = orientation_warning(_header_value(ds, "PatientOrientation"), _header_value(ds, "ViewPosition"))
+    aspect_problem = pixel_aspect_warning(_spacing(ds)[0], _header_value(ds, "PixelAspectRatio"))
     for problem in (*supplied, depth_problem, representation_problem, padding_problem, rescale_problem, voi_problem,
-                    shape_problem, polarity_problem):
+                    shape_problem, polarity_problem, orientation_problem, aspect_problem):
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)

@@ -1,0 +1,74 @@
+"""How the header says the image lies, against what the model reads: a frontal chest, stored with the patient's
+right on the viewer's left and the head up (Patient Orientation ``L\\F``), in square pixels.
+
+A radiograph stored mirrored, upside down or on its side, a lateral view, or one whose pixels are not square (the
+network's square grid then shows the chest squashed) is analysed as stored, with a warning that says so: the
+lesion map is made on a picture the model was not trained on, and which lung it marks may be the other one. The
+header is believed only where it speaks: an absent or unreadable Patient Orientation, View Position or spacing gives
+no warning (a rotated image whose header says ``L\\F`` cannot be seen from the header).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "orientation_warning", "pixel_aspect_warning"]
+
+#: View Position values of a lateral chest radiograph.
+LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL"})
+#: Row and column spacings differing by more than this factor are not square pixels.
+MAX_PIXEL_ASPECT = 1.02
+_STANDARD = ("L", "F")
+_LETTERS = frozenset("APRLHF")
+#: How the image is stored, by the first letters of its Patient Orientation's row and column directions.
+_HOW = {("R", "F"): "mirrored left to right", ("L", "H"): "upside down (mirrored top to bottom)",
+        ("R", "H"): "rotated by 180 degrees", ("F", "R"): "rotated by 90 degrees", ("H", "L"): "rotated by 90 degrees",
+        ("F", "L"): "transposed (rows and columns swapped)", ("H", "R"): "transposed (rows and columns swapped)"}
+_TRUST = "analysed as stored, so the map is not to be trusted"
+
+
+def _directions(value: object) -> tuple[str, str] | None:
+    """The first letters of Patient Orientation's row and column directions, or ``None`` when it says nothing."""
+    if isinstance(value, str):
+        value = value.split("\\")
+    if not isinstance(value, Sequence) or len(value) != 2:
+        return None
+    letters = [str(part).strip().upper()[:1] for part in value]
+    return (letters[0], letters[1]) if all(letter in _LETTERS for letter in letters) else None
+
+
+def orientation_warning(patient_orientation: object, view_position: object) -> str | None:
+    """A warning when Patient Orientation or View Position says the image is not a frontal chest stored as
+    ``L\\F``; ``None`` when they agree with it or say nothing."""
+    directions = _directions(patient_orientation)
+    view = str(view_position or "").strip().upper()
+    if view in LATERAL_VIEWS or (directions is not None and {"A", "P"} & set(directions)):
+        said = f"View Position {view}" if view in LATERAL_VIEWS else "Patient Orientation {}\\{}".format(*directions)
+        return f"the header's {said} describes a lateral view; the model reads frontal chest radiographs: {_TRUST}"
+    if directions is None or directions == _STANDARD:
+        return None
+    how = _HOW.get(directions, "in an orientation no chest radiograph has")
+    return ("the header's Patient Orientation {}\\{} says the image is stored {}, where the model reads a frontal "
+            "chest as L\\F (the patient's right on the viewer's left, head up): {}").format(*directions, how, _TRUST)
+
+
+def pixel_aspect_warning(spacing: tuple[float, float] | None, aspect_ratio: object) -> str | None:
+    """A warning when the (row, column) spacing in mm, or else Pixel Aspect Ratio (vertical, horizontal), says the
+    pixels are not square; ``None`` when they are or nothing says."""
+    if spacing is not None:
+        row, column = spacing
+        said = f"pixel spacing {row:g} mm between rows and {column:g} mm between columns"
+    else:
+        try:
+            row, column = (float(part) for part in aspect_ratio)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            return None
+        if not (row > 0 and column > 0):
+            return None
+        said = f"Pixel Aspect Ratio {row:g}:{column:g}"
+    ratio = column / row
+    if max(ratio, 1 / ratio) <= MAX_PIXEL_ASPECT:
+        return None
+    shape = f"{ratio:.2g} times narrower" if ratio > 1 else f"{1 / ratio:.2g} times flatter"
+    return (f"the pixels are not square ({said}): on the network's square grid the chest looks {shape} than it is; "
+            f"{_TRUST}")
