@@ -9,10 +9,10 @@ labelled signed, a Patient Orientation that says the image is mirrored), files t
 be reported as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB
 element lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams
 that claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, a Modality LUT
-without data, invalid UIDs, absurd dimensions, a 64 x 1024 strip, multi-frame and colour images, no Pixel Data, a DICOMDIR entry that
-is absent, a dangling link) and files an export is expected to hold besides radiographs (an SR, a presentation
-state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..`` reference, a duplicate SOP Instance
-UID).
+without data, invalid UIDs, absurd dimensions, a 64 x 1024 strip, multi-frame and colour images, no Pixel Data, a
+DICOMDIR entry that is absent, a dangling link) and files an export is expected to hold besides radiographs (an SR,
+a presentation state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..`` reference, a
+duplicate SOP Instance UID).
 
 Each entry says where a batch run must list it (``summary.csv``, ``errors.csv`` or ``skipped.csv``), with which
 kind (the :mod:`PilletGANLib.errors` taxonomy), at which stage and which words its reason must hold. The builder

@@ -90,3 +90,32 @@ def test_pixel_data_several_times_what_the_header_describes_is_named(dicom_dir: 
     ds.save_as(tmp_path / "rgb_bytes.dcm")
     with pytest.raises(errors.CorruptFileError, match=r"3\.0 times the 65536 that 256 x 256 pixels of 8 bits need"):
         load_cxr(tmp_path / "rgb_bytes.dcm")
+
+
+def _with_pixel_data_first(source: Path, target: Path, pixels: bytes) -> Path:
+    """``source`` (Explicit VR Little Endian) with a second Pixel Data element, holding ``pixels``, written before
+    its own."""
+    ds = pydicom.dcmread(source, defer_size=1024)
+    at = ds.get_item("PixelData", keep_deferred=True).value_tell - 12  # the element's header: tag, VR, 0, length
+    data = source.read_bytes()
+    extra = b"\xe0\x7f\x10\x00OW\x00\x00" + len(pixels).to_bytes(4, "little") + pixels
+    target.write_bytes(data[:at] + extra + data[at:])
+    return target
+
+
+def test_pixel_data_held_twice_is_refused_and_an_icon_is_not(dicom_dir: Path, tmp_path: Path) -> None:
+    """pydicom keeps the last of two Pixel Data elements (an inverted copy here was analysed, the polarity warning
+    blaming the header); the Pixel Data of an Icon Image Sequence item is the icon's, not a second image."""
+    plain = _words(dicom_dir, tmp_path / "plain.dcm", pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array, 16, 8, 7)
+    inverted = (255 - pydicom.dcmread(plain).pixel_array).astype("<u2").tobytes()
+    with pytest.raises(errors.CorruptFileError, match=r"Pixel Data twice"):
+        load_cxr(_with_pixel_data_first(plain, tmp_path / "twice.dcm", inverted))
+    ds = pydicom.dcmread(plain)
+    icon = pydicom.Dataset()
+    icon.Rows = icon.Columns = 8
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.PixelData = bytes(64)
+    ds.IconImageSequence = pydicom.Sequence([icon])
+    ds.save_as(tmp_path / "icon.dcm", enforce_file_format=False)
+    np.testing.assert_array_equal(load_cxr(tmp_path / "icon.dcm")[0], load_cxr(plain)[0])

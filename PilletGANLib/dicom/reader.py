@@ -58,8 +58,8 @@ from .reduced_resolution import reduced_resolution_pixels
 from .stored_bits import settle_high_bits
 
 __all__ = ["MAX_ASPECT", "MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
-           "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
-           "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
+           "check_element_lengths", "check_pixel_values", "check_radiograph_header", "check_single_pixel_data",
+           "dicom_meta", "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
         raise UnrecognizedFormatError(_NOT_DICOM, path)
     if check_lengths:
         check_element_lengths(ds, path)
+        check_single_pixel_data(ds, path)
     if any("end of file" in str(w.message).lower() for w in caught):
         raise TruncatedFileError("the file ends before the DICOM data it announces "
                                  "(truncated copy or interrupted transfer); re-export it", path)
@@ -230,6 +231,32 @@ def check_element_lengths(ds: Dataset, path: Path) -> None:
                                    "the file; the length is corrupt", path)
         raise TruncatedFileError(f"the file ends inside element {name}: it announces {length} bytes and {present} "
                                  "are present (truncated copy or interrupted transfer); re-export it", path)
+
+
+def check_single_pixel_data(ds: Dataset, path: Path) -> None:
+    """Refuse a file whose data set holds Pixel Data twice: pydicom keeps the last element, and which of the two is
+    the image cannot be told. The first leaves a gap, starting with the Pixel Data tag, between the end of the
+    element read before the last Pixel Data and the last one's header (``ds`` read with deferred values)."""
+    element = ds.get_item("PixelData", keep_deferred=True)
+    at = getattr(element, "value_tell", None)
+    if at is None or _is_deflated(ds):
+        return
+    ends = []
+    for tag in ds.keys():  # noqa: SIM118 - keys only: iterating the Dataset would read deferred values
+        before = ds.get_item(tag, keep_deferred=True)
+        offset, length = getattr(before, "value_tell", None), getattr(before, "length", None)
+        if tag != 0x7FE00010 and offset is not None and length not in (None, 0xFFFFFFFF) and offset < at:
+            ends.append(int(offset) + int(length))
+    start = max(ends, default=at)
+    if start + 12 >= at:  # no room for an element between them: the last Pixel Data's own header (8 or 12 bytes)
+        return
+    big = UID(ds.file_meta.get("TransferSyntaxUID", "")) == ExplicitVRBigEndian
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        head = handle.read(4)
+    if head == (b"\x7f\xe0\x00\x10" if big else b"\xe0\x7f\x10\x00"):
+        raise CorruptFileError("the file holds Pixel Data twice (two (7FE0,0010) elements); which one is the image "
+                               "cannot be told, re-export it", path)
 
 
 def _native_pixel_bytes(ds: Dataset) -> int | None:
