@@ -9,10 +9,10 @@ labelled signed, a Patient Orientation that says the image is mirrored), files t
 be reported as errors (truncated, empty, random bytes named ``.dcm``, a fake DICOMDIR, garbage after ``DICM``, 2 GiB
 element lengths, a 3,000-deep sequence, an unknown private transfer syntax, JPEG 2000 / JPEG / JPEG-LS codestreams
 that claim far more pixels than the header, a JPEG 2000 codestream whose tile data is garbage, a Modality LUT
-without data, invalid UIDs, absurd dimensions, a 64 x 1024 strip, multi-frame and colour images, no Pixel Data, a
-DICOMDIR entry that is absent, a dangling link) and files an export is expected to hold besides radiographs (an SR,
-a presentation state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..`` reference, a
-duplicate SOP Instance UID).
+without data, invalid UIDs, absurd dimensions, a 64 x 1024 strip, Pixel Data twice, multi-frame and colour images,
+no Pixel Data, a DICOMDIR entry that is absent, a dangling link) and files an export is expected to hold besides
+radiographs (an SR, a presentation state, a CT, a text file, a FIFO, a folder link loop, a DICOMDIR with a ``..``
+reference, a duplicate SOP Instance UID).
 
 Each entry says where a batch run must list it (``summary.csv``, ``errors.csv`` or ``skipped.csv``), with which
 kind (the :mod:`PilletGANLib.errors` taxonomy), at which stage and which words its reason must hold. The builder
@@ -58,7 +58,7 @@ from dicom_factory import (
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 __all__ = ["ERRORS", "SKIPPED", "SUMMARY", "HostileCorpus", "HostileEntry", "build_hostile_corpus", "run_measured"]
 
@@ -275,6 +275,14 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
     corpus.add(_save(letters, bad / "uid_letters.dcm"), ERRORS, "corrupt", "StudyInstanceUID")
     huge = _fresh(samples / DX_8BIT, Rows=60000, Columns=60000)
     corpus.add(_save(huge, bad / "absurd_dimensions.dcm"), ERRORS, "unsupported", "60000")
+    explicit = _fresh(samples / DX_8BIT)
+    explicit.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # the sample is Implicit VR; the copy below is not
+    twice = _save(explicit, bad / "pixel_data_twice.dcm")
+    at = pydicom.dcmread(twice, defer_size=1024).get_item("PixelData", keep_deferred=True).value_tell - 12
+    data, inverted = twice.read_bytes(), bytes(255 - v for v in pydicom.dcmread(twice).PixelData)
+    twice.write_bytes(data[:at] + b"\xe0\x7f\x10\x00OB\x00\x00" + len(inverted).to_bytes(4, "little") + inverted
+                      + data[at:])  # an inverted copy first: pydicom would keep the last
+    corpus.add(twice, ERRORS, "corrupt", "Pixel Data twice")
     strip = _fresh(samples / DX_8BIT, Rows=64, Columns=1024)  # the same 65,536 bytes: a strip, not a chest
     corpus.add(_save(strip, bad / "strip_64x1024.dcm"), ERRORS, "unsupported", "16.0 times", "not a chest")
     no_pixels = _fresh(samples / DX_8BIT)

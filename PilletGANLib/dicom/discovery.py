@@ -39,13 +39,7 @@ from ..errors import (
 )
 from ..text import error_excerpt, header_excerpt
 from .attributes import repair_source_header
-from .reader import (
-    check_decodable,
-    check_element_lengths,
-    check_radiograph_header,
-    check_single_pixel_data,
-    read_dicom_header,
-)
+from .reader import check_decodable, check_element_lengths, check_radiograph_header, read_dicom_header
 
 __all__ = ["ERROR_KINDS", "DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover",
            "examine_file"]
@@ -431,7 +425,6 @@ def _select(header: Dataset, path: Path, rules: SelectionRules) -> DicomInstance
     if problem is not None:
         raise problem
     check_element_lengths(header, path)
-    check_single_pixel_data(header, path)
     check_decodable(header, path)
     uids = {k: str(header.get(k, "") or "").strip() for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")}
     missing = [k for k, v in uids.items() if not v]

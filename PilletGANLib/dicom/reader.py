@@ -58,8 +58,8 @@ from .reduced_resolution import reduced_resolution_pixels
 from .stored_bits import settle_high_bits
 
 __all__ = ["MAX_ASPECT", "MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
-           "check_element_lengths", "check_pixel_values", "check_radiograph_header", "check_single_pixel_data",
-           "dicom_meta", "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
+           "check_element_lengths", "check_pixel_values", "check_radiograph_header", "dicom_meta",
+           "ensure_transfer_syntax", "header_integer", "read_dicom_header", "read_dicom_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ def read_dicom_header(path: str | Path, check_lengths: bool = True) -> Dataset:
         raise UnrecognizedFormatError(_NOT_DICOM, path)
     if check_lengths:
         check_element_lengths(ds, path)
-        check_single_pixel_data(ds, path)
     if any("end of file" in str(w.message).lower() for w in caught):
         raise TruncatedFileError("the file ends before the DICOM data it announces "
                                  "(truncated copy or interrupted transfer); re-export it", path)
+    _check_single_pixel_data(ds, path)  # now, while every element still knows where it lies in the file
     ensure_transfer_syntax(ds, path)
     return ds
 
@@ -233,10 +233,11 @@ def check_element_lengths(ds: Dataset, path: Path) -> None:
                                  "are present (truncated copy or interrupted transfer); re-export it", path)
 
 
-def check_single_pixel_data(ds: Dataset, path: Path) -> None:
+def _check_single_pixel_data(ds: Dataset, path: Path) -> None:
     """Refuse a file whose data set holds Pixel Data twice: pydicom keeps the last element, and which of the two is
     the image cannot be told. The first leaves a gap, starting with the Pixel Data tag, between the end of the
-    element read before the last Pixel Data and the last one's header (``ds`` read with deferred values)."""
+    element read before the last Pixel Data and the last one's header (``ds`` just read with deferred values: an
+    element read since has forgotten where it lies)."""
     element = ds.get_item("PixelData", keep_deferred=True)
     at = getattr(element, "value_tell", None)
     if at is None or _is_deflated(ds):
