@@ -138,8 +138,10 @@ def test_rules_parse_and_print():
     assert SelectionRules.parse(str(rules)) == rules
     assert SelectionRules.parse("") == SelectionRules() == SelectionRules.parse(None)
     assert SelectionRules.parse("for_processing=yes").include_for_processing
+    assert SelectionRules.parse("laterals=yes").include_laterals and not SelectionRules().include_laterals
+    assert SelectionRules.parse(str(SelectionRules(include_laterals=True))) == SelectionRules(include_laterals=True)
     assert SelectionRules.parse("view=*").view_positions is None
-    for bad in ("colour=red", "modality", "modality=CR;modality=DX", "for_processing=maybe", "view=,"):
+    for bad in ("colour=red", "modality", "modality=CR;modality=DX", "for_processing=maybe", "laterals=some", "view=,"):
         with pytest.raises(ConfigurationError):
             SelectionRules.parse(bad)
 
@@ -184,6 +186,19 @@ def test_for_processing_images_are_not_selected_by_default(dicom_dir, tmp_path):
     assert default.instances == [] and default.skipped[0].kind == SkipKind.NOT_SELECTED
     assert "For Processing" in default.skipped[0].reason
     assert len(discover_within(tmp_path, rules=SelectionRules.parse("for_processing=yes")).instances) == 1
+
+
+@pytest.mark.parametrize(("view", "orientation"), [("LL", ["L", "F"]), ("", ["A", "F"])])
+def test_lateral_views_are_not_selected_by_default(dicom_dir, tmp_path, view, orientation):
+    """A chest study holds a lateral beside the frontal view; the model reads frontal chests."""
+    def lateral(ds: pydicom.Dataset) -> None:
+        ds.ViewPosition, ds.PatientOrientation = view, orientation
+
+    write_copy(dicom_dir, DX_8BIT, tmp_path / "lateral.dcm", generate_uid(), generate_uid(), edit=lateral)
+    default = discover_within(tmp_path)
+    assert default.instances == [] and default.skipped[0].kind == SkipKind.NOT_SELECTED
+    assert "a lateral view" in default.skipped[0].reason and "laterals=yes" in default.skipped[0].reason
+    assert len(discover_within(tmp_path, rules=SelectionRules.parse("laterals=yes")).instances) == 1
 
 
 def test_a_value_that_swallowed_the_file_is_quoted_short(dicom_dir, tmp_path):

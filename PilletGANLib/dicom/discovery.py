@@ -39,6 +39,8 @@ from ..errors import (
 )
 from ..text import error_excerpt, header_excerpt
 from .attributes import repair_source_header
+from .header_values import descriptive_value
+from .orientation import lateral_view
 from .reader import check_decodable, check_element_lengths, check_radiograph_header, read_dicom_header
 
 __all__ = ["ERROR_KINDS", "DicomInstance", "DiscoveryResult", "SelectionRules", "SkipKind", "SkippedFile", "discover",
@@ -87,7 +89,8 @@ _DICOMDIR_NAME = "DICOMDIR"
 _RULE_KEYS = {"modality": "modalities", "modalities": "modalities", "body_part": "body_parts", "body_parts": "body_parts",
               "bodypart": "body_parts", "view": "view_positions", "views": "view_positions",
               "view_position": "view_positions", "view_positions": "view_positions",
-              "for_processing": "include_for_processing"}
+              "for_processing": "include_for_processing", "laterals": "include_laterals",
+              "lateral": "include_laterals"}
 
 
 def _kind_of(err: PilletGANError) -> SkipKind:
@@ -104,13 +107,16 @@ class SelectionRules:
 
     Values compare case-insensitively with Modality, Body Part Examined and View Position; an image
     without the attribute is excluded by a rule on it. DX "For Processing" (raw detector) images
-    are excluded unless ``include_for_processing``.
+    are excluded unless ``include_for_processing``, and lateral views (View Position LL or RL, or a Patient
+    Orientation with an anterior or posterior direction: the model reads frontal chests) unless
+    ``include_laterals``.
     """
 
     modalities: tuple[str, ...] | None = ("CR", "DX")
     body_parts: tuple[str, ...] | None = None
     view_positions: tuple[str, ...] | None = None
     include_for_processing: bool = False
+    include_laterals: bool = False
 
     def __post_init__(self) -> None:
         for name in ("modalities", "body_parts", "view_positions"):
@@ -126,7 +132,7 @@ class SelectionRules:
     def parse(cls, text: str | None) -> SelectionRules:
         """Rules from a command-line string such as ``"modality=CR,DX;body_part=CHEST;view=PA,AP"``.
 
-        Keys: ``modality``, ``body_part``, ``view`` (or their plurals), ``for_processing=yes|no``;
+        Keys: ``modality``, ``body_part``, ``view`` (or their plurals), ``for_processing=yes|no``, ``laterals=yes|no``;
         the value ``*`` means any value. Keys not given keep their defaults; empty text gives the defaults.
         """
         settings: dict[str, Any] = {}
@@ -138,13 +144,13 @@ class SelectionRules:
             if not sep or name is None:
                 raise ConfigurationError(
                     f"selection rule '{clause}' is not KEY=VALUES with KEY one of modality, body_part, view, "
-                    "for_processing (example: 'modality=CR,DX;body_part=CHEST;view=PA,AP')")
+                    "for_processing, laterals (example: 'modality=CR,DX;body_part=CHEST;view=PA,AP')")
             if name in settings:
                 raise ConfigurationError(f"selection rule key '{key.strip()}' is given twice")
             value = value.strip()
-            if name == "include_for_processing":
+            if name in ("include_for_processing", "include_laterals"):
                 if value.lower() not in ("yes", "no", "true", "false", "1", "0"):
-                    raise ConfigurationError(f"for_processing must be yes or no, not '{value}'")
+                    raise ConfigurationError(f"{key.strip()} must be yes or no, not '{value}'")
                 settings[name] = value.lower() in ("yes", "true", "1")
             elif value.lower() in ("*", "any"):
                 settings[name] = None
@@ -157,7 +163,8 @@ class SelectionRules:
         def values(v: tuple[str, ...] | None) -> str:
             return "*" if v is None else ",".join(v)
         return (f"modality={values(self.modalities)};body_part={values(self.body_parts)};"
-                f"view={values(self.view_positions)};for_processing={'yes' if self.include_for_processing else 'no'}")
+                f"view={values(self.view_positions)};for_processing={'yes' if self.include_for_processing else 'no'};"
+                f"laterals={'yes' if self.include_laterals else 'no'}")
 
     def rejection(self, ds: Dataset) -> str | None:
         """Why the rules exclude the image with header ``ds``, or ``None`` when they select it."""
@@ -172,6 +179,11 @@ class SelectionRules:
                 return f"{label} {shown} is not selected (selected: {', '.join(values)})"
         if not self.include_for_processing and _is_for_processing(ds):
             return "a 'For Processing' (raw detector) image; only 'For Presentation' images are selected"
+        if not self.include_laterals:
+            lateral = lateral_view(descriptive_value(ds, "PatientOrientation"), descriptive_value(ds, "ViewPosition"))
+            if lateral is not None:
+                return (f"a lateral view ({lateral}); the model reads frontal chest radiographs, so laterals are not "
+                        "selected (laterals=yes selects them)")
         return None
 
 

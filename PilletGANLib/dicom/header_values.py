@@ -1,6 +1,6 @@
-"""Image Pixel attribute values of a DICOM header, read strictly: a damaged element or a value that is not what the
-attribute must hold is named in a :class:`~PilletGANLib.errors.CorruptFileError`, never left to a Python exception
-later."""
+"""Attribute values of a DICOM header. Image Pixel attributes are read strictly: a damaged element or a value that is
+not what the attribute must hold is named in a :class:`~PilletGANLib.errors.CorruptFileError`, never left to a Python
+exception later. Descriptive attributes are read leniently: a damaged one is as if absent."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydicom.multival import MultiValue
 from ..errors import CorruptFileError
 from ..text import error_excerpt, header_excerpt
 
-__all__ = ["header_integer", "header_number", "parsed_value"]
+__all__ = ["descriptive_value", "header_integer", "header_number", "parsed_value"]
 
 
 def parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
@@ -69,3 +69,12 @@ def header_number(ds: Dataset, keyword: str, path: Path) -> float | None:
             problem = "is not finite"
     raise CorruptFileError(f"the header's {keyword} {header_excerpt(value)} {problem}; it must be one finite number, "
                            "so the pixel values cannot be computed", path)
+
+
+def descriptive_value(ds: Dataset, keyword: str) -> Any:
+    """The attribute's value; ``None`` when absent or when its element cannot be parsed. A damaged descriptive
+    attribute does not stop the image being read: those an output needs are checked where it is written."""
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - pydicom raises many types for a damaged element
+        return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "orientation_warning", "pixel_aspect_warning"]
+__all__ = ["LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "lateral_view", "orientation_warning", "pixel_aspect_warning"]
 
 #: View Position values of a lateral chest radiograph.
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL"})
@@ -37,14 +37,25 @@ def _directions(value: object) -> tuple[str, str] | None:
     return (letters[0], letters[1]) if all(letter in _LETTERS for letter in letters) else None
 
 
+def lateral_view(patient_orientation: object, view_position: object) -> str | None:
+    """What in the header says the image is a lateral view (``"View Position LL"``, ``"Patient Orientation A\\F"``),
+    or ``None``."""
+    view = str(view_position or "").strip().upper()
+    if view in LATERAL_VIEWS:
+        return f"View Position {view}"
+    directions = _directions(patient_orientation)
+    if directions is not None and {"A", "P"} & set(directions):
+        return "Patient Orientation {}\\{}".format(*directions)
+    return None
+
+
 def orientation_warning(patient_orientation: object, view_position: object) -> str | None:
     """A warning when Patient Orientation or View Position says the image is not a frontal chest stored as
     ``L\\F``; ``None`` when they agree with it or say nothing."""
+    lateral = lateral_view(patient_orientation, view_position)
+    if lateral is not None:
+        return f"the header's {lateral} describes a lateral view; the model reads frontal chest radiographs: {_TRUST}"
     directions = _directions(patient_orientation)
-    view = str(view_position or "").strip().upper()
-    if view in LATERAL_VIEWS or (directions is not None and {"A", "P"} & set(directions)):
-        said = f"View Position {view}" if view in LATERAL_VIEWS else "Patient Orientation {}\\{}".format(*directions)
-        return f"the header's {said} describes a lateral view; the model reads frontal chest radiographs: {_TRUST}"
     if directions is None or directions == _STANDARD:
         return None
     how = _HOW.get(directions, "in an orientation no chest radiograph has")

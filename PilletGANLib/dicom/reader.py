@@ -49,7 +49,7 @@ from ..errors import (
 from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
-from .header_values import header_integer, parsed_value
+from .header_values import descriptive_value, header_integer, parsed_value
 from .orientation import orientation_warning, pixel_aspect_warning
 from .padding import padding_mask
 from .pixel_representation import settle_pixel_representation
@@ -463,17 +463,8 @@ def check_decodable(ds: Dataset, path: Path) -> CodestreamHeader | None:
     return check_codestream(ds, path, syntax)
 
 
-def _header_value(ds: Dataset, keyword: str) -> Any:
-    """The attribute's value; ``None`` when absent or when its element cannot be parsed. A damaged descriptive
-    attribute does not stop the image being read: those an output needs are checked where it is written."""
-    try:
-        return ds.get(keyword)
-    except Exception:  # noqa: BLE001 - pydicom raises many types for a damaged element
-        return None
-
-
 def _header_text(ds: Dataset, keyword: str) -> str | None:
-    value = _header_value(ds, keyword)
+    value = descriptive_value(ds, keyword)
     return None if value is None else str(value) or None
 
 
@@ -481,7 +472,7 @@ def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     """Return (row, column) spacing in mm and the attribute it came from; a spacing no detector has (zero, negative,
     not finite, outside :data:`_PLAUSIBLE_SPACING_MM`) is unknown."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = _header_value(ds, keyword)
+        value = descriptive_value(ds, keyword)
         if value is None:
             continue
         try:
@@ -651,7 +642,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                               "holds no radiograph to analyse", path)
     check_contrast(image, path)
     _check_grey_levels(image, path)
-    flip, shape_problem = settle_presentation_shape(image, photometric, _header_value(ds, "PresentationLUTShape"))
+    flip, shape_problem = settle_presentation_shape(image, photometric, descriptive_value(ds, "PresentationLUTShape"))
     if flip:
         inverted = not inverted
         image = _oriented(values, inverted, padding)
@@ -660,8 +651,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                  "reduced_resolution_level": reduction_level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
-    orientation_problem = orientation_warning(_header_value(ds, "PatientOrientation"), _header_value(ds, "ViewPosition"))
-    aspect_problem = pixel_aspect_warning(_spacing(ds)[0], _header_value(ds, "PixelAspectRatio"))
+    orientation_problem = orientation_warning(descriptive_value(ds, "PatientOrientation"), descriptive_value(ds, "ViewPosition"))
+    aspect_problem = pixel_aspect_warning(_spacing(ds)[0], descriptive_value(ds, "PixelAspectRatio"))
     for problem in (*supplied, depth_problem, representation_problem, padding_problem, rescale_problem, voi_problem,
                     shape_problem, polarity_problem, orientation_problem, aspect_problem):
         if problem is not None:
