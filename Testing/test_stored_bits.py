@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_factory import DX_8BIT, MONO1_J2K_LOSSLESS
+from dicom_factory import DX_8BIT, JPEG_BASELINE, MONO1_J2K_LOSSLESS
 from pydicom.uid import ExplicitVRLittleEndian
 
 from PilletGANLib import errors, load_cxr
@@ -119,3 +119,14 @@ def test_pixel_data_held_twice_is_refused_and_an_icon_is_not(dicom_dir: Path, tm
     ds.IconImageSequence = pydicom.Sequence([icon])
     ds.save_as(tmp_path / "icon.dcm", enforce_file_format=False)
     np.testing.assert_array_equal(load_cxr(tmp_path / "icon.dcm")[0], load_cxr(plain)[0])
+
+
+def test_an_8_bit_jpeg_under_a_16_bit_header_is_read_at_8_bits(dicom_dir: Path, tmp_path: Path) -> None:
+    """pydicom sized its buffer by Bits Allocated 16 and failed with a numpy broadcast error ("damaged")."""
+    ds = pydicom.dcmread(dicom_dir / JPEG_BASELINE)
+    expected, _ = load_cxr(dicom_dir / JPEG_BASELINE)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.save_as(tmp_path / "wide_header.dcm")
+    image, meta = load_cxr(tmp_path / "wide_header.dcm")
+    np.testing.assert_array_equal(image, expected)
+    assert meta["warnings"] == ["Bits Allocated is 16 but the JPEG codestream holds 8-bit samples: read as 8-bit"]

@@ -522,12 +522,9 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
     allocated = header_integer(ds, "BitsAllocated", path)
     stored = declared = header_integer(ds, "BitsStored", path, default=allocated) or allocated
     high_bit = _high_bit(ds, path, stored)
-    warning = None
-    if codestream is not None and codestream.bits > stored:
-        warning = (f"Bits Stored is {stored} but the {codestream.family} codestream holds {codestream.bits}-bit "
-                   f"samples: read as {codestream.bits}-bit")
-        stored = codestream.bits
-        ds.BitsStored, ds.HighBit = stored, stored - 1  # in memory only, so that the decoders keep those bits too
+    warning, deeper = None, False
+    if codestream is not None:
+        allocated, stored, warning, deeper = _codestream_depth(ds, codestream, allocated, stored)
     signed = header_integer(ds, "PixelRepresentation", path, default=0) == 1
     shape = (header_integer(ds, "Rows", path), header_integer(ds, "Columns", path))
     reduced = reduced_resolution_pixels(ds, shape, stored, signed, network_size) if network_size else None
@@ -547,7 +544,7 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
         raise CorruptFileError(f"the {syntax} pixel data cannot be decoded ({error_excerpt(err)}); the file is "
                                "damaged, re-export it", path) from err
     _check_rle_segment_lengths(caught, path)
-    if warning is not None and _fit(pixels, declared, signed):
+    if deeper and _fit(pixels, declared, signed):
         # a codestream written at the container's depth (DCMTK's lossless JPEG): no value is wider than the header
         # says, so the header stands (the VOI LUT's output range follows Bits Stored)
         warning, stored = None, declared
@@ -566,6 +563,23 @@ def _stored_values(ds: Dataset, path: Path, codestream: CodestreamHeader | None,
             sign = 1 << (stored - 1)
             pixels = (pixels ^ sign) - sign
     return pixels, 0 if reduced is None else reduced[1], warning
+
+
+def _codestream_depth(ds: Dataset, codestream: CodestreamHeader, allocated: int, stored: int
+                      ) -> tuple[int, int, str | None, bool]:
+    """``(allocated, stored, warning, deeper)``: the Bits Allocated and Bits Stored to decode with, where the
+    codestream's sample depth contradicts the header (set in ``ds`` in memory only, for the decoders), and whether
+    the codestream is deeper than Bits Stored (then :func:`_stored_values` keeps the warning only if a value is)."""
+    family, bits = codestream.family, codestream.bits
+    if family != "JPEG 2000" and bits <= 8 < allocated:  # JPEG decoders give a byte a sample; pydicom sizes by BA
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, bits, bits - 1
+        return 8, bits, (f"Bits Allocated is {allocated} but the {family} codestream holds {bits}-bit samples: "
+                         f"read as {bits}-bit"), False
+    if bits > stored:
+        ds.BitsStored, ds.HighBit = bits, bits - 1  # so that the decoders keep those bits too
+        return allocated, bits, (f"Bits Stored is {stored} but the {family} codestream holds {bits}-bit samples: "
+                                 f"read as {bits}-bit"), True
+    return allocated, stored, None, False
 
 
 def _high_bit(ds: Dataset, path: Path, stored: int) -> int:
