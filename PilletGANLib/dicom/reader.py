@@ -569,7 +569,8 @@ def _codestream_depth(ds: Dataset, codestream: CodestreamHeader, allocated: int,
                       ) -> tuple[int, int, str | None, bool]:
     """``(allocated, stored, warning, deeper)``: the Bits Allocated and Bits Stored to decode with, where the
     codestream's sample depth contradicts the header (set in ``ds`` in memory only, for the decoders), and whether
-    the codestream is deeper than Bits Stored (then :func:`_stored_values` keeps the warning only if a value is)."""
+    the codestream is deeper than Bits Stored (then :func:`_stored_values` keeps the warning only if a value is
+    wider)."""
     family, bits = codestream.family, codestream.bits
     if family != "JPEG 2000" and bits <= 8 < allocated:  # JPEG decoders give a byte a sample; pydicom sizes by BA
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, bits, bits - 1
