@@ -26,10 +26,15 @@ def test_patient_orientation_other_than_l_f_is_named(orientation: object, how: s
         assert how in warning and "analysed as stored" in warning
 
 
-@pytest.mark.parametrize(("orientation", "view"), [(["A", "F"], "PA"), (["L", "F"], "LL"), (None, "rl"),
+@pytest.mark.parametrize(("orientation", "view"), [(["A", "F"], ""), (["L", "F"], "LL"), (None, "rl"),
                                                    (["P", "F"], None)])
 def test_a_lateral_view_is_named(orientation: object, view: str | None) -> None:
     assert "describes a lateral view" in orientation_warning(orientation, view)
+
+
+def test_a_frontal_view_position_outweighs_an_orientation_written_as_the_projection() -> None:
+    """'A\\F' under View Position AP reads as the projection (anterior to posterior), not as a lateral."""
+    assert orientation_warning(["A", "F"], "AP") is None
 
 
 @pytest.mark.parametrize(("spacing", "aspect", "words"), [

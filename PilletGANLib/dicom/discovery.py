@@ -108,8 +108,8 @@ class SelectionRules:
     Values compare case-insensitively with Modality, Body Part Examined and View Position; an image
     without the attribute is excluded by a rule on it. DX "For Processing" (raw detector) images
     are excluded unless ``include_for_processing``, and lateral views (View Position LL or RL, or a Patient
-    Orientation with an anterior or posterior direction: the model reads frontal chests) unless
-    ``include_laterals``.
+    Orientation with an anterior or posterior direction where View Position does not say AP or PA: the model reads
+    frontal chests) unless ``include_laterals``.
     """
 
     modalities: tuple[str, ...] | None = ("CR", "DX")

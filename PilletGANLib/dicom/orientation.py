@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "lateral_view", "orientation_warning", "pixel_aspect_warning"]
+__all__ = ["FRONTAL_VIEWS", "LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "lateral_view", "orientation_warning", "pixel_aspect_warning"]
 
-#: View Position values of a lateral chest radiograph.
+#: View Position values of a lateral chest radiograph, and of a frontal one.
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL"})
+FRONTAL_VIEWS = frozenset({"AP", "PA"})
 #: Row and column spacings differing by more than this factor are not square pixels.
 MAX_PIXEL_ASPECT = 1.02
 _STANDARD = ("L", "F")
@@ -43,6 +44,8 @@ def lateral_view(patient_orientation: object, view_position: object) -> str | No
     view = str(view_position or "").strip().upper()
     if view in LATERAL_VIEWS:
         return f"View Position {view}"
+    if view in FRONTAL_VIEWS:  # the projection the header names outweighs an orientation written in its terms
+        return None
     directions = _directions(patient_orientation)
     if directions is not None and {"A", "P"} & set(directions):
         return "Patient Orientation {}\\{}".format(*directions)
@@ -56,8 +59,8 @@ def orientation_warning(patient_orientation: object, view_position: object) -> s
     if lateral is not None:
         return f"the header's {lateral} describes a lateral view; the model reads frontal chest radiographs: {_TRUST}"
     directions = _directions(patient_orientation)
-    if directions is None or directions == _STANDARD:
-        return None
+    if directions is None or directions == _STANDARD or {"A", "P"} & set(directions):
+        return None  # says nothing, says L\F, or names the frontal projection its View Position states
     how = _HOW.get(directions, "in an orientation no chest radiograph has")
     return ("the header's Patient Orientation {}\\{} says the image is stored {}, where the model reads a frontal "
             "chest as L\\F (the patient's right on the viewer's left, head up): {}").format(*directions, how, _TRUST)
