@@ -27,7 +27,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from ..errors import CorruptFileError, NotAnImageError
 from ..text import error_excerpt, header_excerpt
-from .header_values import header_number
+from .header_values import header_number, signed_pixels
 from .lut_items import settle_lut_item
 
 __all__ = ["LUT_ERRORS", "MIN_VOI_LEVELS", "ROBUST_PERCENTILES", "apply_modality", "apply_voi", "grey_levels",
@@ -101,7 +101,7 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     """
     try:
         sequence = ds.get("ModalityLUTSequence")
-        lut_problem, problem = settle_lut_item(sequence[0], "Modality LUT", _signed(ds), any_depth=False) \
+        lut_problem, problem = settle_lut_item(sequence[0], "Modality LUT", signed_pixels(ds), any_depth=False) \
             if sequence else (None, None)
     except LUT_ERRORS as err:
         raise CorruptFileError(f"the header's Modality LUT Sequence cannot be parsed ({error_excerpt(err)})",
@@ -133,11 +133,6 @@ def apply_modality(stored: np.ndarray, ds: Dataset, path: Path) -> tuple[np.ndar
     return values, problem
 
 
-def _signed(ds: Dataset) -> bool:
-    """Whether the stored pixels are signed (Pixel Representation 1, as the reader settled it)."""
-    return int(ds.get("PixelRepresentation", 0) or 0) == 1
-
-
 def _window_reversed(ds: Dataset) -> bool:
     """Whether pydicom's window output decreases with its input: it takes the output range from the stored range
     through the rescale, so a negative slope reverses it (PS3.3 C.11.2.1.2 has it increase)."""
@@ -165,7 +160,7 @@ def apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, bool, str | 
         sequence, note = ds.get("VOILUTSequence"), None
         indexed = values
         if sequence:
-            lut_problem, note = settle_lut_item(sequence[0], "VOI LUT", _signed(ds), any_depth=True)
+            lut_problem, note = settle_lut_item(sequence[0], "VOI LUT", signed_pixels(ds), any_depth=True)
             if lut_problem:
                 return values, False, f"{lut_problem}; the image is analysed without it"
             if not np.issubdtype(values.dtype, np.integer):

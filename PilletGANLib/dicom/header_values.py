@@ -14,7 +14,7 @@ from pydicom.multival import MultiValue
 from ..errors import CorruptFileError
 from ..text import error_excerpt, header_excerpt
 
-__all__ = ["descriptive_value", "header_integer", "header_number", "parsed_value"]
+__all__ = ["descriptive_value", "header_integer", "header_number", "parsed_value", "signed_pixels"]
 
 
 def parsed_value(ds: Dataset, keyword: str, path: Path) -> Any:
@@ -78,3 +78,9 @@ def descriptive_value(ds: Dataset, keyword: str) -> Any:
         return ds.get(keyword)
     except Exception:  # noqa: BLE001 - pydicom raises many types for a damaged element
         return None
+
+
+def signed_pixels(ds: Dataset) -> bool:
+    """Whether the stored pixels are signed (Pixel Representation 1), as the reader settled it in ``ds`` (its header
+    checks have refused any other value)."""
+    return int(ds.get("PixelRepresentation", 0) or 0) == 1

@@ -15,7 +15,8 @@ from pydicom.dataset import Dataset
 
 from ..errors import CorruptFileError
 from ..text import header_excerpt
-from .header_values import header_integer, parsed_value
+from .header_values import header_integer, parsed_value, signed_pixels
+from .pixel_representation import value_range
 
 __all__ = ["padding_mask"]
 
@@ -37,10 +38,7 @@ def _as_signed(value: int, bits_allocated: int) -> int:
 
 def _stored_range(ds: Dataset) -> tuple[int, int]:
     """The values Bits Stored and Pixel Representation allow."""
-    bits = int(ds.get("BitsStored", 16) or 16)
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
+    return value_range(int(ds.get("BitsStored", 16) or 16), signed_pixels(ds))
 
 
 def padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -55,7 +53,7 @@ def padding_mask(ds: Dataset, stored: np.ndarray, path: Path) -> tuple[np.ndarra
     except CorruptFileError:
         shown = ", ".join(f"{keyword} {_shown(ds, keyword)}" for keyword in _KEYWORDS if keyword in ds)
         return None, f"the header's pixel padding is not whole numbers ({shown}); pixel padding ignored"
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+    if signed_pixels(ds):
         bits = int(ds.get("BitsAllocated", 16) or 16)
         low, high = _as_signed(low, bits), _as_signed(high, bits)
     low, high = min(low, high), max(low, high)

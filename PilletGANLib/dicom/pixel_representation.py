@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_WRAP_RATIO", "MIN_WRAP_SHARE", "MIN_WRAP_VALUES", "reinterpreted", "settle_pixel_representation"]
+__all__ = ["MIN_WRAP_RATIO", "MIN_WRAP_SHARE", "MIN_WRAP_VALUES", "reinterpreted", "settle_pixel_representation",
+           "value_range"]
 
 #: Share of the sampled neighbouring pairs that must step across the header's wrapping value.
 MIN_WRAP_SHARE = 0.001
@@ -31,6 +32,11 @@ MIN_WRAP_RATIO = 20
 MIN_WRAP_VALUES = 4
 #: Sampled rows and columns: about this many of each.
 _SAMPLED_LINES = 64
+
+
+def value_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The smallest and largest value ``bits`` bits hold, signed (two's complement) or unsigned."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
 def reinterpreted(values: np.ndarray, bits: int, signed: bool) -> np.ndarray:
@@ -71,9 +77,9 @@ def _wrap_crossings(values: np.ndarray, bits: int, signed: bool) -> tuple[float,
 
 def _may_wrap(values: np.ndarray, bits: int, signed: bool) -> bool:
     """Whether ``values`` reach within 1/16 of the range of both ends of this reading (else nothing can wrap)."""
-    full = 1 << bits
-    low, high = (-(full // 2), full // 2 - 1) if signed else (0, full - 1)
-    return int(values.min()) <= low + full // 16 and int(values.max()) >= high - full // 16
+    low, high = value_range(bits, signed)
+    margin = (1 << bits) // 16
+    return int(values.min()) <= low + margin and int(values.max()) >= high - margin
 
 
 def settle_pixel_representation(values: np.ndarray, bits: int, signed: bool

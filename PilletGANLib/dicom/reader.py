@@ -52,7 +52,7 @@ from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, i
 from .header_values import descriptive_value, header_integer, parsed_value
 from .orientation import orientation_warning, pixel_aspect_warning
 from .padding import padding_mask
-from .pixel_representation import settle_pixel_representation
+from .pixel_representation import settle_pixel_representation, value_range
 from .polarity import polarity_warning, settle_presentation_shape
 from .reduced_resolution import reduced_resolution_pixels
 from .stored_bits import settle_high_bits
@@ -596,7 +596,7 @@ def _fit(pixels: np.ndarray, bits: int, signed: bool) -> bool:
     """Whether every integer value fits in ``bits`` bits of the given signedness."""
     if pixels.size == 0 or not np.issubdtype(pixels.dtype, np.integer):
         return False
-    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    low, high = value_range(bits, signed)
     return low <= int(pixels.min()) and int(pixels.max()) <= high
 
 
