@@ -222,17 +222,20 @@ def load_cxr(path: str | Path, network_size: int | None = None) -> tuple[np.ndar
         path: a DICOM file (any transfer syntax pydicom decodes with the pylibjpeg plugins), a PNG,
             JPEG or TIFF image (colour converted to grey), or a 2D NIfTI, NRRD or MetaImage file.
         network_size: the side of the network grid the image is read for, or ``None`` for the exact pixels.
-            With it, JPEG 2000 pixel data of an image at least 4 times that size is decoded at reduced resolution
-            and resampled to the source grid (:mod:`PilletGANLib.dicom.reduced_resolution`): up to 13 times faster,
-            with slightly less fine detail than the file holds.
+            With it, a DICOM image of at least 4 times that size is read at reduced resolution
+            (:mod:`PilletGANLib.dicom.reduced_resolution`): JPEG 2000 decoded at a coarser level of its pyramid (up to
+            13 times faster), other pixel data averaged over blocks once decoded; the image is then on the reduced
+            grid, ``meta["original_shape"]`` is still the source grid, and
+            :func:`~PilletGANLib.transforms.pipeline.prepare_image` resamples it to the network with the source
+            geometry.
 
     Returns:
-        ``(image, meta)``. ``image`` is float32 ``H x W`` in the source pixel grid with air dark and
+        ``(image, meta)``. ``image`` is float32 ``H x W`` in the source pixel grid (but see ``network_size``) with air dark and
         bone bright. ``meta`` always has ``source_path``, ``format``, ``original_shape``,
         ``pixel_spacing`` (row, column mm or None) and ``pixel_spacing_source``; NIfTI, NRRD and MetaImage add
         ``ijk_to_lps`` (the file's pixel grid, a 4 x 4 matrix as nested lists); DICOM adds modality,
         SOP Instance / Series / Study UIDs, photometric interpretation, transfer syntax, view position,
-        body part and ``reduced_resolution_level`` (halvings of the resolution the pixel data were decoded at).
+        body part and ``reduced_resolution_level`` (halvings of the resolution the image is at: 0 read in full).
 
     Raises:
         PilletGANError: a subclass naming the file and what is wrong with it.

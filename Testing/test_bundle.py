@@ -283,7 +283,8 @@ def test_inference_cli_writes_maps_aligned_with_the_dicom_sources(tmp_path: Path
         assert spacing == pytest.approx((col_mm, row_mm, 1.0))
         assert heatmap.dtype == np.float32 and heatmap.min() >= 0 and heatmap.max() <= 1
         assert set(np.unique(mask)) <= {0, 1}
-    predictor = Predictor.from_path(tiny_model, device="cpu")
+    # the bundle's MONAI chain reads every pixel, as the product does with --full-resolution-decode
+    predictor = Predictor.from_path(tiny_model, device="cpu", reduced_resolution_decode=False)
     for name in (MONO1_UNCOMPRESSED, JPEG_BASELINE):  # not square, without spacing; square with spacing
         source = dicom_dir / name
         assert_same_as_product(out / f"{source.stem}_heatmap.nii.gz", out / f"{source.stem}_mask.nii.gz", source,

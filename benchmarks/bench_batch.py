@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--full-resolution-decode", action="store_true",
-                        help="decode every JPEG 2000 pixel (default: reduced resolution where the Predictor allows it)")
+                        help="read every pixel (default: reduced resolution where the Predictor allows it)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
     parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
     parser.add_argument("--repeats", type=int, default=1,

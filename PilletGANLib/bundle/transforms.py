@@ -8,7 +8,9 @@ The chain in ``inference.json``::
     SaveSourceMapd     (one-slice NIfTI/NRRD volumes with the source's pixel spacing)
 
 Both map steps call the model's :class:`~PilletGANLib.localization.Localizer`, as
-:class:`~PilletGANLib.inference.Predictor` does, so the bundle's maps are the product's maps.
+:class:`~PilletGANLib.inference.Predictor` does, so the bundle's maps are the product's maps as the product makes
+them from every pixel (``--full-resolution-decode``; by default the other front doors read an image of 4 times the
+network side or more at reduced resolution, :mod:`PilletGANLib.transforms.working_grid`).
 """
 
 from __future__ import annotations

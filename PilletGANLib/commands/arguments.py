@@ -108,8 +108,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=whole_number(0), default=0,
                         help="worker processes decoding files (default 0)")
     parser.add_argument("--full-resolution-decode", action="store_true",
-                        help="decode every JPEG 2000 pixel (default: images at least 4x the network size are decoded "
-                             "at half or a quarter of their resolution, up to 13x faster; maps differ slightly)")
+                        help="read every pixel (default: DICOM images at least 4x the network size are read at half or "
+                             "a quarter of their resolution, JPEG 2000 decoded up to 13x faster; maps differ slightly)")
     parser.add_argument("--threshold", type=number_in(0, 1),
                         help="heat-map threshold for the mask, within [0, 1] (default: the calibrated one)")
 

@@ -54,7 +54,7 @@ from .orientation import orientation_warning, pixel_aspect_warning
 from .padding import padding_mask
 from .pixel_representation import settle_pixel_representation, value_range
 from .polarity import polarity_warning, settle_presentation_shape
-from .reduced_resolution import reduced_resolution_pixels
+from .reduced_resolution import area_reduce, reduced_resolution_pixels, reduction_level
 from .stored_bits import settle_high_bits
 
 __all__ = ["MAX_ASPECT", "MAX_SIDE", "MIN_SIDE", "check_contrast", "check_decodable", "check_dimensions",
@@ -628,7 +628,9 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     Returns ``(image, meta)``: ``image`` is float32 ``rows x columns`` after Modality LUT, VOI LUT
     (or the first window) and MONOCHROME1 inversion, so air is dark and bone bright; ``meta`` is
     described in :func:`PilletGANLib.load_cxr`. With ``network_size`` (the side the image will be resized to),
-    JPEG 2000 pixel data may be decoded at reduced resolution (:mod:`~PilletGANLib.dicom.reduced_resolution`).
+    ``image`` may be at reduced resolution (:mod:`~PilletGANLib.dicom.reduced_resolution`; ``meta`` says so):
+    JPEG 2000 decoded at a coarser level of its pyramid, any other pixel data averaged over blocks once read and
+    checked.
     """
     path = Path(path)
     header = read_dicom_header(path)
@@ -642,9 +644,11 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     if "PixelData" not in ds:
         raise TruncatedFileError("the file ends before its Pixel Data; it is truncated, re-export it", path)
     supplied = [*_supply_absent_pixel_attributes(ds, path), _ignore_offset_table_without_lengths(ds, path)]
-    stored, reduction_level, depth_problem = _stored_values(ds, path, codestream, network_size)
+    stored, level, depth_problem = _stored_values(ds, path, codestream, network_size)
     stored, representation_problem = _settled_representation(ds, stored, path)
     padding, padding_problem = padding_mask(ds, stored, path)
+    if network_size and not level and padding is None and _linear_luts(ds):
+        stored, level = _reduced_stored(stored, network_size)
     values, rescale_problem = apply_modality(stored, ds, path)
     values, voi_applied, voi_problem = apply_voi(values, ds)
     values = np.asarray(values, dtype=np.float32)
@@ -663,7 +667,7 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         image = _oriented(values, inverted, padding)
     meta = dicom_meta(ds, path)
     meta.update({"voi_applied": voi_applied, "inverted": inverted,
-                 "reduced_resolution_level": reduction_level,
+                 "reduced_resolution_level": level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(image, photometric, inverting_steps(ds, voi_applied))
     orientation_problem = orientation_warning(descriptive_value(ds, "PatientOrientation"), descriptive_value(ds, "ViewPosition"))
@@ -673,7 +677,27 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
+    if network_size and not level:  # pixel padding or a lookup table: averaged once read through them
+        meta["reduced_resolution_level"] = level = reduction_level(max(image.shape), network_size)
+        image = area_reduce(image, level) if level else image
     return image, meta
+
+
+def _linear_luts(ds: Dataset) -> bool:
+    """Whether the Modality and VOI LUTs are straight lines between their clips (rescale, a linear window): then
+    block means of the stored values read through them as the means of the values read in full do, but where a
+    block straddles a clip."""
+    return "ModalityLUTSequence" not in ds and "VOILUTSequence" not in ds \
+        and str(descriptive_value(ds, "VOILUTFunction") or "").strip().upper() != "SIGMOID"
+
+
+def _reduced_stored(stored: np.ndarray, network_size: int) -> tuple[np.ndarray, int]:
+    """``(stored values, level)``: integer stored values averaged over blocks for a ``network_size`` network
+    (:func:`~.reduced_resolution.reduction_level`), rounded so that the LUTs still index them."""
+    level = reduction_level(max(stored.shape), network_size)
+    if not level or not np.issubdtype(stored.dtype, np.integer):
+        return stored, 0
+    return np.rint(area_reduce(stored, level)).astype(stored.dtype), level
 
 
 def _oriented(values: np.ndarray, invert: bool, padding: np.ndarray | None) -> np.ndarray:

@@ -1,19 +1,23 @@
-"""JPEG 2000 pixel data decoded at reduced resolution when the network reads far fewer pixels than the image has.
+"""Pixel data read at reduced resolution when the network reads far fewer pixels than the image has.
 
-A JPEG 2000 codestream stores its image as a wavelet pyramid: each coarser level is a low-pass image of half the
-width and height of the one below, and decoding only up to it skips the finer levels' code blocks. For a
-1955 x 1841 lossless radiograph on one core: 0.45 s in full, 0.13 s at half and 0.034 s at a quarter of the
-resolution. When the network reads the image at ``N`` pixels, the image is decoded at the coarsest level whose
-longer side is still at least ``2 N`` (every network pixel then averages 2 x 2 or more decoded pixels), within
-the codestream's own decomposition levels: half resolution from a longer side of ``4 N``, a quarter from ``8 N``.
-The reduced image is resampled (bilinear) to the full Rows x Columns grid, so everything after the decoder (LUTs,
-window, the lesion map's source grid, the DICOM SEG) is unchanged; only the pixel values carry less fine detail
-than the file holds.
+When the network reads the image at ``N`` pixels, the image is kept at the coarsest power-of-two reduction whose
+longer side is still at least ``2 N`` (every network pixel then averages 2 x 2 or more read pixels): half
+resolution from a longer side of ``4 N``, a quarter from ``8 N`` (:func:`reduction_level`). The reduced grid holds
+``ceil(side / 2 ** level)`` pixels a side (:func:`reduced_shape`), reduced pixel ``r`` covering source pixels
+``[r 2 ** level, (r + 1) 2 ** level)``; :mod:`PilletGANLib.transforms.working_grid` resamples it to the network
+with the source geometry.
 
-Only the plain case takes this path: JPEG 2000 (lossless or not), one frame, one unsigned component whose bit
-depth equals Bits Stored, no image offset, no Pixel Padding Value. Anything else, and any codestream Pillow's
-OpenJPEG cannot read this way, returns ``None``: the caller decodes the full image with pydicom, which names the
-problem of a damaged file in its own words.
+- **JPEG 2000** (:func:`reduced_resolution_pixels`) stores its image as a wavelet pyramid: each coarser level is a
+  low-pass image of half the width and height of the one below, and decoding only up to it skips the finer levels'
+  code blocks. For a 1955 x 1841 lossless radiograph on one core: 0.45 s in full, 0.13 s at half and 0.034 s at a
+  quarter of the resolution. The level is also bounded by the codestream's own decomposition levels. Only the
+  plain case takes this path: JPEG 2000 (lossless or not), one frame, one unsigned component whose bit depth
+  equals Bits Stored, no image offset, no Pixel Padding Value. Anything else, and any codestream Pillow's OpenJPEG
+  cannot read this way, returns ``None``: the caller decodes the full image with pydicom, which names the problem
+  of a damaged file in its own words.
+- **Any other pixel data** is decoded in full, read through its LUTs and checked, then averaged over square blocks
+  (:func:`area_reduce`): the decode costs what it costs, and the steps after the reader (normalization, padding to
+  the square, the resize) run on a sixteenth of the pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 
@@ -31,9 +36,12 @@ from ..text import error_excerpt
 from .codestream import codestream_header
 
 __all__ = [
-    "MIN_DECODED_PIXELS_PER_NETWORK_PIXEL",
+    "MAX_REDUCTION_LEVEL",
+    "MIN_READ_PIXELS_PER_NETWORK_PIXEL",
     "REDUCED_RESOLUTION_SYNTAXES",
+    "area_reduce",
     "reduced_resolution_pixels",
+    "reduced_shape",
     "reduction_level",
 ]
 
@@ -41,19 +49,37 @@ logger = logging.getLogger(__name__)
 
 #: JPEG 2000 Image Compression (Lossless Only) and JPEG 2000 Image Compression.
 REDUCED_RESOLUTION_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})
-#: The decoded image's longer side must stay at least this many times the network's side.
-MIN_DECODED_PIXELS_PER_NETWORK_PIXEL = 2
-#: Bits of the sample container Pillow returns per mode; it shifts each value left to fill it.
-_CONTAINER_BITS = {"L": 8, "I;16": 16}
+#: The reduced image's longer side must stay at least this many times the network's side.
+MIN_READ_PIXELS_PER_NETWORK_PIXEL = 2
+#: Halvings at most for pixel data averaged once read (a 16,384 px side for a 256 px network).
+MAX_REDUCTION_LEVEL = 5
 
 
-def reduction_level(longer_side: int, network_size: int, decompositions: int) -> int:
-    """Halvings of the resolution to decode at: the most, within ``decompositions``, that keep the longer side at
-    least :data:`MIN_DECODED_PIXELS_PER_NETWORK_PIXEL` times ``network_size`` (0: decode in full)."""
+def reduction_level(longer_side: int, network_size: int, limit: int = MAX_REDUCTION_LEVEL) -> int:
+    """Halvings of the resolution to read at: the most, within ``limit``, that keep the longer side at least
+    :data:`MIN_READ_PIXELS_PER_NETWORK_PIXEL` times ``network_size`` (0: read in full)."""
     level = 0
-    while level < decompositions and longer_side >= MIN_DECODED_PIXELS_PER_NETWORK_PIXEL * network_size * 2 ** (level + 1):
+    while level < limit and longer_side >= MIN_READ_PIXELS_PER_NETWORK_PIXEL * network_size * 2 ** (level + 1):
         level += 1
     return level
+
+
+def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
+    """``ceil(side / 2 ** level)`` for each side: the reduced grid of a ``shape`` image."""
+    return tuple(math.ceil(side / 2**level) for side in shape)
+
+
+def area_reduce(image: np.ndarray, level: int) -> np.ndarray:
+    """The mean of each ``2 ** level`` square block of ``image`` (float32); a block cut by the image's last row or
+    column averages the pixels it holds."""
+    factor = 2**level
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    reduced = F.avg_pool2d(tensor, factor, stride=factor, ceil_mode=True)
+    return reduced[0, 0].numpy()
+
+
+#: Bits of the sample container Pillow returns per mode; it shifts each value left to fill it.
+_CONTAINER_BITS = {"L": 8, "I;16": 16}
 
 
 def _decode_reduced(codestream: bytes, bits: int, level: int) -> np.ndarray:
@@ -79,9 +105,9 @@ def _decode_reduced(codestream: bytes, bits: int, level: int) -> np.ndarray:
 def reduced_resolution_pixels(ds: Dataset, shape: tuple[int, int], bits_stored: int, signed: bool,
                               network_size: int) -> tuple[np.ndarray, int] | None:
     """``(stored pixel values, level)``: ``ds`` decoded ``level`` halvings below full resolution (see
-    :func:`reduction_level`) and resampled to ``shape`` (Rows x Columns), or ``None`` when the full decode is
-    needed (not the plain JPEG 2000 case, an image smaller than ``4 x network_size``, or a codestream that cannot
-    be read this way).
+    :func:`reduction_level`), on the reduced grid of ``shape`` (Rows x Columns, :func:`reduced_shape`), or ``None``
+    when the full decode is needed (not the plain JPEG 2000 case, an image smaller than ``4 x network_size``, or a
+    codestream that cannot be read this way).
 
     ``ds`` is a single-frame greyscale image whose header the reader has checked; ``shape``, ``bits_stored`` and
     ``signed`` (Pixel Representation 1) are its validated Image Pixel values.
@@ -103,8 +129,6 @@ def reduced_resolution_pixels(ds: Dataset, shape: tuple[int, int], bits_stored: 
     except Exception as err:  # noqa: BLE001 - any failure here falls back to pydicom's full decode
         logger.debug("reduced-resolution JPEG 2000 decode not used: %s", error_excerpt(err))
         return None
-    if reduced.shape != tuple(math.ceil(side / 2**level) for side in shape):
+    if reduced.shape != reduced_shape(shape, level):
         return None
-    full = torch.nn.functional.interpolate(torch.from_numpy(reduced.astype(np.float32))[None, None], size=shape,
-                                           mode="bilinear", align_corners=False)[0, 0]
-    return np.rint(full.numpy()).astype(np.int32), level
+    return reduced, level

@@ -51,9 +51,10 @@ class Predictor:
         bf16: run the network under bfloat16 autocast.
         batch_size: images per forward pass.
         num_workers: worker processes that read and preprocess files (:mod:`.reading_workers`).
-        reduced_resolution_decode: read JPEG 2000 images at least 4 times the network size at reduced resolution
-            (:mod:`PilletGANLib.dicom.reduced_resolution`: half from 4 times, a quarter from 8 times; up to 13
-            times faster to decode, lesion maps slightly different); ``False`` decodes every pixel.
+        reduced_resolution_decode: read DICOM images at least 4 times the network size at reduced resolution
+            (:mod:`PilletGANLib.dicom.reduced_resolution`: half from 4 times, a quarter from 8 times; JPEG 2000 up to
+            13 times faster to decode, every image 2 to 9 times faster to prepare; lesion maps slightly different);
+            ``False`` reads every pixel.
         localizer: the card's localizer (default: :meth:`Localizer.from_card`, which loads the priors the card
             names beside ``card["path"]``).
         backend: what runs the network: ``torch``, ``onnxruntime`` (CPU, float32: the translator exported once,

@@ -4,8 +4,9 @@ Three things keep the model, which runs in the main process, from waiting on the
 
 - each file is its own work item, spread over the workers, so a batch is ready when each worker has read its
   share of it rather than when one worker has read all of it;
-- the source-grid image travels as a tensor, which DataLoader hands over in shared memory, not pickled through a
-  pipe (a 1955 x 1841 radiograph is 14 MB of float32), and only for a caller that reads it (``source_images``:
+- the image travels as a tensor, which DataLoader hands over in shared memory, not pickled through a pipe (a
+  1955 x 1841 radiograph is 14 MB of float32, 0.9 MB as read for a 128 px network,
+  :mod:`PilletGANLib.transforms.working_grid`), and only for a caller that reads it (``source_images``:
   the batch front door draws no overlay by default, so its workers do not send the image back, and a result that is
   asked for it reads the file again); the small network input is pickled, which costs less than a shared-memory
   handle's handshake;
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import PilletGANError
 from ..reading import load_cxr
 from ..transforms.geometry import CXRGeometry
-from ..transforms.pipeline import PreparedImage, prepare_image
+from ..transforms.pipeline import PreparedImage, prepare_image, source_grid_image
 
 __all__ = ["WORKER_NICENESS", "Outcome", "prepared_batches"]
 
@@ -42,8 +43,8 @@ Outcome = tuple[Path, PreparedImage | PilletGANError]
 
 @dataclass
 class _Shared:
-    """A :class:`PreparedImage` on the trip out of a worker: the source-grid image as a tensor (``None`` where it
-    stays behind), the network input as an array."""
+    """A :class:`PreparedImage` on the trip out of a worker: the image as read (at reduced resolution where it was
+    read so) as a tensor (``None`` where it stays behind), the network input as an array."""
 
     image: torch.Tensor | None
     meta: dict[str, Any]
@@ -55,13 +56,14 @@ class _Shared:
         stays open per result kept; an image left behind is ``source_image``, which reads it again."""
         image: np.ndarray | Callable[[], np.ndarray] = source_image
         if self.image is not None:
-            image = self.image.numpy().copy() if copy else self.image.numpy()
+            image = source_grid_image(self.image.numpy().copy() if copy else self.image.numpy(), self.meta)
         return PreparedImage(image, self.meta, torch.from_numpy(self.network_input), self.geometry)
 
 
 def _read_source_image(path: Path, network_size: int | None) -> np.ndarray:
     """The source-grid image of ``path`` as the worker read it."""
-    return load_cxr(path, network_size)[0]
+    image = source_grid_image(*load_cxr(path, network_size))
+    return image() if callable(image) else image
 
 
 class _PathDataset(Dataset):
@@ -78,11 +80,12 @@ class _PathDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Path, _Shared | PilletGANError]:
         path = self.paths[index]
         try:
-            prepared = prepare_image(*load_cxr(path, self.network_size), self.size, self.margin)
+            image, meta = load_cxr(path, self.network_size)
+            prepared = prepare_image(image, meta, self.size, self.margin)
         except PilletGANError as err:
             return path, err
-        image = torch.from_numpy(prepared.image) if self.keep_image else None
-        return path, _Shared(image, prepared.meta, prepared.network_input.numpy(), prepared.geometry)
+        shared = torch.from_numpy(image) if self.keep_image else None
+        return path, _Shared(shared, prepared.meta, prepared.network_input.numpy(), prepared.geometry)
 
 
 def _as_is(item: Any) -> Any:
@@ -103,7 +106,7 @@ def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size
         size, margin: the network grid side and the intensity margin of :func:`prepare_image`.
         batch_size: outcomes per list (failures count).
         num_workers: reading processes; 0 reads in this process.
-        reduced_resolution: let JPEG 2000 images at least 4 times ``size`` decode at reduced resolution
+        reduced_resolution: read DICOM images at least 4 times ``size`` at reduced resolution
             (:mod:`PilletGANLib.dicom.reduced_resolution`).
         source_images: bring each source-grid image back from the workers; ``False`` leaves it there, and the
             prepared image's ``image`` is a function that reads the file again (for a caller that reads no image).
