@@ -164,6 +164,28 @@ def test_signed_pixels_and_pixel_padding_decode_in_full_then_average_blocks(tmp_
     np.testing.assert_array_equal(image, area_reduce(load_cxr(tmp_path / "padded.dcm")[0], 1))
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_32_bit_values_at_the_ends_of_their_range_stay_there(tmp_path: Path, signed: bool) -> None:
+    """Block means of 32-bit words near 2**32 - 1 (or 2**31 - 1) in float32 round up past the type and wrap to the
+    other end: the brightest pixels would read black."""
+    words = (_smooth((203, 181), 16).astype(np.uint32) << 16) | 0xFFFF
+    words[100:110, 100:110] = 0xFFFFFFFF  # whole blocks at the top of the range
+    pixels = (words ^ 0x80000000).view(np.int32) if signed else words
+    ds = phantom_dataset(make_phantom_radiograph(pixels.shape, seed=3))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 32, 32, 31, int(signed)
+    for keyword in ("WindowCenter", "WindowWidth"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(tmp_path / "wide.dcm", enforce_file_format=True)
+    full, _ = load_cxr(tmp_path / "wide.dcm")
+    reduced, meta = load_cxr(tmp_path / "wide.dcm", 32)
+    assert meta["reduced_resolution_level"] == 1
+    np.testing.assert_allclose(reduced, area_reduce(full, 1), rtol=1e-6, atol=1.0)  # stored values rounded
+    assert reduced[50:55, 50:55].min() == full.max()
+
+
 def test_damaged_codestream_gets_the_full_decoders_error(dicom_dir: Path, tmp_path: Path) -> None:
     ds = pydicom.dcmread(dicom_dir / MONO1_J2K_LOSSLESS)
     codestream = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))

@@ -693,11 +693,14 @@ def _linear_luts(ds: Dataset) -> bool:
 
 def _reduced_stored(stored: np.ndarray, network_size: int) -> tuple[np.ndarray, int]:
     """``(stored values, level)``: integer stored values averaged over blocks for a ``network_size`` network
-    (:func:`~.reduced_resolution.reduction_level`), rounded so that the LUTs still index them."""
+    (:func:`~.reduced_resolution.reduction_level`), rounded so that the LUTs still index them. Words wider than 16
+    bits are averaged in float64: float32 rounds 2**32 - 1 up to 2**32, which wraps to 0."""
     level = reduction_level(max(stored.shape), network_size)
     if not level or not np.issubdtype(stored.dtype, np.integer):
         return stored, 0
-    return np.rint(area_reduce(stored, level)).astype(stored.dtype), level
+    means = area_reduce(stored.astype(np.float64) if stored.dtype.itemsize > 2 else stored, level)
+    limits = np.iinfo(stored.dtype)
+    return np.clip(np.rint(means), limits.min, limits.max).astype(stored.dtype), level
 
 
 def _oriented(values: np.ndarray, invert: bool, padding: np.ndarray | None) -> np.ndarray:

@@ -70,10 +70,11 @@ def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
 
 
 def area_reduce(image: np.ndarray, level: int) -> np.ndarray:
-    """The mean of each ``2 ** level`` square block of ``image`` (float32); a block cut by the image's last row or
-    column averages the pixels it holds."""
+    """The mean of each ``2 ** level`` square block of ``image`` (float32, float64 for a float64 ``image``); a block
+    cut by the image's last row or column averages the pixels it holds."""
     factor = 2**level
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=dtype))[None, None]
     reduced = F.avg_pool2d(tensor, factor, stride=factor, ceil_mode=True)
     return reduced[0, 0].numpy()
 
