@@ -629,8 +629,8 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     (or the first window) and MONOCHROME1 inversion, so air is dark and bone bright; ``meta`` is
     described in :func:`PilletGANLib.load_cxr`. With ``network_size`` (the side the image will be resized to),
     ``image`` may be at reduced resolution (:mod:`~PilletGANLib.dicom.reduced_resolution`; ``meta`` says so):
-    JPEG 2000 decoded at a coarser level of its pyramid, any other pixel data averaged over blocks once read and
-    checked.
+    JPEG 2000 decoded at a coarser level of its pyramid, any other pixel data averaged over blocks once read through
+    its LUTs and checked.
     """
     path = Path(path)
     header = read_dicom_header(path)
@@ -647,8 +647,6 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
     stored, level, depth_problem = _stored_values(ds, path, codestream, network_size)
     stored, representation_problem = _settled_representation(ds, stored, path)
     padding, padding_problem = padding_mask(ds, stored, path)
-    if network_size and not level and padding is None and _linear_luts(ds):
-        stored, level = _reduced_stored(stored, network_size)
     values, rescale_problem = apply_modality(stored, ds, path)
     values, voi_applied, voi_problem = apply_voi(values, ds)
     values = np.asarray(values, dtype=np.float32)
@@ -677,30 +675,10 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
         if problem is not None:
             logger.warning("%s: %s", path_text(path), problem)
             meta["warnings"].append(problem)
-    if network_size and not level:  # pixel padding or a lookup table: averaged once read through them
+    if network_size and not level:  # averaged once read and checked, so that every decision is a full read's
         meta["reduced_resolution_level"] = level = reduction_level(max(image.shape), network_size)
         image = area_reduce(image, level) if level else image
     return image, meta
-
-
-def _linear_luts(ds: Dataset) -> bool:
-    """Whether the Modality and VOI LUTs are straight lines between their clips (rescale, a linear window): then
-    block means of the stored values read through them as the means of the values read in full do, but where a
-    block straddles a clip."""
-    return "ModalityLUTSequence" not in ds and "VOILUTSequence" not in ds \
-        and str(descriptive_value(ds, "VOILUTFunction") or "").strip().upper() != "SIGMOID"
-
-
-def _reduced_stored(stored: np.ndarray, network_size: int) -> tuple[np.ndarray, int]:
-    """``(stored values, level)``: integer stored values averaged over blocks for a ``network_size`` network
-    (:func:`~.reduced_resolution.reduction_level`), rounded so that the LUTs still index them. Words wider than 16
-    bits are averaged in float64: float32 rounds 2**32 - 1 up to 2**32, which wraps to 0."""
-    level = reduction_level(max(stored.shape), network_size)
-    if not level or not np.issubdtype(stored.dtype, np.integer):
-        return stored, 0
-    means = area_reduce(stored.astype(np.float64) if stored.dtype.itemsize > 2 else stored, level)
-    limits = np.iinfo(stored.dtype)
-    return np.clip(np.rint(means), limits.min, limits.max).astype(stored.dtype), level
 
 
 def _oriented(values: np.ndarray, invert: bool, padding: np.ndarray | None) -> np.ndarray:

@@ -15,9 +15,11 @@ with the source geometry.
   equals Bits Stored, no image offset, no Pixel Padding Value. Anything else, and any codestream Pillow's OpenJPEG
   cannot read this way, returns ``None``: the caller decodes the full image with pydicom, which names the problem
   of a damaged file in its own words.
-- **Any other pixel data** is decoded in full, read through its LUTs and checked, then averaged over square blocks
-  (:func:`area_reduce`): the decode costs what it costs, and the steps after the reader (normalization, padding to
-  the square, the resize) run on a sixteenth of the pixels.
+- **Any other pixel data** is decoded in full, read through its LUTs and checked as a full read is, then averaged
+  over square blocks (:func:`area_reduce`): every decision about the file (refusals, warnings, the window left out)
+  is the full read's, and the steps after the reader (normalization, padding to the square, the resize) run on a
+  sixteenth of the pixels. Averaging the stored values before the LUTs was tried and dropped: block means add grey
+  levels, so a window the full read leaves out (it keeps too few levels) was kept.
 """
 
 from __future__ import annotations
@@ -70,11 +72,10 @@ def reduced_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
 
 
 def area_reduce(image: np.ndarray, level: int) -> np.ndarray:
-    """The mean of each ``2 ** level`` square block of ``image`` (float32, float64 for a float64 ``image``); a block
-    cut by the image's last row or column averages the pixels it holds."""
+    """The mean of each ``2 ** level`` square block of ``image`` (float32); a block cut by the image's last row or
+    column averages the pixels it holds."""
     factor = 2**level
-    dtype = np.float64 if image.dtype == np.float64 else np.float32
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=dtype))[None, None]
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     reduced = F.avg_pool2d(tensor, factor, stride=factor, ceil_mode=True)
     return reduced[0, 0].numpy()
 
