@@ -18,8 +18,8 @@ with the source geometry.
 - **Any other pixel data** is decoded in full, read through its LUTs and checked as a full read is, then averaged
   over square blocks (:func:`area_reduce`): every decision about the file (refusals, warnings, the window left out)
   is the full read's, and the steps after the reader (normalization, padding to the square, the resize) run on a
-  sixteenth of the pixels. Averaging the stored values before the LUTs was tried and dropped: block means add grey
-  levels, so a window the full read leaves out (it keeps too few levels) was kept.
+  quarter of the pixels or fewer. Averaging the stored values before the LUTs was tried and dropped: block means
+  add grey levels, so a window the full read leaves out (it keeps too few levels) was kept.
 """
 
 from __future__ import annotations
