@@ -17,7 +17,7 @@ from .io import LoadCXRd
 from .working_grid import reduced_to_network, reduced_to_source
 
 __all__ = ["DEFAULT_PERCENTILES", "PreparedImage", "cxr_preprocessing", "intensity_normalization", "normalize_intensity",
-           "prepare_image"]
+           "prepare_image", "source_grid_image"]
 
 #: Robust intensity window: these percentiles of each image map to the ends of the output range (the reader refuses
 #: an image where they are equal).

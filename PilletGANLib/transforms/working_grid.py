@@ -31,6 +31,7 @@ from .geometry import CXRGeometry
 
 __all__ = ["reduced_to_network", "reduced_to_source"]
 
+
 def _overlap_weights(length: int, before: int, square: int, size: int, factor: int) -> torch.Tensor:
     """``(size, ceil(length / factor))``: the share of network pixel ``i``'s interval of the padded square that
     reduced pixel ``r`` covers, along one axis of ``length`` source pixels placed ``before`` pixels into the
