@@ -293,3 +293,47 @@ def test_the_reduced_image_goes_back_to_the_source_grid_for_display() -> None:
     full = reduced_to_source(image, (5, 7), 1)
     assert full.shape == (5, 7) and full.min() >= image.min() and full.max() <= image.max()
     assert full[2:4, 2:4].mean() == pytest.approx(image[1, 1])  # a linear image: inner blocks average back exactly
+
+
+_ABANDONED_SESSION = """
+import gc, sys
+from pathlib import Path
+import torch
+import PilletGANLib.inference.reading_workers as reading_workers
+from PilletGANLib.inference import Predictor
+
+predictor = Predictor.from_path(sys.argv[1], device="cpu", backend="onnxruntime")
+predictor.translate(torch.zeros(1, 1, predictor.image_size, predictor.image_size))
+held = [predictor]
+held.append(held)
+gc.collect()  # the cycle survives into the oldest generation while it is held ...
+del predictor, held  # ... and is left there as garbage: an ONNX Runtime session with its thread pool
+gc.disable()  # not collected here before the workers start
+
+
+def collecting(*args):
+    gc.collect()  # in a worker: a collection, as a worker's allocations may start one at any time
+    return read(*args)
+
+
+read, reading_workers.load_cxr = reading_workers.load_cxr, collecting
+batches = reading_workers.prepared_batches([Path(p) for p in sys.argv[2:]], 32, 1.0, batch_size=2, num_workers=2)
+print(sum(len(batch) for batch in batches))
+"""
+
+
+def test_workers_never_collect_the_parents_onnx_runtime_sessions(tmp_path: Path, dicom_dir: Path,
+                                                                  tiny_model: Path) -> None:
+    """A worker forked while an abandoned ONNX Runtime session waits for the collector would destroy it, and its
+    thread pool's condition variables wait forever for threads the fork did not copy: the batch hangs. Workers must
+    leave whatever they inherit to the parent."""
+    import subprocess
+    import sys
+
+    paths = [str(dicom_dir / name) for name in (MONO1_J2K_LOSSLESS, MONO1_UNCOMPRESSED)]
+    script = tmp_path / "abandoned.py"
+    script.write_text(_ABANDONED_SESSION)
+    done = subprocess.run([sys.executable, str(script), str(tiny_model), *paths], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "2"

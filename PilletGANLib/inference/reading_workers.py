@@ -12,10 +12,16 @@ Three things keep the model, which runs in the main process, from waiting on the
   handle's handshake;
 - the workers run at a lower scheduling priority (:data:`WORKER_NICENESS`), so on a machine with few cores the
   network's threads are not preempted by decoding: the readers take the time the model leaves idle.
+
+The workers never collect what they inherit: they are forked with the parent's objects frozen out of the garbage
+collector's reach (``gc.freeze``). A worker that destroyed an abandoned ONNX Runtime session (an earlier
+predictor's, waiting for a collection) would wait forever on its thread pool's condition variables, whose threads a
+fork does not copy, and the run would hang.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -97,6 +103,16 @@ def _lower_priority(_: int) -> None:
         os.nice(WORKER_NICENESS)
 
 
+def _started(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)``, its worker processes forked with the parent's objects frozen out of the collector's reach
+    (they stay collectable here once started)."""
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()
+
+
 def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size: int, num_workers: int,
                      reduced_resolution: bool = True, source_images: bool = True) -> Iterator[list[Outcome]]:
     """Lists of up to ``batch_size`` outcomes, in the order of ``paths``.
@@ -116,7 +132,7 @@ def prepared_batches(paths: Sequence[Path], size: int, margin: float, batch_size
     workers = {"prefetch_factor": max(2, batch_size), "worker_init_fn": _lower_priority} if num_workers else {}
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is, **workers)
     batch: list[Outcome] = []
-    for path, outcome in loader:
+    for path, outcome in _started(loader):
         if isinstance(outcome, _Shared):
             outcome = outcome.prepared(num_workers > 0, partial(_read_source_image, path, network_size))
         batch.append((path, outcome))
