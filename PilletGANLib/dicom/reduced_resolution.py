@@ -18,8 +18,8 @@ with the source geometry.
 - **Any other pixel data** is decoded in full, read through its LUTs and checked as a full read is, then averaged
   over square blocks (:func:`area_reduce`): every decision about the file (refusals, warnings, the window left out)
   is the full read's, and the steps after the reader (normalization, padding to the square, the resize) run on a
-  quarter of the pixels or fewer. Averaging the stored values before the LUTs was tried and dropped: block means
-  add grey levels, so a window the full read leaves out (it keeps too few levels) was kept.
+  quarter of the pixels or fewer. Averaging the stored values before the LUTs would save the LUTs' cost too, but
+  block means add grey levels, so the checks would keep a window or a bitmap that the full read refuses.
 """
 
 from __future__ import annotations
