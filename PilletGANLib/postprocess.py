@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["LesionBox", "clean_mask", "connected_boxes", "heat_from_difference", "mask_components"]
+__all__ = ["LesionBox", "MaskComponents", "clean_mask", "connected_boxes", "heat_from_difference", "mask_components"]
 
 
 @dataclass
@@ -42,42 +42,73 @@ def heat_from_difference(diff: np.ndarray, heat_scale: float) -> np.ndarray:
     return heat.astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True)
+class MaskComponents:
+    """A cleaned lesion mask and its connected components (4-connected), labelled inside the mask's bounding window
+    only (no label image of the whole source grid is made).
+
+    Attributes:
+        mask: the cleaned mask, the heat map's shape.
+        window: ``(rows, cols)`` slices of the mask's bounding box (empty for an empty mask).
+        labels: the components' labels over ``mask[window]``, 0 outside them.
+        regions: ``(label, (rows, cols))`` of every component kept, its slices within the window.
+    """
+
+    mask: np.ndarray
+    window: tuple[slice, slice]
+    labels: np.ndarray
+    regions: tuple[tuple[int, tuple[slice, slice]], ...]
+
+
+def _bounding_window(mask: np.ndarray) -> tuple[slice, slice] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def mask_components(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0) -> MaskComponents:
+    """``heatmap >= threshold`` without connected components (4-connected) smaller than ``min_component_fraction``
+    of the image, and the components it keeps (what :func:`connected_boxes` takes, so that an image is labelled
+    once)."""
+    mask = np.asarray(heatmap) >= threshold
+    window = _bounding_window(mask)
+    if window is None:
+        return MaskComponents(mask, (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=np.int32), ())
+    inside = mask[window]  # a view: dropping a component below clears it in ``mask``
+    labels, count = ndimage.label(inside)
+    min_size = max(1, int(min_component_fraction * mask.size))
+    regions = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        part = labels[region]
+        # a bounding box smaller than the minimum settles it without counting the component's pixels
+        if part.size >= min_size and (min_size == 1 or np.count_nonzero(part == index) >= min_size):
+            regions.append((index, region))
+        else:
+            part[part == index] = 0
+    if len(regions) < count:
+        np.greater(labels, 0, out=inside)
+    return MaskComponents(mask, window, labels, tuple(regions))
+
+
 def clean_mask(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0) -> np.ndarray:
     """``heatmap >= threshold`` without connected components (4-connected) smaller than
     ``min_component_fraction`` of the image."""
-    return mask_components(heatmap, threshold, min_component_fraction)[0]
+    return mask_components(heatmap, threshold, min_component_fraction).mask
 
 
-def mask_components(heatmap: np.ndarray, threshold: float, min_component_fraction: float = 0.0
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`clean_mask` and the labels of its components (0 outside; what :func:`connected_boxes` takes, so that a
-    large image is labelled once)."""
-    mask = heatmap >= threshold
-    if not mask.any():
-        return mask, np.zeros(mask.shape, dtype=np.int32)
-    labels, count = ndimage.label(mask)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= max(1, int(min_component_fraction * heatmap.size))
-    keep[0] = False
-    mask = keep[labels]
-    labels[~mask] = 0
-    return mask, labels
-
-
-def connected_boxes(mask: np.ndarray, heatmap: np.ndarray, pixel_spacing: Sequence[float] | None = None,
-                    labels: np.ndarray | None = None) -> list[LesionBox]:
-    """One box per connected component of ``mask``, scored by the component's peak heat, best first; ``labels``: the
-    mask's components as :func:`mask_components` labels them (else labelled here)."""
-    if labels is None:
-        labels, _ = ndimage.label(mask)
+def connected_boxes(components: MaskComponents, heatmap: np.ndarray, pixel_spacing: Sequence[float] | None = None
+                    ) -> list[LesionBox]:
+    """One box per component of a :func:`mask_components` mask, scored by the component's peak heat, best first."""
+    rows0, cols0 = components.window[0].start, components.window[1].start
+    heat = np.asarray(heatmap)[components.window]
     boxes = []
-    for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None:
-            continue
+    for index, region in components.regions:
         rows, cols = region
-        component = labels[region] == index
-        peak = float(heatmap[region][component].max())
-        y1, y2, x1, x2 = rows.start, rows.stop, cols.start, cols.stop
+        component = components.labels[region] == index
+        peak = float(heat[region][component].max())
+        y1, y2, x1, x2 = rows0 + rows.start, rows0 + rows.stop, cols0 + cols.start, cols0 + cols.stop
         mm = None
         if pixel_spacing:
             sr, sc = float(pixel_spacing[0]), float(pixel_spacing[1])

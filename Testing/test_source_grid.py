@@ -4,6 +4,7 @@ once."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +16,26 @@ from PilletGANLib.postprocess import clean_mask, connected_boxes, heat_from_diff
 from PilletGANLib.transforms.pipeline import prepare_image
 
 
-def test_mask_components_label_the_clean_mask_once() -> None:
+def test_mask_components_label_the_clean_mask_once_inside_its_window() -> None:
     heat = np.zeros((40, 60), dtype=np.float32)
     heat[5:15, 5:25] = 0.9  # a large component
     heat[30:32, 50:52] = 0.7  # a small one, removed
     heat[20:28, 40:44] = 0.6
-    mask, labels = mask_components(heat, 0.5, min_component_fraction=0.01)
-    assert np.array_equal(mask, clean_mask(heat, 0.5, 0.01)) and not mask[30:32, 50:52].any()
-    assert np.array_equal(labels > 0, mask)
-    assert connected_boxes(mask, heat, (0.5, 0.5), labels) == connected_boxes(mask, heat, (0.5, 0.5))
-    assert [b.score for b in connected_boxes(mask, heat, labels=labels)] == [np.float32(0.9), np.float32(0.6)]
-    empty, none = mask_components(np.zeros((4, 4), np.float32), 0.5)
-    assert not empty.any() and not none.any() and connected_boxes(empty, np.zeros((4, 4)), labels=none) == []
+    heat[3, 30:38] = 0.8  # a thin one: its bounding box (8 pixels) is smaller than the minimum (24), removed uncounted
+    heat[30:38, 10] = heat[37, 10:14] = 0.55  # an L: its bounding box (32 pixels) is not, its 11 pixels are: counted
+    components = mask_components(heat, 0.5, min_component_fraction=0.01)
+    mask = components.mask
+    assert np.array_equal(mask, clean_mask(heat, 0.5, 0.01)) and mask.sum() == 10 * 20 + 8 * 4
+    assert (components.window[0].start, components.window[1].start) == (3, 5)  # labelled from the first mask pixel
+    inside = np.zeros_like(mask)
+    inside[components.window] = components.labels > 0
+    assert np.array_equal(inside, mask)
+    boxes = connected_boxes(components, heat, (0.5, 0.5))
+    assert [(b.x1, b.y1, b.x2, b.y2, b.area_pixels) for b in boxes] == [(5, 5, 25, 15, 200), (40, 20, 44, 28, 32)]
+    assert [b.score for b in boxes] == [np.float32(0.9), np.float32(0.6)] and boxes[0].mm == (2.5, 2.5, 12.5, 7.5)
+    assert connected_boxes(mask_components(mask, 0.5), heat) == [dataclasses.replace(b, mm=None) for b in boxes]
+    empty = mask_components(np.zeros((4, 4), np.float32), 0.5)
+    assert empty.mask.shape == (4, 4) and not empty.mask.any() and connected_boxes(empty, np.zeros((4, 4))) == []
 
 
 def test_healed_and_attention_are_resampled_when_read_and_match_the_network_outputs(tmp_path: Path) -> None:
@@ -53,9 +62,9 @@ def test_healed_and_attention_are_resampled_when_read_and_match_the_network_outp
 
     calibration, recipe = predictor.localizer.calibration, predictor.localizer.recipe
     heat = heat_from_difference(result.difference, calibration.heat_scale)
-    mask = clean_mask(heat, calibration.threshold, recipe.min_component_fraction)
-    assert np.array_equal(result.heatmap, heat) and np.array_equal(result.mask, mask)
-    assert result.boxes == connected_boxes(mask, heat, None)
+    components = mask_components(heat, calibration.threshold, recipe.min_component_fraction)
+    assert np.array_equal(result.heatmap, heat) and np.array_equal(result.mask, components.mask)
+    assert result.boxes == connected_boxes(components, heat, None)
 
 
 def test_results_without_source_images_read_the_image_on_first_use(dicom_dir: Path, tmp_path: Path) -> None:

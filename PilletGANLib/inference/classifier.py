@@ -24,7 +24,7 @@ from monai.visualize import GradCAM
 from ..errors import PilletGANError
 from ..model_store import card_number, load_network, preprocessing_settings
 from ..networks.classifier import classifier_from_card
-from ..postprocess import LesionBox, clean_mask, connected_boxes, heat_from_difference
+from ..postprocess import LesionBox, connected_boxes, heat_from_difference, mask_components
 from ..transforms.pipeline import PreparedImage
 from .predictor import resolve_device
 from .reading_workers import prepared_batches
@@ -124,10 +124,10 @@ class ClassifierPredictor:
             for index, item in enumerate(chunk):
                 cam = item.geometry.map_to_source(cams[index, 0].cpu().numpy()).astype(np.float32)
                 heatmap = heat_from_difference(cam, self.heat_scale)
-                mask = clean_mask(heatmap, self.threshold, self.min_component_fraction)
+                components = mask_components(heatmap, self.threshold, self.min_component_fraction)
                 results.append(ClassifierResult(
                     image=item.image, cam=cam, heatmap=heatmap, score=float(scores[index]), threshold=self.threshold,
-                    mask=mask, boxes=connected_boxes(mask, heatmap, item.meta.get("pixel_spacing")),
+                    mask=components.mask, boxes=connected_boxes(components, heatmap, item.meta.get("pixel_spacing")),
                     meta={**item.meta, **self.model_info}))
         return results
 

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..errors import ConfigurationError, ModelError
 from ..model_store import companion_path
-from ..postprocess import LesionBox, connected_boxes, heat_from_difference, mask_components
+from ..postprocess import LesionBox, MaskComponents, connected_boxes, heat_from_difference, mask_components
 from ..priors import LungFieldEstimator, OpacityTemplate, lung_box_prior
 from ..transforms.geometry import CXRGeometry
 from ..transforms.lungs import lung_fields_gate
@@ -218,18 +218,18 @@ class Localizer:
     # -- source grid ----------------------------------------------------------------------------------------
     def heat_and_mask(self, lesion_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Heat map in [0, 1] and cleaned mask of a source-grid lesion map (:mod:`PilletGANLib.postprocess`)."""
-        heat, mask, _ = self._heat_mask_labels(lesion_map)
-        return heat, mask
+        heat, components = self._heat_and_components(lesion_map)
+        return heat, components.mask
 
     def heat_mask_boxes(self, lesion_map: np.ndarray, pixel_spacing: Sequence[float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, list[LesionBox]]:
         """:meth:`heat_and_mask` and the mask's scored boxes (the image labelled once)."""
-        heat, mask, labels = self._heat_mask_labels(lesion_map)
-        return heat, mask, connected_boxes(mask, heat, pixel_spacing, labels)
+        heat, components = self._heat_and_components(lesion_map)
+        return heat, components.mask, connected_boxes(components, heat, pixel_spacing)
 
-    def _heat_mask_labels(self, lesion_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _heat_and_components(self, lesion_map: np.ndarray) -> tuple[np.ndarray, MaskComponents]:
         heat = heat_from_difference(lesion_map, self.calibration.heat_scale)
-        return heat, *mask_components(heat, self.calibration.threshold, self.recipe.min_component_fraction)
+        return heat, mask_components(heat, self.calibration.threshold, self.recipe.min_component_fraction)
 
 
 def _top_percent_means(diff: torch.Tensor, top_percent: float, counts: Sequence[int]) -> torch.Tensor:
