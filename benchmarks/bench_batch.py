@@ -20,6 +20,10 @@ series per study; pixels untouched, so JPEG and JPEG 2000 stay compressed), then
 - ``decode_only_images_per_s``: reading and preprocessing the files in this one process (what the decoding
   workers share the CPU for).
 
+``--threads N`` sets the model's intra-op threads (torch's and ONNX Runtime's; default: torch's, one per core). On
+a CPU where the model's threads take every core, reading and writing can only take cores from the model; with fewer
+threads than cores they run beside it, and the ratio shows how much of their work the pipeline hides.
+
 Model: ``--model PATH``; else the shipped default model when installed; else a randomly initialised
 generator of the default size (64 base channels, 6 residual blocks, LTA, 256 px) saved as a model file
 (``model_source`` in the JSON says which: throughput does not depend on the weights).
@@ -117,11 +121,17 @@ def main() -> None:
                         help="read every pixel (default: reduced resolution where the Predictor allows it)")
     parser.add_argument("--heatmap-seg", action="store_true", help="also write FRACTIONAL heat-map SEGs")
     parser.add_argument("--png", action="store_true", help="also write overlay PNGs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the model's intra-op threads (default: torch's default, one per core)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate the cached run and the model-only timing this many times (default 1)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     if not DICOM_DIR.is_dir():
         raise SystemExit(f"real DICOM files not found at {DICOM_DIR} (../shared/data/dicom)")
 
@@ -166,6 +176,7 @@ def main() -> None:
         "torch": torch.__version__,
         "n": args.n,
         "workers": args.workers,
+        "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "bf16": args.bf16,
         "reduced_resolution_decode": not args.full_resolution_decode,
