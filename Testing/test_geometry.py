@@ -10,7 +10,10 @@ import torch
 from dicom_factory import JPEG_BASELINE, MONO1_UNCOMPRESSED, SAMPLE_SHAPE
 from monai.transforms import Invertd
 
+from PilletGANLib.dicom.orientation import turned
 from PilletGANLib.transforms import CXRGeometry, SquarePadResize, cxr_preprocessing
+from PilletGANLib.transforms.geometry import turn, unturn
+from PilletGANLib.transforms.working_grid import reduced_to_network
 
 
 @pytest.mark.parametrize("shape", [(1955, 1841), (1024, 1024), (64, 64), (480, 1200), (2500, 2048)])
@@ -79,3 +82,52 @@ def test_margin_safe_normalization_keeps_values_inside(dicom_dir: Path) -> None:
     data = cxr_preprocessing(64, margin=0.9)({"image": str(dicom_dir / MONO1_UNCOMPRESSED)})
     assert float(data["image"].min()) == pytest.approx(-0.9, abs=1e-4)
     assert 0.8 < float(data["image"].max()) <= 0.9 + 1e-4
+
+
+@pytest.mark.parametrize("orientation", range(8))
+@pytest.mark.parametrize(("shape", "size"), [((61, 40), 32), ((40, 61), 32), ((90, 90), 64), ((203, 181), 64),
+                                            ((256, 201), 32)])  # a network pixel's centre on the image's edge
+def test_a_turned_image_reaches_the_network_as_the_image_stored_upright(orientation: int, shape: tuple[int, int],
+                                                                        size: int) -> None:
+    """Stored as ``unturn(upright)``: the same network input, valid area and boxes; maps come back turned."""
+    upright = torch.from_numpy(np.random.default_rng(orientation).random(shape).astype(np.float32))[None]
+    stored = unturn(upright, orientation)
+    plain, turned = CXRGeometry(*shape, size), CXRGeometry(*stored.shape[-2:], size, orientation)
+    torch.testing.assert_close(turned.image_to_network(stored, pad_value=-1.0), plain.image_to_network(upright, -1.0))
+    np.testing.assert_array_equal(turned.valid_mask(), plain.valid_mask())
+    network_map = torch.rand(1, size, size)
+    torch.testing.assert_close(turned.image_to_source(network_map), unturn(plain.image_to_source(network_map), orientation))
+    rows, cols = shape  # a box in the upright image and the same pixels' box in the stored one
+    box = np.array([[0.25 * cols, 0.5 * rows, 0.75 * cols, 0.9 * rows]])
+    marked = torch.zeros(1, *shape)
+    marked[0, int(box[0, 1]):int(box[0, 3]), int(box[0, 0]):int(box[0, 2])] = 1
+    ys, xs = np.nonzero(unturn(marked, orientation)[0].numpy())
+    stored_box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=float)
+    upright_box = np.array([[int(box[0, 0]), int(box[0, 1]), int(box[0, 2]), int(box[0, 3])]], dtype=float)
+    np.testing.assert_allclose(turned.boxes_to_network(stored_box), plain.boxes_to_network(upright_box), atol=1e-9)
+    np.testing.assert_allclose(turned.boxes_to_source(plain.boxes_to_network(upright_box)), stored_box, atol=1e-9)
+
+
+@pytest.mark.parametrize("orientation", range(8))
+def test_a_turned_image_read_at_reduced_resolution_reaches_the_network_as_upright(orientation: int) -> None:
+    """Reduced by whole blocks (sides a multiple of the block), the turned image's network input is the upright one's."""
+    upright = torch.from_numpy(np.random.default_rng(0).random((192, 128)).astype(np.float32))[None]
+    stored = unturn(upright, orientation)
+    level, size = 2, 32
+    reduce = torch.nn.functional.avg_pool2d
+    expected = reduced_to_network(reduce(upright[None], 4)[0], CXRGeometry(192, 128, size), level, -1.0)
+    got = reduced_to_network(reduce(stored[None], 4)[0], CXRGeometry(*stored.shape[-2:], size, orientation), level, -1.0)
+    torch.testing.assert_close(got, expected)
+
+
+def test_an_orientation_outside_the_eight_turns_is_refused() -> None:
+    with pytest.raises(ValueError, match="orientation must be 0 to 7"):
+        CXRGeometry(10, 10, 8, 8)
+
+
+@pytest.mark.parametrize("orientation", range(8))
+def test_the_numpy_turn_is_the_tensor_turn(orientation: int) -> None:
+    array = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+    np.testing.assert_array_equal(turned(array, orientation), turn(torch.from_numpy(array), orientation).numpy())
+    np.testing.assert_array_equal(unturn(torch.from_numpy(np.ascontiguousarray(turned(array, orientation))),
+                                         orientation).numpy(), array)

@@ -93,7 +93,7 @@ class LungFieldsd(MapTransform):
 
 
 class GeometryFieldd(MapTransform):
-    """Move the network geometry of ``image`` into an int64 ``geometry`` field ``[rows, cols, size]`` and
+    """Move the network geometry of ``image`` into an int64 ``geometry`` field ``[rows, cols, size, orientation]`` and
     make ``image`` a plain tensor.
 
     MONAI's on-disk cache stores no metadata, so without this an item read back from ``cache_dir``
@@ -108,7 +108,8 @@ class GeometryFieldd(MapTransform):
         d = dict(data)
         for key in self.keys:
             geometry = CXRGeometry(**d[key].meta["cxr_geometry"])
-            d[self.geometry_key] = torch.tensor([geometry.rows, geometry.cols, geometry.size], dtype=torch.int64)
+            d[self.geometry_key] = torch.tensor([geometry.rows, geometry.cols, geometry.size, geometry.orientation],
+                                                dtype=torch.int64)
             d[key] = d[key].as_subclass(torch.Tensor)
         return d
 
@@ -116,9 +117,8 @@ class GeometryFieldd(MapTransform):
 def item_geometry(item: Mapping[Hashable, Any], image_key: str = "image") -> CXRGeometry:
     """The :class:`CXRGeometry` of a dataset item: its ``geometry`` field (:class:`GeometryFieldd`), else the
     metadata of its ``image_key`` MetaTensor (pipelines without that step, e.g. the bundle's)."""
-    if "geometry" in item:
-        rows, cols, size = (int(v) for v in item["geometry"])
-        return CXRGeometry(rows, cols, size)
+    if "geometry" in item:  # rows, cols, size and (cached since the turn existed) the turn
+        return CXRGeometry(*(int(v) for v in item["geometry"]))
     return CXRGeometry(**item[image_key].meta["cxr_geometry"])
 
 

@@ -1,18 +1,27 @@
 """How the header says the image lies, against what the model reads: a frontal chest, stored with the patient's
 right on the viewer's left and the head up (Patient Orientation ``L\\F``), in square pixels.
 
-A radiograph stored mirrored, upside down or on its side, a lateral view, or one whose pixels are not square (the
-network's square grid then shows the chest squashed) is analysed as stored, with a warning that says so: the
-lesion map is made on a picture the model was not trained on, and which lung it marks may be the other one. The
-header is believed only where it speaks: an absent or unreadable Patient Orientation, View Position or spacing gives
-no warning (a rotated image whose header says ``L\\F`` cannot be seen from the header).
+A frontal radiograph whose Patient Orientation says it is stored mirrored, upside down, rotated or transposed is
+turned to ``L\\F`` for the network (:func:`reorientation`, the turn a
+:class:`~PilletGANLib.transforms.CXRGeometry` applies) and its maps turned back to the stored grid, with a warning
+that says so. A lateral view, an orientation no chest radiograph has, or pixels that are not square (the network's
+square grid then shows the chest squashed) are analysed as stored, with a warning: the lesion map is made on a
+picture the model was not trained on, and which lung it marks may be the other one. The header is believed only
+where it speaks: an absent or unreadable Patient Orientation, View Position or spacing gives no warning (a rotated
+image whose header says ``L\\F`` cannot be seen from the header).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["FRONTAL_VIEWS", "LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "lateral_view", "orientation_warning", "pixel_aspect_warning"]
+import numpy as np
+
+__all__ = ["FLIP_COLUMNS", "FLIP_ROWS", "FRONTAL_VIEWS", "LATERAL_VIEWS", "MAX_PIXEL_ASPECT", "TRANSPOSE", "lateral_view",
+           "orientation_warning", "pixel_aspect_warning", "reorientation", "turned"]
+
+#: Bits of a turn: the stored image is transposed first, then its rows, then its columns reversed.
+TRANSPOSE, FLIP_ROWS, FLIP_COLUMNS = 4, 2, 1
 
 #: View Position values of a lateral chest radiograph, and of a frontal one.
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL"})
@@ -25,6 +34,8 @@ _LETTERS = frozenset("APRLHF")
 _HOW = {("R", "F"): "mirrored left to right", ("L", "H"): "upside down (mirrored top to bottom)",
         ("R", "H"): "rotated by 180 degrees", ("F", "R"): "rotated by 90 degrees", ("H", "L"): "rotated by 90 degrees",
         ("F", "L"): "transposed (rows and columns swapped)", ("H", "R"): "transposed (rows and columns swapped)"}
+#: The turn that brings each of those to ``L\\F`` (bits :data:`TRANSPOSE`, :data:`FLIP_ROWS`, :data:`FLIP_COLUMNS`).
+_TURN = {("R", "F"): 1, ("L", "H"): 2, ("R", "H"): 3, ("F", "L"): 4, ("F", "R"): 5, ("H", "L"): 6, ("H", "R"): 7}
 _TRUST = "analysed as stored, so the map is not to be trusted"
 
 
@@ -52,6 +63,24 @@ def lateral_view(patient_orientation: object, view_position: object) -> str | No
     return None
 
 
+def turned(image: np.ndarray, orientation: int) -> np.ndarray:
+    """A view of ``image`` (``(..., H, W)``) turned by ``orientation``: transposed, then its rows, then its columns
+    reversed, as its bits say (:func:`~PilletGANLib.transforms.geometry.turn` does the same to tensors)."""
+    if orientation & TRANSPOSE:
+        image = np.swapaxes(image, -2, -1)
+    if orientation & FLIP_ROWS:
+        image = image[..., ::-1, :]
+    return image[..., ::-1] if orientation & FLIP_COLUMNS else image
+
+
+def reorientation(patient_orientation: object, view_position: object) -> int:
+    """The turn (``orientation`` bits of :class:`~PilletGANLib.transforms.CXRGeometry`) that brings a frontal image
+    stored as Patient Orientation says to ``L\\F``; 0 when it is stored so, says nothing, or is a lateral view."""
+    if lateral_view(patient_orientation, view_position) is not None:
+        return 0
+    return _TURN.get(_directions(patient_orientation), 0)
+
+
 def orientation_warning(patient_orientation: object, view_position: object) -> str | None:
     """A warning when Patient Orientation or View Position says the image is not a frontal chest stored as
     ``L\\F``; ``None`` when they agree with it or say nothing."""
@@ -61,9 +90,11 @@ def orientation_warning(patient_orientation: object, view_position: object) -> s
     directions = _directions(patient_orientation)
     if directions is None or directions == _STANDARD or {"A", "P"} & set(directions):
         return None  # says nothing, says L\F, or names the frontal projection its View Position states
-    how = _HOW.get(directions, "in an orientation no chest radiograph has")
-    return ("the header's Patient Orientation {}\\{} says the image is stored {}, where the model reads a frontal "
-            "chest as L\\F (the patient's right on the viewer's left, head up): {}").format(*directions, how, _TRUST)
+    said = "the header's Patient Orientation {}\\{} says the image is stored ".format(*directions)
+    standard = "the model reads a frontal chest as L\\F (the patient's right on the viewer's left, head up)"
+    if directions in _TURN:
+        return f"{said}{_HOW[directions]}: turned to L\\F for the model, its maps turned back to the stored pixels"
+    return f"{said}in an orientation no chest radiograph has, where {standard}: {_TRUST}"
 
 
 def pixel_aspect_warning(spacing: tuple[float, float] | None, aspect_ratio: object) -> str | None:

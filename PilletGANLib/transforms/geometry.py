@@ -5,6 +5,12 @@ A radiograph of ``H x W`` is padded symmetrically to ``S x S`` (``S = max(H, W)`
 resolution land on the same place in the source image; :class:`SquarePadResize` /
 :class:`SquarePadResized` apply it as MONAI invertible transforms (``Invertd`` works on them).
 
+A radiograph stored mirrored, upside down, rotated or transposed (its header's Patient Orientation,
+:func:`~PilletGANLib.dicom.orientation.reorientation`) reaches the network turned to the frontal ``L\\F`` layout the
+model reads: the geometry's ``orientation`` is that turn, applied on the square network grid (a permutation of its
+pixels), with the padding placed so that the network input is exactly that of the image stored ``L\\F``. Maps come
+back turned to the stored grid.
+
 Coordinates are continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``.
 """
 
@@ -22,16 +28,42 @@ from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, Transform
 from monai.utils import convert_to_tensor
 
-__all__ = ["CXRGeometry", "SquarePadResize", "SquarePadResized"]
+from ..dicom.orientation import FLIP_COLUMNS, FLIP_ROWS, TRANSPOSE
+from .io import CXR_META_KEY, cxr_meta
+
+__all__ = ["CXRGeometry", "SquarePadResize", "SquarePadResized", "turn", "unturn"]
+
+
+def turn(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """``image`` (``(..., H, W)``) turned by ``orientation``: transposed, then its rows, then its columns reversed,
+    as its bits say (:func:`~PilletGANLib.dicom.orientation.turned` for numpy arrays)."""
+    if orientation & TRANSPOSE:
+        image = image.transpose(-2, -1)
+    dims = [dim for bit, dim in ((FLIP_ROWS, -2), (FLIP_COLUMNS, -1)) if orientation & bit]
+    return image.flip(dims) if dims else image
+
+
+def unturn(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """The inverse of :func:`turn`."""
+    dims = [dim for bit, dim in ((FLIP_ROWS, -2), (FLIP_COLUMNS, -1)) if orientation & bit]
+    image = image.flip(dims) if dims else image
+    return image.transpose(-2, -1) if orientation & TRANSPOSE else image
 
 
 @dataclass(frozen=True)
 class CXRGeometry:
-    """Mapping between a source image grid (``rows x cols``) and a square network grid (``size``)."""
+    """Mapping between a source image grid (``rows x cols``) and a square network grid (``size``); ``orientation``
+    (the bits of :mod:`PilletGANLib.dicom.orientation`: 4 transpose, then 2 reverse the rows, then 1 the columns)
+    turns the stored image to the network's layout (0: as stored)."""
 
     rows: int
     cols: int
     size: int
+    orientation: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.orientation <= 7:
+            raise ValueError(f"orientation must be 0 to 7 (bits of a turn), got {self.orientation}")
 
     @property
     def square(self) -> int:
@@ -39,10 +71,26 @@ class CXRGeometry:
         return max(self.rows, self.cols)
 
     @property
-    def pad(self) -> tuple[int, int, int, int]:
-        """Padding ``(top, bottom, left, right)`` in source pixels."""
-        extra_r, extra_c = self.square - self.rows, self.square - self.cols
+    def turned_shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the image turned as the network reads it."""
+        return (self.cols, self.rows) if self.orientation & TRANSPOSE else (self.rows, self.cols)
+
+    def _turned_pad(self) -> tuple[int, int, int, int]:
+        """Padding ``(top, bottom, left, right)`` of the turned image: symmetric, the odd pixel after."""
+        rows, cols = self.turned_shape
+        extra_r, extra_c = self.square - rows, self.square - cols
         return extra_r // 2, extra_r - extra_r // 2, extra_c // 2, extra_c - extra_c // 2
+
+    @property
+    def pad(self) -> tuple[int, int, int, int]:
+        """Padding ``(top, bottom, left, right)`` of the stored image in source pixels: each side gets what the
+        turned image's side it becomes gets."""
+        top, bottom, left, right = self._turned_pad()
+        if self.orientation & FLIP_ROWS:
+            top, bottom = bottom, top
+        if self.orientation & FLIP_COLUMNS:
+            left, right = right, left
+        return (left, right, top, bottom) if self.orientation & TRANSPOSE else (top, bottom, left, right)
 
     @property
     def scale(self) -> float:
@@ -56,24 +104,33 @@ class CXRGeometry:
     def points_to_network(self, xy: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` source ``(x, y)`` coordinates to the network grid."""
         top, _, left, _ = self.pad
-        xy = np.asarray(xy, dtype=np.float64)
-        return (xy + np.array([left, top])) * self.scale
+        xy = (np.asarray(xy, dtype=np.float64) + np.array([left, top])) * self.scale
+        if self.orientation & TRANSPOSE:
+            xy = xy[..., ::-1]
+        return self._flipped(xy)
 
     def points_to_source(self, xy: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` network ``(x, y)`` coordinates back to the source grid."""
         top, _, left, _ = self.pad
-        xy = np.asarray(xy, dtype=np.float64)
+        xy = self._flipped(np.asarray(xy, dtype=np.float64))
+        if self.orientation & TRANSPOSE:
+            xy = xy[..., ::-1]
         return xy / self.scale - np.array([left, top])
+
+    def _flipped(self, xy: np.ndarray) -> np.ndarray:
+        """Network ``(x, y)`` coordinates reversed along the axes ``orientation`` flips (its own inverse)."""
+        flips = np.array([bool(self.orientation & FLIP_COLUMNS), bool(self.orientation & FLIP_ROWS)])
+        return np.where(flips, self.size - xy, xy) if flips.any() else xy
 
     def boxes_to_network(self, boxes: np.ndarray) -> np.ndarray:
         """Map ``(n, 4)`` source boxes ``(x1, y1, x2, y2)`` to the network grid."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        return self.points_to_network(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        return _ordered(self.points_to_network(boxes.reshape(-1, 2, 2)).reshape(-1, 4))
 
     def boxes_to_source(self, boxes: np.ndarray, clip: bool = True) -> np.ndarray:
         """Map ``(n, 4)`` network boxes ``(x1, y1, x2, y2)`` back to the source grid."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        out = self.points_to_source(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        out = _ordered(self.points_to_source(boxes.reshape(-1, 2, 2)).reshape(-1, 4))
         if clip:
             out[:, 0::2] = out[:, 0::2].clip(0, self.cols)
             out[:, 1::2] = out[:, 1::2].clip(0, self.rows)
@@ -81,11 +138,13 @@ class CXRGeometry:
 
     # -- images -----------------------------------------------------------------------------
     def valid_mask(self) -> np.ndarray:
-        """Boolean ``size x size`` mask of network pixels whose centre lies inside the source image."""
+        """Boolean ``size x size`` mask of network pixels whose centre lies inside the source image (decided on the
+        turned image, so that a centre on its edge falls as it does for the image stored upright)."""
         centres = (np.arange(self.size) + 0.5) / self.scale
-        top, _, left, _ = self.pad
-        rows_ok = (centres >= top) & (centres < top + self.rows)
-        cols_ok = (centres >= left) & (centres < left + self.cols)
+        top, _, left, _ = self._turned_pad()
+        rows, cols = self.turned_shape
+        rows_ok = (centres >= top) & (centres < top + rows)
+        cols_ok = (centres >= left) & (centres < left + cols)
         return rows_ok[:, None] & cols_ok[None, :]
 
     def image_to_network(self, image: torch.Tensor, pad_value: float | None = None, mode: str = "area") -> torch.Tensor:
@@ -93,15 +152,15 @@ class CXRGeometry:
         top, bottom, left, right = self.pad
         value = float(image.min()) if pad_value is None else pad_value
         square = F.pad(image[None].float(), (left, right, top, bottom), mode="constant", value=value)
-        if self.square == self.size:
-            return square[0]
-        kwargs = {} if mode in ("area", "nearest", "nearest-exact") else {"align_corners": False}
-        return F.interpolate(square, size=(self.size, self.size), mode=mode, **kwargs)[0]
+        if self.square != self.size:
+            kwargs = {} if mode in ("area", "nearest", "nearest-exact") else {"align_corners": False}
+            square = F.interpolate(square, size=(self.size, self.size), mode=mode, **kwargs)
+        return turn(square[0], self.orientation).contiguous()
 
     def image_to_source(self, image: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
         """Resize ``(C, size, size)`` back to the padded square and crop to ``(C, rows, cols)``."""
         top, _, left, _ = self.pad
-        out = image[None].float()
+        out = unturn(image, self.orientation)[None].float()
         if self.square != self.size:
             kwargs = {} if mode in ("area", "nearest", "nearest-exact") else {"align_corners": False}
             out = F.interpolate(out, size=(self.square, self.square), mode=mode, **kwargs)
@@ -111,6 +170,19 @@ class CXRGeometry:
         """Numpy convenience: bring a ``size x size`` map back to ``rows x cols``."""
         tensor = torch.as_tensor(np.asarray(array, dtype=np.float32))[None]
         return self.image_to_source(tensor, mode=mode)[0].numpy()
+
+
+def _reorientation(image: torch.Tensor) -> int:
+    """The turn the reader's metadata (:class:`~PilletGANLib.transforms.LoadCXRd`) gives ``image``; 0 without it."""
+    if not isinstance(image, MetaTensor) or CXR_META_KEY not in image.meta:
+        return 0
+    return int(cxr_meta(image).get("reorientation") or 0)
+
+
+def _ordered(boxes: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` boxes with ``x1 <= x2`` and ``y1 <= y2`` (a flip swaps a box's corners)."""
+    xs, ys = np.sort(boxes[:, 0::2], axis=1), np.sort(boxes[:, 1::2], axis=1)
+    return np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1)
 
 
 class SquarePadResize(InvertibleTransform, Transform):
@@ -136,7 +208,7 @@ class SquarePadResize(InvertibleTransform, Transform):
         img = convert_to_tensor(img, track_meta=True)
         if img.ndim != 3:
             raise ValueError(f"expected a channel-first 2D image (C, H, W), got shape {tuple(img.shape)}")
-        geometry = CXRGeometry(int(img.shape[1]), int(img.shape[2]), self.size)
+        geometry = CXRGeometry(int(img.shape[1]), int(img.shape[2]), self.size, _reorientation(img))
         data = geometry.image_to_network(img.as_tensor() if isinstance(img, MetaTensor) else img,
                                          pad_value=self.pad_value, mode=self.mode)
         out = MetaTensor(data, meta=dict(img.meta)) if isinstance(img, MetaTensor) else data

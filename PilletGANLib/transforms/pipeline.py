@@ -85,15 +85,16 @@ def prepare_image(image: np.ndarray, meta: dict[str, Any], size: int, margin: fl
 
     An image read at reduced resolution (``meta["reduced_resolution_level"]`` halvings of ``meta["original_shape"]``,
     :mod:`.working_grid`) is resampled to the network with the source geometry; its ``image`` is then a function
-    that resamples it to the source grid when read (:func:`source_grid_image`).
+    that resamples it to the source grid when read (:func:`source_grid_image`). An image stored in another layout
+    than ``L\\F`` reaches the network turned by ``meta["reorientation"]`` (:class:`CXRGeometry`'s ``orientation``).
     """
     tensor = torch.as_tensor(
         normalize_intensity(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None], margin)).float()
-    level = _reduction(meta)
+    level, turn = _reduction(meta), int(meta.get("reorientation") or 0)
     if not level:
-        geometry = CXRGeometry(int(image.shape[0]), int(image.shape[1]), size)
+        geometry = CXRGeometry(int(image.shape[0]), int(image.shape[1]), size, turn)
         return PreparedImage(image, meta, geometry.image_to_network(tensor, pad_value=-margin), geometry)
-    geometry = CXRGeometry(*_source_shape(meta), size)
+    geometry = CXRGeometry(*_source_shape(meta), size, turn)
     return PreparedImage(source_grid_image(image, meta), meta, reduced_to_network(tensor, geometry, level, -margin),
                          geometry)
 

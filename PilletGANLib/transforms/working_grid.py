@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dicom.reduced_resolution import reduced_shape
-from .geometry import CXRGeometry
+from .geometry import CXRGeometry, turn
 
 __all__ = ["reduced_to_network", "reduced_to_source"]
 
@@ -46,7 +46,7 @@ def _overlap_weights(length: int, before: int, square: int, size: int, factor: i
 def reduced_to_network(image: torch.Tensor, geometry: CXRGeometry, level: int, pad_value: float) -> torch.Tensor:
     """``(1, size, size)`` network input from ``image``, ``(1, ceil(rows / f), ceil(cols / f))`` at ``level``
     halvings of ``geometry``'s source grid: each network pixel the area average of its square of the source image
-    padded with ``pad_value`` (see the module's docstring)."""
+    padded with ``pad_value`` (see the module's docstring), turned by the geometry's ``orientation``."""
     expected = reduced_shape((geometry.rows, geometry.cols), level)
     if tuple(image.shape[-2:]) != expected:
         raise ValueError(f"a {geometry.rows} x {geometry.cols} image at {level} halvings is {expected[0]} x "
@@ -57,7 +57,7 @@ def reduced_to_network(image: torch.Tensor, geometry: CXRGeometry, level: int, p
     along_cols = _overlap_weights(geometry.cols, left, geometry.square, geometry.size, factor)
     inside = torch.outer(along_rows.sum(1), along_cols.sum(1))
     network = along_rows @ image[0].double() @ along_cols.T + pad_value * (1.0 - inside)
-    return network[None].float()
+    return turn(network[None].float(), geometry.orientation).contiguous()
 
 
 def reduced_to_source(image: np.ndarray, shape: tuple[int, int], level: int) -> np.ndarray:
