@@ -195,6 +195,8 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                warning="read as unsigned")
     corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["R", "F"]), good / "stored_mirrored.dcm"), SUMMARY,
                warning="mirrored left to right")
+    corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["F", "R"]), good / "stored_rotated.dcm"), SUMMARY,
+               warning="turned to L\\F for the model")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)
