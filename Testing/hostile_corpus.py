@@ -195,8 +195,11 @@ def _build(root: Path, samples: Path | None) -> HostileCorpus:
                warning="read as unsigned")
     corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["R", "F"]), good / "stored_mirrored.dcm"), SUMMARY,
                warning="mirrored left to right")
-    corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["F", "R"]), good / "stored_rotated.dcm"), SUMMARY,
-               warning="turned to L\\F for the model")
+    rotated = np.ascontiguousarray(np.rot90(pydicom.dcmread(samples / DX_8BIT).pixel_array))  # upright is its F\\R turn
+    corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["F", "R"], PixelData=rotated.tobytes()),
+                     good / "stored_rotated.dcm"), SUMMARY, warning="turned to L\\F for the model")
+    corpus.add(_save(_fresh(samples / DX_8BIT, PatientOrientation=["F", "R"]), good / "orientation_lies.dcm"), SUMMARY,
+               warning="Patient Orientation is probably wrong")
     no_preamble = _fresh(samples / DX_8BIT)
     no_preamble.preamble = None
     corpus.add(_save(no_preamble, good / "no_preamble", enforce_file_format=False), SUMMARY)

@@ -11,7 +11,7 @@ import pytest
 from dicom_factory import DX_8BIT, write_variant
 
 from PilletGANLib import errors, load_cxr
-from PilletGANLib.dicom.orientation import orientation_warning, pixel_aspect_warning, reorientation
+from PilletGANLib.dicom.orientation import orientation_warning, pixel_aspect_warning, reorientation, settle_orientation
 
 
 @pytest.mark.parametrize(("orientation", "how", "turn"), [
@@ -154,3 +154,32 @@ def test_the_polarity_check_reads_a_turned_image_upright(dicom_dir: Path, tmp_pa
     assert len(upright) == 1 and "polarity score -10.6" in upright[0]
     for turn, orientation in _STORED_AS.items():
         assert polarity_warnings(turn, orientation) == upright
+
+
+@pytest.mark.parametrize("turn", [2, 3, 4, 5, 6, 7])
+def test_a_header_that_says_turned_over_upright_pixels_is_overruled(dicom_dir: Path, tmp_path: Path, turn: int) -> None:
+    """Upright pixels under a Patient Orientation that says they are stored turned: analysed as stored, and the
+    warning says the header is probably wrong; the same pixels stored turned follow the header."""
+    import torch
+
+    from PilletGANLib.transforms.geometry import unturn
+
+    upright, plain = load_cxr(dicom_dir / DX_8BIT)
+    image, meta = load_cxr(write_variant(dicom_dir, tmp_path / "lies.dcm", PatientOrientation=_STORED_AS[turn]))
+    np.testing.assert_array_equal(image, upright)
+    assert plain["reorientation"] == 0 and meta["reorientation"] == 0
+    assert len(meta["warnings"]) == 1 and "look like a chest stored upright" in meta["warnings"][0] \
+        and "probably wrong" in meta["warnings"][0]
+    pixels = pydicom.dcmread(dicom_dir / DX_8BIT).pixel_array
+    stored = np.ascontiguousarray(unturn(torch.from_numpy(pixels), turn).numpy())
+    _, truthful = load_cxr(write_variant(dicom_dir, tmp_path / "truthful.dcm", PixelData=stored.tobytes(),
+                                         Rows=stored.shape[0], Columns=stored.shape[1],
+                                         PatientOrientation=_STORED_AS[turn]))
+    assert truthful["reorientation"] == turn and "turned to L\\F" in truthful["warnings"][0]
+
+
+def test_a_header_that_says_mirrored_is_followed_without_asking_the_pixels() -> None:
+    """The template cannot tell a chest from its mirror image: a mirror is taken from the header as it stands."""
+    image = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    assert settle_orientation(image, ["R", "F"], "PA")[0] == 1
+    assert settle_orientation(image, ["L", "F"], "PA") == (0, None)

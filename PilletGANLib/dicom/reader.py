@@ -50,7 +50,7 @@ from ..text import error_excerpt, header_excerpt, path_text
 from .codestream import CodestreamHeader, check_codestream, starts_with_item
 from .grey_levels import apply_modality, apply_voi, grey_levels, has_contrast, inverting_steps, robust_range
 from .header_values import descriptive_value, header_integer, parsed_value
-from .orientation import orientation_warning, pixel_aspect_warning, reorientation, turned
+from .orientation import pixel_aspect_warning, settle_orientation, turned
 from .padding import padding_mask
 from .pixel_representation import settle_pixel_representation, value_range
 from .polarity import polarity_warning, settle_presentation_shape
@@ -659,8 +659,9 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                               "holds no radiograph to analyse", path)
     check_contrast(image, path)
     _check_grey_levels(image, path)
-    orientation, view = descriptive_value(ds, "PatientOrientation"), descriptive_value(ds, "ViewPosition")
-    turn = reorientation(orientation, view)  # the polarity template reads a chest stored upright
+    turn, orientation_problem = settle_orientation(image, descriptive_value(ds, "PatientOrientation"),
+                                                   descriptive_value(ds, "ViewPosition"))
+    # the polarity template reads a chest turned upright
     flip, shape_problem = settle_presentation_shape(turned(image, turn), photometric,
                                                     descriptive_value(ds, "PresentationLUTShape"))
     if flip:
@@ -671,7 +672,6 @@ def read_dicom_image(path: str | Path, network_size: int | None = None) -> tuple
                  "reduced_resolution_level": level,
                  "padding_pixels": int(padding.sum()) if padding is not None else 0, "warnings": []})
     polarity_problem = polarity_warning(turned(image, turn), photometric, inverting_steps(ds, voi_applied))
-    orientation_problem = orientation_warning(orientation, view)
     aspect_problem = pixel_aspect_warning(_spacing(ds)[0], descriptive_value(ds, "PixelAspectRatio"))
     for problem in (*supplied, depth_problem, representation_problem, padding_problem, rescale_problem, voi_problem,
                     shape_problem, polarity_problem, orientation_problem, aspect_problem):
