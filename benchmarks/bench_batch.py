@@ -18,7 +18,9 @@ series per study; pixels untouched, so JPEG and JPEG 2000 stay compressed), then
   rates drift with the load, and a ratio of two rates measured minutes apart drifts with them;
 - ``network_only_images_per_s``: the generator's forward pass alone on the same inputs;
 - ``decode_only_images_per_s``: reading and preprocessing the files in this one process (what the decoding
-  workers share the CPU for).
+  workers share the CPU for);
+- ``cores_busy_cached_each`` and ``cores_busy_model_only_each``: CPU seconds (this process and its finished worker
+  processes) over wall seconds of each timed pass: a run that keeps every core busy can only gain by doing less.
 
 ``--threads N`` sets the model's intra-op threads (torch's and ONNX Runtime's; default: torch's, one per core). On
 a CPU where the model's threads take every core, reading and writing can only take cores from the model; with fewer
@@ -37,6 +39,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -92,16 +95,23 @@ def choose_model(given: Path | None, folder: Path) -> tuple[Path, str]:
 
 
 def images_per_second(step: Callable[[Sequence], object], items: Sequence, warmup: Sequence,
-                      device: torch.device) -> float:
-    """``len(items)`` / seconds of ``step(items)``, after one ``step(warmup)``."""
+                      device: torch.device) -> tuple[float, float]:
+    """``len(items)`` / seconds of ``step(items)``, after one ``step(warmup)``, and the cores it kept busy."""
     step(warmup)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     step(items)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return len(items) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return len(items) / wall, (cpu_seconds() - cpu) / wall
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its reaped children (the decoding workers)."""
+    return sum(usage.ru_utime + usage.ru_stime for usage in (resource.getrusage(resource.RUSAGE_SELF),
+                                                              resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def translate_all(predictor: Predictor, inputs: torch.Tensor) -> None:
@@ -141,16 +151,17 @@ def main() -> None:
         model, model_source = choose_model(args.model, scratch)
         os.environ[CACHE_ENV] = str(scratch / "cache")  # empty: the first run exports
 
-        def timed_run(out: str) -> tuple[Predictor, object, float]:
+        def timed_run(out: str) -> tuple[Predictor, object, float, float]:
             predictor = Predictor.from_path(model, device=args.device, bf16=args.bf16, batch_size=args.batch_size,
                                             num_workers=args.workers,
                                             reduced_resolution_decode=not args.full_resolution_decode)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             summary = run_batch(scratch / "export", scratch / out, predictor, heatmap_seg=args.heatmap_seg,
                                 png=args.png, progress=False)
-            return predictor, summary, time.perf_counter() - start
+            wall = time.perf_counter() - start
+            return predictor, summary, wall, (cpu_seconds() - cpu) / wall
 
-        predictor, summary, end_to_end_s = timed_run("out")
+        predictor, summary, end_to_end_s, _ = timed_run("out")
 
         start = time.perf_counter()
         network_size = predictor.image_size if predictor.reduced_resolution_decode else None
@@ -160,15 +171,19 @@ def main() -> None:
         # the first pass over source-grid maps of this size pays for first-touch memory (here 10 against 16
         # images/s in the passes after it): the model-only rate is timed after one untimed pass over the same inputs
         warmup = prepared
-        cached_rates, model_rates = [], []
+        cached_rates, model_rates, cached_cores, model_cores = [], [], [], []
         for repeat in range(args.repeats):
-            cached_rates.append(args.n / timed_run(f"out_cached{repeat}")[2])
-            model_rates.append(images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device))
+            _, _, wall, cores = timed_run(f"out_cached{repeat}")
+            cached_rates.append(args.n / wall)
+            cached_cores.append(cores)
+            rate, cores = images_per_second(predictor.predict_prepared, prepared, warmup, predictor.device)
+            model_rates.append(rate)
+            model_cores.append(cores)
         model_rate, cached_rate = model_rates[0], cached_rates[0]
         pair_ratios = [cached / model for cached, model in zip(cached_rates, model_rates, strict=True)]
         inputs = torch.stack([p.network_input for p in prepared])
-        network_rate = images_per_second(lambda x: translate_all(predictor, x), inputs, inputs[: args.batch_size],
-                                         predictor.device)
+        network_rate, _ = images_per_second(lambda x: translate_all(predictor, x), inputs, inputs[: args.batch_size],
+                                            predictor.device)
 
     print(json.dumps({
         "benchmark": "batch",
@@ -201,6 +216,8 @@ def main() -> None:
         "model_only_images_per_s_each": [round(rate, 3) for rate in model_rates],
         "cached_over_model_only_each": [round(ratio, 3) for ratio in pair_ratios],
         "cached_over_model_only_median": round(statistics.median(pair_ratios), 3),
+        "cores_busy_cached_each": [round(cores, 2) for cores in cached_cores],
+        "cores_busy_model_only_each": [round(cores, 2) for cores in model_cores],
     }, indent=2))
 
 
