@@ -235,7 +235,9 @@ def load_cxr(path: str | Path, network_size: int | None = None) -> tuple[np.ndar
         ``pixel_spacing`` (row, column mm or None) and ``pixel_spacing_source``; NIfTI, NRRD and MetaImage add
         ``ijk_to_lps`` (the file's pixel grid, a 4 x 4 matrix as nested lists); DICOM adds modality,
         SOP Instance / Series / Study UIDs, photometric interpretation, transfer syntax, view position,
-        body part and ``reduced_resolution_level`` (halvings of the resolution the image is at: 0 read in full).
+        body part, ``reduced_resolution_level`` (halvings of the resolution the image is at: 0 read in full) and
+        ``reorientation`` (the turn, 0 to 7, that brings the image to ``L\\F`` for the network,
+        :func:`~PilletGANLib.dicom.orientation.settle_orientation`; the image itself stays as stored).
 
     Raises:
         PilletGANError: a subclass naming the file and what is wrong with it.
